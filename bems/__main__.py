@@ -1,0 +1,5 @@
+"""`python -m bems` is the `bems` command."""
+
+from bems.cli import main
+
+main()

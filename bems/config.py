@@ -1,0 +1,587 @@
+"""Site file (TOML) → frozen Site, reporting every error in one pass with file, line and field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bems.errors import BemsError
+from bems.site import (
+    METER_MEASURES, POINT_KINDS, WEEKDAYS, ZONE_KINDS, Building, Calendar, Control, Device,
+    Meter, Period, Point, Schedule, Season, Site, Storage, Tariff, TouPeriod, Zone,
+)
+
+DEMO_SITE = "demo_site.toml"
+_OBJECT_TYPES = (
+    "analog-input", "analog-output", "analog-value", "binary-input", "binary-output",
+    "binary-value", "multi-state-input", "multi-state-output", "multi-state-value",
+    "schedule", "calendar", "trend-log", "device",
+)
+_COMMANDABLE = ("analog-output", "analog-value", "binary-output", "binary-value",
+                "multi-state-output", "multi-state-value")
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(BemsError):
+    """A site file with one or more errors; `issues` holds all of them."""
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+def demo_site_path() -> Path:
+    return Path(str(resources.files("bems") / "data" / DEMO_SITE))
+
+
+def load_site(path: str | Path | None = None) -> Site:
+    """Parse and validate a site file (the embedded demo when path is None)."""
+    p = Path(path) if path is not None else demo_site_path()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([ConfigIssue(str(p), None, "", f"cannot read: {err.strerror}")]) from err
+    return parse_site(text, str(p), source=p)
+
+
+def parse_site(text: str, filename: str = "<site>", source: Path | None = None) -> Site:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        m = re.search(r"line (\d+)", str(err))
+        raise ConfigError([ConfigIssue(filename, int(m.group(1)) if m else None, "",
+                                       f"not valid TOML: {err}")]) from err
+    r = _Reader(filename, _key_lines(text))
+    site = _build_site(r, data, source)
+    if r.issues:
+        raise ConfigError(sorted(r.issues, key=lambda i: (i.line or 0, i.field)))
+    assert site is not None
+    return site
+
+
+# --- locating keys in the text ------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*\[(\[)?\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r'^\s*([A-Za-z0-9_\-]+|"[^"]*")\s*=\s*(.*)$')
+
+
+def _key_lines(text: str) -> dict[Path_, int]:
+    """Map each table, key and multi-line array element to the line it starts on."""
+    lines: dict[Path_, int] = {}
+    counts: dict[Path_, int] = {}
+    current: Path_ = ()
+    array: Path_ | None = None
+    depth = elem = 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        s = raw.split("#", 1)[0].strip() if '"' not in raw else raw.strip()
+        if not s or s.startswith("#"):
+            continue
+        if array is not None:  # inside a multi-line array: one element per line
+            if depth == 1 and s[0] not in "]":
+                lines[array + (elem,)] = n
+                elem += 1
+            depth += s.count("[") - s.count("]")
+            if depth <= 0:
+                array = None
+            continue
+        m = _HEADER.match(s)
+        if m:
+            names = [x.strip().strip('"') for x in m.group(2).split(".")]
+            resolved: list[str | int] = []
+            for i, name in enumerate(names):
+                resolved.append(name)
+                key = tuple(resolved)
+                if key in counts and i < len(names) - 1:
+                    resolved.append(counts[key])
+            base = tuple(resolved)
+            if m.group(1):  # [[array of tables]]
+                counts[base] = counts.get(base, -1) + 1
+                current = base + (counts[base],)
+            else:
+                current = base
+            lines.setdefault(current, n)
+            continue
+        m = _KEY.match(s)
+        if m:
+            key = current + tuple(m.group(1).strip('"').split("."))
+            lines[key] = n
+            value = m.group(2)
+            if value.startswith("["):
+                d = value.count("[") - value.count("]")
+                if d > 0:
+                    array, depth, elem = key, d, 0
+    return lines
+
+
+def _fmt(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+# --- reading values -----------------------------------------------------------------------
+
+class _Reader:
+    def __init__(self, filename: str, lines: dict[Path_, int]):
+        self.file = filename
+        self.lines = lines
+        self.issues: list[ConfigIssue] = []
+
+    def line(self, path: Path_) -> int | None:
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def error(self, path: Path_, message: str) -> None:
+        self.issues.append(ConfigIssue(self.file, self.line(path), _fmt(path), message))
+
+    def table(self, d: Any, path: Path_, allowed: tuple[str, ...]) -> dict:
+        if not isinstance(d, dict):
+            self.error(path, "must be a table")
+            return {}
+        for k in d:
+            if k not in allowed:
+                self.error(path + (k,), f"unknown field (expected one of: {', '.join(allowed)})")
+        return d
+
+    def tables(self, data: dict, key: str) -> list[tuple[Path_, dict]]:
+        items = data.get(key, [])
+        if not isinstance(items, list):
+            self.error((key,), f"must be an array of tables ([[{key}]])")
+            return []
+        return [((key, i), it) for i, it in enumerate(items)]
+
+    def get(self, d: dict, path: Path_, key: str, kind: type | tuple, default: Any = ...,
+            check: Callable[[Any], str | None] | None = None) -> Any:
+        if key not in d:
+            if default is ...:
+                self.error(path + (key,), "required field is missing")
+                return None
+            return default
+        v = d[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
+            names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            self.error(path + (key,), f"must be {names}, got {v!r}")
+            return None if default is ... else default
+        if check is not None:
+            problem = check(v)
+            if problem:
+                self.error(path + (key,), problem)
+                return None if default is ... else default
+        return v
+
+    def date(self, d: dict, path: Path_, key: str, default: Any = ...) -> dt.date | None:
+        v = self.get(d, path, key, (dt.date, str), default)
+        return self._to_date(v, path + (key,))
+
+    def _to_date(self, v: Any, path: Path_) -> dt.date | None:
+        if v is None or isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            return v
+        if isinstance(v, dt.datetime):
+            return v.date()
+        try:
+            return dt.date.fromisoformat(v)
+        except (TypeError, ValueError):
+            self.error(path, f"must be a date YYYY-MM-DD, got {v!r}")
+            return None
+
+    def time(self, v: Any, path: Path_) -> dt.time | None:
+        if isinstance(v, dt.time):
+            return v
+        if isinstance(v, str):
+            if v == "24:00":
+                return dt.time(0, 0)
+            m = re.fullmatch(r"(\d{1,2}):(\d{2})", v)
+            if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
+                return dt.time(int(m.group(1)), int(m.group(2)))
+        self.error(path, f"must be a time HH:MM, got {v!r}")
+        return None
+
+
+_TYPE_NAMES = {str: "text", float: "a number", int: "a whole number", bool: "true or false",
+               list: "a list", dict: "a table", dt.date: "a date"}
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"must be one of {', '.join(options)}; got {v!r}"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be greater than 0, got {v}"
+
+
+def _priority(v: int) -> str | None:
+    return None if 1 <= v <= 16 else f"BACnet priority must be 1..16, got {v}"
+
+
+def _days(r: _Reader, v: Any, path: Path_) -> tuple[int, ...] | None:
+    """'mon-fri', 'sat', 'mon,wed,fri' or a list of day names → weekday numbers."""
+    parts = v if isinstance(v, list) else str(v).split(",")
+    out: list[int] = []
+    for part in parts:
+        part = str(part).strip().lower()
+        if "-" in part:
+            a, _, b = part.partition("-")
+            if a in WEEKDAYS and b in WEEKDAYS and WEEKDAYS.index(a) <= WEEKDAYS.index(b):
+                out.extend(range(WEEKDAYS.index(a), WEEKDAYS.index(b) + 1))
+                continue
+        elif part in WEEKDAYS:
+            out.append(WEEKDAYS.index(part))
+            continue
+        r.error(path, f"days must be like 'mon-fri' or 'sat,sun', got {v!r}")
+        return None
+    return tuple(sorted(set(out)))
+
+
+# --- building the site --------------------------------------------------------------------
+
+_TOP = ("site", "calendar", "control", "storage", "tariffs", "buildings", "devices", "points",
+        "zones", "meters", "schedules")
+
+
+def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
+    r.table(data, (), _TOP)
+    s = r.table(data.get("site", {}), ("site",),
+                ("name", "timezone", "latitude", "longitude"))
+    if "site" not in data:
+        r.error(("site",), "the [site] table is missing")
+
+    def tz_ok(v: str) -> str | None:
+        try:
+            ZoneInfo(v)
+            return None
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"unknown time zone {v!r} (e.g. Asia/Ho_Chi_Minh)"
+
+    name = r.get(s, ("site",), "name", str, "")
+    tz = r.get(s, ("site",), "timezone", str, "Asia/Ho_Chi_Minh", tz_ok)
+    lat = r.get(s, ("site",), "latitude", float, 20.86,
+                lambda v: None if -90 <= v <= 90 else "must be within -90..90")
+    lon = r.get(s, ("site",), "longitude", float, 106.68,
+                lambda v: None if -180 <= v <= 180 else "must be within -180..180")
+
+    buildings = [_building(r, p, d) for p, d in r.tables(data, "buildings")]
+    devices = [_device(r, p, d) for p, d in r.tables(data, "devices")]
+    control = _control(r, data.get("control", {}))
+    points = [_point(r, p, d) for p, d in r.tables(data, "points")]
+    zones = [_zone(r, p, d) for p, d in r.tables(data, "zones")]
+    meters = [_meter(r, p, d) for p, d in r.tables(data, "meters")]
+    schedules = [_schedule(r, p, d) for p, d in r.tables(data, "schedules")]
+    tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
+    calendar = _calendar(r, data.get("calendar", {}))
+    st = r.table(data.get("storage", {}), ("storage",), ("retention_days",))
+    storage = Storage(r.get(st, ("storage",), "retention_days", int, 400, _positive) or 400)
+
+    _check_refs(r, data, buildings, devices, points, zones, meters, schedules, control)
+    if r.issues:
+        return None
+    return Site(name=name, timezone=tz, latitude=lat, longitude=lon,
+                buildings=tuple(buildings), zones=tuple(zones), devices=tuple(devices),
+                points=tuple(points), meters=tuple(meters), schedules=tuple(schedules),
+                tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
+                source=source)
+
+
+def _building(r: _Reader, p: Path_, d: Any) -> Building | None:
+    d = r.table(d, p, ("id", "name", "floors", "floor_area_m2"))
+    return Building(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
+                    floors=r.get(d, p, "floors", int, 1, _positive),
+                    floor_area_m2=r.get(d, p, "floor_area_m2", float, check=_positive))
+
+
+def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
+    d = r.table(d, p, ("id", "name", "address", "instance", "timeout_s", "retries"))
+    address = r.get(d, p, "address", str)
+    host, port = "", 0
+    if address is not None:
+        m = re.fullmatch(r"([A-Za-z0-9.\-]+):(\d{1,5})", address)
+        if m and 0 < int(m.group(2)) < 65536:
+            host, port = m.group(1), int(m.group(2))
+        else:
+            r.error(p + ("address",), f"must be HOST:PORT (e.g. 127.0.0.1:47809), got {address!r}")
+    return Device(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""), host=host,
+                  port=port,
+                  instance=r.get(d, p, "instance", int,
+                                 check=lambda v: None if 0 <= v < 4194303
+                                 else "device instance must be 0..4194302"),
+                  timeout_s=r.get(d, p, "timeout_s", float, 3.0, _positive),
+                  retries=r.get(d, p, "retries", int, 1,
+                                lambda v: None if v >= 0 else "must be 0 or more"))
+
+
+def _control(r: _Reader, d: Any) -> Control:
+    p: Path_ = ("control",)
+    d = r.table(d, p, ("write_priority", "policy_min_cooling_setpoint", "heartbeat_point"))
+    return Control(
+        write_priority=r.get(d, p, "write_priority", int, 12, _priority),
+        policy_min_cooling_setpoint=r.get(d, p, "policy_min_cooling_setpoint", float, 25.0),
+        heartbeat_point=r.get(d, p, "heartbeat_point", str, None))
+
+
+def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
+    d = r.table(d, p, ("id", "device", "object", "kind", "name", "property", "unit", "writable",
+                       "min", "max", "priority", "cov"))
+
+    def obj_ok(v: str) -> str | None:
+        m = re.fullmatch(r"([a-z\-]+),(\d+)", v)
+        if not m:
+            return f"must be TYPE,INSTANCE (e.g. analog-value,1), got {v!r}"
+        if m.group(1) not in _OBJECT_TYPES:
+            return f"unknown object type {m.group(1)!r}"
+        return None
+
+    obj = r.get(d, p, "object", str, check=obj_ok)
+    writable = r.get(d, p, "writable", bool, False)
+    lo = r.get(d, p, "min", float, None)
+    hi = r.get(d, p, "max", float, None)
+    if lo is not None and hi is not None and lo >= hi:
+        r.error(p + ("max",), f"max ({hi}) must be greater than min ({lo})")
+    if writable and obj and obj.split(",")[0] not in _COMMANDABLE:
+        r.error(p + ("writable",), f"{obj.split(',')[0]} objects are not commandable")
+    return Point(id=r.get(d, p, "id", str), device=r.get(d, p, "device", str), object=obj,
+                 kind=r.get(d, p, "kind", str, check=_one_of(POINT_KINDS)),
+                 name=r.get(d, p, "name", str, ""),
+                 property_name=r.get(d, p, "property", str, "present-value"),
+                 unit=r.get(d, p, "unit", str, ""), writable=writable, min=lo, max=hi,
+                 priority=r.get(d, p, "priority", int, None, _priority),
+                 cov=r.get(d, p, "cov", bool, False))
+
+
+_ZONE_POINTS = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "lighting",
+                "lighting_level", "occupancy")
+
+
+def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
+    d = r.table(d, p, ("id", "name", "building", "floor", "area_m2", "kind", "schedule",
+                       "setpoint_min", "setpoint_max", "sim_zone") + _ZONE_POINTS)
+    lo = r.get(d, p, "setpoint_min", float, 22.0)
+    hi = r.get(d, p, "setpoint_max", float, 30.0)
+    if lo is not None and hi is not None and lo >= hi:
+        r.error(p + ("setpoint_max",), f"must be greater than setpoint_min ({lo})")
+    refs = {k: r.get(d, p, k, str, None) for k in _ZONE_POINTS}
+    return Zone(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
+                building=r.get(d, p, "building", str), floor=r.get(d, p, "floor", int),
+                area_m2=r.get(d, p, "area_m2", float, check=_positive),
+                kind=r.get(d, p, "kind", str, "office", _one_of(ZONE_KINDS)),
+                schedule=r.get(d, p, "schedule", str, ""), setpoint_min=lo, setpoint_max=hi,
+                sim_zone=r.get(d, p, "sim_zone", str, ""), **refs)
+
+
+def _meter(r: _Reader, p: Path_, d: Any) -> Meter | None:
+    d = r.table(d, p, ("id", "name", "measures", "parent", "building", "floor", "power",
+                       "energy"))
+    m = Meter(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
+              measures=r.get(d, p, "measures", str, check=_one_of(METER_MEASURES)),
+              parent=r.get(d, p, "parent", str, None), building=r.get(d, p, "building", str, None),
+              floor=r.get(d, p, "floor", int, None), power=r.get(d, p, "power", str, None),
+              energy=r.get(d, p, "energy", str, None))
+    if "power" not in d and "energy" not in d:
+        r.error(p, "a meter needs a power point, an energy point, or both")
+    return m
+
+
+def _periods(r: _Reader, items: Any, p: Path_, need_band: bool) -> list:
+    if not isinstance(items, list):
+        r.error(p, "must be a list of {days, start, end} tables")
+        return []
+    out = []
+    for i, it in enumerate(items):
+        q = p + (i,)
+        allowed = ("days", "start", "end") + (("band",) if need_band else ())
+        it = r.table(it, q, allowed)
+        days = _days(r, r.get(it, q, "days", (str, list)), q + ("days",)) if "days" in it else None
+        if "days" not in it:
+            r.error(q + ("days",), "required field is missing")
+        start = r.time(it.get("start"), q + ("start",))
+        end = r.time(it.get("end"), q + ("end",))
+        if start and end and end != dt.time(0) and end <= start:
+            r.error(q + ("end",), f"end {end:%H:%M} must be after start {start:%H:%M}")
+        if need_band:
+            band = r.get(it, q, "band", str, check=_one_of(("peak", "normal", "offpeak")))
+            out.append(TouPeriod(band, days or (), start, end))
+        else:
+            out.append(Period(days or (), start, end))
+    return out
+
+
+def _overlaps(r: _Reader, periods: list, p: Path_) -> None:
+    """Two periods on one day that overlap are a mistake, not a union."""
+    for i, a in enumerate(periods):
+        for j in range(i):
+            b = periods[j]
+            if not (a.start and a.end and b.start and b.end):
+                continue
+            a_end = a.end if a.end != dt.time(0) else dt.time.max
+            b_end = b.end if b.end != dt.time(0) else dt.time.max
+            if set(a.days) & set(b.days) and a.start < b_end and b.start < a_end:
+                r.error(p + (i,), f"overlaps period {j + 1} on the same day")
+
+
+def _month_day(r: _Reader, v: Any, path: Path_) -> tuple[int, int] | None:
+    m = re.fullmatch(r"(\d{2})-(\d{2})", v) if isinstance(v, str) else None
+    if m:
+        try:
+            dt.date(2024, int(m.group(1)), int(m.group(2)))
+            return int(m.group(1)), int(m.group(2))
+        except ValueError:
+            pass
+    r.error(path, f"must be a month-day MM-DD, got {v!r}")
+    return None
+
+
+def _schedule(r: _Reader, p: Path_, d: Any) -> Schedule | None:
+    d = r.table(d, p, ("id", "name", "seasons"))
+    seasons = []
+    raw = d.get("seasons")
+    if not isinstance(raw, list) or not raw:
+        r.error(p + ("seasons",), "needs at least one [[schedules.seasons]] table")
+        raw = []
+    for i, s in enumerate(raw):
+        q = p + ("seasons", i)
+        s = r.table(s, q, ("name", "from", "to", "periods"))
+        periods = _periods(r, s.get("periods", []), q + ("periods",), need_band=False)
+        _overlaps(r, periods, q + ("periods",))
+        seasons.append(Season(name=r.get(s, q, "name", str, f"season {i + 1}"),
+                              start=_month_day(r, s.get("from", "01-01"), q + ("from",)),
+                              end=_month_day(r, s.get("to", "12-31"), q + ("to",)),
+                              periods=tuple(periods)))
+    return Schedule(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
+                    seasons=tuple(seasons))
+
+
+def _tariff(r: _Reader, p: Path_, d: Any) -> Tariff | None:
+    d = r.table(d, p, ("name", "valid_from", "kind", "vat", "price_vnd_per_kwh", "prices",
+                       "periods"))
+    kind = r.get(d, p, "kind", str, "flat", _one_of(("flat", "tou")))
+    price = prices = None
+    periods: list = []
+    if kind == "flat":
+        price = r.get(d, p, "price_vnd_per_kwh", float, check=_positive)
+    elif kind == "tou":
+        pr = r.table(d.get("prices", {}), p + ("prices",), ("peak", "normal", "offpeak"))
+        prices = tuple((band, r.get(pr, p + ("prices",), band, float, check=_positive))
+                       for band in ("peak", "normal", "offpeak"))
+        periods = _periods(r, d.get("periods", []), p + ("periods",), need_band=True)
+        _overlaps(r, periods, p + ("periods",))
+    return Tariff(name=r.get(d, p, "name", str, ""), valid_from=r.date(d, p, "valid_from"),
+                  kind=kind, vat=r.get(d, p, "vat", float, 0.0,
+                                       lambda v: None if 0 <= v < 1 else "a fraction, e.g. 0.08"),
+                  price_vnd_per_kwh=price, prices=prices or (), periods=tuple(periods))
+
+
+def _dated(r: _Reader, items: Any, p: Path_) -> tuple[tuple[dt.date, str], ...]:
+    """A list of dates or {date, name} tables, also {from, to, name} ranges."""
+    if not isinstance(items, list):
+        r.error(p, "must be a list")
+        return ()
+    out: list[tuple[dt.date, str]] = []
+    for i, it in enumerate(items):
+        q = p + (i,)
+        if isinstance(it, (dt.date, str)):
+            day = r._to_date(it, q)
+            if day:
+                out.append((day, ""))
+            continue
+        it = r.table(it, q, ("date", "from", "to", "name"))
+        name = r.get(it, q, "name", str, "")
+        if "date" in it:
+            day = r.date(it, q, "date")
+            if day:
+                out.append((day, name))
+        else:
+            a, b = r.date(it, q, "from"), r.date(it, q, "to")
+            if a and b:
+                if b < a:
+                    r.error(q + ("to",), "must not be before 'from'")
+                while a <= b:
+                    out.append((a, name))
+                    a += dt.timedelta(days=1)
+    return tuple(out)
+
+
+def _calendar(r: _Reader, d: Any) -> Calendar:
+    p: Path_ = ("calendar",)
+    d = r.table(d, p, ("country", "closures", "workdays"))
+    return Calendar(country=r.get(d, p, "country", str, "VN"),
+                    closures=_dated(r, d.get("closures", []), p + ("closures",)),
+                    workdays=_dated(r, d.get("workdays", []), p + ("workdays",)))
+
+
+def _check_refs(r: _Reader, data: dict, buildings: list, devices: list, points: list,
+                zones: list, meters: list, schedules: list, control: Control) -> None:
+    def unique(key: str, items: list) -> set:
+        seen: set = set()
+        for i, it in enumerate(items):
+            if it is not None and it.id is not None:
+                if it.id in seen:
+                    r.error((key, i, "id"), f"duplicate id {it.id!r}")
+                seen.add(it.id)
+        return seen
+
+    b_ids, d_ids = unique("buildings", buildings), unique("devices", devices)
+    p_ids, m_ids = unique("points", points), unique("meters", meters)
+    s_ids = unique("schedules", schedules)
+    unique("zones", zones)
+    seen_obj: dict[tuple, int] = {}
+    for i, pt in enumerate(points):
+        if pt.device and pt.device not in d_ids:
+            r.error(("points", i, "device"), f"no device with id {pt.device!r}")
+        key = (pt.device, pt.object)
+        if pt.object and key in seen_obj:
+            r.error(("points", i, "object"), f"{pt.object} on {pt.device} is already point "
+                                             f"{points[seen_obj[key]].id!r}")
+        seen_obj.setdefault(key, i)
+    addr: dict[tuple, str] = {}
+    for i, dev in enumerate(devices):
+        if dev.port and (dev.host, dev.port) in addr:
+            r.error(("devices", i, "address"), f"{dev.address} is already used by device "
+                                               f"{addr[(dev.host, dev.port)]!r}")
+        addr.setdefault((dev.host, dev.port), dev.id)
+    for i, z in enumerate(zones):
+        if z.building and z.building not in b_ids:
+            r.error(("zones", i, "building"), f"no building with id {z.building!r}")
+        if z.schedule and z.schedule not in s_ids:
+            r.error(("zones", i, "schedule"), f"no schedule with id {z.schedule!r}")
+        for role in _ZONE_POINTS:
+            ref = getattr(z, role)
+            if ref and ref not in p_ids:
+                r.error(("zones", i, role), f"no point with id {ref!r}")
+    for i, m in enumerate(meters):
+        if m.parent and m.parent not in m_ids:
+            r.error(("meters", i, "parent"), f"no meter with id {m.parent!r}")
+        if m.parent and m.parent == m.id:
+            r.error(("meters", i, "parent"), "a meter cannot be its own parent")
+        if m.building and m.building not in b_ids:
+            r.error(("meters", i, "building"), f"no building with id {m.building!r}")
+        for role in ("power", "energy"):
+            ref = getattr(m, role)
+            if ref and ref not in p_ids:
+                r.error(("meters", i, role), f"no point with id {ref!r}")
+    if control.heartbeat_point and control.heartbeat_point not in p_ids:
+        r.error(("control", "heartbeat_point"), f"no point with id {control.heartbeat_point!r}")
+    if "tariffs" in data and not data.get("tariffs"):
+        r.error(("tariffs",), "at least one tariff is needed for costs")

@@ -1,0 +1,252 @@
+"""The site model: buildings, zones, devices, points, meters, schedules, tariffs. No I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+POINT_KINDS = (
+    "temperature",  # zone air temperature, °C
+    "outdoor_temperature",
+    "humidity",
+    "setpoint",  # cooling setpoint, °C
+    "status",  # on/off (AC unit, fan)
+    "mode",  # AC mode (multi-state)
+    "lighting",  # lighting circuit on/off
+    "dimming",  # lighting level, %
+    "occupancy",
+    "power",  # kW
+    "energy",  # kWh, accumulating
+    "heartbeat",
+    "other",
+)
+METER_MEASURES = ("main", "ac", "lighting", "plugs", "other")
+ZONE_KINDS = ("office", "meeting", "corridor", "lobby", "service")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Building:
+    id: str
+    name: str
+    floors: int
+    floor_area_m2: float
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    name: str
+    host: str
+    port: int
+    instance: int
+    timeout_s: float = 3.0
+    retries: int = 1
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    device: str
+    object: str  # "analog-value,1"
+    kind: str
+    name: str = ""
+    property_name: str = "present-value"
+    unit: str = ""
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
+    priority: int | None = None  # None: the site's control priority
+    cov: bool = False
+
+    @property
+    def object_type(self) -> str:
+        return self.object.split(",")[0]
+
+    @property
+    def object_instance(self) -> int:
+        return int(self.object.split(",")[1])
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    building: str
+    floor: int
+    area_m2: float
+    kind: str = "office"
+    schedule: str = ""
+    temperature: str | None = None
+    cooling_setpoint: str | None = None
+    ac_status: str | None = None
+    ac_mode: str | None = None
+    lighting: str | None = None
+    lighting_level: str | None = None
+    occupancy: str | None = None
+    setpoint_min: float = 22.0
+    setpoint_max: float = 30.0
+    sim_zone: str = ""  # the zone's name in the simulation model, if any
+
+    def points(self) -> dict[str, str]:
+        """Role → point id for the points this zone refers to."""
+        roles = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "lighting",
+                 "lighting_level", "occupancy")
+        return {r: getattr(self, r) for r in roles if getattr(self, r)}
+
+
+@dataclass(frozen=True)
+class Meter:
+    id: str
+    name: str
+    measures: str
+    parent: str | None = None
+    building: str | None = None
+    floor: int | None = None
+    power: str | None = None
+    energy: str | None = None
+
+
+@dataclass(frozen=True)
+class Period:
+    days: tuple[int, ...]  # 0 = Monday
+    start: dt.time
+    end: dt.time
+
+
+@dataclass(frozen=True)
+class Season:
+    name: str
+    start: tuple[int, int]  # (month, day), inclusive
+    end: tuple[int, int]  # (month, day), inclusive; may wrap past new year
+    periods: tuple[Period, ...]
+
+    def contains(self, day: dt.date) -> bool:
+        md = (day.month, day.day)
+        if self.start <= self.end:
+            return self.start <= md <= self.end
+        return md >= self.start or md <= self.end
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    name: str
+    seasons: tuple[Season, ...]
+
+    def season_for(self, day: dt.date) -> Season | None:
+        return next((s for s in self.seasons if s.contains(day)), None)
+
+
+@dataclass(frozen=True)
+class TouPeriod:
+    band: str  # "peak" | "normal" | "offpeak"
+    days: tuple[int, ...]
+    start: dt.time
+    end: dt.time  # 00:00 means end of day
+
+
+@dataclass(frozen=True)
+class Tariff:
+    name: str
+    valid_from: dt.date
+    kind: str  # "flat" | "tou"
+    vat: float
+    price_vnd_per_kwh: float | None = None
+    prices: tuple[tuple[str, float], ...] = ()  # band → VND/kWh, for "tou"
+    periods: tuple[TouPeriod, ...] = ()  # uncovered hours are "normal"
+
+
+@dataclass(frozen=True)
+class Calendar:
+    country: str = "VN"
+    closures: tuple[tuple[dt.date, str], ...] = ()  # extra off days (Tết closure, events)
+    workdays: tuple[tuple[dt.date, str], ...] = ()  # make-up working days (often Saturdays)
+
+
+@dataclass(frozen=True)
+class Control:
+    write_priority: int = 12
+    policy_min_cooling_setpoint: float = 25.0
+    heartbeat_point: str | None = None
+
+
+@dataclass(frozen=True)
+class Storage:
+    retention_days: int = 400  # raw readings; rollups are kept
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    timezone: str
+    latitude: float
+    longitude: float
+    buildings: tuple[Building, ...]
+    zones: tuple[Zone, ...]
+    devices: tuple[Device, ...]
+    points: tuple[Point, ...]
+    meters: tuple[Meter, ...]
+    schedules: tuple[Schedule, ...]
+    tariffs: tuple[Tariff, ...]
+    calendar: Calendar = field(default_factory=Calendar)
+    control: Control = field(default_factory=Control)
+    storage: Storage = field(default_factory=Storage)
+    source: Path | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def floor_area_m2(self) -> float:
+        return sum(b.floor_area_m2 for b in self.buildings)
+
+    def point(self, point_id: str) -> Point:
+        for p in self.points:
+            if p.id == point_id:
+                return p
+        raise KeyError(point_id)
+
+    def device(self, device_id: str) -> Device:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        raise KeyError(device_id)
+
+    def points_of(self, device_id: str) -> list[Point]:
+        return [p for p in self.points if p.device == device_id]
+
+    def meter(self, meter_id: str) -> Meter:
+        for m in self.meters:
+            if m.id == meter_id:
+                return m
+        raise KeyError(meter_id)
+
+    def schedule(self, schedule_id: str) -> Schedule:
+        for s in self.schedules:
+            if s.id == schedule_id:
+                return s
+        raise KeyError(schedule_id)
+
+    def tariff_on(self, day: dt.date) -> Tariff | None:
+        """The tariff in force on a day: the latest one whose valid_from is not after it."""
+        valid = [t for t in self.tariffs if t.valid_from <= day]
+        return max(valid, key=lambda t: t.valid_from) if valid else None
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "buildings": len(self.buildings),
+            "zones": len(self.zones),
+            "devices": len(self.devices),
+            "points": len(self.points),
+            "meters": len(self.meters),
+            "schedules": len(self.schedules),
+            "tariffs": len(self.tariffs),
+        }

@@ -1,0 +1,64 @@
+"""The CLI: help with an example on every command, clean errors, the store commands."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from bems.cli import main
+
+
+def _commands(group: click.Group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, prefix + (name,))
+
+
+ALL = list(_commands(main))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL] + [()], ids=lambda p: " ".join(p) or "bems")
+def test_every_command_has_help_with_an_example(runner, path):
+    result = runner.invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+    assert "bems " in result.output.split("Example:")[1]
+
+
+def test_check_config_ok_and_broken(runner, tmp_path):
+    from bems.config import demo_site_path
+
+    ok = runner.invoke(main, ["check-config", str(demo_site_path())])
+    assert ok.exit_code == 0
+    assert "15 zones" in ok.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[site]\nname = 3\n\n[[buildings]]\nid = "A"\nfloor_area_m2 = -5\n')
+    res = runner.invoke(main, ["check-config", str(bad)])
+    assert res.exit_code == 1
+    assert f"{bad}:2: site.name: must be text" in res.output
+    assert f"{bad}:6: buildings[0].floor_area_m2: must be greater than 0" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_missing_file_is_one_clear_line(runner, tmp_path):
+    res = runner.invoke(main, ["check-config", str(tmp_path / "nope.toml")])
+    assert res.exit_code == 1
+    assert "cannot read" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_db_upgrade_and_stats(runner, tmp_path):
+    db = tmp_path / "x.sqlite"
+    assert runner.invoke(main, ["db", "upgrade", "--db", str(db)]).exit_code == 0
+    res = runner.invoke(main, ["db", "stats", "--db", str(db)])
+    assert res.exit_code == 0
+    assert "0002_operations" in res.output
+
+
+def test_corrupt_database_is_a_clear_error(runner, tmp_path):
+    db = tmp_path / "bad.sqlite"
+    db.write_bytes(b"garbage" * 1000)
+    res = runner.invoke(main, ["db", "stats", "--db", str(db)])
+    assert res.exit_code == 1
+    assert "cannot open the database" in res.output

@@ -1,0 +1,143 @@
+"""Site file parsing: the demo file, and broken files whose every error is reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bems.config import ConfigError, parse_site
+
+BROKEN = """\
+[site]
+name = "X"
+timezone = "Asia/Hanoi_Typo"
+
+[[devices]]
+id = "d1"
+address = "127.0.0.1:99999"
+instance = 5
+
+[[points]]
+id = "p1"
+device = "nodev"
+object = "analog-value,1"
+kind = "setpoint"
+writable = true
+min = 30
+max = 20
+
+[[points]]
+id = "p1"
+device = "d1"
+object = "analog-input,1"
+kind = "temprature"
+writable = true
+
+[[zones]]
+id = "z1"
+building = "B"
+floor = "one"
+area_m2 = 100
+temperature = "p9"
+colour = "red"
+
+[[schedules]]
+id = "s"
+  [[schedules.seasons]]
+  name = "all"
+  periods = [
+    { days = "mon-fri", start = "07:00", end = "12:00" },
+    { days = "mon-fri", start = "11:00", end = "17:00" },
+    { days = "fri-mon", start = "18:00", end = "17:00" },
+  ]
+"""
+
+
+def test_demo_site_is_valid_and_complete(site):
+    assert site.timezone == "Asia/Ho_Chi_Minh"
+    assert site.summary()["zones"] == 15
+    assert site.floor_area_m2 == pytest.approx(4982.0)
+    ids = {p.id for p in site.points}
+    for zone in site.zones:
+        assert set(zone.points().values()) <= ids
+        assert zone.sim_zone
+    assert {m.measures for m in site.meters} == {"main", "ac", "lighting", "plugs"}
+    assert all(m.parent == "main" for m in site.meters if m.measures != "main")
+    ports = [d.port for d in site.devices]
+    assert len(set(ports)) == len(ports), "each device needs its own UDP port on loopback"
+    assert site.tariff_on(dt.date(2026, 1, 1)).price_vnd_per_kwh == 2226
+    assert site.tariff_on(dt.date(2024, 1, 1)) is None
+
+
+def test_every_error_is_reported_with_line_and_field():
+    with pytest.raises(ConfigError) as info:
+        parse_site(BROKEN, "broken.toml")
+    found = {(i.line, i.field) for i in info.value.issues}
+    expected = {
+        (3, "site.timezone"),
+        (7, "devices[0].address"),
+        (12, "points[0].device"),
+        (17, "points[0].max"),
+        (20, "points[1].id"),  # duplicate id
+        (23, "points[1].kind"),
+        (24, "points[1].writable"),
+        (28, "zones[0].building"),
+        (29, "zones[0].floor"),
+        (31, "zones[0].temperature"),
+        (32, "zones[0].colour"),
+        (40, "schedules[0].seasons[0].periods[1]"),  # overlaps the first period
+        (41, "schedules[0].seasons[0].periods[2].days"),
+        (41, "schedules[0].seasons[0].periods[2].end"),
+    }
+    assert expected <= found, sorted(found)
+    assert all(i.file == "broken.toml" for i in info.value.issues)
+    text = str(info.value)
+    assert "broken.toml:29: zones[0].floor: must be a whole number" in text
+
+
+def test_toml_syntax_error_names_the_line():
+    with pytest.raises(ConfigError) as info:
+        parse_site('[site]\nname = "x"\nlatitude = = 3\n', "s.toml")
+    assert info.value.issues[0].line == 3
+
+
+def test_missing_required_fields_and_unknown_tables():
+    text = '[site]\nname="x"\n[wat]\n[[buildings]]\nname = "no id"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_site(text, "s.toml")
+    fields = {(i.line, i.field, i.message.split(" (")[0]) for i in info.value.issues}
+    assert (3, "wat", "unknown field") in fields
+    assert (4, "buildings[0].id", "required field is missing") in fields
+    assert (4, "buildings[0].floor_area_m2", "required field is missing") in fields
+
+
+def test_seasons_wrap_the_new_year_and_calendar_ranges_expand(site):
+    office = site.schedule("office")
+    assert office.season_for(dt.date(2026, 1, 5)).name == "winter"
+    assert office.season_for(dt.date(2026, 7, 5)).name == "summer"
+    closure_days = [d for d, _ in site.calendar.closures]
+    assert closure_days == [dt.date(2027, 2, 3), dt.date(2027, 2, 4), dt.date(2027, 2, 5)]
+    assert site.calendar.workdays[0][0].weekday() == 5  # a make-up Saturday
+
+
+def test_tou_tariff_parses_bands():
+    text = """
+[site]
+name = "t"
+[[tariffs]]
+name = "tou"
+valid_from = 2025-05-10
+kind = "tou"
+vat = 0.08
+prices = { peak = 5422, normal = 3152, offpeak = 1918 }
+periods = [
+  { band = "peak", days = "mon-sat", start = "09:30", end = "11:30" },
+  { band = "offpeak", days = "mon-sun", start = "22:00", end = "24:00" },
+]
+"""
+    site = parse_site(text)
+    t = site.tariffs[0]
+    assert dict(t.prices) == {"peak": 5422, "normal": 3152, "offpeak": 1918}
+    assert t.periods[1].end == dt.time(0, 0)
+    assert t.periods[0].days == (0, 1, 2, 3, 4, 5)

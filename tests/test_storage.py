@@ -1,0 +1,147 @@
+"""The store: migrations, batch insert, rollups, ledger, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pytest
+import sqlite_utils
+
+from bems.errors import StoreError
+from bems.storage import Store, migrations
+
+UTC = dt.timezone.utc
+T0 = int(dt.datetime(2026, 7, 1, tzinfo=UTC).timestamp()) - 7 * 3600  # local midnight, UTC+7
+
+
+def _tables(path) -> set[str]:
+    return set(sqlite_utils.Database(path).table_names())
+
+
+def test_migrations_from_empty(tmp_path):
+    path = tmp_path / "new.sqlite"
+    Store(path).close()
+    assert {"readings", "rollup_15min", "rollup_hour", "rollup_day", "writes", "schedules",
+            "overrides", "forecasts", "models", "users", "audit"} <= _tables(path)
+    db = sqlite_utils.Database(path)
+    assert [m.name for m in migrations.applied(db)] == [m.name for m in migrations._migrations]
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    Store(path).close()  # a second open applies nothing and fails nothing
+
+
+def test_migrations_from_the_previous_schema_keep_data(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite_utils.Database(path)
+    last = migrations._migrations[-1].name
+    migrations.apply(db, stop_before=last)
+    assert "users" not in db.table_names()
+    db.conn.close()
+    old = Store(path, migrate=False)
+    old.insert_readings([("a", T0, 1.5), ("a", T0 + 300, 2.5)])
+    old.record_write(point="a", action="write", value=25, priority=12, source="test",
+                     reason="r", outcome="done")
+    old.close()
+
+    with Store(path) as store:
+        assert "users" in _tables(path)
+        assert [v for _, v, _ in store.readings("a", T0, T0 + 3600)] == [1.5, 2.5]
+        assert len(store.held_writes()) == 1
+        assert store.summary(T0, T0 + 86400)["a"]["sum"] == pytest.approx(4.0)
+
+
+def _year_like_batches(points: int, days: int, step: int = 300):
+    for h in range(days * 24):
+        yield [(f"p{i}", T0 + h * 3600 + m * step, float((i * 7 + h + m) % 13), "good")
+               for m in range(3600 // step) for i in range(points)]
+
+
+def test_batch_insert_and_rollups_match_raw_totals(store):
+    total = n = 0
+    for batch in _year_like_batches(points=20, days=3):
+        n += store.insert_readings(batch)
+        total += sum(r[2] for r in batch)
+    assert n == 20 * 3 * 288 == store.count_readings()
+    store.refresh_rollups()
+    for level in ("15min", "hour", "day"):
+        s, c = store.db.execute(f"SELECT sum(sum), sum(n) FROM rollup_{level}").fetchone()
+        assert c == n
+        assert s == pytest.approx(total)
+    # per point and per bucket, against the raw readings
+    raw = store.readings("p3", T0 + 3600, T0 + 7200)
+    hour = list(store.rollups("hour", ["p3"], T0 + 3600, T0 + 7200))
+    assert len(hour) == 1
+    assert hour[0]["sum"] == pytest.approx(sum(v for _, v, _ in raw))
+    assert hour[0]["max"] == max(v for _, v, _ in raw)
+    assert hour[0]["last"] == raw[-1][1]
+    # daily buckets start at local midnight (UTC+7)
+    days = list(store.rollups("day", ["p0"], T0, T0 + 3 * 86400))
+    assert [d["bucket"].hour for d in days] == [17, 17, 17]
+    assert all(d["n"] == 288 for d in days)
+
+
+def test_duplicates_are_ignored_and_not_double_counted(store):
+    batch = [("p", T0 + i * 60, 1.0) for i in range(10)]
+    assert store.insert_readings(batch) == 10
+    store.refresh_rollups()
+    # the same readings again, plus two new ones, and a duplicate inside the batch
+    again = batch + [("p", T0 + 600, 5.0), ("p", T0 + 660, 5.0), ("p", T0 + 660, 9.0)]
+    assert store.insert_readings(again) == 2
+    summary = store.summary(T0, T0 + 86400)["p"]
+    assert summary["n"] == 12
+    assert summary["sum"] == pytest.approx(20.0)
+
+
+def test_stale_and_bad_readings_are_kept_raw_but_not_aggregated(store):
+    store.insert_readings([("p", T0, 10.0, "good"), ("p", T0 + 60, None, "stale"),
+                           ("p", T0 + 120, 99.0, "bad"), ("p", T0 + 180, 20.0, "uncertain")])
+    assert store.count_readings("p") == 4
+    s = store.summary(T0, T0 + 86400)["p"]
+    assert (s["n"], s["sum"], s["max"]) == (2, 30.0, 20.0)
+    assert [q for _, _, q in store.readings("p", T0, T0 + 600)] == ["good", "stale", "bad",
+                                                                     "uncertain"]
+
+
+def test_latest_and_staleness(store):
+    store.insert_readings([("a", T0, 1.0), ("a", T0 + 60, 2.0), ("b", T0 - 7200, 3.0)])
+    latest = store.latest(now=T0 + 60)
+    assert latest["a"][1] == 2.0
+    assert "b" not in latest  # older than the look-back: stale
+
+
+def test_purge_keeps_rollups(store):
+    for batch in _year_like_batches(points=2, days=2):
+        store.insert_readings(batch)
+    before = store.summary(T0, T0 + 2 * 86400)
+    deleted = store.purge_readings(T0 + 86400)
+    assert deleted == 2 * 288
+    assert store.count_readings() == 2 * 288
+    assert store.summary(T0, T0 + 2 * 86400) == before
+
+
+def test_bad_batches_are_refused_whole(store):
+    with pytest.raises(StoreError):
+        store.insert_readings([("a", T0, 1.0), ("a", dt.datetime(2026, 1, 1), 2.0)])  # naive
+    with pytest.raises(StoreError):
+        store.insert_readings([("a", T0, 1.0, "excellent")])
+    assert store.count_readings() == 0
+
+
+def test_write_ledger_holds_and_releases(store):
+    store.record_write(point="z.sp", action="write", value=26.0, priority=12, source="strategy",
+                       reason="occupied", outcome="done", readback=26.0, ts=T0)
+    store.record_write(point="z.sp", action="write", value=99, priority=12, source="ui",
+                       reason="typo", outcome="rejected", error="above max 30", ts=T0 + 1)
+    held = store.held_writes()
+    assert [(w.point, w.value, w.readback) for w in held] == [("z.sp", "26.0", "26.0")]
+    assert store.mark_released("z.sp", 12, T0 + 60) == 1
+    assert store.held_writes() == []
+    outcomes = [w.outcome for w in store.writes()]
+    assert outcomes == ["rejected", "done"]
+
+
+def test_unopenable_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(bad)
