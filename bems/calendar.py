@@ -1,0 +1,57 @@
+"""Working days and occupied periods: VN public holidays, local closures, make-up working days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import holidays
+
+from bems.site import Period, Schedule, Site
+
+
+@lru_cache(maxsize=64)
+def _public_holidays(country: str, year: int) -> dict[dt.date, str]:
+    return dict(holidays.country_holidays(country, years=[year]).items())
+
+
+class SiteCalendar:
+    """Answers, for a local date, what kind of day it is and which periods are occupied."""
+
+    def __init__(self, site: Site):
+        self.site = site
+        self.closures = dict(site.calendar.closures)
+        self.workdays = dict(site.calendar.workdays)
+
+    def day_kind(self, day: dt.date) -> tuple[str, str]:
+        """('workday'|'makeup'|'weekend'|'holiday'|'closure', name)."""
+        if day in self.workdays:
+            return "makeup", self.workdays[day]
+        if day in self.closures:
+            return "closure", self.closures[day]
+        name = _public_holidays(self.site.calendar.country, day.year).get(day)
+        if name:
+            return "holiday", name
+        return ("weekend", "") if day.weekday() >= 5 else ("workday", "")
+
+    def is_workday(self, day: dt.date) -> bool:
+        return self.day_kind(day)[0] in ("workday", "makeup")
+
+    def periods(self, schedule: Schedule | str, day: dt.date) -> list[Period]:
+        """The occupied periods of a schedule on a local date (none on holidays and closures;
+        a make-up working day follows the Monday periods)."""
+        if isinstance(schedule, str):
+            schedule = self.site.schedule(schedule)
+        kind, _ = self.day_kind(day)
+        if kind in ("holiday", "closure"):
+            return []
+        season = schedule.season_for(day)
+        if season is None:
+            return []
+        weekday = 0 if kind == "makeup" else day.weekday()
+        return sorted((p for p in season.periods if weekday in p.days), key=lambda p: p.start)
+
+    def occupied(self, schedule: Schedule | str, local: dt.datetime) -> bool:
+        t = local.time()
+        return any(p.start <= t < (p.end if p.end != dt.time(0) else dt.time.max)
+                   for p in self.periods(schedule, local.date()))
