@@ -71,18 +71,69 @@ def check_config(file: Path) -> None:
 @main.command()
 @click.option("--db", "db_path", default="bems-demo.sqlite", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file to use.")
-def demo(db_path: Path) -> None:
+@click.option("--history-days", type=int, default=28, show_default=True,
+              help="Days of simulated past data to put in the store first.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per wall second.")
+def demo(db_path: Path, history_days: int, speed: float) -> None:
     """Run BEMS on the embedded demo site (an administrative centre in Hai Phong).
+
+    Fills the store with weeks of history from the simulated centre, then serves the centre's
+    BACnet devices on loopback, paced to the wall clock, until Ctrl-C.
 
     Example:
 
     \b
         bems demo
-        bems demo --db /tmp/demo.sqlite
+        bems demo --db /tmp/demo.sqlite --speed 60
     """
     from bems.demo import run_demo
 
-    run_demo(db_path)
+    run_demo(db_path, history_days, speed)
+
+
+def _parse_start(value: str | None, tz) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(tz).replace(tzinfo=None, second=0, microsecond=0)
+    try:
+        start = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return start.replace(tzinfo=None)
+
+
+@main.command()
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per wall second (60: a minute per second; 0: unpaced).")
+@click.option("--start", "start", default=None,
+              help="Simulated start, local time YYYY-MM-DD[THH:MM] (default: now).")
+@click.option("--history-days", type=int, default=0, show_default=True,
+              help="First simulate this many days before the start into --db, unpaced.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file for --history-days.")
+@click.option("--fault", "faults", multiple=True,
+              help="Inject a fault: DEVICE:offline, DEVICE:slow=S, POINT:stuck=V, METER:reset.")
+def simulator(site_file: Path | None, speed: float, start: str | None, history_days: int,
+              db_path: Path | None, faults: tuple[str, ...]) -> None:
+    """Serve the virtual administrative centre: EnergyPlus physics as BACnet/IP devices.
+
+    Each device listens on its own UDP port on loopback (see the site file). While it runs,
+    type a fault on standard input (e.g. fc2:offline, fc2:online) or `stop`.
+
+    Example:
+
+    \b
+        bems simulator --speed 60
+        bems simulator --start 2026-07-06T07:00 --history-days 14 --db sim.sqlite
+    """
+    from connectors.simulator.run import serve
+
+    site = load_site(site_file)
+    start_local = _parse_start(start, site.tz)
+    serve(site, start_local, speed, list(faults), lambda m: click.echo(m),
+          history_days=history_days, db=db_path, read_stdin=not sys.stdin.isatty())
 
 
 @main.group()

@@ -30,7 +30,6 @@ METERS = {  # our meter kind → EnergyPlus meter
     "lighting": "InteriorLights:Electricity",
     "plugs": "InteriorEquipment:Electricity",
 }
-OCC_SCHEDULE = "BLDG_OCC_SCH_wo_SB"
 EQUIP_SCHEDULE = "BLDG_EQUIP_SCH"
 OFF_SETPOINT = 40.0  # cooling setpoint that asks for no cooling
 HEATING_SETPOINT = 10.0  # cooling-only building: heating never engages
@@ -49,7 +48,7 @@ class ZoneCommand:
 @dataclass
 class Commands:
     zones: dict[str, ZoneCommand]  # by EnergyPlus zone name
-    occupancy: float = 0.0  # fraction of design occupants present (from the site calendar)
+    people: dict[str, float] = field(default_factory=dict)  # fraction of design occupants, by zone
     plugs: float = 0.3  # fraction of design plug load
 
 
@@ -160,13 +159,16 @@ class EnergyPlusModel:
                 h[("lightw", zone)] = ex.get_internal_variable_value(
                     state, ex.get_internal_variable_handle(state, "Lighting Power Design Level",
                                                            f"{zone}_Lights"))
+                h[("people", zone)] = ex.get_actuator_handle(state, "People", "Number of People",
+                                                             zone)
+                h[("peoplen", zone)] = ex.get_internal_variable_value(
+                    state, ex.get_internal_variable_handle(state, "People Count Design Level", zone))
             h["out"] = ex.get_variable_handle(state, "Site Outdoor Air Drybulb Temperature",
                                               "Environment")
             for loop in AIR_LOOPS:
                 h[("loop", loop)] = ex.get_actuator_handle(state, "AirLoopHVAC",
                                                            "Availability Status", loop)
-            for sched in ("HVACOperationSchd", "MinOA_MotorizedDamper_Sched", OCC_SCHEDULE,
-                          EQUIP_SCHEDULE):
+            for sched in ("HVACOperationSchd", "MinOA_MotorizedDamper_Sched", EQUIP_SCHEDULE):
                 h[("sched", sched)] = ex.get_actuator_handle(state, "Schedule:Compact",
                                                              "Schedule Value", sched)
             for kind, meter in METERS.items():
@@ -201,7 +203,6 @@ class EnergyPlusModel:
             ex.set_actuator_value(s, h[("sched", "HVACOperationSchd")], 1.0 if any_on else 0.0)
             ex.set_actuator_value(s, h[("sched", "MinOA_MotorizedDamper_Sched")],
                                   1.0 if any_on else 0.0)
-            ex.set_actuator_value(s, h[("sched", OCC_SCHEDULE)], cmd.occupancy)
             ex.set_actuator_value(s, h[("sched", EQUIP_SCHEDULE)], cmd.plugs)
             for zone in self.zones:
                 zc = cmd.zones.get(zone, ZoneCommand())
@@ -210,6 +211,8 @@ class EnergyPlusModel:
                 ex.set_actuator_value(s, h[("htg", zone)], HEATING_SETPOINT)
                 watts = h[("lightw", zone)] * (zc.dim / 100.0 if zc.light_on else 0.0)
                 ex.set_actuator_value(s, h[("light", zone)], watts)
+                ex.set_actuator_value(s, h[("people", zone)],
+                                      h[("peoplen", zone)] * cmd.people.get(zone, 0.0))
 
         def after(s) -> None:
             if not handles() or not in_run_period():

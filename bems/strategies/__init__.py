@@ -1,0 +1,1 @@
+"""Strategies: pure functions from (site, snapshot, forecast, schedule, now) to intended writes."""

@@ -1,0 +1,287 @@
+"""The virtual administrative centre: EnergyPlus physics behind the site's BACnet devices.
+
+`VirtualCentre.history()` runs the model un-paced under the building's own time clock and hands
+the readings to the store as if they had been polled; `VirtualCentre.serve()` serves the devices
+and steps the model paced to the wall clock, reading the devices' present values as actuators
+each step and publishing sensors and meters back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bems.calendar import SiteCalendar
+from bems.site import Site, Zone
+from bems.strategies.baseline import time_clock_state
+from connectors.simulator.devices import SimulatorError, VirtualDevices
+from connectors.simulator.physics import Commands, EnergyPlusModel, Step, ZoneCommand
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+
+def occupancy_fraction(calendar: SiteCalendar, zone: Zone, local: dt.datetime) -> float:
+    """How full a zone is: staff arrive a little early, many stay in the office over lunch."""
+    periods = calendar.periods(zone.schedule, local.date()) if zone.schedule else []
+    if not periods:
+        return 0.0
+    t = local.time()
+    if any(p.start <= t < p.end for p in periods):
+        return 0.9
+    first, last = periods[0].start, periods[-1].end
+    early = (dt.datetime.combine(local.date(), first) - dt.timedelta(minutes=30)).time()
+    late = (dt.datetime.combine(local.date(), last) + dt.timedelta(minutes=30)).time()
+    if first <= t < last:
+        return 0.5  # lunch break
+    if early <= t < first or last <= t < late:
+        return 0.1
+    return 0.0
+
+
+@dataclass
+class Binding:
+    """How the site's points map onto the model."""
+
+    site: Site
+    zones: list[Zone] = field(init=False)
+    meters: dict[str, tuple[str | None, str | None]] = field(init=False)  # kind → (kW, kWh)
+    outdoor: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.zones = [z for z in self.site.zones if z.sim_zone]
+        if not self.zones:
+            raise SimulatorError("no zone in the site file has a sim_zone: nothing to simulate")
+        self.meters = {}
+        for m in self.site.meters:
+            if m.measures in ("main", "ac", "lighting", "plugs") and m.measures not in self.meters:
+                self.meters[m.measures] = (m.power, m.energy)
+        self.outdoor = [p.id for p in self.site.points if p.kind == "outdoor_temperature"]
+
+    @property
+    def sim_zones(self) -> list[str]:
+        return [z.sim_zone for z in self.zones]
+
+    def command_points(self) -> list[str]:
+        out = []
+        for z in self.zones:
+            out += [p for p in (z.cooling_setpoint, z.ac_status, z.ac_mode, z.lighting,
+                                z.lighting_level) if p]
+        return out
+
+    def commands_from(self, values: dict[str, float], calendar: SiteCalendar,
+                      local: dt.datetime) -> Commands:
+        """Zone commands from point values (present values, or a time clock's state)."""
+        zones, people = {}, {}
+        for z in self.zones:
+            def get(pid: str | None, default: float) -> float:
+                v = values.get(pid) if pid else None
+                return default if v is None else float(v)
+            zones[z.sim_zone] = ZoneCommand(
+                setpoint=get(z.cooling_setpoint, 24.0), ac_on=get(z.ac_status, 0.0) > 0.5,
+                mode=int(get(z.ac_mode, 1.0)), light_on=get(z.lighting, 0.0) > 0.5,
+                dim=get(z.lighting_level, 100.0))
+            people[z.sim_zone] = occupancy_fraction(calendar, z, local)
+        workday = calendar.is_workday(local.date())
+        busy = max(people.values(), default=0.0)
+        plugs = (0.9 if busy >= 0.9 else 0.7 if busy >= 0.5 else 0.4) if workday else 0.3
+        return Commands(zones=zones, people=people, plugs=plugs)
+
+    def time_clock_values(self, local: dt.datetime) -> dict[str, float]:
+        """The point values the local controllers' time clocks command."""
+        tc = time_clock_state(local)
+        out: dict[str, float] = {}
+        for z in self.zones:
+            for pid, key in ((z.cooling_setpoint, "setpoint"), (z.ac_status, "ac"),
+                             (z.ac_mode, "mode"), (z.lighting, "light"),
+                             (z.lighting_level, "dim")):
+                if pid:
+                    out[pid] = tc[key]
+        return out
+
+    def sensor_values(self, step: Step, energy_kwh: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {pid: round(step.outdoor_c, 2) for pid in self.outdoor}
+        for z in self.zones:
+            if z.temperature:
+                out[z.temperature] = round(step.zone_c[z.sim_zone], 2)
+            if z.occupancy:
+                out[z.occupancy] = 1.0 if step.occupants[z.sim_zone] > 0.5 else 0.0
+        for kind, (kw, kwh) in self.meters.items():
+            if kw:
+                out[kw] = round(step.power_kw[kind], 3)
+            if kwh:
+                out[kwh] = round(energy_kwh[kind], 3)
+        return out
+
+
+class VirtualCentre:
+    def __init__(self, site: Site, workdir: Path | None = None):
+        self.site = site
+        self.binding = Binding(site)
+        self.calendar = SiteCalendar(site)
+        self.model = EnergyPlusModel(self.binding.sim_zones, site.latitude, site.longitude,
+                                     workdir=workdir)
+        self.energy_kwh = {k: 0.0 for k in self.binding.meters}  # accumulating meter registers
+        self.devices: VirtualDevices | None = None
+        self.sim_now: dt.datetime | None = None  # local time of the last finished step
+        self.steps = 0
+        self._stop = threading.Event()
+
+    def local(self, t: dt.datetime) -> dt.datetime:
+        return t.astimezone(self.site.tz).replace(tzinfo=None)
+
+    # --- history --------------------------------------------------------------------------
+
+    def history(self, end_local: dt.datetime, days: int,
+                sink: Callable[[list[tuple]], None]) -> int:
+        """Run [end - days, end) un-paced under the time clock; every 15-min step's readings of
+        every simulated point go to `sink` as (point, utc time, value) rows. Returns rows."""
+        first = end_local - dt.timedelta(days=days)
+        start = first.date()
+        run_days = (end_local.date() - start).days + 1
+        rows = 0
+
+        def controller(local: dt.datetime) -> Commands:
+            return self.binding.commands_from(self.binding.time_clock_values(local),
+                                              self.calendar, local)
+
+        def observer(step: Step) -> None:
+            nonlocal rows
+            local_end = self.local(step.time)
+            if local_end > end_local:
+                self.model.stop()
+                return
+            for k in self.energy_kwh:
+                self.energy_kwh[k] += step.energy_kwh[k]
+            if local_end <= first:  # the model starts at midnight; history at `first`
+                return
+            start_local = local_end - dt.timedelta(seconds=step.seconds)
+            values = self.binding.sensor_values(step, self.energy_kwh)
+            values.update(self.binding.time_clock_values(start_local))
+            batch = [(pid, step.time, v) for pid, v in values.items()]
+            sink(batch)
+            rows += len(batch)
+            self.sim_now = local_end
+
+        status = self.model.run(start, run_days, controller, observer)
+        if status not in (0, 1) and self.sim_now is None:
+            raise SimulatorError(f"EnergyPlus failed (status {status}); see "
+                                 f"{self.model.workdir / 'out' / 'eplusout.err'}")
+        return rows
+
+    # --- paced service --------------------------------------------------------------------
+
+    async def serve(self, start_local: dt.datetime, speed: float = 1.0, days: int = 366,
+                    ready: Callable[[], None] | None = None,
+                    on_step: Callable[[Step, dict[str, float]], None] | None = None,
+                    gate: asyncio.Event | None = None) -> None:
+        """Serve the devices and step the model from `start_local`, paced to wall time x speed
+        (speed <= 0: as fast as possible). Returns when stopped or the days run out.
+
+        `ready` is called once the devices answer; the physics starts when `gate` is set
+        (at once without a gate), so a client can prepare writes before the first step."""
+        loop = asyncio.get_running_loop()
+        self.sim_now = start_local
+        self.devices = VirtualDevices(self.site, clock=self._device_clock)
+        await self.devices.start()
+        self._stop.clear()
+        # the devices show the time clock's state before the first step
+        self.devices.set_relinquish_defaults(self.binding.time_clock_values(start_local))
+        wall0 = time.monotonic()
+        cmd_points = self.binding.command_points()
+
+        def on_loop(fn: Callable, *args):  # run fn in the event loop, from the physics thread
+            fut = asyncio.run_coroutine_threadsafe(_call(fn, *args), loop)
+            return fut.result(timeout=30)
+
+        def controller(local: dt.datetime) -> Commands:
+            if local < start_local - dt.timedelta(minutes=15):  # catching up to the start
+                return self.binding.commands_from(self.binding.time_clock_values(local),
+                                                  self.calendar, local)
+            on_loop(self.devices.set_relinquish_defaults, self.binding.time_clock_values(local))
+            values = on_loop(self.devices.present_values, cmd_points)
+            return self.binding.commands_from(values, self.calendar, local)
+
+        def observer(step: Step) -> None:
+            local_end = self.local(step.time)
+            for k in self.energy_kwh:
+                self.energy_kwh[k] += step.energy_kwh[k]
+            values = self.binding.sensor_values(step, self.energy_kwh)
+            self.sim_now = local_end
+            on_loop(self.devices.publish, values)
+            self.steps += 1
+            if on_step is not None:
+                on_step(step, values)
+            if speed > 0 and local_end > start_local:
+                target = wall0 + (local_end - start_local).total_seconds() / speed
+                while not self._stop.is_set():
+                    left = target - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._stop.wait(min(left, 0.5))
+            if self._stop.is_set():
+                self.model.stop()
+
+        try:
+            if ready is not None:
+                ready()
+            if gate is not None:
+                await gate.wait()
+            if not self._stop.is_set():
+                await loop.run_in_executor(None, self.model.run, start_local.date(), days,
+                                           controller, observer)
+        finally:
+            self._stop.set()
+            self.model.stop()
+            self.devices.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.model.stop()
+
+    def _device_clock(self) -> dt.datetime:
+        return self.sim_now or dt.datetime.now()
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def apply_fault(self, spec: str) -> str:
+        """'DEVICE:offline', 'DEVICE:online', 'DEVICE:slow=SECONDS', 'POINT:stuck=VALUE',
+        'POINT:unstuck', 'METER:reset'. Returns a description of what was done."""
+        if self.devices is None:
+            raise SimulatorError("faults apply to a running simulator")
+        target, _, action = spec.partition(":")
+        action, _, arg = action.partition("=")
+        try:
+            if action == "offline":
+                self.devices.set_offline(target, True)
+            elif action == "online":
+                self.devices.set_offline(target, False)
+                self.devices.set_delay(target, 0.0)
+            elif action == "slow":
+                self.devices.set_delay(target, float(arg))
+            elif action == "stuck":
+                self.devices.stick(target, float(arg))
+            elif action == "unstuck":
+                self.devices.stick(target, None)
+            elif action == "reset":
+                if target not in self.energy_kwh:
+                    raise SimulatorError(f"no simulated meter {target!r} "
+                                         f"(one of {', '.join(self.energy_kwh)})")
+                self.energy_kwh[target] = 0.0
+            else:
+                raise SimulatorError(f"unknown fault {spec!r}")
+        except KeyError as err:
+            raise SimulatorError(f"fault {spec!r}: unknown device or point {err}") from None
+        except ValueError as err:
+            raise SimulatorError(f"fault {spec!r}: {err}") from None
+        return f"{target}: {action}{'=' + arg if arg else ''}"
+
+
+async def _call(fn: Callable, *args):
+    return fn(*args)

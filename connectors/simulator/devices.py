@@ -1,0 +1,286 @@
+"""The virtual centre's BACnet/IP devices (bacpypes3), built from the site file.
+
+One application per device, each on its own UDP port (bacpypes3 treats unicast to its own
+port on 127.x as self-addressed, so devices never share one). Commandable objects have a
+priority array and a relinquish default; the relinquish default of AC and lighting follows the
+controller's local time clock, which is what the building does when nobody commands it.
+Writes outside a point's limits are refused with property / value-out-of-range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bacpypes3.app import Application
+from bacpypes3.errors import PropertyError
+from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObject, AnalogValueObjectCmd
+from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject, BinaryValueObject, BinaryValueObjectCmd
+from bacpypes3.local.cmd import Commandable
+from bacpypes3.local.device import DeviceObject
+from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
+from bacpypes3.local.networkport import NetworkPortObject
+from bacpypes3.primitivedata import Date, Null, Time
+
+from bems.errors import BemsError
+from bems.site import Point, Site
+
+UNITS = {"degc": "degreesCelsius", "kw": "kilowatts", "kwh": "kilowattHours",
+         "percent": "percent", "%": "percent", "": "noUnits"}
+VENDOR_ID = 999  # "unassigned/test" range; these are simulated devices
+
+
+class SimulatorError(BemsError):
+    """The virtual centre cannot start or run."""
+
+
+class _Limited:
+    """Refuse writes outside [min, max] the way a real controller does."""
+
+    _bems_min: float | None = None
+    _bems_max: float | None = None
+
+    async def write_property(self, attr: Any, value: Any, index: Any = None,
+                             priority: Any = None) -> None:
+        if attr in ("presentValue", 85) and not isinstance(value, Null):
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                v = None
+            if v is not None and ((self._bems_min is not None and v < self._bems_min)
+                                  or (self._bems_max is not None and v > self._bems_max)):
+                raise PropertyError("valueOutOfRange")
+        await super().write_property(attr, value, index, priority)  # type: ignore[misc]
+
+
+class LimitedAnalogValue(_Limited, AnalogValueObjectCmd):
+    pass
+
+
+class LimitedAnalogOutput(_Limited, AnalogOutputObject):
+    pass
+
+
+class LimitedMultiStateValue(_Limited, Commandable, MultiStateValueObject):
+    pass
+
+
+class SimDevice(DeviceObject):
+    """A device whose local date and time are the simulation's, not the host's."""
+
+    _sim_clock: Callable[[], dt.datetime] | None = None
+
+    @property
+    def localDate(self) -> Date:  # type: ignore[override]
+        now = self._sim_clock() if self._sim_clock else dt.datetime.now()
+        return Date(now.strftime("%Y-%m-%d"))
+
+    @localDate.setter
+    def localDate(self, value: Any) -> None:
+        pass
+
+    @property
+    def localTime(self) -> Time:  # type: ignore[override]
+        now = self._sim_clock() if self._sim_clock else dt.datetime.now()
+        return Time(now.strftime("%H:%M:%S.00"))
+
+    @localTime.setter
+    def localTime(self, value: Any) -> None:
+        pass
+
+
+class FaultyApplication(Application):
+    """An application that can be told to stop answering or to answer slowly."""
+
+    offline: bool = False
+    delay_s: float = 0.0
+
+    async def indication(self, apdu) -> None:  # type: ignore[override]
+        if self.offline:
+            return
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+            if self.offline:
+                return
+        await super().indication(apdu)
+
+
+def _object_for(point: Point) -> Any:
+    otype, inst = point.object_type, point.object_instance
+    common: dict[str, Any] = {"objectIdentifier": (otype, inst),
+                              "objectName": point.name or point.id,
+                              "description": point.id}
+    units = UNITS.get(point.unit.lower(), "noUnits")
+    if otype == "analog-input":
+        return AnalogInputObject(**common, presentValue=0.0, units=units, covIncrement=0.1)
+    if otype in ("analog-value", "analog-output"):
+        default = point.min if point.min is not None and point.kind != "setpoint" else 24.0
+        if point.kind == "dimming":
+            default = 100.0
+        if not point.writable and otype == "analog-value":
+            return AnalogValueObject(**common, presentValue=float(default), units=units)
+        cls = LimitedAnalogValue if otype == "analog-value" else LimitedAnalogOutput
+        kw = {}
+        if point.min is not None:
+            kw["minPresValue"] = float(point.min)
+        if point.max is not None:
+            kw["maxPresValue"] = float(point.max)
+        obj = cls(**common, presentValue=float(default), relinquishDefault=float(default),
+                  units=units, covIncrement=0.1, **kw)
+        obj._bems_min, obj._bems_max = point.min, point.max
+        return obj
+    if otype == "binary-input":
+        return BinaryInputObject(**common, presentValue="inactive")
+    if otype == "binary-output":
+        return BinaryOutputObject(**common, presentValue="inactive", relinquishDefault="inactive")
+    if otype == "binary-value":
+        cls = BinaryValueObjectCmd if point.writable else BinaryValueObject
+        return cls(**common, presentValue="inactive")
+    if otype == "multi-state-input":
+        return MultiStateInputObject(**common, presentValue=1, numberOfStates=int(point.max or 3))
+    if otype == "multi-state-value":
+        states = int(point.max or 3)
+        if point.writable:
+            obj = LimitedMultiStateValue(**common, presentValue=1, relinquishDefault=1,
+                                         numberOfStates=states)
+            obj._bems_min, obj._bems_max = 1, states
+            return obj
+        return MultiStateValueObject(**common, presentValue=1, numberOfStates=states)
+    raise SimulatorError(f"point {point.id}: object type {otype} is not simulated")
+
+
+def _plain(value: Any) -> Any:
+    """A present value as a plain Python number (binary active → 1.0)."""
+    if value is None:
+        return None
+    s = str(value)
+    if s in ("active", "inactive"):
+        return 1.0 if s == "active" else 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return s
+
+
+@dataclass
+class VirtualDevices:
+    """All the site's devices, served on loopback from one asyncio loop."""
+
+    site: Site
+    clock: Callable[[], dt.datetime] | None = None
+    apps: dict[str, FaultyApplication] = field(default_factory=dict)
+    objects: dict[str, Any] = field(default_factory=dict)  # point id → local object
+    stuck: dict[str, float] = field(default_factory=dict)  # point id → value it is stuck at
+
+    async def start(self) -> None:
+        """Bind every device; raises SimulatorError at once if a port is taken."""
+        for dev in self.site.devices:
+            device = SimDevice(objectIdentifier=("device", dev.instance),
+                               objectName=dev.name or dev.id, vendorIdentifier=VENDOR_ID,
+                               vendorName="BEMS virtual centre", modelName="virtual-" + dev.id,
+                               description=f"simulated controller {dev.id}")
+            device._sim_clock = self.clock
+            port = NetworkPortObject(f"{dev.host}/8:{dev.port}",
+                                     objectIdentifier=("network-port", 1), objectName="port-1")
+            objs = []
+            for point in self.site.points_of(dev.id):
+                obj = _object_for(point)
+                self.objects[point.id] = obj
+                objs.append(obj)
+            _check_port_free(dev.host, dev.port)
+            self.apps[dev.id] = FaultyApplication.from_object_list([device, port, *objs])
+        # bacpypes3 binds in a background task (and retries forever on failure): wait until
+        # every socket is really bound, so "ready" means ready.
+        deadline = asyncio.get_running_loop().time() + 5
+        for dev in self.site.devices:
+            while _port_free(dev.host, dev.port):
+                if asyncio.get_running_loop().time() > deadline:
+                    self.close()
+                    raise SimulatorError(f"device {dev.id}: could not bind {dev.address}")
+                await asyncio.sleep(0.01)
+
+    def close(self) -> None:
+        for app in self.apps.values():
+            app.close()
+        self.apps.clear()
+
+    # --- values ---------------------------------------------------------------------------
+
+    def publish(self, values: dict[str, float]) -> None:
+        """Set sensor present values (analog / binary / multi-state inputs)."""
+        for pid, value in values.items():
+            obj = self.objects.get(pid)
+            if obj is None:
+                continue
+            if pid in self.stuck:
+                value = self.stuck[pid]
+            otype = obj.objectIdentifier[0].__str__()
+            if otype.startswith("binary"):
+                obj.presentValue = "active" if value else "inactive"
+            elif otype.startswith("multi-state"):
+                obj.presentValue = int(value)
+            else:
+                obj.presentValue = float(value)
+
+    def set_relinquish_defaults(self, values: dict[str, float]) -> None:
+        """The local controller's own value, used when no priority slot is commanded."""
+        for pid, value in values.items():
+            obj = self.objects.get(pid)
+            if obj is None or not isinstance(obj, Commandable):
+                continue
+            otype = str(obj.objectIdentifier[0])
+            new: Any = ("active" if value else "inactive") if otype.startswith("binary") else (
+                int(value) if otype.startswith("multi-state") else float(value))
+            if _plain(obj.relinquishDefault) != _plain(new):
+                obj.relinquishDefault = new
+                obj.recalculating()
+
+    def present_values(self, points: list[str] | None = None) -> dict[str, Any]:
+        ids = points if points is not None else list(self.objects)
+        return {pid: _plain(self.objects[pid].presentValue) for pid in ids if pid in self.objects}
+
+    def priority_array(self, point: str) -> dict[int, Any]:
+        """Commanded slots of a point: {priority: value}."""
+        obj = self.objects[point]
+        out = {}
+        for i, pv in enumerate(obj.priorityArray):
+            if pv.null is None:
+                out[i + 1] = _plain(getattr(pv, pv._choice))
+        return out
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def set_offline(self, device: str, offline: bool = True) -> None:
+        self.apps[device].offline = offline
+
+    def set_delay(self, device: str, seconds: float) -> None:
+        self.apps[device].delay_s = seconds
+
+    def stick(self, point: str, value: float | None) -> None:
+        """Freeze a sensor at a value (None: unstick)."""
+        if value is None:
+            self.stuck.pop(point, None)
+        else:
+            self.stuck[point] = value
+            self.publish({point: value})
+
+
+def _port_free(host: str, port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """bacpypes3 binds with SO_REUSEPORT and would share a taken port silently: check first."""
+    if not _port_free(host, port):
+        raise SimulatorError(f"UDP {host}:{port} is already in use; is another simulator or "
+                             "BACnet application running?")
