@@ -136,6 +136,226 @@ def simulator(site_file: Path | None, speed: float, start: str | None, history_d
           history_days=history_days, db=db_path, read_stdin=not sys.stdin.isatty())
 
 
+@main.command()
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
+@click.option("--bacnet-port", type=int, default=47808, show_default=True,
+              help="UDP port BEMS's BACnet client binds on 127.0.0.1.")
+@click.option("--poll-interval", type=float, default=60.0, show_default=True,
+              help="Seconds between poll cycles.")
+def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: float) -> None:
+    """Run BEMS for a site: poll, store, heartbeat, and release every write at shutdown.
+
+    At start, writes a previous run left held (a crash) are released.
+
+    Example:
+
+    \b
+        bems run --site site.toml --db site.sqlite
+    """
+    import signal
+    import threading
+
+    from bems.runtime import Runtime
+
+    site = load_site(site_file)
+    rt = Runtime(site, db_path, bacnet_port=bacnet_port, poll_interval_s=poll_interval)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    rt.start()
+    poll = rt.last_poll
+    ok = sum(1 for h in poll.devices.values() if h.state == "ok") if poll else 0
+    click.echo(f"running {site.name}: {ok}/{len(site.devices)} devices answer, polling every "
+               f"{poll_interval:g} s into {db_path}", err=False)
+    try:
+        done.wait()
+    finally:
+        rt.stop()
+        click.echo("stopped; every write released")
+
+
+def _gateway(port: int):
+    from connectors.bacnet.gateway import BacnetGateway
+
+    return BacnetGateway(port=port)
+
+
+_client_port = click.option("--bacnet-port", type=int, default=47808, show_default=True,
+                            help="UDP port BEMS's BACnet client binds on 127.0.0.1.")
+
+
+@main.command()
+@click.option("--address", "addresses", multiple=True,
+              help="HOST:PORT of a device (unicast Who-Is); repeat for several.")
+@click.option("--scan", default=None, help="HOST:FIRST-LAST: unicast Who-Is to a port range.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--site-section", is_flag=True, help="Print a draft site-file section (TOML).")
+@_client_port
+def discover(addresses: tuple[str, ...], scan: str | None, as_json: bool, site_section: bool,
+             bacnet_port: int) -> None:
+    """Find BACnet devices and list their objects (names, types, units).
+
+    Example:
+
+    \b
+        bems discover --address 127.0.0.1:47821
+        bems discover --scan 127.0.0.1:47820-47823 --json
+        bems discover --address 127.0.0.1:47821 --site-section > draft.toml
+    """
+    import json as _json
+
+    from connectors.bacnet.discovery import discover as run_discovery, site_section as draft
+
+    targets = list(addresses)
+    if scan:
+        host, _, ports = scan.rpartition(":")
+        try:
+            lo, _, hi = ports.partition("-")
+            targets += [f"{host}:{p}" for p in range(int(lo), int(hi or lo) + 1)]
+        except ValueError:
+            raise click.BadParameter(f"{scan!r}: use HOST:FIRST-LAST") from None
+    if not targets:
+        raise click.UsageError("give --address HOST:PORT or --scan HOST:FIRST-LAST")
+    with _gateway(bacnet_port) as gw:
+        found = run_discovery(gw, targets)
+    if as_json:
+        click.echo(_json.dumps(found, indent=2, ensure_ascii=False))
+    elif site_section:
+        click.echo(draft(found))
+    else:
+        for dev in found:
+            click.echo(f"device {dev['instance']} {dev['name']!r} at {dev['address']} "
+                       f"({dev['vendor']}, max APDU {dev['max_apdu']}, {dev['segmentation']}): "
+                       f"{len(dev['objects'])} objects")
+            for o in dev["objects"]:
+                click.echo(f"  {o['object']:<24} {o['name']:<50} {o.get('units') or ''}")
+    if not found:
+        raise click.ClickException("no device answered")
+
+
+@main.command()
+@click.argument("address")
+@click.argument("obj", metavar="OBJECT")
+@click.argument("prop", metavar="PROPERTY", default="present-value")
+@_client_port
+def read(address: str, obj: str, prop: str, bacnet_port: int) -> None:
+    """Read one property of one object.
+
+    Example:
+
+    \b
+        bems read 127.0.0.1:47821 analog-input,1 present-value
+        bems read 127.0.0.1:47821 analog-value,1 priority-array
+    """
+    from connectors.bacnet.gateway import parse_address, plain
+
+    with _gateway(bacnet_port) as gw:
+        addr = parse_address(address)
+        if prop == "priority-array":
+            slots = gw.priority_array(addr, obj)
+            click.echo(", ".join(f"{k}: {v}" for k, v in sorted(slots.items())) or "(empty)")
+        else:
+            value = gw.read(addr, obj, prop)
+            click.echo(plain(value) if not isinstance(value, (list, tuple)) else value)
+
+
+def _adhoc_writer(site_file: Path | None, db_path: Path, address: str, obj: str, gw):
+    """The writer for a command-line write: the site's point at that address and object if the
+    site file has one (its limits apply), else an ad-hoc writable point."""
+    import dataclasses
+
+    from bems.control import Writer
+    from bems.site import Device, Point
+    from connectors.bacnet.gateway import parse_address
+
+    site = load_site(site_file)
+    addr = parse_address(address)
+    for p in site.points:
+        dev = site.device(p.device)
+        if dev.address == addr and p.object == obj:
+            return Writer(site, gw, Store(db_path, site.timezone)), p.id
+    dev = Device(id=f"cli:{addr}", name="", host=addr.split(":")[0], port=int(addr.split(":")[1]),
+                 instance=0)
+    point = Point(id=f"{addr}/{obj}", device=dev.id, object=obj, kind="other", writable=True,
+                  priority=1)
+    site = dataclasses.replace(site, devices=site.devices + (dev,), points=site.points + (point,))
+    return Writer(site, gw, Store(db_path, site.timezone)), point.id
+
+
+_write_opts = [
+    click.option("--priority", type=click.IntRange(1, 16), required=True,
+                 help="BACnet priority (1-16)."),
+    click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Site file whose point limits apply (default: the demo site)."),
+    click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+                 type=click.Path(dir_okay=False, path_type=Path), help="Ledger (SQLite)."),
+    click.option("--reason", default="command line", show_default=True,
+                 help="Why, for the ledger."),
+    _client_port,
+]
+
+
+def _apply(opts):
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return deco
+
+
+@main.command()
+@click.argument("address")
+@click.argument("obj", metavar="OBJECT")
+@click.argument("value", type=float)
+@_apply(_write_opts)
+def write(address: str, obj: str, value: float, priority: int, site_file: Path | None,
+          db_path: Path, reason: str, bacnet_port: int) -> None:
+    """Write a present value at a priority, read it back, record it in the ledger.
+
+    The point's limits from the site file apply (the value is clamped).
+
+    Example:
+
+    \b
+        bems write 127.0.0.1:47821 analog-value,1 26 --priority 12
+    """
+    from bems.control import WriteIntent
+
+    with _gateway(bacnet_port) as gw:
+        writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
+        r = writer.apply(WriteIntent(pid, value, reason, source="cli", priority=priority))
+        writer.store.close()
+    click.echo(f"{pid}: {r.outcome} {r.value if r.value is not None else ''} at priority "
+               f"{r.priority}, read back {r.readback!r} {r.error}".rstrip())
+    if not r.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("address")
+@click.argument("obj", metavar="OBJECT")
+@_apply(_write_opts)
+def release(address: str, obj: str, priority: int, site_file: Path | None, db_path: Path,
+            reason: str, bacnet_port: int) -> None:
+    """Relinquish a priority: write Null there, confirm, mark the ledger released.
+
+    Example:
+
+    \b
+        bems release 127.0.0.1:47821 analog-value,1 --priority 12
+    """
+    with _gateway(bacnet_port) as gw:
+        writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
+        r = writer.release(pid, "cli", reason, priority)
+        writer.store.close()
+    click.echo(f"{pid}: {r.outcome} at priority {r.priority} {r.error}".rstrip())
+    if not r.ok:
+        sys.exit(1)
+
+
 @main.group()
 def db() -> None:
     """Manage the SQLite store.

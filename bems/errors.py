@@ -7,3 +7,15 @@ class BemsError(Exception):
 
 class StoreError(BemsError):
     """The database cannot be opened, migrated or written."""
+
+
+class DeviceError(BemsError):
+    """A field device could not be read or written."""
+
+
+class DeviceUnreachable(DeviceError):
+    """The device did not answer in time."""
+
+
+class DeviceRefused(DeviceError):
+    """The device answered with an error (out of range, write access denied, ...)."""

@@ -378,13 +378,16 @@ class Store:
         """Mark every held write of a point at a priority as released."""
         with self.db.atomic():
             cur = self.db.execute("UPDATE writes SET released_at = ? WHERE point = ? AND "
-                                  "priority = ? AND action = 'write' AND outcome = 'done' AND "
-                                  "released_at IS NULL", [to_epoch(ts), point, priority])
+                                  "priority = ? AND action = 'write' AND outcome IN ('done', "
+                                  "'failed') AND released_at IS NULL",
+                                  [to_epoch(ts), point, priority])
         return cur.rowcount
 
     def held_writes(self) -> list[WriteRecord]:
-        """Writes that succeeded and were never released: what a restart must clean up."""
-        return self.writes("outcome = 'done' AND action = 'write' AND released_at IS NULL")
+        """Writes that may sit in a priority array and were never released: what a restart
+        must clean up. A write that failed its read-back may still have landed, so it counts."""
+        return self.writes("outcome IN ('done', 'failed') AND action = 'write' AND "
+                           "released_at IS NULL")
 
     def writes(self, where: str = "1", args: Sequence = (), limit: int = 1000) -> list[WriteRecord]:
         cur = self.db.execute(

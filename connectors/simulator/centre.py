@@ -180,12 +180,15 @@ class VirtualCentre:
     async def serve(self, start_local: dt.datetime, speed: float = 1.0, days: int = 366,
                     ready: Callable[[], None] | None = None,
                     on_step: Callable[[Step, dict[str, float]], None] | None = None,
-                    gate: asyncio.Event | None = None) -> None:
+                    gate: asyncio.Event | None = None,
+                    live: Callable[[], None] | None = None) -> None:
         """Serve the devices and step the model from `start_local`, paced to wall time x speed
         (speed <= 0: as fast as possible). Returns when stopped or the days run out.
 
         `ready` is called once the devices answer; the physics starts when `gate` is set
-        (at once without a gate), so a client can prepare writes before the first step."""
+        (at once without a gate), so a client can prepare writes before the first step.
+        `live` is called (from the physics thread) once the model has caught up to the start
+        and the devices show its values."""
         loop = asyncio.get_running_loop()
         self.sim_now = start_local
         self.devices = VirtualDevices(self.site, clock=self._device_clock)
@@ -195,6 +198,7 @@ class VirtualCentre:
         self.devices.set_relinquish_defaults(self.binding.time_clock_values(start_local))
         wall0 = time.monotonic()
         cmd_points = self.binding.command_points()
+        live_sent: list[bool] = []
 
         def on_loop(fn: Callable, *args):  # run fn in the event loop, from the physics thread
             fut = asyncio.run_coroutine_threadsafe(_call(fn, *args), loop)
@@ -216,6 +220,9 @@ class VirtualCentre:
             self.sim_now = local_end
             on_loop(self.devices.publish, values)
             self.steps += 1
+            if live is not None and local_end >= start_local and not live_sent:
+                live_sent.append(True)
+                live()
             if on_step is not None:
                 on_step(step, values)
             if speed > 0 and local_end > start_local:

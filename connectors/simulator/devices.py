@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,6 +25,7 @@ from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.primitivedata import Date, Null, Time
 
 from bems.errors import BemsError
+from connectors.bacnet.gateway import port_free
 from bems.site import Point, Site
 
 UNITS = {"degc": "degreesCelsius", "kw": "kilowatts", "kwh": "kilowattHours",
@@ -196,7 +196,7 @@ class VirtualDevices:
         # every socket is really bound, so "ready" means ready.
         deadline = asyncio.get_running_loop().time() + 5
         for dev in self.site.devices:
-            while _port_free(dev.host, dev.port):
+            while port_free(dev.host, dev.port):
                 if asyncio.get_running_loop().time() > deadline:
                     self.close()
                     raise SimulatorError(f"device {dev.id}: could not bind {dev.address}")
@@ -268,19 +268,8 @@ class VirtualDevices:
             self.publish({point: value})
 
 
-def _port_free(host: str, port: int) -> bool:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def _check_port_free(host: str, port: int) -> None:
     """bacpypes3 binds with SO_REUSEPORT and would share a taken port silently: check first."""
-    if not _port_free(host, port):
+    if not port_free(host, port):
         raise SimulatorError(f"UDP {host}:{port} is already in use; is another simulator or "
                              "BACnet application running?")

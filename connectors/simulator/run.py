@@ -55,15 +55,17 @@ async def _serve(centre: VirtualCentre, start_local: dt.datetime, speed: float,
                  f"{len(centre.site.points_of(dev.id))} points")
         for spec in faults:
             echo("fault " + centre.apply_fault(spec))
-        pace = f"{speed:g}x real time" if speed > 0 else "as fast as possible"
-        echo(f"simulator ready: from {start_local:%Y-%m-%d %H:%M} local, {pace}")
-        if on_ready is not None:
-            on_ready(centre)
         if read_stdin:
             threading.Thread(target=_stdin_control, args=(centre, loop, echo),
                              daemon=True).start()
 
-    await centre.serve(start_local, speed, ready=ready)
+    def live() -> None:  # from the physics thread, once the model has reached the start
+        pace = f"{speed:g}x real time" if speed > 0 else "as fast as possible"
+        echo(f"simulator ready: from {start_local:%Y-%m-%d %H:%M} local, {pace}")
+        if on_ready is not None:
+            on_ready(centre)
+
+    await centre.serve(start_local, speed, ready=ready, live=live)
     echo(f"simulator stopped at {centre.sim_now:%Y-%m-%d %H:%M} (simulated), "
          f"{centre.steps} steps")
 

@@ -1,0 +1,198 @@
+"""The one writer: every BACnet write BEMS makes goes through `Writer`.
+
+It refuses points that are not writable, clamps to the point's limits, writes at the site's
+priority (never above it), skips writes that would change nothing, reads the priority array back
+to confirm, records every attempt in the ledger (done, unchanged, rejected, failed, released),
+and relinquishes (writes Null at the same priority) on release, at shutdown, and, after a crash,
+at the next start for everything the ledger says is still held.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from bems.errors import DeviceError, DeviceRefused
+from bems.site import Point, Site
+from bems.storage import Store
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+
+class Gateway(Protocol):
+    """What the writer needs from a field bus (BACnet in production, a fake in unit tests)."""
+
+    def write(self, address: str, obj: str, value: Any, priority: int | None,
+              timeout: float | None = None) -> None: ...
+
+    def priority_array(self, address: str, obj: str,
+                       timeout: float | None = None) -> dict[int, Any]: ...
+
+
+@dataclass(frozen=True)
+class WriteIntent:
+    """What a strategy, an operator or a command wants: value None means release."""
+
+    point: str
+    value: float | None
+    reason: str
+    source: str = "strategy"
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    point: str
+    outcome: str  # done | unchanged | rejected | failed | released
+    value: float | None = None
+    priority: int | None = None
+    readback: Any = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("done", "unchanged", "released")
+
+
+def _wire_value(point: Point, value: float) -> Any:
+    """The value as the object type expects it on the wire."""
+    otype = point.object_type
+    if otype.startswith("binary"):
+        return "active" if value >= 0.5 else "inactive"
+    if otype.startswith("multi-state"):
+        return int(round(value))
+    return float(value)
+
+
+class Writer:
+    def __init__(self, site: Site, gateway: Gateway, store: Store,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
+                 timeout_s: float | None = None):
+        self.site, self.gateway, self.store, self.clock = site, gateway, store, clock
+        self.timeout_s = timeout_s
+        self._points = {p.id: p for p in site.points}
+        # what we hold now: point → (value, priority), from the ledger, so a restart knows
+        self.held: dict[str, tuple[float | None, int]] = {}
+        for w in reversed(store.held_writes()):
+            self.held[w.point] = (float(w.value) if w.value is not None else None,
+                                  w.priority or site.control.write_priority)
+
+    def priority_for(self, point: Point, requested: int | None) -> int:
+        return requested or point.priority or self.site.control.write_priority
+
+    def apply(self, intent: WriteIntent) -> WriteResult:
+        if intent.value is None:
+            return self.release(intent.point, intent.source, intent.reason, intent.priority)
+        point = self._points.get(intent.point)
+        if point is None:
+            return self._reject(intent, None, f"no point {intent.point!r} in the site file")
+        priority = self.priority_for(point, intent.priority)
+        floor = point.priority or self.site.control.write_priority
+        if not point.writable:
+            return self._reject(intent, priority, "the point is not writable")
+        if not 1 <= priority <= 16 or priority < floor:
+            return self._reject(intent, priority, f"priority {priority} is above what BEMS may "
+                                                  f"command on this point ({floor}..16)")
+        value, note = float(intent.value), ""
+        if point.min is not None and value < point.min:
+            value, note = point.min, f" (clamped from {intent.value:g} to min {point.min:g})"
+        if point.max is not None and value > point.max:
+            value, note = point.max, f" (clamped from {intent.value:g} to max {point.max:g})"
+        if self.held.get(point.id) == (value, priority):
+            return WriteResult(point.id, "unchanged", value, priority)
+        dev = self.site.device(point.device)
+        try:
+            self.gateway.write(dev.address, point.object, _wire_value(point, value), priority,
+                               timeout=self.timeout_s)
+        except DeviceRefused as err:
+            return self._record(point, "write", value, priority, intent, "rejected", str(err))
+        except DeviceError as err:
+            return self._record(point, "write", value, priority, intent, "failed", str(err))
+        try:
+            slots = self.gateway.priority_array(dev.address, point.object, timeout=self.timeout_s)
+        except DeviceError as err:
+            self.held[point.id] = (value, priority)  # it may well have landed: keep it to release
+            return self._record(point, "write", value, priority, intent, "done", note.strip(),
+                                readback=f"read-back failed: {err}")
+        got = slots.get(priority)
+        if got is None or abs(float(got) - float(_plain_number(point, value))) > 1e-3:
+            self.held[point.id] = (value, priority)
+            return self._record(point, "write", value, priority, intent, "failed",
+                                f"read-back shows {got!r} at priority {priority}", readback=got)
+        winner = min(slots) if slots else priority
+        if winner < priority:
+            note += f" (priority {winner} holds {slots[winner]!r} and wins)"
+        self.held[point.id] = (value, priority)
+        return self._record(point, "write", value, priority, intent, "done", note.strip(),
+                            readback=got)
+
+    def release(self, point_id: str, source: str, reason: str,
+                priority: int | None = None) -> WriteResult:
+        point = self._points.get(point_id)
+        intent = WriteIntent(point_id, None, reason, source, priority)
+        if point is None:
+            return self._reject(intent, priority, f"no point {point_id!r} in the site file")
+        held = self.held.get(point_id)
+        prio = priority or (held[1] if held else self.priority_for(point, None))
+        dev = self.site.device(point.device)
+        try:
+            self.gateway.write(dev.address, point.object, None, prio, timeout=self.timeout_s)
+            slots = self.gateway.priority_array(dev.address, point.object, timeout=self.timeout_s)
+        except DeviceRefused as err:
+            return self._record(point, "release", None, prio, intent, "rejected", str(err))
+        except DeviceError as err:
+            return self._record(point, "release", None, prio, intent, "failed", str(err))
+        if prio in slots:
+            return self._record(point, "release", None, prio, intent, "failed",
+                                f"priority {prio} still holds {slots[prio]!r}",
+                                readback=slots[prio])
+        self.held.pop(point_id, None)
+        self.store.mark_released(point_id, prio, self.clock())
+        return self._record(point, "release", None, prio, intent, "released", readback="null")
+
+    def release_all(self, source: str, reason: str) -> list[WriteResult]:
+        return [self.release(pid, source, reason, prio) for pid, (_, prio) in
+                list(self.held.items())]
+
+    def recover(self, wanted: Callable[[str], bool] = lambda point: False) -> list[WriteResult]:
+        """After a restart: release every write the ledger says is held that no strategy wants
+        (a strategy that wants one re-asserts it on its next run)."""
+        results = []
+        for pid, (_, prio) in list(self.held.items()):
+            if not wanted(pid):
+                results.append(self.release(pid, "recovery",
+                                            "held when BEMS last stopped; released at start",
+                                            prio))
+        return results
+
+    def _reject(self, intent: WriteIntent, priority: int | None, why: str) -> WriteResult:
+        point = self._points.get(intent.point)
+        self.store.record_write(point=intent.point, action="write" if intent.value is not None
+                                else "release", value=intent.value, priority=priority,
+                                source=intent.source, reason=intent.reason, outcome="rejected",
+                                error=why, device=point.device if point else None,
+                                object=point.object if point else None, ts=self.clock())
+        log.warning("write %s=%s rejected: %s", intent.point, intent.value, why)
+        return WriteResult(intent.point, "rejected", intent.value, priority, error=why)
+
+    def _record(self, point: Point, action: str, value: float | None, priority: int,
+                intent: WriteIntent, outcome: str, error: str = "",
+                readback: Any = None) -> WriteResult:
+        self.store.record_write(point=point.id, action=action, value=value, priority=priority,
+                                source=intent.source, reason=intent.reason, outcome=outcome,
+                                error=error or None, readback=readback, device=point.device,
+                                object=point.object, ts=self.clock())
+        if outcome in ("rejected", "failed"):
+            log.warning("%s %s: %s (%s)", action, point.id, outcome, error)
+        return WriteResult(point.id, outcome, value, priority, readback, error)
+
+
+def _plain_number(point: Point, value: float) -> float:
+    if point.object_type.startswith("binary"):
+        return 1.0 if value >= 0.5 else 0.0
+    if point.object_type.startswith("multi-state"):
+        return float(int(round(value)))
+    return value

@@ -1,0 +1,103 @@
+"""The composition root: one process owns the BACnet gateway, the store and the scheduler.
+
+Jobs are short calls into the services: poll the devices, write the heartbeat, refresh rollups,
+purge old raw readings. At start the writer recovers what a previous run left held; at a clean
+stop it releases everything it holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bems.control import WriteIntent, Writer
+from bems.site import Site
+from bems.storage import Store
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+
+class Runtime:
+    def __init__(self, site: Site, db: Path, bacnet_port: int = 47808,
+                 poll_interval_s: float = 60.0, heartbeat_s: float = 60.0):
+        from connectors.bacnet.gateway import BacnetGateway
+        from connectors.bacnet.poller import CovSubscriptions, Poller
+
+        self.site = site
+        self.db = db
+        self.store = Store(db, site.timezone)
+        self.gateway = BacnetGateway(port=bacnet_port)
+        self.writer = Writer(site, self.gateway, self.store)
+        self.poller = Poller(site, self.gateway, sink=self._store_rows)
+        self.cov = CovSubscriptions(site, self.gateway, self._on_cov)
+        self.poll_interval_s, self.heartbeat_s = poll_interval_s, heartbeat_s
+        self.scheduler = BackgroundScheduler(timezone=site.timezone, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self.last_poll = None
+        self._lock = threading.Lock()  # one thread writes the store at a time
+        self._cov_rows: list[tuple] = []
+
+    def _store_rows(self, rows: list[tuple]) -> None:
+        with self._lock:
+            self.store.insert_readings(rows)
+
+    def _on_cov(self, point: str, value: object, when: dt.datetime) -> None:
+        if isinstance(value, (int, float)):
+            self._cov_rows.append((point, when, value, "good"))
+
+    def flush_cov(self) -> None:
+        rows, self._cov_rows = self._cov_rows, []
+        if rows:
+            self._store_rows(rows)
+
+    def start(self) -> None:
+        self.gateway.start()
+        for r in self.writer.recover():
+            log.info("recovery: %s %s", r.point, r.outcome)
+        self.poll()
+        self.cov.start()
+        self.heartbeat()
+        now = dt.datetime.now(UTC)
+        self.scheduler.add_job(self.poll, "interval", seconds=self.poll_interval_s, id="poll",
+                               next_run_time=now + dt.timedelta(seconds=self.poll_interval_s))
+        self.scheduler.add_job(self.flush_cov, "interval", seconds=5, id="cov")
+        if self.site.control.heartbeat_point:
+            self.scheduler.add_job(self.heartbeat, "interval", seconds=self.heartbeat_s,
+                                   id="heartbeat")
+        self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
+        self.scheduler.start()
+
+    def poll(self) -> None:
+        try:
+            self.last_poll = self.poller.poll()
+        except Exception:  # a failed cycle is logged; the next one runs as planned
+            log.exception("poll cycle failed")
+
+    def heartbeat(self) -> None:
+        hb = self.site.control.heartbeat_point
+        if hb:
+            self.writer.apply(WriteIntent(hb, float(int(time.time()) // 60), "BEMS is alive",
+                                          source="heartbeat"))
+
+    def store_maintenance(self) -> None:
+        with self._lock:
+            self.store.refresh_rollups()
+
+    def stop(self) -> None:
+        """Clean shutdown: stop the jobs, release every write BEMS holds, close everything."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        try:
+            self.cov.stop()
+            self.flush_cov()
+            for r in self.writer.release_all("shutdown", "BEMS stopped"):
+                log.info("release at shutdown: %s %s", r.point, r.outcome)
+        finally:
+            self.gateway.stop()
+            self.store.close()

@@ -1,0 +1,1 @@
+"""BACnet/IP connector: gateway thread, poller, COV, discovery."""

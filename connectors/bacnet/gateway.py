@@ -1,0 +1,322 @@
+"""The BACnet gateway: one event-loop thread owns the bacpypes3 application.
+
+It is the only bridge between asyncio and the synchronous rest of BEMS: every public method is
+a plain function that runs a coroutine on that loop and waits, with a timeout. bacpypes3 both
+raises `ErrorRejectAbortNack` (a BaseException) and returns error values; both are turned into
+our own exceptions here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, Coroutine, Iterable, Sequence
+
+from bacpypes3.apdu import ErrorRejectAbortNack
+from bacpypes3.app import Application
+from bacpypes3.basetypes import ErrorType
+from bacpypes3.local.device import DeviceObject
+from bacpypes3.local.networkport import NetworkPortObject
+from bacpypes3.pdu import Address
+from bacpypes3.primitivedata import Null, ObjectIdentifier
+
+from bems.errors import BemsError, DeviceRefused, DeviceUnreachable
+
+
+class BacnetError(BemsError):
+    """A BACnet operation failed."""
+
+
+class DeviceTimeout(BacnetError, DeviceUnreachable):
+    """The device did not answer within its timeout."""
+
+
+class BacnetRefused(BacnetError, DeviceRefused):
+    """The device answered with an error, reject or abort."""
+
+    def __init__(self, message: str, error_class: str = "", error_code: str = ""):
+        super().__init__(message)
+        self.error_class, self.error_code = error_class, error_code
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    instance: int
+    address: str
+    name: str = ""
+    vendor: str = ""
+    max_apdu: int = 1476
+    segmentation: str = "no-segmentation"
+
+    @property
+    def segments(self) -> bool:
+        return self.segmentation in ("segmented-both", "segmented-transmit")
+
+
+def port_free(host: str, port: int) -> bool:
+    """True if nothing is bound to UDP host:port (bacpypes3 would share a taken port silently,
+    because it binds with SO_REUSEPORT)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _refused(err: Any, what: str) -> BacnetRefused:
+    cls = str(getattr(err, "errorClass", "") or "")
+    code = str(getattr(err, "errorCode", "") or getattr(err, "apduAbortRejectReason", "") or "")
+    if not code and hasattr(err, "reason"):
+        code = str(err.reason)
+    kind = type(err).__name__.replace("PDU", "").lower() or "error"
+    detail = "/".join(x for x in (cls, code) if x) or kind
+    return BacnetRefused(f"{what}: {kind} {detail}", cls, code)
+
+
+def plain(value: Any) -> Any:
+    """A BACnet value as plain Python: numbers as float, binary as 0/1, null as None."""
+    if value is None or isinstance(value, Null):
+        return None
+    s = str(value)
+    if s in ("active", "inactive"):
+        return 1.0 if s == "active" else 0.0
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return s
+
+
+class BacnetGateway:
+    """A BACnet/IP client on host:port, run in its own thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 47808, instance: int = 599999,
+                 name: str = "BEMS", request_timeout_s: float = 3.0):
+        self.host, self.port, self.instance, self.name = host, port, instance, name
+        self.request_timeout_s = request_timeout_s
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.app: Application | None = None
+        self._thread: threading.Thread | None = None
+        self._info: dict[str, DeviceInfo] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> "BacnetGateway":
+        if self._thread is not None:
+            return self
+        if not port_free(self.host, self.port):
+            raise BacnetError(f"cannot start the BACnet client: UDP {self.host}:{self.port} is "
+                              "already in use (another BEMS, BAC0 or simulator?); choose another "
+                              "port")
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="bacnet",
+                                        daemon=True)
+        self._thread.start()
+        started.wait(10)
+        try:
+            self.call(self._build(), timeout=10)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        started.set()
+        self.loop.run_forever()
+
+    async def _build(self) -> None:
+        # the Application must be built inside the running loop
+        device = DeviceObject(objectIdentifier=("device", self.instance), objectName=self.name,
+                              vendorIdentifier=999, vendorName="BEMS")
+        port = NetworkPortObject(f"{self.host}/8:{self.port}", objectIdentifier=("network-port", 1),
+                                 objectName="port-1")
+        self.app = Application.from_object_list([device, port])
+        for _ in range(500):  # binding happens in a task; wait for it so errors show now
+            if not port_free(self.host, self.port):
+                return
+            await asyncio.sleep(0.01)
+        raise BacnetError(f"could not bind UDP {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        if self.loop is None:
+            return
+        if self.app is not None:
+            try:
+                self.call(self._close(), timeout=5)
+            except BemsError:
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self.loop.close()
+        self.loop, self.app, self._thread = None, None, None
+
+    async def _close(self) -> None:
+        self.app.close()
+        for _ in range(100):  # transports close on a later loop turn: wait for the port
+            await asyncio.sleep(0.01)
+            if port_free(self.host, self.port):
+                return
+
+    def __enter__(self) -> "BacnetGateway":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def call(self, coro: Coroutine, timeout: float | None = None) -> Any:
+        """Run a coroutine on the gateway's loop from any other thread and wait for it."""
+        if self.loop is None:
+            coro.close()
+            raise BacnetError("the BACnet gateway is not started")
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            fut.cancel()
+            raise DeviceTimeout(f"no answer within {timeout:g} s") from None
+
+    # --- async primitives (run on the loop) -------------------------------------------------
+
+    async def _request(self, coro: Coroutine, what: str, timeout: float | None) -> Any:
+        try:
+            result = await asyncio.wait_for(coro, timeout or self.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise DeviceTimeout(f"{what}: no answer within {timeout or self.request_timeout_s:g} s") from None
+        except ErrorRejectAbortNack as err:
+            raise _refused(err, what) from None
+        if isinstance(result, ErrorRejectAbortNack):
+            raise _refused(result, what)
+        if isinstance(result, ErrorType):
+            raise _refused(result, what)
+        return result
+
+    async def aread(self, address: str, obj: str, prop: str = "present-value",
+                    index: int | None = None, timeout: float | None = None) -> Any:
+        return await self._request(
+            self.app.read_property(Address(address), ObjectIdentifier(obj), prop, index),
+            f"read {address} {obj} {prop}", timeout)
+
+    async def aread_multiple(self, address: str, specs: Sequence[tuple[str, Sequence[str]]],
+                             timeout: float | None = None) -> list[tuple[str, str, Any]]:
+        """ReadPropertyMultiple; per-property errors come back inline as BacnetRefused values."""
+        params: list[Any] = []
+        for obj, props in specs:
+            params += [ObjectIdentifier(obj), list(props)]
+        result = await self._request(self.app.read_property_multiple(Address(address), params),
+                                     f"read-multiple {address} ({len(specs)} objects)", timeout)
+        if result is None:
+            raise BacnetError(f"read-multiple {address}: invalid response")
+        out = []
+        for objid, propid, _index, value in result:
+            obj = f"{objid[0]},{objid[1]}"
+            if isinstance(value, ErrorType):
+                value = _refused(value, f"{obj} {propid}")
+            out.append((obj, str(propid), value))
+        return out
+
+    async def awrite(self, address: str, obj: str, value: Any, priority: int | None,
+                     prop: str = "present-value", timeout: float | None = None) -> None:
+        v = Null(()) if value is None else value
+        await self._request(self.app.write_property(Address(address), ObjectIdentifier(obj), prop,
+                                                    v, None, priority),
+                            f"write {address} {obj} {prop}={value} @{priority}", timeout)
+
+    async def adevice_info(self, address: str, timeout: float | None = None) -> DeviceInfo:
+        """Who-Is (unicast), then the device object's name, vendor, APDU size, segmentation."""
+        if address in self._info:
+            return self._info[address]
+        iams = await self._request(self.app.who_is(None, None, Address(address)),
+                                   f"who-is {address}", timeout)
+        if not iams:
+            raise DeviceTimeout(f"who-is {address}: no I-Am")
+        instance = iams[0].iAmDeviceIdentifier[1]
+        dev = f"device,{instance}"
+        values: dict[str, Any] = {}
+        for prop in ("object-name", "vendor-name", "max-apdu-length-accepted",
+                     "segmentation-supported"):
+            try:
+                values[prop] = await self.aread(address, dev, prop, timeout=timeout)
+            except BacnetRefused:
+                values[prop] = None
+        info = DeviceInfo(instance=instance, address=address, name=str(values["object-name"] or ""),
+                          vendor=str(values["vendor-name"] or ""),
+                          max_apdu=int(values["max-apdu-length-accepted"] or 480),
+                          segmentation=str(values["segmentation-supported"] or "no-segmentation"))
+        self._info[address] = info
+        return info
+
+    def forget(self, address: str) -> None:
+        self._info.pop(address, None)
+
+    # --- synchronous API ---------------------------------------------------------------------
+
+    def read(self, address: str, obj: str, prop: str = "present-value",
+             index: int | None = None, timeout: float | None = None) -> Any:
+        t = timeout or self.request_timeout_s
+        return self.call(self.aread(address, obj, prop, index, t), t + 2)
+
+    def write(self, address: str, obj: str, value: Any, priority: int | None,
+              timeout: float | None = None) -> None:
+        t = timeout or self.request_timeout_s
+        self.call(self.awrite(address, obj, value, priority, timeout=t), t + 2)
+
+    def priority_array(self, address: str, obj: str, timeout: float | None = None
+                       ) -> dict[int, Any]:
+        """The commanded slots of an object: {priority: value}."""
+        pa = self.read(address, obj, "priority-array", timeout=timeout)
+        out = {}
+        for i, slot in enumerate(pa):
+            if slot.null is None:
+                out[i + 1] = plain(getattr(slot, slot._choice))
+        return out
+
+    def device_info(self, address: str, timeout: float | None = None) -> DeviceInfo:
+        t = timeout or self.request_timeout_s
+        return self.call(self.adevice_info(address, t), 6 * t + 2)
+
+    def object_list(self, address: str, timeout: float | None = None) -> list[str]:
+        """The device's objects; indexed reads when the whole list does not fit one APDU."""
+        t = timeout or self.request_timeout_s
+        return self.call(self._aobject_list(address, t), 60)
+
+    async def _aobject_list(self, address: str, timeout: float) -> list[str]:
+        info = await self.adevice_info(address, timeout)
+        dev = f"device,{info.instance}"
+        try:
+            objs = await self.aread(address, dev, "object-list", timeout=timeout)
+        except BacnetRefused as err:
+            if err.error_code not in ("segmentation-not-supported", "buffer-overflow",
+                                      "abort-apdu-too-long"):
+                raise
+            count = int(await self.aread(address, dev, "object-list", 0, timeout=timeout))
+            objs = [await self.aread(address, dev, "object-list", i, timeout=timeout)
+                    for i in range(1, count + 1)]
+        return [f"{o[0]},{o[1]}" for o in objs]
+
+
+def parse_address(text: str) -> str:
+    """'HOST:PORT' or 'HOST' (port 47808) → 'HOST:PORT'."""
+    host, _, port = text.partition(":")
+    if not host:
+        raise BacnetError(f"{text!r}: expected HOST:PORT")
+    try:
+        p = int(port) if port else 47808
+    except ValueError:
+        raise BacnetError(f"{text!r}: the port must be a number") from None
+    if not 0 < p < 65536:
+        raise BacnetError(f"{text!r}: port out of range")
+    return f"{host}:{p}"
+
+
+def chunked(items: Sequence, size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

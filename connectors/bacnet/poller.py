@@ -1,0 +1,236 @@
+"""Polling: ReadPropertyMultiple in APDU-sized batches, devices concurrently, stale and back-off.
+
+Each device is polled on its own: its own timeout and retry budget, so one dead or slow device
+never delays the others. A device that fails is marked stale (its points get a `stale` reading
+once) and is tried again after a back-off that doubles up to a limit; when it answers again it
+is back in the next cycle. Batches are sized to the device's max APDU; a batch the device cannot
+answer in one APDU is split in halves, and a device that rejects ReadPropertyMultiple is read
+property by property.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from bems.site import Device, Point, Site
+from connectors.bacnet.gateway import (
+    BacnetError, BacnetGateway, BacnetRefused, DeviceTimeout, chunked, plain,
+)
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+_TOO_BIG = ("segmentation-not-supported", "buffer-overflow", "apdu-too-long",
+            "abort-apdu-too-long", "segmentation-not-supported")
+_NO_RPM = ("unrecognized-service", "service-request-denied")
+
+
+@dataclass
+class DeviceHealth:
+    device: str
+    state: str = "unknown"  # ok | stale
+    failures: int = 0
+    retry_at: float = 0.0  # monotonic time before which a stale device is not tried
+    last_ok: dt.datetime | None = None
+    last_error: str = ""
+    last_duration_s: float = 0.0
+    batch: int = 0  # points per ReadPropertyMultiple (0: not yet known)
+    rpm: bool = True
+
+
+@dataclass(frozen=True)
+class PollResult:
+    time: dt.datetime
+    values: dict[str, tuple[Any, str]]  # point → (value, quality)
+    devices: dict[str, DeviceHealth]
+    duration_s: float
+    skipped: tuple[str, ...] = ()  # devices in back-off, not tried this cycle
+
+
+def batch_size(max_apdu: int, segments: bool) -> int:
+    """Points per ReadPropertyMultiple: about 22 bytes of answer per present value, and a
+    segmenting device can return a few APDUs' worth."""
+    per_apdu = max(1, (max_apdu - 16) // 22)
+    return min(per_apdu * (4 if segments else 1), 250)
+
+
+class Poller:
+    def __init__(self, site: Site, gateway: BacnetGateway,
+                 sink: Callable[[list[tuple]], Any] | None = None,
+                 backoff_base_s: float = 5.0, backoff_max_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.site, self.gateway, self.sink = site, gateway, sink
+        self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
+        self.clock = clock
+        self.health = {d.id: DeviceHealth(d.id) for d in site.devices}
+
+    def poll(self) -> PollResult:
+        """One full cycle over every device that is due; readings go to the sink."""
+        budget = max(d.timeout_s * (d.retries + 1) for d in self.site.devices) + 10
+        return self.gateway.call(self.apoll(), budget)
+
+    async def apoll(self) -> PollResult:
+        t0 = time.perf_counter()
+        now = dt.datetime.now(UTC).replace(microsecond=0)
+        mono = self.clock()
+        due = [d for d in self.site.devices
+               if self.health[d.id].state != "stale" or mono >= self.health[d.id].retry_at]
+        skipped = tuple(d.id for d in self.site.devices if d not in due)
+        results = await asyncio.gather(*(self._device(d) for d in due))
+        values: dict[str, tuple[Any, str]] = {}
+        rows: list[tuple] = []
+        for dev, (vals, error) in zip(due, results):
+            h = self.health[dev.id]
+            if error is None:
+                if h.state == "stale":
+                    log.info("device %s answers again", dev.id)
+                h.state, h.failures, h.last_ok, h.last_error = "ok", 0, now, ""
+                for pid, (v, q) in vals.items():
+                    values[pid] = (v, q)
+                    rows.append((pid, now, v if isinstance(v, (int, float)) else None, q))
+            else:
+                first = h.state != "stale"
+                h.failures += 1
+                h.state, h.last_error = "stale", error
+                h.retry_at = self.clock() + min(self.backoff_max_s,
+                                        self.backoff_base_s * 2 ** (h.failures - 1))
+                self.gateway.forget(dev.address)
+                log.warning("device %s stale: %s", dev.id, error)
+                for p in self.site.points_of(dev.id):
+                    values[p.id] = (None, "stale")
+                    if first:  # one stale marker per outage, not one per cycle
+                        rows.append((p.id, now, None, "stale"))
+        for dev_id in skipped:
+            for p in self.site.points_of(dev_id):
+                values[p.id] = (None, "stale")
+        if rows and self.sink is not None:
+            self.sink(rows)
+        return PollResult(now, values, {k: replace(v) for k, v in self.health.items()},
+                          time.perf_counter() - t0, skipped)
+
+    async def _device(self, dev: Device) -> tuple[dict[str, tuple[Any, str]], str | None]:
+        """Poll one device within its own budget: (values, None) or ({}, error)."""
+        h = self.health[dev.id]
+        t0 = time.perf_counter()
+        points = [p for p in self.site.points_of(dev.id)]
+        last = ""
+        for _attempt in range(dev.retries + 1):
+            try:
+                if h.batch == 0:
+                    info = await self.gateway.adevice_info(dev.address, dev.timeout_s)
+                    h.batch = batch_size(info.max_apdu, info.segments)
+                out: dict[str, tuple[Any, str]] = {}
+                if h.rpm:
+                    parts = await asyncio.gather(*(self._rpm(dev, list(b))
+                                                   for b in chunked(points, h.batch)))
+                    for part in parts:
+                        out.update(part)
+                else:
+                    out = await self._single(dev, points)
+                h.last_duration_s = time.perf_counter() - t0
+                return out, None
+            except DeviceTimeout as err:
+                last = str(err)
+            except BacnetError as err:
+                last = str(err)
+                break
+        h.last_duration_s = time.perf_counter() - t0
+        return {}, last or "no answer"
+
+    async def _rpm(self, dev: Device, points: list[Point]) -> dict[str, tuple[Any, str]]:
+        h = self.health[dev.id]
+        try:
+            result = await self.gateway.aread_multiple(
+                dev.address, [(p.object, [p.property_name]) for p in points], dev.timeout_s)
+        except BacnetRefused as err:
+            if err.error_code in _NO_RPM:
+                log.info("device %s rejects ReadPropertyMultiple: reading one by one", dev.id)
+                h.rpm = False
+                return await self._single(dev, points)
+            if err.error_code in _TOO_BIG and len(points) > 1:
+                half = len(points) // 2
+                h.batch = max(1, min(h.batch, half))
+                a, b = await asyncio.gather(self._rpm(dev, points[:half]),
+                                            self._rpm(dev, points[half:]))
+                return {**a, **b}
+            raise
+        by_obj = {(p.object, p.property_name): p.id for p in points}
+        out: dict[str, tuple[Any, str]] = {}
+        for obj, prop, value in result:
+            pid = by_obj.get((obj, prop))
+            if pid is None:
+                continue
+            if isinstance(value, BacnetRefused):
+                out[pid] = (None, "bad")
+            else:
+                out[pid] = (plain(value), "good")
+        for p in points:
+            out.setdefault(p.id, (None, "bad"))
+        return out
+
+    async def _single(self, dev: Device, points: list[Point]) -> dict[str, tuple[Any, str]]:
+        async def one(p: Point) -> tuple[str, tuple[Any, str]]:
+            try:
+                v = await self.gateway.aread(dev.address, p.object, p.property_name,
+                                             timeout=dev.timeout_s)
+                return p.id, (plain(v), "good")
+            except BacnetRefused:
+                return p.id, (None, "bad")
+        return dict(await asyncio.gather(*(one(p) for p in points)))
+
+
+@dataclass
+class CovSubscriptions:
+    """COV subscriptions for the points that ask for them (`cov = true`); bacpypes3 renews each
+    subscription before its lifetime ends. Values go to `on_value(point, value, time)`."""
+
+    site: Site
+    gateway: BacnetGateway
+    on_value: Callable[[str, Any, dt.datetime], None]
+    lifetime_s: int = 300
+    tasks: list = field(default_factory=list)
+
+    def start(self, points: list[str] | None = None) -> int:
+        wanted = [p for p in self.site.points if p.cov and (points is None or p.id in points)]
+        self.gateway.call(self._start(wanted), 10)
+        return len(wanted)
+
+    async def _start(self, points: list[Point]) -> None:
+        for p in points:
+            self.tasks.append(asyncio.ensure_future(self._watch(p)))
+
+    async def _watch(self, p: Point) -> None:
+        from bacpypes3.pdu import Address
+        from bacpypes3.primitivedata import ObjectIdentifier
+
+        dev = self.site.device(p.device)
+        while True:
+            try:
+                async with self.gateway.app.change_of_value(
+                        Address(dev.address), ObjectIdentifier(p.object),
+                        issue_confirmed_notifications=False,
+                        lifetime=self.lifetime_s) as scm:
+                    while True:
+                        prop, value = await scm.get_value()
+                        if str(prop) == "present-value":
+                            self.on_value(p.id, plain(value), dt.datetime.now(UTC))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as err:  # noqa: BLE001 - bacpypes3 raises BaseException errors
+                log.debug("COV %s: %r; subscribing again shortly", p.id, err)
+                await asyncio.sleep(5)
+
+    def stop(self) -> None:
+        if self.gateway.loop is None:
+            return
+
+        async def cancel() -> None:
+            for t in self.tasks:
+                t.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.gateway.call(cancel(), 10)
+        self.tasks.clear()

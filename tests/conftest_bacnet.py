@@ -1,0 +1,43 @@
+"""A virtual centre running in a background thread, for connector and runtime tests."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import threading
+
+from bems.site import Site
+from connectors.simulator.centre import VirtualCentre
+
+
+def quick_site(site: Site, timeout_s: float = 1.0, retries: int = 0) -> Site:
+    """The demo site with short device timeouts, so failure tests run in seconds."""
+    devices = tuple(dataclasses.replace(d, timeout_s=timeout_s, retries=retries)
+                    for d in site.devices)
+    return dataclasses.replace(site, devices=devices)
+
+
+class RunningCentre:
+    def __init__(self, site: Site, start: dt.datetime, speed: float = 60.0):
+        self.centre = VirtualCentre(site)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(start, speed), daemon=True)
+
+    def _run(self, start: dt.datetime, speed: float) -> None:
+        try:
+            asyncio.run(self.centre.serve(start, speed=speed, live=self._ready.set))
+        except BaseException as err:  # surfaced to the test in start()
+            self._error = err
+            self._ready.set()
+
+    def start(self) -> VirtualCentre:
+        self._thread.start()
+        if not self._ready.wait(60) or self._error:
+            raise RuntimeError(f"virtual centre did not start: {self._error!r}")
+        return self.centre
+
+    def stop(self) -> None:
+        self.centre.stop()
+        self._thread.join(60)

@@ -1,0 +1,208 @@
+"""The BACnet connector over real UDP against the virtual centre: discovery, polling, stale and
+recovery, writes with read-back and release, COV, and no stuck override after kill -9."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from bems.control import WriteIntent, Writer
+from bems.storage import Store
+from connectors.bacnet.discovery import discover
+from connectors.bacnet.gateway import BacnetError, BacnetGateway
+from connectors.bacnet.poller import CovSubscriptions, Poller
+from tests.conftest_bacnet import RunningCentre, quick_site
+
+pytestmark = pytest.mark.bacnet
+MONDAY_0800 = dt.datetime(2026, 7, 6, 8, 0)
+
+
+@pytest.fixture(scope="module")
+def qsite(site):
+    return quick_site(site)
+
+
+@pytest.fixture(scope="module")
+def centre(qsite):
+    rc = RunningCentre(qsite, MONDAY_0800, speed=60)
+    yield rc.start()
+    rc.stop()
+
+
+@pytest.fixture
+def gateway():
+    gw = BacnetGateway(port=47961).start()
+    yield gw
+    gw.stop()
+
+
+def test_discovery_finds_every_device_and_object(centre, qsite, gateway):
+    found = discover(gateway, [f"127.0.0.1:{p}" for p in range(47818, 47826)], timeout_s=1.0)
+    assert {d["instance"] for d in found} == {d.instance for d in qsite.devices}
+    for dev in found:
+        site_dev = next(d for d in qsite.devices if d.instance == dev["instance"])
+        objects = {o["object"] for o in dev["objects"]}
+        assert objects == {p.object for p in qsite.points_of(site_dev.id)}
+        names = {o["object"]: o["name"] for o in dev["objects"]}
+        assert all(names[p.object] == p.name for p in qsite.points_of(site_dev.id))
+
+
+def test_full_poll_reads_every_point_into_the_store(centre, qsite, gateway, store):
+    poller = Poller(qsite, gateway, sink=store.insert_readings)
+    result = poller.poll()
+    assert set(result.values) == {p.id for p in qsite.points}
+    bad = {pid: q for pid, (v, q) in result.values.items() if q != "good"}
+    assert bad == {}
+    assert all(h.state == "ok" for h in result.devices.values())
+    assert store.count_readings() == len(qsite.points)
+    t = result.values["f1.core.temp"][0]
+    assert 15 < t < 40
+
+
+def test_dead_device_is_stale_others_keep_cadence_and_it_returns(centre, qsite, gateway, store):
+    poller = Poller(qsite, gateway, sink=store.insert_readings, backoff_base_s=3.0,
+                    backoff_max_s=3.0)
+    healthy = poller.poll()
+    time.sleep(1.1)  # readings are stored per second: keep the cycles apart
+    centre.apply_fault("fc2:offline")
+    try:
+        down = poller.poll()
+        assert down.devices["fc2"].state == "stale"
+        assert all(down.values[p.id] == (None, "stale") for p in qsite.points_of("fc2"))
+        others = [p.id for p in qsite.points if p.device != "fc2"]
+        assert all(down.values[p][1] == "good" for p in others)
+        # the dead device costs its own timeout budget (1 s), not more
+        assert down.duration_s < healthy.duration_s + 1.0 + 0.8
+        skipped = poller.poll()  # in back-off: not even tried, so no timeout at all
+        assert skipped.skipped == ("fc2",)
+        assert skipped.duration_s < 0.8
+        stale_rows = [q for _, _, q in store.readings("f2.core.temp", 0, 2**31)]
+        assert stale_rows.count("stale") == 1  # one marker per outage
+    finally:
+        centre.apply_fault("fc2:online")
+    time.sleep(3.1)
+    back = poller.poll()
+    assert back.devices["fc2"].state == "ok"
+    assert back.values["f2.core.temp"][1] == "good"
+
+
+def test_write_readback_and_release_show_in_the_priority_array(centre, qsite, gateway, store):
+    writer = Writer(qsite, gateway, store)
+    r = writer.apply(WriteIntent("f3.p2.sp", 26.5, "test: occupied setpoint"))
+    assert (r.outcome, r.priority, r.readback) == ("done", 12, 26.5)
+    assert centre.devices.priority_array("f3.p2.sp") == {12: 26.5}
+    assert writer.apply(WriteIntent("f3.p2.sp", 26.5, "again")).outcome == "unchanged"
+    r = writer.apply(WriteIntent("f3.p2.light", 0, "test: lights off"))
+    assert r.outcome == "done" and centre.devices.priority_array("f3.p2.light") == {12: 0.0}
+    # the device refuses out-of-range values; the writer clamps first, so this lands at max
+    r = writer.apply(WriteIntent("f3.p2.dim", 250, "test: clamp"))
+    assert r.outcome == "done" and r.value == 100.0 and "clamped" in r.error
+    held = {w.point for w in store.held_writes()}
+    assert held == {"f3.p2.sp", "f3.p2.light", "f3.p2.dim"}
+    results = writer.release_all("test", "end of test")
+    assert all(x.outcome == "released" for x in results)
+    for pid in held:
+        assert centre.devices.priority_array(pid) == {}
+    assert store.held_writes() == []
+    outcomes = [w.outcome for w in store.writes("point = 'f3.p2.sp'")]
+    assert outcomes == ["released", "done"]  # the no-op write was not sent, nor logged
+
+
+def test_a_refused_write_is_audited(centre, qsite, gateway, store):
+    import dataclasses
+
+    # a site whose limits are wider than the controller's: the device refuses, we record it
+    loose = dataclasses.replace(qsite, points=tuple(
+        dataclasses.replace(p, max=40.0) if p.id == "f1.p3.sp" else p for p in qsite.points))
+    writer = Writer(loose, gateway, store)
+    r = writer.apply(WriteIntent("f1.p3.sp", 35.0, "test: beyond the device's limit"))
+    assert r.outcome == "rejected" and "value-out-of-range" in r.error
+    w = store.writes("point = 'f1.p3.sp'")[0]
+    assert (w.outcome, w.value, w.priority) == ("rejected", "35.0", 12)
+    assert centre.devices.priority_array("f1.p3.sp") == {}
+
+
+def test_cov_notifications_arrive(centre, qsite, gateway, store):
+    got: list = []
+    cov = CovSubscriptions(qsite, gateway, lambda p, v, t: got.append((p, v)), lifetime_s=60)
+    n = cov.start(["f2.p1.sp"])
+    assert n == 1
+    try:
+        time.sleep(0.5)
+        Writer(qsite, gateway, store).apply(WriteIntent("f2.p1.sp", 27.0, "test: COV"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and ("f2.p1.sp", 27.0) not in got:
+            time.sleep(0.1)
+        assert ("f2.p1.sp", 27.0) in got
+    finally:
+        cov.stop()
+        Writer(qsite, gateway, store).release_all("test", "cleanup")
+
+
+def test_taken_port_is_a_clear_error_at_once(gateway):
+    t = time.monotonic()
+    with pytest.raises(BacnetError, match="already in use"):
+        BacnetGateway(port=47961).start()
+    assert time.monotonic() - t < 3
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from bems.config import load_site
+    from bems.control import WriteIntent, Writer
+    from bems.storage import Store
+    from connectors.bacnet.gateway import BacnetGateway
+    site = load_site()
+    gw = BacnetGateway(port=47962).start()
+    w = Writer(site, gw, Store(sys.argv[1]))
+    for pid, v in (("f1.p1.sp", 27.5), ("f2.core.ac", 0), ("f3.p4.light", 0)):
+        assert w.apply(WriteIntent(pid, v, "held by a process about to die")).outcome == "done"
+    print("holding", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_kill_9_then_restart_leaves_no_stuck_override(centre, tmp_path):
+    db = tmp_path / "bems.sqlite"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        for pid in ("f1.p1.sp", "f2.core.ac", "f3.p4.light"):
+            assert 12 in centre.devices.priority_array(pid)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+    finally:
+        holder.kill()
+        holder.stdout.close()
+    # restart: `bems run` recovers (releases) what the ledger says is held
+    run = subprocess.Popen([sys.executable, "-m", "bems", "run", "--db", str(db),
+                            "--bacnet-port", "47963", "--poll-interval", "3600"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = run.stdout.readline()
+        assert line.startswith("running"), (line, run.stderr.read() if run.poll() else "")
+        for pid in ("f1.p1.sp", "f2.core.ac", "f3.p4.light"):
+            assert centre.devices.priority_array(pid) == {}
+        assert 12 in centre.devices.priority_array("bems.heartbeat")
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(30) == 0
+        assert "every write released" in run.stdout.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        run.stdout.close()
+        run.stderr.close()
+    assert centre.devices.priority_array("bems.heartbeat") == {}
+    with Store(db) as store:
+        assert store.held_writes() == []
+        sources = {w.source for w in store.writes() if w.action == "release"}
+        assert {"recovery", "shutdown"} <= sources
