@@ -17,7 +17,7 @@ from typing import Any, Coroutine, Iterable, Sequence
 
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.app import Application
-from bacpypes3.basetypes import ErrorType
+from bacpypes3.basetypes import ErrorType, PropertyIdentifier, PropertyReference
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.pdu import Address
@@ -104,6 +104,7 @@ class BacnetGateway:
         self.app: Application | None = None
         self._thread: threading.Thread | None = None
         self._info: dict[str, DeviceInfo] = {}
+        self._rpm_params: dict[tuple, list] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -208,9 +209,15 @@ class BacnetGateway:
     async def aread_multiple(self, address: str, specs: Sequence[tuple[str, Sequence[str]]],
                              timeout: float | None = None) -> list[tuple[str, str, Any]]:
         """ReadPropertyMultiple; per-property errors come back inline as BacnetRefused values."""
-        params: list[Any] = []
-        for obj, props in specs:
-            params += [ObjectIdentifier(obj), list(props)]
+        key = tuple((obj, tuple(props)) for obj, props in specs)
+        params = self._rpm_params.get(key)
+        if params is None:  # parsed once per batch, not once per cycle
+            params = []
+            for obj, props in specs:
+                params += [ObjectIdentifier(obj),
+                           [PropertyReference(propertyIdentifier=PropertyIdentifier(p))
+                            for p in props]]
+            self._rpm_params[key] = params
         result = await self._request(self.app.read_property_multiple(Address(address), params),
                                      f"read-multiple {address} ({len(specs)} objects)", timeout)
         if result is None:
