@@ -356,6 +356,112 @@ def release(address: str, obj: str, priority: int, site_file: Path | None, db_pa
         sys.exit(1)
 
 
+@main.command()
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
+@click.option("--since", default=None,
+              help="Local time YYYY-MM-DD[THH:MM] (default: the newest stored reading).")
+@_client_port
+def backfill(site_file: Path | None, db_path: Path, since: str | None, bacnet_port: int) -> None:
+    """Read the devices' trend logs (ReadRange) into the store, to fill a polling gap.
+
+    Example:
+
+    \b
+        bems backfill --db bems.sqlite --since 2026-11-20
+    """
+    from connectors.bacnet.trends import backfill as run_backfill
+
+    site = load_site(site_file)
+    with Store(db_path, site.timezone) as store:
+        if since is None:
+            last = store.stats()["last reading"]
+            start = (dt.datetime.fromisoformat(last) if last != "-" else
+                     dt.datetime.now(site.tz) - dt.timedelta(days=7))
+        else:
+            start = _parse_start(since, site.tz).replace(tzinfo=site.tz)
+        with _gateway(bacnet_port) as gw:
+            counts = run_backfill(site, gw, store.insert_readings, start)
+        store.refresh_rollups()
+    click.echo(f"{sum(counts.values())} readings from {len(counts)} trend logs since "
+               f"{start.astimezone(site.tz):%Y-%m-%d %H:%M}")
+
+
+@main.group("controller-schedule")
+def controller_schedule() -> None:
+    """Schedule and Calendar objects on controllers that schedule locally.
+
+    Example:
+
+    \b
+        bems controller-schedule push
+        bems controller-schedule show --device fc1
+    """
+
+
+def _local_devices(site, device: str | None):
+    devs = [d for d in site.devices if d.schedule and (device is None or d.id == device)]
+    if not devs:
+        raise click.ClickException("no such device that schedules locally (site file: "
+                                   "schedule and schedule_object on the device)")
+    return devs
+
+
+@controller_schedule.command("push")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--device", default=None, help="Only this device id.")
+@_client_port
+def schedule_push(site_file: Path | None, device: str | None, bacnet_port: int) -> None:
+    """Write the season's weekly schedule, holidays and make-up days into the controllers.
+
+    Example:
+
+    \b
+        bems controller-schedule push --device fc2
+    """
+    from connectors.bacnet import schedules
+
+    site = load_site(site_file)
+    today = dt.datetime.now(site.tz).date()
+    with _gateway(bacnet_port) as gw:
+        for dev in _local_devices(site, device):
+            p = schedules.push(gw, site, dev, today)
+            click.echo(f"{dev.id}: weekly schedule, {len(p.off_days)} off days, "
+                       f"{len(p.makeup_days)} make-up days written")
+
+
+@controller_schedule.command("show")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--device", default=None, help="Only this device id.")
+@_client_port
+def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int) -> None:
+    """Read the Schedule and Calendar objects back from the controllers.
+
+    Example:
+
+    \b
+        bems controller-schedule show --device fc1
+    """
+    from connectors.bacnet import schedules
+
+    site = load_site(site_file)
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    with _gateway(bacnet_port) as gw:
+        for dev in _local_devices(site, device):
+            got = schedules.read(gw, dev)
+            click.echo(f"{dev.id} ({dev.schedule_object}, {dev.calendar_object}):")
+            for name, day in zip(days, got.weekly):
+                click.echo(f"  {name}: " + (", ".join(f"{t} {'on' if v else 'off'}"
+                                                      for t, v in day) or "-"))
+            click.echo(f"  off days: {', '.join(d.isoformat() for d in got.off_days) or '-'}")
+            click.echo(f"  make-up days: "
+                       f"{', '.join(d.isoformat() for d in got.makeup_days) or '-'}")
+
+
 @main.group()
 def db() -> None:
     """Manage the SQLite store.

@@ -314,7 +314,8 @@ def _building(r: _Reader, p: Path_, d: Any) -> Building | None:
 
 
 def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
-    d = r.table(d, p, ("id", "name", "address", "instance", "timeout_s", "retries"))
+    d = r.table(d, p, ("id", "name", "address", "instance", "timeout_s", "retries", "schedule",
+                       "schedule_object", "calendar_object"))
     address = r.get(d, p, "address", str)
     host, port = "", 0
     if address is not None:
@@ -330,7 +331,19 @@ def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
                                  else "device instance must be 0..4194302"),
                   timeout_s=r.get(d, p, "timeout_s", float, 3.0, _positive),
                   retries=r.get(d, p, "retries", int, 1,
-                                lambda v: None if v >= 0 else "must be 0 or more"))
+                                lambda v: None if v >= 0 else "must be 0 or more"),
+                  schedule=r.get(d, p, "schedule", str, None),
+                  schedule_object=r.get(d, p, "schedule_object", str, None,
+                                        _object_of("schedule")),
+                  calendar_object=r.get(d, p, "calendar_object", str, None,
+                                        _object_of("calendar")))
+
+
+def _object_of(kind: str) -> Callable[[str], str | None]:
+    def check(v: str) -> str | None:
+        m = re.fullmatch(r"([a-z\-]+),(\d+)", v)
+        return None if m and m.group(1) == kind else f"must be {kind},INSTANCE, got {v!r}"
+    return check
 
 
 def _control(r: _Reader, d: Any) -> Control:
@@ -344,7 +357,7 @@ def _control(r: _Reader, d: Any) -> Control:
 
 def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
     d = r.table(d, p, ("id", "device", "object", "kind", "name", "property", "unit", "writable",
-                       "min", "max", "priority", "cov"))
+                       "min", "max", "priority", "cov", "trend_log"))
 
     def obj_ok(v: str) -> str | None:
         m = re.fullmatch(r"([a-z\-]+),(\d+)", v)
@@ -368,7 +381,8 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
                  property_name=r.get(d, p, "property", str, "present-value"),
                  unit=r.get(d, p, "unit", str, ""), writable=writable, min=lo, max=hi,
                  priority=r.get(d, p, "priority", int, None, _priority),
-                 cov=r.get(d, p, "cov", bool, False))
+                 cov=r.get(d, p, "cov", bool, False),
+                 trend_log=r.get(d, p, "trend_log", str, None, _object_of("trend-log")))
 
 
 _ZONE_POINTS = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "lighting",
@@ -557,6 +571,11 @@ def _check_refs(r: _Reader, data: dict, buildings: list, devices: list, points: 
         seen_obj.setdefault(key, i)
     addr: dict[tuple, str] = {}
     for i, dev in enumerate(devices):
+        if dev.schedule and dev.schedule not in s_ids:
+            r.error(("devices", i, "schedule"), f"no schedule with id {dev.schedule!r}")
+        if dev.schedule and not dev.schedule_object:
+            r.error(("devices", i, "schedule_object"),
+                    "a device that schedules locally needs its schedule object")
         if dev.port and (dev.host, dev.port) in addr:
             r.error(("devices", i, "address"), f"{dev.address} is already used by device "
                                                f"{addr[(dev.host, dev.port)]!r}")

@@ -60,6 +60,8 @@ class Runtime:
         self.gateway.start()
         for r in self.writer.recover():
             log.info("recovery: %s %s", r.point, r.outcome)
+        self.backfill()
+        self.push_schedules()
         self.poll()
         self.cov.start()
         self.heartbeat()
@@ -71,7 +73,36 @@ class Runtime:
             self.scheduler.add_job(self.heartbeat, "interval", seconds=self.heartbeat_s,
                                    id="heartbeat")
         self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
+        self.scheduler.add_job(self.push_schedules, "cron", hour=0, minute=5, id="schedules")
         self.scheduler.start()
+
+    def backfill(self, max_days: float = 7.0) -> None:
+        """Fill the gap since the last stored reading from the devices' trend logs."""
+        from connectors.bacnet.trends import backfill
+
+        if not any(p.trend_log for p in self.site.points):
+            return
+        last = self.store.stats()["last reading"]
+        now = dt.datetime.now(UTC)
+        since = dt.datetime.fromisoformat(last) if last != "-" else now
+        since = max(since, now - dt.timedelta(days=max_days))
+        try:
+            counts = backfill(self.site, self.gateway, self._store_rows, since)
+            log.info("backfill: %d readings since %s", sum(counts.values()), since)
+        except Exception:
+            log.exception("backfill failed")
+
+    def push_schedules(self) -> None:
+        """Controllers that schedule locally get the season's week and the holidays."""
+        from connectors.bacnet import schedules
+
+        today = dt.datetime.now(self.site.tz).date()
+        for dev in self.site.devices:
+            if dev.schedule and dev.schedule_object:
+                try:
+                    schedules.push(self.gateway, self.site, dev, today)
+                except Exception as err:  # a controller that is away gets it tomorrow
+                    log.warning("schedule push to %s failed: %s", dev.id, err)
 
     def poll(self) -> None:
         try:

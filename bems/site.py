@@ -44,6 +44,9 @@ class Device:
     instance: int
     timeout_s: float = 3.0
     retries: int = 1
+    schedule: str | None = None  # site schedule the controller runs locally, if it does
+    schedule_object: str | None = None  # e.g. "schedule,1"
+    calendar_object: str | None = None  # e.g. "calendar,1" (holidays for local scheduling)
 
     @property
     def address(self) -> str:
@@ -64,6 +67,7 @@ class Point:
     max: float | None = None
     priority: int | None = None  # None: the site's control priority
     cov: bool = False
+    trend_log: str | None = None  # the device's trend-log object that logs this point
 
     @property
     def object_type(self) -> str:

@@ -31,7 +31,7 @@ def qsite(site):
 
 @pytest.fixture(scope="module")
 def centre(qsite):
-    rc = RunningCentre(qsite, MONDAY_0800, speed=60)
+    rc = RunningCentre(qsite, MONDAY_0800, speed=600)  # a 15-min step every 1.5 s
     yield rc.start()
     rc.stop()
 
@@ -49,7 +49,10 @@ def test_discovery_finds_every_device_and_object(centre, qsite, gateway):
     for dev in found:
         site_dev = next(d for d in qsite.devices if d.instance == dev["instance"])
         objects = {o["object"] for o in dev["objects"]}
-        assert objects == {p.object for p in qsite.points_of(site_dev.id)}
+        pts = qsite.points_of(site_dev.id)
+        expected = {p.object for p in pts} | {p.trend_log for p in pts if p.trend_log}
+        expected |= {o for o in (site_dev.schedule_object, site_dev.calendar_object) if o}
+        assert objects == expected
         names = {o["object"]: o["name"] for o in dev["objects"]}
         assert all(names[p.object] == p.name for p in qsite.points_of(site_dev.id))
 
@@ -206,3 +209,45 @@ def test_kill_9_then_restart_leaves_no_stuck_override(centre, tmp_path):
         assert store.held_writes() == []
         sources = {w.source for w in store.writes() if w.action == "release"}
         assert {"recovery", "shutdown"} <= sources
+
+
+def test_trend_log_backfill_fills_a_polling_gap(centre, qsite, gateway, store):
+    from connectors.bacnet.trends import backfill
+
+    # the centre has been running at 600x with nobody polling: its controllers logged
+    deadline = time.monotonic() + 30
+    while centre.sim_now < dt.datetime(2026, 7, 6, 9, 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    since = dt.datetime(2026, 7, 6, 8, 0, tzinfo=qsite.tz)
+    counts = backfill(qsite, gateway, store.insert_readings, since)
+    logged = {p.id for p in qsite.points if p.trend_log}
+    assert set(counts) == logged
+    assert all(n >= 2 for n in counts.values()), counts
+    rows = store.readings("f1.core.temp", since, since + dt.timedelta(days=1))
+    assert len(rows) == counts["f1.core.temp"]
+    # 15-minute records, stamped at the device's local time, stored in UTC
+    times = [t for t, _, _ in rows]
+    assert all((b - a) == dt.timedelta(minutes=15) for a, b in zip(times, times[1:]))
+    assert times[0] > since
+    assert all(15 < v < 40 for _, v, _ in rows)
+    # a second backfill over the same span adds nothing (the store keeps the first reading)
+    n_before = store.count_readings()
+    backfill(qsite, gateway, store.insert_readings, since, until=times[-1])
+    assert store.count_readings() == n_before
+
+
+def test_controller_schedule_and_holidays_written_and_read_back(centre, qsite, gateway):
+    from connectors.bacnet import schedules
+
+    dev = qsite.device("fc1")
+    today = dt.date(2026, 7, 6)
+    pushed = schedules.push(gateway, qsite, dev, today)
+    got = schedules.read(gateway, dev)
+    assert got == pushed
+    assert got.weekly[0] == (("07:00", 1.0), ("11:30", 0.0), ("13:30", 1.0), ("17:00", 0.0))
+    assert got.weekly[6] == ()
+    assert dt.date(2026, 9, 2) in got.off_days  # National Day
+    assert dt.date(2027, 2, 11) in got.off_days  # the site's Tết closure
+    assert got.makeup_days == (dt.date(2026, 8, 22),)
+    winter = schedules.plan(qsite, dev, dt.date(2026, 12, 1))
+    assert winter.weekly[0][0] == ("07:30", 1.0)

@@ -68,6 +68,11 @@ def site_section(found: list[dict]) -> str:
                    f'address = "{dev["address"]}"\ninstance = {dev["instance"]}\n')
         for o in dev["objects"]:
             otype, inst = o["object"].split(",")
+            if otype not in _KINDS:  # trend logs, schedules, calendars: not points
+                out.append(f'# {o["object"]} {o.get("name", "")}: a trend log goes in a '
+                           f'point\'s trend_log, a schedule/calendar in the device\'s '
+                           f'schedule_object / calendar_object\n')
+                continue
             unit = {"degrees-celsius": "degC", "kilowatts": "kW", "kilowatt-hours": "kWh",
                     "percent": "percent"}.get(o.get("units", ""), "")
             kind = _KINDS.get(otype, "other")

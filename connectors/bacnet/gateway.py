@@ -9,6 +9,7 @@ our own exceptions here, in one place.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -260,6 +261,24 @@ class BacnetGateway:
                           segmentation=str(values["segmentation-supported"] or "no-segmentation"))
         self._info[address] = info
         return info
+
+    async def aread_range_after(self, address: str, obj: str, after: dt.datetime,
+                                count: int = 40, timeout: float | None = None
+                                ) -> list[tuple[dt.datetime, Any]]:
+        """Log records strictly after a device-local time (ReadRange by time)."""
+        result = await self._request(
+            self.app.read_range(Address(address), ObjectIdentifier(obj), "log-buffer", None,
+                                ("t", 0, after.strftime("%Y-%m-%d"),
+                                 after.strftime("%H:%M:%S"), count)),
+            f"read-range {address} {obj}", timeout)
+        out = []
+        for rec in result or []:
+            d, t = rec.timestamp.date, rec.timestamp.time
+            when = dt.datetime(d[0] + 1900, d[1], d[2], t[0], t[1], t[2])
+            datum = rec.logDatum
+            value = getattr(datum, datum._choice) if datum._choice else None
+            out.append((when, plain(value)))
+        return out
 
     def forget(self, address: str) -> None:
         self._info.pop(address, None)

@@ -218,7 +218,7 @@ class VirtualCentre:
                 self.energy_kwh[k] += step.energy_kwh[k]
             values = self.binding.sensor_values(step, self.energy_kwh)
             self.sim_now = local_end
-            on_loop(self.devices.publish, values)
+            on_loop(self.devices.publish, values, local_end)
             self.steps += 1
             if live is not None and local_end >= start_local and not live_sent:
                 live_sent.append(True)

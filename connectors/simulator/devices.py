@@ -22,7 +22,16 @@ from bacpypes3.local.cmd import Commandable
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
 from bacpypes3.local.networkport import NetworkPortObject
-from bacpypes3.primitivedata import Date, Null, Time
+from bacpypes3.apdu import ReadRangeACK
+from bacpypes3.basetypes import (
+    CalendarEntry, DailySchedule, DateRange, DateTime, LogRecord, LogRecordLogDatum,
+    ResultFlags, SpecialEvent,
+)
+from bacpypes3.constructeddata import Any as AnyValue, ArrayOf, ListOf
+from bacpypes3.local.object import Object as LocalObject
+from bacpypes3.local.schedule import ScheduleObject
+from bacpypes3.object import CalendarObject, TrendLogObject
+from bacpypes3.primitivedata import Date, Null, Real, Time
 
 from bems.errors import BemsError
 from connectors.bacnet.gateway import port_free
@@ -92,11 +101,78 @@ class SimDevice(DeviceObject):
         pass
 
 
+class SimCalendar(LocalObject, CalendarObject):
+    async def _post_init(self) -> None:  # no notification class on a calendar
+        pass
+
+
+class SimTrendLog(LocalObject, TrendLogObject):
+    """A trend log whose records live in a Python ring buffer, served by ReadRange."""
+
+    async def _post_init(self) -> None:
+        pass
+
+    def log(self, when: dt.datetime, value: float) -> None:
+        recs = self._records
+        self._seq += 1
+        recs.append((self._seq, when, float(value)))
+        if len(recs) > self._size:
+            del recs[: len(recs) - self._size]
+
+
+RANGE_MAX_ITEMS = 40  # log records per ReadRange answer: fits an unsegmented 1024-byte APDU
+
+
 class FaultyApplication(Application):
-    """An application that can be told to stop answering or to answer slowly."""
+    """An application that can be told to stop answering or to answer slowly, and serves
+    ReadRange on its trend logs (bacpypes3 0.0.110 does not)."""
 
     offline: bool = False
     delay_s: float = 0.0
+
+    async def do_ReadRangeRequest(self, apdu) -> None:  # type: ignore[override]
+        obj = self.get_object_id(apdu.objectIdentifier)
+        if not isinstance(obj, SimTrendLog):
+            raise PropertyError("propertyIsNotAList")
+        recs = obj._records
+        rng = apdu.range
+        if rng is None or rng.byTime is not None:
+            if rng is None:
+                idx, count = 0, len(recs)
+            else:
+                ref = _to_datetime(rng.byTime.referenceTime)
+                count = rng.byTime.count
+                after = [i for i, r in enumerate(recs) if r[1] > ref] if count > 0 else \
+                        [i for i, r in enumerate(recs) if r[1] < ref]
+                idx = (after[0] if count > 0 else after[-1]) if after else None
+        elif rng.bySequenceNumber is not None:
+            ref, count = rng.bySequenceNumber.referenceSequenceNumber, rng.bySequenceNumber.count
+            idx = next((i for i, r in enumerate(recs) if r[0] == ref), None)
+        else:
+            ref, count = rng.byPosition.referenceIndex, rng.byPosition.count
+            idx = ref - 1 if 1 <= ref <= len(recs) else None
+        if idx is None or count == 0:
+            sel, first = [], 0
+        elif count > 0:
+            sel = recs[idx: idx + count]
+        else:
+            sel = recs[max(0, idx + count + 1): idx + 1]
+        more = len(sel) > RANGE_MAX_ITEMS
+        sel = sel[:RANGE_MAX_ITEMS] if count >= 0 else sel[-RANGE_MAX_ITEMS:]
+        resp = ReadRangeACK(context=apdu)
+        resp.objectIdentifier = apdu.objectIdentifier
+        resp.propertyIdentifier = apdu.propertyIdentifier
+        resp.resultFlags = ResultFlags([1 if sel and sel[0] is recs[0] else 0,
+                                        1 if sel and sel[-1] is recs[-1] else 0,
+                                        1 if more else 0])
+        resp.itemCount = len(sel)
+        resp.itemData = AnyValue(ListOf(LogRecord)([
+            LogRecord(timestamp=DateTime(date=Date(when.strftime("%Y-%m-%d")),
+                                         time=Time(when.strftime("%H:%M:%S.00"))),
+                      logDatum=LogRecordLogDatum(realValue=v)) for _, when, v in sel]))
+        if sel:
+            resp.firstSequenceNumber = sel[0][0]
+        await self.response(resp)
 
     async def indication(self, apdu) -> None:  # type: ignore[override]
         if self.offline:
@@ -106,6 +182,39 @@ class FaultyApplication(Application):
             if self.offline:
                 return
         await super().indication(apdu)
+
+
+def _to_datetime(value: DateTime) -> dt.datetime:
+    d, t = value.date, value.time
+    return dt.datetime(d[0] + 1900, d[1], d[2], t[0], t[1], t[2])
+
+
+def _trend_log(point: Point) -> SimTrendLog:
+    tl = SimTrendLog(objectIdentifier=tuple(point.trend_log.split(",")),
+                     objectName=f"{point.name or point.id} - trend", enable=True,
+                     stopWhenFull=False, bufferSize=2880, recordCount=0, totalRecordCount=0,
+                     logInterval=90000, eventState="normal", statusFlags=[0, 0, 0, 0],
+                     logBuffer=ListOf(LogRecord)([]))
+    tl._records, tl._seq, tl._size = [], 0, 2880  # 30 days at 15 minutes
+    return tl
+
+
+def _schedule_objects(device) -> list:
+    out: list = []
+    if device.schedule_object:
+        out.append(ScheduleObject(
+            objectIdentifier=tuple(device.schedule_object.split(",")),
+            objectName=f"{device.id} occupancy schedule", presentValue=Real(0.0),
+            effectivePeriod=DateRange(startDate=Date("2000-01-01"), endDate=Date("2099-12-31")),
+            scheduleDefault=Real(0.0), listOfObjectPropertyReferences=[], priorityForWriting=16,
+            weeklySchedule=ArrayOf(DailySchedule, _length=7)(
+                [DailySchedule(daySchedule=[]) for _ in range(7)]),
+            exceptionSchedule=ArrayOf(SpecialEvent)([])))
+    if device.calendar_object:
+        out.append(SimCalendar(objectIdentifier=tuple(device.calendar_object.split(",")),
+                               objectName=f"{device.id} holidays", presentValue=False,
+                               dateList=ListOf(CalendarEntry)([])))
+    return out
 
 
 def _object_for(point: Point) -> Any:
@@ -174,6 +283,7 @@ class VirtualDevices:
     apps: dict[str, FaultyApplication] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)  # point id → local object
     stuck: dict[str, float] = field(default_factory=dict)  # point id → value it is stuck at
+    trend_logs: dict[str, SimTrendLog] = field(default_factory=dict)  # point id → its log
 
     async def start(self) -> None:
         """Bind every device; raises SimulatorError at once if a port is taken."""
@@ -185,11 +295,14 @@ class VirtualDevices:
             device._sim_clock = self.clock
             port = NetworkPortObject(f"{dev.host}/8:{dev.port}",
                                      objectIdentifier=("network-port", 1), objectName="port-1")
-            objs = []
+            objs = _schedule_objects(dev)
             for point in self.site.points_of(dev.id):
                 obj = _object_for(point)
                 self.objects[point.id] = obj
                 objs.append(obj)
+                if point.trend_log:
+                    self.trend_logs[point.id] = _trend_log(point)
+                    objs.append(self.trend_logs[point.id])
             _check_port_free(dev.host, dev.port)
             self.apps[dev.id] = FaultyApplication.from_object_list([device, port, *objs])
         # bacpypes3 binds in a background task (and retries forever on failure): wait until
@@ -209,9 +322,12 @@ class VirtualDevices:
 
     # --- values ---------------------------------------------------------------------------
 
-    def publish(self, values: dict[str, float]) -> None:
-        """Set sensor present values (analog / binary / multi-state inputs)."""
+    def publish(self, values: dict[str, float], when: dt.datetime | None = None) -> None:
+        """Set sensor present values (analog / binary / multi-state inputs); points with a
+        trend log get a record stamped `when` (the devices' local time)."""
         for pid, value in values.items():
+            if when is not None and pid in self.trend_logs and value is not None:
+                self.trend_logs[pid].log(when, self.stuck.get(pid, value))
             obj = self.objects.get(pid)
             if obj is None:
                 continue
