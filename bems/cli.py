@@ -462,6 +462,103 @@ def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int) 
                        f"{', '.join(d.isoformat() for d in got.makeup_days) or '-'}")
 
 
+@main.group(invoke_without_command=True)
+@click.option("--meter", default=None, help="Meter id (default: every meter with forecasts).")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
+@click.pass_context
+def forecast(ctx: click.Context, meter: str | None, db_path: Path) -> None:
+    """Load forecasts: show the latest stored ones, or backtest models on a CSV.
+
+    Example:
+
+    \b
+        bems forecast --meter main --db bems.sqlite
+        bems forecast backtest --csv loads.csv --country VN --days 42
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with Store(db_path) as store:
+        rows = store.latest_forecasts(meter)
+    if not rows:
+        raise click.ClickException("no forecasts stored yet (the runtime writes them nightly)")
+    for m, items in rows.items():
+        click.echo(f"{m}: model {items[0]['model']}, issued {items[0]['issued_at']:%Y-%m-%d %H:%M} UTC")
+        for it in items:
+            click.echo(f"  {it['ts']:%Y-%m-%d %H:%M} UTC  {it['yhat']:10.1f} kWh")
+
+
+@forecast.command("refit")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), help="SQLite file.")
+@click.option("--no-prophet", is_flag=True, help="Leave Prophet out (faster).")
+def forecast_refit(site_file: Path | None, db_path: Path, no_prophet: bool) -> None:
+    """Choose each meter's model by backtest, refit it and store 48 h of forecasts.
+
+    The runtime does this every night; meters run in parallel, one process per core.
+
+    Example:
+
+    \b
+        bems forecast refit --db bems-demo.sqlite
+    """
+    from models.service import CANDIDATES, describe, refit_all
+
+    site = load_site(site_file)
+    cands = tuple(c for c in CANDIDATES if not (no_prophet and c == "prophet"))
+    for r in refit_all(site, db_path, dt.datetime.now(dt.timezone.utc), candidates=cands):
+        click.echo(describe(r))
+
+
+@forecast.command("backtest")
+@click.option("--csv", "csv_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Hourly (or finer) meter data: ds,y,temp_c with ds in local time.")
+@click.option("--country", default="VN", show_default=True, help="Public holidays of.")
+@click.option("--days", type=int, default=42, show_default=True, help="Test days.")
+@click.option("--end", default=None, help="YYYY-MM-DD: test days end the day before "
+              "(default: the end of the data).")
+@click.option("--refit", type=int, default=7, show_default=True, help="Refit every N days.")
+@click.option("--no-prophet", is_flag=True, help="Leave Prophet out (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, refit: int,
+                      no_prophet: bool, as_json: bool) -> None:
+    """Rolling-origin day-ahead backtest of every model, with ASHRAE G14 metrics.
+
+    Each test day is forecast as at 00:00 local (24 hourly values) from models fitted on
+    the days before it; the model with the lowest hourly CV(RMSE) is selected.
+
+    Example:
+
+    \b
+        bems forecast backtest --csv ../shared/data/loads/cambridge-b0.csv --country GB
+        bems forecast backtest --csv meter.csv --days 14 --end 2026-11-01 --json
+    """
+    import json as _json
+
+    from models.backtest import run_backtest
+    from models.data import DayTypes, load_csv
+    from models.forecasters import catalogue
+
+    df, rep = load_csv(csv_file)
+    end_day = dt.date.fromisoformat(end) if end else None
+    result = run_backtest(df, DayTypes(country), days, end_day, refit_every=refit,
+                          models=catalogue(prophet=not no_prophet), meter=csv_file.stem)
+    if as_json:
+        click.echo(_json.dumps(result.as_dict()))
+        return
+    click.echo(f"{result.meter}: {days} days {result.first_day} .. {result.last_day}, "
+               f"refit every {refit} days; repairs: {rep.summary()}")
+    click.echo(f"{'model':<14}{'CV(RMSE) %':>12}{'NMBE %':>10}{'daily CV %':>12}{'fit s':>8}")
+    for name, sc in result.scores.items():
+        mark = "  <- selected" if name == result.selected else ""
+        g14 = "" if sc.meets_g14_hourly else "  (misses G14 hourly)"
+        click.echo(f"{name:<14}{sc.cv_rmse:>12.1f}{sc.nmbe:>10.1f}{sc.daily_cv_rmse:>12.1f}"
+                   f"{sc.fit_seconds:>8.2f}{mark}{g14}")
+
+
 @main.group()
 def db() -> None:
     """Manage the SQLite store.

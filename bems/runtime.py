@@ -74,6 +74,7 @@ class Runtime:
                                    id="heartbeat")
         self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
         self.scheduler.add_job(self.push_schedules, "cron", hour=0, minute=5, id="schedules")
+        self.scheduler.add_job(self.refit_forecasts, "cron", hour=0, minute=30, id="forecasts")
         self.scheduler.start()
 
     def backfill(self, max_days: float = 7.0) -> None:
@@ -103,6 +104,14 @@ class Runtime:
                     schedules.push(self.gateway, self.site, dev, today)
                 except Exception as err:  # a controller that is away gets it tomorrow
                     log.warning("schedule push to %s failed: %s", dev.id, err)
+
+    def refit_forecasts(self) -> None:
+        """Nightly: each meter's model chosen by backtest, refitted, 48 h written ahead."""
+        from models.service import describe, refit_all
+
+        self.store_maintenance()
+        for r in refit_all(self.site, self.db, dt.datetime.now(UTC)):
+            log.info("forecast %s", describe(r))
 
     def poll(self) -> None:
         try:
