@@ -12,6 +12,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bems.errors import BemsError
+from bems.strategies.params import StrategyParams
 from bems.site import (
     METER_MEASURES, POINT_KINDS, WEEKDAYS, ZONE_KINDS, Building, Calendar, Control, Device,
     Meter, Period, Point, Schedule, Season, Site, Storage, Tariff, TouPeriod, Zone,
@@ -259,8 +260,8 @@ def _days(r: _Reader, v: Any, path: Path_) -> tuple[int, ...] | None:
 
 # --- building the site --------------------------------------------------------------------
 
-_TOP = ("site", "calendar", "control", "storage", "tariffs", "buildings", "devices", "points",
-        "zones", "meters", "schedules")
+_TOP = ("site", "calendar", "control", "storage", "strategies", "tariffs", "buildings",
+        "devices", "points", "zones", "meters", "schedules")
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -296,6 +297,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     st = r.table(data.get("storage", {}), ("storage",), ("retention_days",))
     storage = Storage(r.get(st, ("storage",), "retention_days", int, 400, _positive) or 400)
 
+    strategies = _strategies(r, data.get("strategies", {}))
     _check_refs(r, data, buildings, devices, points, zones, meters, schedules, control)
     if r.issues:
         return None
@@ -303,7 +305,33 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 buildings=tuple(buildings), zones=tuple(zones), devices=tuple(devices),
                 points=tuple(points), meters=tuple(meters), schedules=tuple(schedules),
                 tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
-                source=source)
+                strategies=strategies, source=source)
+
+
+def _strategies(r: _Reader, d: Any) -> StrategyParams:
+    p: Path_ = ("strategies",)
+    types = StrategyParams.field_types()
+    d = r.table(d, p, tuple(types))
+    values: dict[str, Any] = {}
+    for key, kind in types.items():
+        if key not in d:
+            continue
+        if kind is tuple:
+            v = r.get(d, p, key, list)
+            if v is not None:
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                    r.error(p + (key,), "must be a list of numbers")
+                else:
+                    values[key] = tuple(float(x) for x in v)
+        elif key in ("unoccupied", "break_ac"):
+            values[key] = r.get(d, p, key, str, check=_one_of(("off", "setup")))
+        else:
+            values[key] = r.get(d, p, key, kind)
+    values = {k: v for k, v in values.items() if v is not None}
+    sp = StrategyParams(**values)
+    if len(sp.level_offsets_k) != len(sp.level_thresholds):
+        r.error(p + ("level_thresholds",), "needs one threshold per level offset")
+    return sp
 
 
 def _building(r: _Reader, p: Path_, d: Any) -> Building | None:

@@ -17,6 +17,7 @@ POINT_KINDS = (
     "lighting",  # lighting circuit on/off
     "dimming",  # lighting level, %
     "occupancy",
+    "outdoor_air",  # an air handler's outdoor-air damper (on/off)
     "power",  # kW
     "energy",  # kWh, accumulating
     "heartbeat",
@@ -186,6 +187,12 @@ class Storage:
     retention_days: int = 400  # raw readings; rollups are kept
 
 
+def _default_params():
+    from bems.strategies.params import StrategyParams
+
+    return StrategyParams()
+
+
 @dataclass(frozen=True)
 class Site:
     name: str
@@ -202,6 +209,7 @@ class Site:
     calendar: Calendar = field(default_factory=Calendar)
     control: Control = field(default_factory=Control)
     storage: Storage = field(default_factory=Storage)
+    strategies: "StrategyParams" = field(default_factory=lambda: _default_params())
     source: Path | None = None
 
     @property

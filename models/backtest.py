@@ -83,7 +83,7 @@ def score(frame: pd.DataFrame, column: str, fit_seconds: float) -> ModelScore:
 
 def run_backtest(df: pd.DataFrame, days: DayTypes, test_days: int, end: dt.date | None = None,
                  refit_every: int = 7, models: dict | None = None, meter: str = "meter",
-                 ensemble_of: tuple[str, ...] = ("gbm_daytype", "prophet", "towt"),
+                 ensemble_of: tuple[str, ...] = ("gbm_lags", "gbm_daytype", "prophet"),
                  select_on: str = "cv_rmse") -> BacktestResult:
     """Forecast each of `test_days` days ending the day before `end` (default: after the last
     full day of data). `ensemble_of` models are also averaged as 'ensemble'."""
@@ -101,19 +101,23 @@ def run_backtest(df: pd.DataFrame, days: DayTypes, test_days: int, end: dt.date 
     fits = {k: 0 for k in models}
     preds: dict[str, list] = {k: [] for k in models}
     rows = []
+    closed: frozenset = frozenset()
     for i in range(test_days):
         day = first_ts + pd.Timedelta(days=i)
         history = frame[frame["ds"] < day]
+        if closed:  # the same labels for predicting as for training
+            history = history.copy()
+            history.loc[history["ds"].dt.date.isin(closed), "off"] = True
         target = frame[(frame["ds"] >= day) & (frame["ds"] < day + pd.Timedelta(days=1))]
         if i % refit_every == 0:
             # closures seen in the past are off-days for training, whatever the calendar says
             closed = infer_closures(history.tail(400 * 24), days)
-            train = history.copy()
             if closed:
-                train.loc[train["ds"].dt.date.isin(closed), "off"] = True
+                history = history.copy()
+                history.loc[history["ds"].dt.date.isin(closed), "off"] = True
             for name, model in models.items():
                 t = time.perf_counter()
-                model.fit(train)
+                model.fit(history)
                 fit_time[name] += time.perf_counter() - t
                 fits[name] += 1
         for name, model in models.items():
@@ -138,5 +142,5 @@ def build(name: str, prophet: bool = True):
     """A fresh model by name, including the ensemble."""
     if name == "ensemble":
         cat = catalogue(prophet)
-        return Ensemble([cat[m] for m in ("gbm_daytype", "prophet", "towt") if m in cat])
+        return Ensemble([cat[m] for m in ("gbm_lags", "gbm_daytype", "prophet") if m in cat])
     return catalogue(prophet)[name]

@@ -136,7 +136,8 @@ def lag_features(frame: pd.DataFrame, daytype: bool) -> pd.DataFrame:
         # off-day) strictly before this hour's day; yesterday's and last week's mean level
         day = df["ds"].dt.normalize()
         pivot = df.assign(day=day, h=df["ds"].dt.hour).pivot_table(
-            index="day", columns="h", values="y", aggfunc="first").reindex(columns=range(24))
+            index="day", columns="h", values="y", aggfunc="first", dropna=False).reindex(
+            index=pd.DatetimeIndex(sorted(day.unique())), columns=range(24))
         day_off = df.assign(day=day).groupby("day")["off"].first().reindex(pivot.index)
         same1 = np.full(len(df), np.nan)
         same3 = np.full(len(df), np.nan)

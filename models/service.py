@@ -97,7 +97,7 @@ def refit_meter(site: Site, db: Path, meter_id: str, now: dt.datetime, horizon_h
         models = {n: build(n, use_prophet) for n in candidates if n != "ensemble"}
         bt = run_backtest(df, days, select_days, local_now.normalize().date(), refit_every=7,
                           models=models, meter=meter_id,
-                          ensemble_of=("gbm_daytype", "prophet", "towt"))
+                          ensemble_of=("gbm_lags", "gbm_daytype", "prophet"))
         name = bt.selected
         model = build(name, use_prophet)
         train = df.assign(off=days.off_series(df["ds"]).to_numpy())

@@ -126,13 +126,14 @@ def test_one_real_prophet_fit_survives_save_and_load():
 
 def test_backtest_is_day_ahead_and_selects_the_best():
     df = office_series(days=100, seed=3)
-    models = {"last_week": SameHourLastWeek(), "towt": TOWT(), "gbm_daytype": GBM()}
+    models = {"last_week": SameHourLastWeek(), "towt": TOWT(), "gbm_lags": GBM(daytype=False),
+              "gbm_daytype": GBM()}
     r = run_backtest(df, DayTypes("VN"), 10, dt.date(2026, 6, 10), refit_every=5,
                      models=models, meter="synthetic")
     assert r.first_day == dt.date(2026, 5, 31) and r.last_day == dt.date(2026, 6, 9)
     assert len(r.forecasts) == 240
     assert r.selected == min(r.scores, key=lambda k: r.scores[k].cv_rmse)
-    assert "ensemble" in r.scores  # towt + gbm_daytype averaged
+    assert "ensemble" in r.scores  # gbm_lags + gbm_daytype averaged
     # the holiday-aware models beat last week's values across Hùng Kings / 30-4 / 1-5 ...
     assert r.scores["gbm_daytype"].cv_rmse < 25
 

@@ -63,6 +63,15 @@ class Binding:
             if m.measures in ("main", "ac", "lighting", "plugs") and m.measures not in self.meters:
                 self.meters[m.measures] = (m.power, m.energy)
         self.outdoor = [p.id for p in self.site.points if p.kind == "outdoor_temperature"]
+        # outdoor-air dampers: the floor is that of the zones on the same controller
+        self.oa: dict[str, int] = {}
+        for p in self.site.points:
+            if p.kind == "outdoor_air":
+                floors = {z.floor for z in self.zones
+                          if any(self.site.point(q).device == p.device
+                                 for q in z.points().values())}
+                if len(floors) == 1:
+                    self.oa[p.id] = floors.pop()
 
     @property
     def sim_zones(self) -> list[str]:
@@ -73,7 +82,7 @@ class Binding:
         for z in self.zones:
             out += [p for p in (z.cooling_setpoint, z.ac_status, z.ac_mode, z.lighting,
                                 z.lighting_level) if p]
-        return out
+        return out + list(self.oa)
 
     def commands_from(self, values: dict[str, float], calendar: SiteCalendar,
                       local: dt.datetime) -> Commands:
@@ -91,7 +100,9 @@ class Binding:
         workday = calendar.is_workday(local.date())
         busy = max(people.values(), default=0.0)
         plugs = (0.9 if busy >= 0.9 else 0.7 if busy >= 0.5 else 0.4) if workday else 0.3
-        return Commands(zones=zones, people=people, plugs=plugs)
+        oa = {floor: (values.get(pid) or 0.0) > 0.5 for pid, floor in self.oa.items()
+              if values.get(pid) is not None}
+        return Commands(zones=zones, people=people, plugs=plugs, outdoor_air=oa)
 
     def time_clock_values(self, local: dt.datetime) -> dict[str, float]:
         """The point values the local controllers' time clocks command."""
@@ -103,6 +114,8 @@ class Binding:
                              (z.lighting_level, "dim")):
                 if pid:
                     out[pid] = tc[key]
+        for pid in self.oa:  # the time clock opens the dampers with the AC
+            out[pid] = tc["ac"]
         return out
 
     def sensor_values(self, step: Step, energy_kwh: dict[str, float]) -> dict[str, float]:

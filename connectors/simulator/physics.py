@@ -1,6 +1,7 @@
 """EnergyPlus physics of the virtual centre: the DOE/ASHRAE 90.1-2019 medium office, adapted.
 
 Adaptations (see README): Hai Phong location and design days, a morphed hot-humid weather year,
+per-zone lighting schedules (actuated each step),
 cooling only (heating setpoints held at 10 °C), the prototype's EMS programs removed so our
 actuators are the only control (their calling managers are removed), US holidays and daylight saving removed, one run period with an
 explicit year so weekdays line up. Each zone timestep (15 min) a controller callback returns
@@ -50,6 +51,7 @@ class Commands:
     zones: dict[str, ZoneCommand]  # by EnergyPlus zone name
     people: dict[str, float] = field(default_factory=dict)  # fraction of design occupants, by zone
     plugs: float = 0.3  # fraction of design plug load
+    outdoor_air: dict[int, bool] = field(default_factory=dict)  # by floor; absent: with the AC
 
 
 @dataclass
@@ -87,6 +89,11 @@ def prepare_model(dest: Path, start: dt.date, days: int, latitude: float, longit
     objects = idf.drop(objects, r"EnergyManagementSystem:ProgramCallingManager|"
                                 r"RunPeriod|RunPeriodControl:.*|SizingPeriod:.*|Site:Location|"
                                 r"Output:.*|OutputControl:.*|Timestep|Sizing:Parameters")
+    # Per-zone lighting: each Lights object gets a schedule of its own that we actuate (the
+    # prototype's EMS actuators hold the Lights' own "Electricity Rate" actuators).
+    for o in idf.find(objects, "Lights"):
+        o.fields[3] = f"BEMS_LIGHT_{o.fields[2]}"
+        objects.append(idf.IdfObject(["Schedule:Constant", o.fields[3], "Fraction", "1.0"]))
     end = start + dt.timedelta(days=days - 1)
     objects += [
         idf.IdfObject(["Timestep", str(timestep_per_hour)]),
@@ -154,11 +161,9 @@ class EnergyPlusModel:
                                                           "Cooling Setpoint", zone)
                 h[("htg", zone)] = ex.get_actuator_handle(state, "Zone Temperature Control",
                                                           "Heating Setpoint", zone)
-                h[("light", zone)] = ex.get_actuator_handle(state, "Lights", "Electricity Rate",
-                                                            f"{zone}_Lights")
-                h[("lightw", zone)] = ex.get_internal_variable_value(
-                    state, ex.get_internal_variable_handle(state, "Lighting Power Design Level",
-                                                           f"{zone}_Lights"))
+                h[("light", zone)] = ex.get_actuator_handle(state, "Schedule:Constant",
+                                                            "Schedule Value",
+                                                            f"BEMS_LIGHT_{zone}")
                 h[("people", zone)] = ex.get_actuator_handle(state, "People", "Number of People",
                                                              zone)
                 h[("peoplen", zone)] = ex.get_internal_variable_value(
@@ -168,6 +173,9 @@ class EnergyPlusModel:
             for loop in AIR_LOOPS:
                 h[("loop", loop)] = ex.get_actuator_handle(state, "AirLoopHVAC",
                                                            "Availability Status", loop)
+                h[("oa", loop)] = ex.get_actuator_handle(state, "Outdoor Air Controller",
+                                                         "Air Mass Flow Rate",
+                                                         f"{loop}_OA_Controller")
             for sched in ("HVACOperationSchd", "MinOA_MotorizedDamper_Sched", EQUIP_SCHEDULE):
                 h[("sched", sched)] = ex.get_actuator_handle(state, "Schedule:Compact",
                                                              "Schedule Value", sched)
@@ -200,6 +208,10 @@ class EnergyPlusModel:
                 on = any(cmd.zones[z].ac_on for z in floor_zones if z in cmd.zones)
                 any_on |= on
                 ex.set_actuator_value(s, h[("loop", loop)], 2.0 if on else 1.0)  # CycleOn/ForceOff
+                if cmd.outdoor_air.get(i + 1, True):
+                    ex.reset_actuator(s, h[("oa", loop)])  # the loop's own OA control
+                else:
+                    ex.set_actuator_value(s, h[("oa", loop)], 0.0)  # damper shut
             ex.set_actuator_value(s, h[("sched", "HVACOperationSchd")], 1.0 if any_on else 0.0)
             ex.set_actuator_value(s, h[("sched", "MinOA_MotorizedDamper_Sched")],
                                   1.0 if any_on else 0.0)
@@ -209,8 +221,8 @@ class EnergyPlusModel:
                 cooling = zc.ac_on and zc.mode != 2
                 ex.set_actuator_value(s, h[("clg", zone)], zc.setpoint if cooling else OFF_SETPOINT)
                 ex.set_actuator_value(s, h[("htg", zone)], HEATING_SETPOINT)
-                watts = h[("lightw", zone)] * (zc.dim / 100.0 if zc.light_on else 0.0)
-                ex.set_actuator_value(s, h[("light", zone)], watts)
+                ex.set_actuator_value(s, h[("light", zone)],
+                                      zc.dim / 100.0 if zc.light_on else 0.0)
                 ex.set_actuator_value(s, h[("people", zone)],
                                       h[("peoplen", zone)] * cmd.people.get(zone, 0.0))
 

@@ -1,0 +1,269 @@
+"""The strategies: pure functions from (site, snapshot, forecast, schedule, now) to intended
+writes, each with a reason a facility manager can read. No I/O, no clock: `now` is passed in.
+
+Per zone, in order of precedence: an operator override that has not expired; otherwise the
+zone's mode from its schedule and the calendar (holidays, closures, make-up days):
+- occupied: AC on at the occupied setpoint (never below the policy floor), raised by the
+  demand-limit level;
+- break (a gap of under three hours between periods, e.g. lunch): AC on at the break setpoint;
+- cool-down (optimal start): AC on as late as possible before occupancy, from the zone's
+  learned cool-down rate, at most `max_lead_h` ahead, zones staggered;
+- early stop: AC off before the end of the day where the zone will stay under the comfort
+  limit until the end;
+- unoccupied: AC off (or set up).
+Lighting: on in occupied periods (corridors dimmed), off after a short sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from bems.calendar import SiteCalendar
+from bems.control import WriteIntent
+from bems.site import Period, Site, Zone
+from bems.strategies.params import StrategyParams
+
+
+@dataclass(frozen=True)
+class Override:
+    point: str
+    value: float
+    expires_at: dt.datetime  # aware
+    by: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Learned:
+    """Per-zone rates learned from the building: cooling (AC on, K/h down) and warming (AC
+    off, K/h up). The average of the last `days` days' estimates is used."""
+
+    cool: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # zone → (day, K/h)
+    warm: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def rate(self, kind: str, zone: str, default: float, days: int) -> float:
+        hist = getattr(self, kind).get(zone, [])[-days:]
+        vals = [v for _, v in hist if v > 0.05]
+        return sum(vals) / len(vals) if vals else default
+
+    def record(self, kind: str, zone: str, day: dt.date, k_per_h: float, days: int) -> None:
+        hist = getattr(self, kind).setdefault(zone, [])
+        key = day.isoformat()
+        if hist and hist[-1][0] == key:
+            hist[-1] = (key, 0.5 * (hist[-1][1] + k_per_h))
+        else:
+            hist.append((key, k_per_h))
+        del hist[:-max(days, 1) * 2]
+
+
+@dataclass(frozen=True)
+class ZoneDecision:
+    zone: str
+    mode: str  # occupied | break | cooldown | early-stop | unoccupied | override
+    intents: tuple[WriteIntent, ...]
+
+
+def _at(day: dt.date, t: dt.time) -> dt.datetime:
+    return dt.datetime.combine(day, t)
+
+
+def _end(p: Period, day: dt.date) -> dt.datetime:
+    return _at(day, p.end) if p.end != dt.time(0) else _at(day + dt.timedelta(days=1), dt.time(0))
+
+
+def demand_level(params: StrategyParams, site_kw: float | None, forecast_kw: float | None,
+                 previous: int) -> int:
+    """The demand-limit level (0 = none) from the live load and the next hour's forecast."""
+    if not params.demand_limit or params.peak_target_kw <= 0:
+        return 0
+    load = max(x for x in (site_kw, forecast_kw, 0.0) if x is not None)
+    ratio = load / params.peak_target_kw
+    level = sum(1 for th in params.level_thresholds if ratio >= th)
+    if level < previous and ratio > params.level_release:
+        return previous  # hysteresis: step down only well below the target
+    return level
+
+
+def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, float | None],
+              now: dt.datetime, learned: Learned, level: int = 0, start_rank: int = 0,
+              overrides: dict[str, Override] | None = None) -> ZoneDecision:
+    """What one zone's points should be at local time `now` (naive local)."""
+    p = site.strategies
+    floor = site.control.policy_min_cooling_setpoint
+    occupied_sp = max(p.occupied_setpoint, floor)
+    offset = p.level_offsets_k[level - 1] if level > 0 else 0.0
+    day = now.date()
+    periods = calendar.periods(zone.schedule, day) if zone.schedule else []
+    temp = values.get(zone.temperature) if zone.temperature else None
+    cool_rate = learned.rate("cool", zone.id, p.default_cool_rate_k_per_h, p.learn_days)
+    warm_rate = learned.rate("warm", zone.id, p.default_warm_rate_k_per_h, p.learn_days)
+    ac_now = (values.get(zone.ac_status) or 0.0) > 0.5 if zone.ac_status else False
+
+    mode, reason = "unoccupied", "unoccupied"
+    current = next((q for q in periods if _at(day, q.start) <= now < _end(q, day)), None)
+    upcoming = next((q for q in periods if _at(day, q.start) > now), None)
+    previous = [q for q in periods if _end(q, day) <= now]
+    if current is not None:
+        mode, reason = "occupied", f"occupied {current.start:%H:%M}-{current.end:%H:%M}"
+        sp_now = occupied_sp + offset
+        if temp is not None and p.idle_band_k > 0 and (
+                temp <= sp_now - p.idle_band_k or
+                (not ac_now and temp < sp_now - p.idle_restart_k)):
+            mode = "idle"
+            reason = (f"occupied, no cooling needed: {temp:.1f} °C is under "
+                      f"{sp_now - p.idle_restart_k:.1f} °C")
+        last = periods[-1]
+        if p.early_stop and current is last and temp is not None:
+            left_h = (_end(last, day) - now).total_seconds() / 3600
+            # the learned rate comes mostly from nights; never assume slower than the default
+            rate = max(warm_rate, p.default_warm_rate_k_per_h)
+            if left_h * 60 <= p.early_stop_max_min and \
+                    temp + rate * left_h <= p.comfort_high - p.early_stop_margin_k:
+                mode = "early-stop"
+                reason = (f"early stop: {temp:.1f} °C + {rate:.1f} K/h stays under "
+                          f"{p.comfort_high:g} °C until {last.end:%H:%M}")
+    elif upcoming is not None:
+        gap_h = ((_at(day, upcoming.start) - _end(previous[-1], day)).total_seconds() / 3600
+                 if previous else None)
+        if gap_h is not None and gap_h < 3:
+            mode, reason = "break", f"break until {upcoming.start:%H:%M}"
+        if p.optimal_start:
+            target = occupied_sp
+            need_h = (max(temp - target, 0.0) / cool_rate * p.precool_margin
+                      if temp is not None else p.max_lead_h)
+            lead_h = min(p.max_lead_h, max(p.min_lead_min / 60, need_h))
+            if mode != "break":
+                lead_h = min(lead_h + start_rank * p.stagger_min / 60, p.max_lead_h)
+            start_at = _at(day, upcoming.start) - dt.timedelta(hours=lead_h)
+            started = ac_now and mode != "break" and now >= start_at - dt.timedelta(minutes=15)
+            if now >= start_at or started:
+                mode = "cooldown"
+                reason = (f"cool-down started {start_at:%H:%M} for {upcoming.start:%H:%M} "
+                          f"occupancy; zone at {temp:.1f} °C cools {cool_rate:.1f} K/h"
+                          if temp is not None else
+                          f"cool-down for {upcoming.start:%H:%M} occupancy")
+
+    intents: list[WriteIntent] = []
+    src = "strategy"
+
+    def want(point: str | None, value: float, why: str) -> None:
+        if point:
+            intents.append(WriteIntent(point, value, why, src))
+
+    if mode in ("occupied", "cooldown"):
+        sp = occupied_sp + offset
+        why = reason + (f"; demand limit level {level} (+{offset:g} K)" if level else "")
+        want(zone.ac_status, 1.0, why)
+        want(zone.cooling_setpoint, sp, why)
+    elif mode == "break" and p.break_ac == "setup":
+        want(zone.ac_status, 1.0, reason)
+        want(zone.cooling_setpoint, max(p.break_setpoint, floor) + offset, reason)
+    elif p.unoccupied == "setup" and mode == "unoccupied":
+        want(zone.ac_status, 1.0, "unoccupied: set up")
+        want(zone.cooling_setpoint, p.setup_setpoint, "unoccupied: set up")
+    else:
+        want(zone.ac_status, 0.0, reason)
+        want(zone.cooling_setpoint, max(occupied_sp, floor), reason)
+
+    if p.lighting:
+        lit = current is not None
+        swept = any(_end(q, day) <= now < _end(q, day) + dt.timedelta(minutes=p.sweep_after_min)
+                    for q in periods)
+        dim = p.corridor_percent if zone.kind == "corridor" else 100.0
+        if lit or swept:
+            why = "occupied" if lit else f"sweep: lights off {p.sweep_after_min:g} min after"
+            want(zone.lighting, 1.0, why + (f"; corridor at {dim:g} %" if dim < 100 else ""))
+            want(zone.lighting_level, dim, why)
+        else:
+            want(zone.lighting, 0.0, "unoccupied: lights off")
+            want(zone.lighting_level, dim, "unoccupied")
+
+    if overrides:
+        for i, it in enumerate(intents):
+            ov = overrides.get(it.point)
+            if ov is not None:
+                intents[i] = WriteIntent(it.point, ov.value,
+                                         f"operator override until {ov.expires_at:%H:%M} "
+                                         f"by {ov.by or 'operator'}: {ov.reason}".strip(": "),
+                                         "override")
+                mode = "override"
+    return ZoneDecision(zone.id, mode, tuple(intents))
+
+
+def plan(site: Site, calendar: SiteCalendar, values: dict[str, float | None], now: dt.datetime,
+         learned: Learned, level: int = 0, overrides: list[Override] | None = None,
+         now_aware: dt.datetime | None = None) -> list[ZoneDecision]:
+    """Every zone's decision at local time `now`. Overrides that have expired (against
+    `now_aware`, or `now` in the site's zone) are ignored."""
+    aware = now_aware or now.replace(tzinfo=site.tz)
+    live = {o.point: o for o in (overrides or []) if o.expires_at > aware}
+    # the zones that need the longest cool-down start first (stagger order)
+    def need(z: Zone) -> float:
+        t = values.get(z.temperature) if z.temperature else None
+        return -(t or 0.0) / learned.rate("cool", z.id, site.strategies.default_cool_rate_k_per_h,
+                                          site.strategies.learn_days)
+    order = {z.id: rank for rank, z in enumerate(sorted(site.zones, key=need))}
+    if not site.strategies.occupancy:
+        return []
+    decisions = [plan_zone(site, calendar, z, values, now, learned, level, order[z.id], live)
+                 for z in site.zones]
+    return decisions + outdoor_air(site, decisions, live, values)
+
+
+def outdoor_air(site: Site, decisions: list[ZoneDecision], overrides: dict[str, Override],
+                values: dict[str, float | None]) -> list[ZoneDecision]:
+    """An air handler brings in outdoor air while someone is there, and while it cools down an
+    empty floor only if that air is cooler than the zones (free cooling): otherwise, in a humid
+    climate, outdoor air is most of the pre-cooling load."""
+    outdoor = [values.get(p.id) for p in site.points if p.kind == "outdoor_temperature"]
+    t_out = next((t for t in outdoor if t is not None), None)
+    out = []
+    by_zone = {d.zone: d for d in decisions}
+    for p in site.points:
+        if p.kind != "outdoor_air":
+            continue
+        zones = [z for z in site.zones
+                 if any(site.point(q).device == p.device for q in z.points().values())]
+        busy = [z.id for z in zones if by_zone[z.id].mode in ("occupied", "idle", "early-stop",
+                                                               "override")]
+        cooling = [z for z in zones if by_zone[z.id].mode == "cooldown"]
+        temps = [values.get(z.temperature) for z in cooling if z.temperature]
+        free = (t_out is not None and temps and all(t is not None for t in temps)
+                and t_out <= min(temps) - 2.0 and t_out <= site.strategies.free_cooling_max_c)
+        if busy:
+            why, on = f"outdoor air for occupied zones ({', '.join(busy)})", True
+        elif free:
+            why, on = f"free cooling: outdoor {t_out:.1f} °C is cooler than the zones", True
+        else:
+            why, on = "no one in the zones it serves: outdoor air shut", False
+        intent = WriteIntent(p.id, 1.0 if on else 0.0, why)
+        ov = overrides.get(p.id)
+        if ov is not None:
+            intent = WriteIntent(p.id, ov.value, f"operator override until "
+                                                 f"{ov.expires_at:%H:%M}", "override")
+        out.append(ZoneDecision(p.id, "outdoor-air", (intent,)))
+    return out
+
+
+def intents_of(decisions: list[ZoneDecision]) -> list[WriteIntent]:
+    return [i for d in decisions for i in d.intents]
+
+
+def learn(site: Site, learned: Learned, before: dict[str, float | None],
+          after: dict[str, float | None], hours: float, day: dt.date) -> None:
+    """Update cooling / warming rates from two consecutive snapshots `hours` apart."""
+    p = site.strategies
+    for z in site.zones:
+        if not z.temperature or not z.ac_status:
+            continue
+        t0, t1 = before.get(z.temperature), after.get(z.temperature)
+        ac = before.get(z.ac_status)
+        if t0 is None or t1 is None or ac is None or hours <= 0:
+            continue
+        rate = (t0 - t1) / hours if ac > 0.5 else (t1 - t0) / hours
+        sp = before.get(z.cooling_setpoint) if z.cooling_setpoint else None
+        if ac > 0.5 and sp is not None and t0 > sp + 0.3 and rate > 0:
+            learned.record("cool", z.id, day, rate, p.learn_days)
+        elif ac <= 0.5 and rate > 0:
+            learned.record("warm", z.id, day, rate, p.learn_days)
