@@ -145,7 +145,11 @@ def simulator(site_file: Path | None, speed: float, start: str | None, history_d
               help="UDP port BEMS's BACnet client binds on 127.0.0.1.")
 @click.option("--poll-interval", type=float, default=60.0, show_default=True,
               help="Seconds between poll cycles.")
-def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: float) -> None:
+@click.option("--strategy-interval", type=float, default=60.0, show_default=True,
+              help="Seconds between strategy runs.")
+@click.option("--dry-run", is_flag=True, help="Decide but write nothing (see the log).")
+def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: float,
+        strategy_interval: float, dry_run: bool) -> None:
     """Run BEMS for a site: poll, store, heartbeat, and release every write at shutdown.
 
     At start, writes a previous run left held (a crash) are released.
@@ -161,7 +165,8 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: 
     from bems.runtime import Runtime
 
     site = load_site(site_file)
-    rt = Runtime(site, db_path, bacnet_port=bacnet_port, poll_interval_s=poll_interval)
+    rt = Runtime(site, db_path, bacnet_port=bacnet_port, poll_interval_s=poll_interval,
+                 strategy_interval_s=strategy_interval, dry_run=dry_run)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -557,6 +562,167 @@ def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, 
         g14 = "" if sc.meets_g14_hourly else "  (misses G14 hourly)"
         click.echo(f"{name:<14}{sc.cv_rmse:>12.1f}{sc.nmbe:>10.1f}{sc.daily_cv_rmse:>12.1f}"
                    f"{sc.fit_seconds:>8.2f}{mark}{g14}")
+
+
+@main.command()
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--start", "start", required=True, help="First day, YYYY-MM-DD (local).")
+@click.option("--days", type=int, default=14, show_default=True, help="Days to simulate.")
+@click.option("--strategy", type=click.Choice(["baseline", "bems"]), default="bems",
+              show_default=True, help="The building's time clock alone, or BEMS in the loop.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def simulate(site_file: Path | None, start: str, days: int, strategy: str,
+             as_json: bool) -> None:
+    """Closed loop, fast: EnergyPlus unpaced with the strategies in the loop; BOPTEST KPIs.
+
+    Discomfort counts occupied hours outside 23-27 °C, on air and on operative temperature.
+
+    Example:
+
+    \b
+        bems simulate --start 2026-07-06 --days 14 --strategy baseline --json
+        bems simulate --start 2026-11-09 --days 14 --strategy bems
+    """
+    import json as _json
+
+    from connectors.simulator.closedloop import simulate as run_sim
+
+    site = load_site(site_file)
+    try:
+        first = dt.date.fromisoformat(start)
+    except ValueError:
+        raise click.BadParameter(f"{start!r}: use YYYY-MM-DD") from None
+    k = run_sim(site, first, days, strategy).as_dict()
+    if as_json:
+        click.echo(_json.dumps({key: v for key, v in k.items() if key != "peak_at"}))
+        return
+    for key, v in k.items():
+        click.echo(f"{key:>28}: {v}")
+
+
+@main.group()
+def strategies() -> None:
+    """What the strategies would write now, without writing (dry run).
+
+    Example:
+
+    \b
+        bems strategies dry-run --db bems.sqlite
+    """
+
+
+@strategies.command("dry-run")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site file (default: the embedded demo centre).")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
+@click.option("--at", "at", default=None, help="Local time YYYY-MM-DDTHH:MM (default: now).")
+def strategies_dry_run(site_file: Path | None, db_path: Path, at: str | None) -> None:
+    """Show every write the strategies would make, with its reason, from the latest readings.
+
+    Example:
+
+    \b
+        bems strategies dry-run --db bems-demo.sqlite --at 2026-11-26T06:45
+    """
+    from bems.calendar import SiteCalendar
+    from bems.schedules import effective_site
+    from bems.strategies.plan import Learned, Override, plan
+
+    site = load_site(site_file)
+    local = _parse_start(at, site.tz)
+    now = local.replace(tzinfo=site.tz)
+    with Store(db_path, site.timezone) as store:
+        eff = effective_site(site, store)
+        latest = store.latest(now=now, lookback_s=3 * 3600)
+        values = {k: v for k, (t, v, q) in latest.items() if q == "good"}
+        ovs = [Override(o["point"], o["value"], o["expires_at"], o["created_by"], o["reason"])
+               for o in store.overrides(active_at=now)]
+    for d in plan(eff, SiteCalendar(eff), values, local, Learned(), 0, ovs, now_aware=now):
+        for it in d.intents:
+            click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
+
+
+@main.group()
+def override() -> None:
+    """Operator overrides: a value for a point until it expires; strategies yield to it.
+
+    Example:
+
+    \b
+        bems override set f1.p1.sp 25 --minutes 120 --user lan --reason "meeting"
+        bems override list
+    """
+
+
+@override.command("set")
+@click.argument("point")
+@click.argument("value", type=float)
+@click.option("--minutes", type=float, required=True, help="How long it holds.")
+@click.option("--user", default="cli", show_default=True)
+@click.option("--reason", default="", help="Why, for the ledger.")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def override_set(point: str, value: float, minutes: float, user: str, reason: str,
+                 site_file: Path | None, db_path: Path) -> None:
+    """Set an override; it is applied at the next strategy run and released when it expires.
+
+    Example:
+
+    \b
+        bems override set f2.core.ac 0 --minutes 60 --reason "maintenance"
+    """
+    from bems.overrides import add_override
+
+    site = load_site(site_file)
+    now = dt.datetime.now(dt.timezone.utc)
+    with Store(db_path, site.timezone) as store:
+        oid = add_override(site, store, point, value, now + dt.timedelta(minutes=minutes), user,
+                           reason, now)
+    click.echo(f"override {oid}: {point} = {value:g} until "
+               f"{(now + dt.timedelta(minutes=minutes)).astimezone(site.tz):%Y-%m-%d %H:%M}")
+
+
+@override.command("list")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def override_list(db_path: Path) -> None:
+    """List the overrides in force.
+
+    Example:
+
+    \b
+        bems override list --db bems.sqlite
+    """
+    with Store(db_path) as store:
+        rows = store.overrides(active_at=dt.datetime.now(dt.timezone.utc))
+    for o in rows:
+        click.echo(f"{o['id']:>4} {o['point']:<16} {o['value']:>6g} until "
+                   f"{o['expires_at']:%Y-%m-%d %H:%M} UTC by {o['created_by']}: {o['reason']}")
+    if not rows:
+        click.echo("no override in force")
+
+
+@override.command("release")
+@click.argument("override_id", type=int)
+@click.option("--user", default="cli", show_default=True)
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def override_release(override_id: int, user: str, db_path: Path) -> None:
+    """End an override before it expires.
+
+    Example:
+
+    \b
+        bems override release 3
+    """
+    with Store(db_path) as store:
+        n = store.release_override(override_id, user, dt.datetime.now(dt.timezone.utc))
+    if not n:
+        raise click.ClickException(f"no override {override_id} in force")
+    click.echo(f"override {override_id} released")
 
 
 @main.group()

@@ -12,7 +12,9 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bems.control import WriteIntent, Writer
@@ -23,9 +25,23 @@ log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
 
 
+def _load_learned(store: Store):
+    from bems.strategies.plan import Learned
+
+    d = store.get_meta("learned_rates", {}) or {}
+    return Learned({k: [tuple(x) for x in v] for k, v in d.get("cool", {}).items()},
+                   {k: [tuple(x) for x in v] for k, v in d.get("warm", {}).items()})
+
+
+def _save_learned(store: Store, learned) -> None:
+    store.set_meta("learned_rates", {"cool": learned.cool, "warm": learned.warm})
+
+
 class Runtime:
     def __init__(self, site: Site, db: Path, bacnet_port: int = 47808,
-                 poll_interval_s: float = 60.0, heartbeat_s: float = 60.0):
+                 poll_interval_s: float = 60.0, heartbeat_s: float = 60.0,
+                 strategy_interval_s: float = 60.0, dry_run: bool = False,
+                 clock: Callable[[], dt.datetime] | None = None):
         from connectors.bacnet.gateway import BacnetGateway
         from connectors.bacnet.poller import CovSubscriptions, Poller
 
@@ -37,8 +53,17 @@ class Runtime:
         self.poller = Poller(site, self.gateway, sink=self._store_rows)
         self.cov = CovSubscriptions(site, self.gateway, self._on_cov)
         self.poll_interval_s, self.heartbeat_s = poll_interval_s, heartbeat_s
-        self.scheduler = BackgroundScheduler(timezone=site.timezone, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self.strategy_interval_s, self.dry_run = strategy_interval_s, dry_run
+        # the time strategies decide at: the wall clock, or a simulation's (tests, demos)
+        self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.learned = _load_learned(self.store)
+        self.level = 0
+        self.last_values: dict[str, float | None] = {}
+        self.last_decisions: list = []
+        # one worker: jobs never run at the same time, so they can share the store connection
+        self.scheduler = BackgroundScheduler(
+            timezone=site.timezone, executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.last_poll = None
         self._lock = threading.Lock()  # one thread writes the store at a time
         self._cov_rows: list[tuple] = []
@@ -69,6 +94,8 @@ class Runtime:
         self.scheduler.add_job(self.poll, "interval", seconds=self.poll_interval_s, id="poll",
                                next_run_time=now + dt.timedelta(seconds=self.poll_interval_s))
         self.scheduler.add_job(self.flush_cov, "interval", seconds=5, id="cov")
+        self.scheduler.add_job(self.run_strategies, "interval", seconds=self.strategy_interval_s,
+                               id="strategies", next_run_time=now)
         if self.site.control.heartbeat_point:
             self.scheduler.add_job(self.heartbeat, "interval", seconds=self.heartbeat_s,
                                    id="heartbeat")
@@ -115,9 +142,57 @@ class Runtime:
 
     def poll(self) -> None:
         try:
+            before = dict(self.last_values)
             self.last_poll = self.poller.poll()
+            self.last_values = {k: v for k, (v, q) in self.last_poll.values.items()
+                                if q == "good"}
+            if before:
+                from bems.strategies.plan import learn
+
+                hours = self.poll_interval_s / 3600
+                learn(self.site, self.learned, before, self.last_values, hours,
+                      self.clock().astimezone(self.site.tz).date())
         except Exception:  # a failed cycle is logged; the next one runs as planned
             log.exception("poll cycle failed")
+
+    def decide(self, now: dt.datetime | None = None) -> list:
+        """What the strategies want now (no writes): the site as edited, overrides, demand."""
+        from bems.calendar import SiteCalendar
+        from bems.schedules import effective_site
+        from bems.strategies.plan import Override, demand_level, plan
+
+        now = now or self.clock()
+        with self._lock:
+            site = effective_site(self.site, self.store)
+            overrides = [Override(o["point"], o["value"], o["expires_at"], o["created_by"],
+                                  o["reason"]) for o in self.store.overrides(active_at=now)]
+            fc = self.store.latest_forecasts()
+        main = next((m for m in site.meters if m.measures == "main"), None)
+        site_kw = self.last_values.get(main.power) if main and main.power else None
+        next_kw = None
+        if main and main.id in fc:
+            ahead = [f["yhat"] for f in fc[main.id] if now <= f["ts"] < now + dt.timedelta(hours=1)]
+            next_kw = ahead[0] if ahead else None
+        self.level = demand_level(site.strategies, site_kw, next_kw, self.level)
+        local = now.astimezone(site.tz).replace(tzinfo=None)
+        return plan(site, SiteCalendar(site), self.last_values, local, self.learned, self.level,
+                    overrides, now_aware=now)
+
+    def run_strategies(self) -> None:
+        """Every minute: the strategies' intents through the one writer (unless dry-run)."""
+        from bems.strategies.plan import intents_of
+
+        try:
+            self.last_decisions = self.decide()
+            if self.dry_run:
+                return
+            for intent in intents_of(self.last_decisions):
+                r = self.writer.apply(intent)
+                if not r.ok:
+                    log.warning("%s: %s %s", intent.point, r.outcome, r.error)
+            _save_learned(self.store, self.learned)
+        except Exception:  # logged; the next run tries again
+            log.exception("strategy run failed")
 
     def heartbeat(self) -> None:
         hb = self.site.control.heartbeat_point

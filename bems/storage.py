@@ -398,6 +398,69 @@ class Store:
                             r[9], r[10], from_epoch(r[11]) if r[11] else None, r[12], r[13])
                 for r in cur]
 
+    # --- schedules, exceptions and operator overrides ---------------------------------------
+
+    def save_schedule(self, schedule_id: str, name: str, definition: dict, user: str,
+                      when: dt.datetime | int) -> None:
+        with self.db.atomic():
+            self.db.execute("INSERT INTO schedules (id, name, definition, updated_at, updated_by) "
+                            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = "
+                            "excluded.name, definition = excluded.definition, updated_at = "
+                            "excluded.updated_at, updated_by = excluded.updated_by",
+                            [schedule_id, name, json.dumps(definition, ensure_ascii=False),
+                             to_epoch(when), user])
+
+    def schedules(self) -> dict[str, dict]:
+        cur = self.db.execute("SELECT id, name, definition, updated_at, updated_by FROM schedules")
+        return {i: {"name": n, "definition": json.loads(d), "updated_at": from_epoch(u),
+                    "updated_by": by} for i, n, d, u, by in cur}
+
+    def add_exception(self, day: dt.date, kind: str, name: str, user: str,
+                      when: dt.datetime | int, schedule: str | None = None) -> int:
+        with self.db.atomic():
+            cur = self.db.execute("INSERT INTO schedule_exceptions (day, kind, name, schedule, "
+                                  "created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                                  [day.isoformat(), kind, name, schedule, to_epoch(when), user])
+        return cur.lastrowid
+
+    def delete_exception(self, exception_id: int) -> int:
+        with self.db.atomic():
+            return self.db.execute("DELETE FROM schedule_exceptions WHERE id = ?",
+                                   [exception_id]).rowcount
+
+    def exceptions(self) -> list[dict]:
+        cur = self.db.execute("SELECT id, day, kind, name, schedule, created_by FROM "
+                              "schedule_exceptions ORDER BY day")
+        return [{"id": i, "day": dt.date.fromisoformat(d), "kind": k, "name": n,
+                 "schedule": s_, "created_by": by} for i, d, k, n, s_, by in cur]
+
+    def add_override(self, point: str, value: float, expires_at: dt.datetime, user: str,
+                     reason: str, when: dt.datetime, zone: str | None = None) -> int:
+        with self.db.atomic():
+            cur = self.db.execute("INSERT INTO overrides (zone, point, value, created_at, "
+                                  "expires_at, created_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  [zone, point, str(value), to_epoch(when), to_epoch(expires_at),
+                                   user, reason])
+        return cur.lastrowid
+
+    def release_override(self, override_id: int, user: str, when: dt.datetime) -> int:
+        with self.db.atomic():
+            return self.db.execute("UPDATE overrides SET released_at = ?, released_by = ? "
+                                   "WHERE id = ? AND released_at IS NULL",
+                                   [to_epoch(when), user, override_id]).rowcount
+
+    def overrides(self, active_at: dt.datetime | None = None) -> list[dict]:
+        """Overrides not released (and, with `active_at`, not expired then)."""
+        where, args = "released_at IS NULL", []
+        if active_at is not None:
+            where += " AND expires_at > ?"
+            args.append(to_epoch(active_at))
+        cur = self.db.execute("SELECT id, zone, point, value, created_at, expires_at, created_by, "
+                              f"reason FROM overrides WHERE {where} ORDER BY id", args)
+        return [{"id": i, "zone": z, "point": p, "value": float(v), "created_at": from_epoch(c),
+                 "expires_at": from_epoch(e), "created_by": by, "reason": r}
+                for i, z, p, v, c, e, by, r in cur]
+
     # --- forecasts and models -------------------------------------------------------------
 
     def save_forecast(self, meter: str, issued_at: dt.datetime | int, model: str,

@@ -85,8 +85,17 @@ def demand_level(params: StrategyParams, site_kw: float | None, forecast_kw: flo
     return level
 
 
+def natural_lead_h(site: Site, zone: Zone, temp: float | None, learned: Learned) -> float:
+    """Hours a zone needs to cool from `temp` to the occupied setpoint, with margin, capped."""
+    p = site.strategies
+    target = max(p.occupied_setpoint, site.control.policy_min_cooling_setpoint)
+    rate = learned.rate("cool", zone.id, p.default_cool_rate_k_per_h, p.learn_days)
+    need = max(temp - target, 0.0) / rate * p.precool_margin if temp is not None else p.max_lead_h
+    return min(p.max_lead_h, max(p.min_lead_min / 60, need))
+
+
 def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, float | None],
-              now: dt.datetime, learned: Learned, level: int = 0, start_rank: int = 0,
+              now: dt.datetime, learned: Learned, level: int = 0, extra_lead_h: float = 0.0,
               overrides: dict[str, Override] | None = None) -> ZoneDecision:
     """What one zone's points should be at local time `now` (naive local)."""
     p = site.strategies
@@ -129,12 +138,9 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
         if gap_h is not None and gap_h < 3:
             mode, reason = "break", f"break until {upcoming.start:%H:%M}"
         if p.optimal_start:
-            target = occupied_sp
-            need_h = (max(temp - target, 0.0) / cool_rate * p.precool_margin
-                      if temp is not None else p.max_lead_h)
-            lead_h = min(p.max_lead_h, max(p.min_lead_min / 60, need_h))
+            lead_h = natural_lead_h(site, zone, temp, learned)
             if mode != "break":
-                lead_h = min(lead_h + start_rank * p.stagger_min / 60, p.max_lead_h)
+                lead_h = min(lead_h + extra_lead_h, p.max_lead_h)
             start_at = _at(day, upcoming.start) - dt.timedelta(hours=lead_h)
             started = ac_now and mode != "break" and now >= start_at - dt.timedelta(minutes=15)
             if now >= start_at or started:
@@ -198,16 +204,11 @@ def plan(site: Site, calendar: SiteCalendar, values: dict[str, float | None], no
     `now_aware`, or `now` in the site's zone) are ignored."""
     aware = now_aware or now.replace(tzinfo=site.tz)
     live = {o.point: o for o in (overrides or []) if o.expires_at > aware}
-    # the zones that need the longest cool-down start first (stagger order)
-    def need(z: Zone) -> float:
-        t = values.get(z.temperature) if z.temperature else None
-        return -(t or 0.0) / learned.rate("cool", z.id, site.strategies.default_cool_rate_k_per_h,
-                                          site.strategies.learn_days)
-    order = {z.id: rank for rank, z in enumerate(sorted(site.zones, key=need))}
     if not site.strategies.occupancy:
         return []
-    decisions = [plan_zone(site, calendar, z, values, now, learned, level, order[z.id], live)
-                 for z in site.zones]
+    extra = stagger(site, calendar, values, now, learned)
+    decisions = [plan_zone(site, calendar, z, values, now, learned, level, extra.get(z.id, 0.0),
+                           live) for z in site.zones]
     return decisions + outdoor_air(site, decisions, live, values)
 
 
@@ -244,6 +245,29 @@ def outdoor_air(site: Site, decisions: list[ZoneDecision], overrides: dict[str, 
                                                  f"{ov.expires_at:%H:%M}", "override")
         out.append(ZoneDecision(p.id, "outdoor-air", (intent,)))
     return out
+
+
+def stagger(site: Site, calendar: SiteCalendar, values: dict[str, float | None],
+            now: dt.datetime, learned: Learned) -> dict[str, float]:
+    """Extra lead (hours) so that no two zones start cooling down within `stagger_min` of each
+    other: the latest natural start keeps its time, each earlier one moves back if needed."""
+    gap = dt.timedelta(minutes=site.strategies.stagger_min)
+    starts = []
+    for z in site.zones:
+        periods = calendar.periods(z.schedule, now.date()) if z.schedule else []
+        if not periods or _at(now.date(), periods[0].start) <= now:
+            continue  # only the first start of the day is staggered
+        t = values.get(z.temperature) if z.temperature else None
+        natural = _at(now.date(), periods[0].start) - dt.timedelta(
+            hours=natural_lead_h(site, z, t, learned))
+        starts.append((natural, z.id))
+    extra: dict[str, float] = {}
+    prev = None
+    for natural, zid in sorted(starts, reverse=True):
+        start = natural if prev is None else min(natural, prev - gap)
+        extra[zid] = (natural - start).total_seconds() / 3600
+        prev = start
+    return extra
 
 
 def intents_of(decisions: list[ZoneDecision]) -> list[WriteIntent]:
