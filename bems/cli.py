@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as err:  # a bug: still one line, the traceback on request
+            if os.environ.get("BEMS_DEBUG"):
+                raise
+            click.echo(f"error: unexpected {type(err).__name__}: {err} "
+                       "(set BEMS_DEBUG=1 for the traceback)", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -723,6 +732,43 @@ def override_release(override_id: int, user: str, db_path: Path) -> None:
     if not n:
         raise click.ClickException(f"no override {override_id} in force")
     click.echo(f"override {override_id} released")
+
+
+@main.command()
+@click.option("--month", default=None, help="YYYY-MM: the monthly report.")
+@click.option("--year", type=int, default=None, help="YYYY: the yearly report (Circular 25).")
+@click.option("--format", "fmt_name", type=click.Choice(["pdf", "xlsx", "csv"]), default="pdf",
+              show_default=True)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--out", "out_dir", default="reports", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
+def report(month: str | None, year: int | None, fmt_name: str, lang: str, out_dir: Path,
+           db_path: Path, site_file: Path | None) -> None:
+    """The monthly energy report, or the yearly report to the Ministry.
+
+    Example:
+
+    \b
+        bems report --month 2026-10 --format pdf --lang vi --out reports --db bems.sqlite
+        bems report --year 2026 --format xlsx --db bems.sqlite
+    """
+    from bems.reports import monthly, render, yearly
+
+    if (month is None) == (year is None):
+        raise click.UsageError("give --month YYYY-MM or --year YYYY")
+    site = load_site(site_file)
+    with Store(db_path, site.timezone) as store:
+        if month:
+            path = render.render(monthly.build_monthly(site, store, month), fmt_name, out_dir,
+                                 lang)
+        else:
+            if fmt_name == "csv":
+                raise click.UsageError("the yearly report is made as pdf or xlsx")
+            path = yearly.render(yearly.build_yearly(site, store, year), fmt_name, out_dir)
+    click.echo(str(path))
 
 
 @main.group()

@@ -15,7 +15,7 @@ from bems.errors import BemsError
 from bems.strategies.params import StrategyParams
 from bems.site import (
     METER_MEASURES, POINT_KINDS, WEEKDAYS, ZONE_KINDS, Building, Calendar, Control, Device,
-    Meter, Period, Point, Schedule, Season, Site, Storage, Tariff, TouPeriod, Zone,
+    Meter, Period, Point, Reports, Schedule, Season, Site, Storage, Tariff, TouPeriod, Zone,
 )
 
 DEMO_SITE = "demo_site.toml"
@@ -260,7 +260,7 @@ def _days(r: _Reader, v: Any, path: Path_) -> tuple[int, ...] | None:
 
 # --- building the site --------------------------------------------------------------------
 
-_TOP = ("site", "calendar", "control", "storage", "strategies", "tariffs", "buildings",
+_TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
         "devices", "points", "zones", "meters", "schedules")
 
 
@@ -298,6 +298,15 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     storage = Storage(r.get(st, ("storage",), "retention_days", int, 400, _positive) or 400)
 
     strategies = _strategies(r, data.get("strategies", {}))
+    rp = r.table(data.get("reports", {}), ("reports",),
+                 ("baseline_from", "baseline_to", "staff", "organisation"))
+    reports = Reports(baseline_from=r.date(rp, ("reports",), "baseline_from", None),
+                      baseline_to=r.date(rp, ("reports",), "baseline_to", None),
+                      staff=r.get(rp, ("reports",), "staff", int, 0),
+                      organisation=r.get(rp, ("reports",), "organisation", str, ""))
+    if reports.baseline_from and reports.baseline_to and \
+            reports.baseline_to < reports.baseline_from:
+        r.error(("reports", "baseline_to"), "must not be before baseline_from")
     _check_refs(r, data, buildings, devices, points, zones, meters, schedules, control)
     if r.issues:
         return None
@@ -305,7 +314,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 buildings=tuple(buildings), zones=tuple(zones), devices=tuple(devices),
                 points=tuple(points), meters=tuple(meters), schedules=tuple(schedules),
                 tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
-                strategies=strategies, source=source)
+                strategies=strategies, reports=reports, source=source)
 
 
 def _strategies(r: _Reader, d: Any) -> StrategyParams:

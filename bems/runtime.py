@@ -102,6 +102,8 @@ class Runtime:
         self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
         self.scheduler.add_job(self.push_schedules, "cron", hour=0, minute=5, id="schedules")
         self.scheduler.add_job(self.refit_forecasts, "cron", hour=0, minute=30, id="forecasts")
+        self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
+                               id="reports")
         self.scheduler.start()
 
     def backfill(self, max_days: float = 7.0) -> None:
@@ -139,6 +141,31 @@ class Runtime:
         self.store_maintenance()
         for r in refit_all(self.site, self.db, dt.datetime.now(UTC)):
             log.info("forecast %s", describe(r))
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.db.parent / "reports"
+
+    def monthly_reports(self, month: str | None = None) -> list[Path]:
+        """On the 1st: last month's report in Vietnamese and English (PDF), XLSX and CSV."""
+        from bems.reports.monthly import build_monthly
+        from bems.reports.render import render
+
+        if month is None:
+            first = self.clock().astimezone(self.site.tz).date().replace(day=1)
+            prev = first - dt.timedelta(days=1)
+            month = f"{prev.year:04d}-{prev.month:02d}"
+        try:
+            self.store_maintenance()
+            r = build_monthly(self.site, self.store, month)
+            paths = [render(r, f, self.reports_dir, lang)
+                     for f, lang in (("pdf", "vi"), ("pdf", "en"), ("xlsx", "vi"), ("csv", "en"))]
+            self.store.audit("bems", "report.monthly", {"month": month,
+                                                        "files": [p.name for p in paths]})
+            return paths
+        except Exception:
+            log.exception("monthly report %s failed", month)
+            return []
 
     def poll(self) -> None:
         try:

@@ -183,6 +183,14 @@ class Control:
 
 
 @dataclass(frozen=True)
+class Reports:
+    baseline_from: dt.date | None = None  # the period before BEMS, for savings (IPMVP C)
+    baseline_to: dt.date | None = None
+    staff: int = 0  # people working in the centre (the yearly report asks)
+    organisation: str = ""
+
+
+@dataclass(frozen=True)
 class Storage:
     retention_days: int = 400  # raw readings; rollups are kept
 
@@ -209,6 +217,7 @@ class Site:
     calendar: Calendar = field(default_factory=Calendar)
     control: Control = field(default_factory=Control)
     storage: Storage = field(default_factory=Storage)
+    reports: Reports = field(default_factory=Reports)
     strategies: "StrategyParams" = field(default_factory=lambda: _default_params())
     source: Path | None = None
 

@@ -79,7 +79,7 @@ class TOWT:
 
     @staticmethod
     def _tow(df: pd.DataFrame) -> np.ndarray:
-        dow = np.where(df["off"].to_numpy(), 6, df["ds"].dt.weekday.to_numpy())
+        dow = np.where(df["off"].to_numpy(), 6, df["ds"].dt.dayofweek.to_numpy())
         return dow * 24 + df["ds"].dt.hour.to_numpy()
 
     def _design(self, df: pd.DataFrame) -> np.ndarray:
@@ -126,7 +126,7 @@ def lag_features(frame: pd.DataFrame, daytype: bool) -> pd.DataFrame:
     """Features for each hour, computed only from days before that hour's day."""
     df = frame.reset_index(drop=True)
     s = df.set_index("ds")["y"]
-    out = pd.DataFrame({"hour": df["ds"].dt.hour, "dow": df["ds"].dt.weekday,
+    out = pd.DataFrame({"hour": df["ds"].dt.hour, "dow": df["ds"].dt.dayofweek,
                         "off": df["off"].astype(int), "temp": df["temp_c"]})
     out["cdh"] = np.maximum(out["temp"] - 18.0, 0.0)
     for lag in (24, 48, 168):

@@ -16,6 +16,7 @@ class StrategyParams:
     setup_setpoint: float = 30.0
     idle_band_k: float = 1.0  # occupied but this far under the setpoint: AC (and fans) off
     idle_restart_k: float = 0.3  # ... until the zone is back within this of the setpoint
+    outdoor_air: bool = True  # command the air handlers' outdoor-air dampers
     free_cooling_max_c: float = 22.0  # warmer outdoor air is too humid to pre-cool with
     # optimal start: cool down as late as possible, at most max_lead_h before occupancy
     optimal_start: bool = True

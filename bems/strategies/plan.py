@@ -209,6 +209,8 @@ def plan(site: Site, calendar: SiteCalendar, values: dict[str, float | None], no
     extra = stagger(site, calendar, values, now, learned)
     decisions = [plan_zone(site, calendar, z, values, now, learned, level, extra.get(z.id, 0.0),
                            live) for z in site.zones]
+    if not site.strategies.outdoor_air:
+        return decisions
     return decisions + outdoor_air(site, decisions, live, values)
 
 

@@ -1,0 +1,1 @@
+"""Reports: the monthly energy report and the yearly report to the Ministry."""

@@ -1,0 +1,278 @@
+"""The monthly energy report's figures, from the store: what was used, what it cost, what was
+saved, and whether the rules for state agencies were kept. No rendering here."""
+
+from __future__ import annotations
+
+import calendar as _cal
+import datetime as dt
+from dataclasses import dataclass, field
+
+from bems.calendar import SiteCalendar
+from bems.errors import BemsError
+from bems.site import Meter, Site
+from bems.storage import Store
+from bems.tariff import Cost, cost
+
+UTC = dt.timezone.utc
+END_USES = ("ac", "lighting", "plugs", "other")
+
+
+class ReportError(BemsError):
+    """The report cannot be made as asked (no data for the month, no main meter...)."""
+
+
+@dataclass
+class MeterFigure:
+    id: str
+    name: str
+    measures: str
+    kwh: float | None  # None: no data at all this month
+    coverage: float  # fraction of the month's hours with readings
+    building: str | None = None
+    floor: int | None = None
+
+
+@dataclass
+class Savings:
+    available: bool
+    reason: str = ""
+    baseline_kwh: float = 0.0
+    actual_kwh: float = 0.0
+    model: str = ""
+    cv_rmse: float = 0.0
+    nmbe: float = 0.0
+
+    @property
+    def saved_kwh(self) -> float:
+        return self.baseline_kwh - self.actual_kwh
+
+    @property
+    def saved_pct(self) -> float:
+        return 100 * self.saved_kwh / self.baseline_kwh if self.baseline_kwh else 0.0
+
+
+@dataclass
+class MonthlyReport:
+    site_name: str
+    month: str  # YYYY-MM
+    start: dt.datetime  # local midnight, aware
+    end: dt.datetime
+    floor_area_m2: float
+    main: MeterFigure
+    meters: list[MeterFigure]
+    end_uses: dict[str, float]  # ac, lighting, plugs, other, unmetered → kWh
+    daily: list[tuple[dt.date, float]]
+    peak_kw: float
+    peak_at: dt.datetime | None
+    cost: Cost
+    tariff_name: str
+    eui_kwh_m2: float
+    eui_12m_kwh_m2: float | None
+    previous_month_kwh: float | None
+    same_month_last_year_kwh: float | None
+    savings: Savings
+    compliance: dict[str, float]
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def max_day(self) -> tuple[dt.date, float] | None:
+        return max(self.daily, key=lambda d: d[1]) if self.daily else None
+
+
+def month_bounds(site: Site, month: str) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        start = dt.datetime(y, m, 1, tzinfo=site.tz)
+    except (ValueError, TypeError):
+        raise ReportError(f"{month!r}: the month is YYYY-MM") from None
+    end = dt.datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=site.tz)
+    return start, end
+
+
+def hourly_kwh(store: Store, meter: Meter, start: dt.datetime,
+               end: dt.datetime) -> dict[dt.datetime, float]:
+    """kWh per hour: the mean kW of the hour (kW over one hour is kWh), or the register's
+    increase where the meter has no power point."""
+    if meter.power:
+        return {r["bucket"]: r["mean"] for r in store.rollups("hour", [meter.power], start, end)
+                if r["mean"] is not None}
+    if meter.energy:
+        rows = list(store.rollups("hour", [meter.energy], start - dt.timedelta(hours=1), end))
+        out = {}
+        for a, b in zip(rows, rows[1:]):
+            if b["bucket"] - a["bucket"] == dt.timedelta(hours=1) and b["last"] >= a["last"]:
+                out[b["bucket"]] = b["last"] - a["last"]
+        return out
+    return {}
+
+
+def meter_total(store: Store, meter: Meter, start: dt.datetime,
+                end: dt.datetime) -> tuple[float | None, float]:
+    hours = hourly_kwh(store, meter, start, end)
+    n = (end - start) / dt.timedelta(hours=1)
+    return (sum(hours.values()) if hours else None), len(hours) / n
+
+
+def _main_meter(site: Site) -> Meter:
+    mains = [m for m in site.meters if m.measures == "main" and not m.parent]
+    if not mains:
+        raise ReportError("the site file has no main meter (measures = \"main\", no parent)")
+    return mains[0]
+
+
+def _peak(store: Store, meter: Meter, start: dt.datetime,
+          end: dt.datetime) -> tuple[float, dt.datetime | None]:
+    """Largest 15-minute mean power."""
+    if not meter.power:
+        return 0.0, None
+    best = (0.0, None)
+    for r in store.rollups("15min", [meter.power], start, end):
+        if r["mean"] is not None and r["mean"] > best[0]:
+            best = (r["mean"], r["bucket"])
+    return best
+
+
+def _energy_15min(store: Store, meter: Meter, start: dt.datetime, end: dt.datetime):
+    if meter.power:
+        return [(r["bucket"], r["mean"] * 0.25) for r in
+                store.rollups("15min", [meter.power], start, end) if r["mean"] is not None]
+    return list(hourly_kwh(store, meter, start, end).items())
+
+
+def build_monthly(site: Site, store: Store, month: str) -> MonthlyReport:
+    start, end = month_bounds(site, month)
+    store.refresh_rollups()
+    main = _main_meter(site)
+    main_kwh, main_cov = meter_total(store, main, start, end)
+    if main_kwh is None:
+        raise ReportError(f"no readings of the main meter ({main.id}) in {month}: nothing to "
+                          "report")
+    figures = []
+    for m in site.meters:
+        kwh, cov = meter_total(store, m, start, end) if m is not main else (main_kwh, main_cov)
+        figures.append(MeterFigure(m.id, m.name, m.measures, kwh, cov, m.building, m.floor))
+    children = [f for f in figures if site.meter(f.id).parent == main.id]
+    end_uses = {k: 0.0 for k in END_USES}
+    for f in children:
+        if f.kwh is not None:
+            end_uses[f.measures if f.measures in END_USES else "other"] += f.kwh
+    end_uses["unmetered"] = main_kwh - sum(end_uses.values())
+    hours = hourly_kwh(store, main, start, end)
+    days: dict[dt.date, float] = {}
+    for t, v in hours.items():
+        d = t.astimezone(site.tz).date()
+        days[d] = days.get(d, 0.0) + v
+    peak_kw, peak_at = _peak(store, main, start, end)
+    c = cost(site, _energy_15min(store, main, start, end))
+    tariff = site.tariff_on(start.date())
+    area = site.floor_area_m2
+
+    def month_kwh(offset: int) -> float | None:
+        y, m = start.year, start.month - offset
+        while m < 1:
+            y, m = y - 1, m + 12
+        s, e = month_bounds(site, f"{y:04d}-{m:02d}")
+        return meter_total(store, main, s, e)[0]
+
+    year_start = dt.datetime(start.year - 1, start.month, 1, tzinfo=site.tz)
+    year_hours = hourly_kwh(store, main, year_start, end)
+    full_year = len(year_hours) >= 0.9 * (end - year_start) / dt.timedelta(hours=1)
+    return MonthlyReport(
+        site_name=site.name, month=month, start=start, end=end, floor_area_m2=area,
+        main=figures[site.meters.index(main)], meters=figures, end_uses=end_uses,
+        daily=sorted(days.items()), peak_kw=peak_kw,
+        peak_at=peak_at.astimezone(site.tz) if peak_at else None, cost=c,
+        tariff_name=tariff.name if tariff else "",
+        eui_kwh_m2=main_kwh / area,
+        eui_12m_kwh_m2=sum(year_hours.values()) / area if full_year else None,
+        previous_month_kwh=month_kwh(1), same_month_last_year_kwh=month_kwh(12),
+        savings=savings(site, store, main, start, end, main_kwh),
+        compliance=compliance(site, store, start, end),
+        events=events(store, start, end))
+
+
+def savings(site: Site, store: Store, main: Meter, start: dt.datetime, end: dt.datetime,
+            actual: float) -> Savings:
+    """IPMVP Option C: a model of the whole building trained on the baseline period (site file
+    [reports] baseline_from / baseline_to), given this month's weather and working days."""
+    rep = site.reports
+    if not rep.baseline_from or not rep.baseline_to:
+        return Savings(False, "no baseline period in the site file ([reports] baseline_from, "
+                              "baseline_to)")
+    import pandas as pd
+
+    from models.data import DataError, DayTypes, clean_hourly
+    from models.forecasters import TOWT
+    from models.backtest import cv_rmse, nmbe
+    from models.service import meter_series
+
+    b0 = dt.datetime.combine(rep.baseline_from, dt.time(0), site.tz)
+    b1 = dt.datetime.combine(rep.baseline_to, dt.time(0), site.tz) + dt.timedelta(days=1)
+    days = DayTypes.for_site(site)
+    try:
+        base, _ = clean_hourly(meter_series(site, store, main.id, b0, b1), name="baseline")
+        month, _ = clean_hourly(meter_series(site, store, main.id, start, end), name="month")
+    except DataError as err:
+        return Savings(False, f"baseline period unusable: {err}")
+    base["off"] = days.off_series(base["ds"]).to_numpy()
+    month["off"] = days.off_series(month["ds"]).to_numpy()
+    weeks = max(1, int((b1 - b0).days // 7))
+    model = TOWT(weeks=weeks)
+    model.fit(base)
+    fit = base.dropna(subset=["y"])
+    fitted = model.predict(fit, fit)
+    pred = model.predict(base, month)
+    ok = month["y"].notna().to_numpy()
+    return Savings(True, "", float(pd.Series(pred)[ok].sum()), float(month["y"][ok].sum()),
+                   "TOWT (LBNL time-of-week-and-temperature)",
+                   cv_rmse(fit["y"], fitted), nmbe(fit["y"], fitted))
+
+
+def compliance(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
+    """Zone-hours against the rules: cooling below the floor while occupied, lights on outside
+    working hours, AC running on days the office is closed."""
+    cal = SiteCalendar(site)
+    floor = site.control.policy_min_cooling_setpoint
+    below = lights_after = ac_closed = 0.0
+    for z in site.zones:
+        if not (z.ac_status and z.cooling_setpoint):
+            continue
+        ac = {r["bucket"]: r["mean"] for r in store.rollups("hour", [z.ac_status], start, end)}
+        sp = {r["bucket"]: r["min"] for r in store.rollups("hour", [z.cooling_setpoint], start, end)}
+        lt = ({r["bucket"]: r["mean"] for r in store.rollups("hour", [z.lighting], start, end)}
+              if z.lighting else {})
+        for t, on in ac.items():
+            local = t.astimezone(site.tz).replace(tzinfo=None)
+            occupied = z.schedule and cal.occupied(z.schedule, local)
+            open_day = bool(z.schedule and cal.periods(z.schedule, local.date()))
+            if on and on > 0 and sp.get(t) is not None and sp[t] < floor - 1e-6 and occupied:
+                below += on
+            if on and on > 0 and not open_day:
+                ac_closed += on
+        for t, on in lt.items():
+            local = t.astimezone(site.tz).replace(tzinfo=None)
+            if on and on > 0 and not (z.schedule and cal.occupied(z.schedule, local)):
+                lights_after += on
+    return {"ac_below_floor_zone_h": round(below, 2), "lights_after_hours_zone_h":
+            round(lights_after, 2), "ac_on_closed_days_zone_h": round(ac_closed, 2)}
+
+
+def events(store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """Operator overrides, schedule and strategy changes from the ledger and the audit."""
+    out = []
+    for w in store.writes("ts >= ? AND ts < ? AND source IN ('override', 'cli', 'ui')",
+                          [int(start.timestamp()), int(end.timestamp())], limit=500):
+        out.append({"time": w.ts, "what": f"{w.action} {w.point} = {w.value} ({w.outcome})",
+                    "who": w.source, "why": w.reason or ""})
+    rows = store.db.execute("SELECT ts, user, action, detail FROM audit WHERE ts >= ? AND "
+                            "ts < ? ORDER BY ts", [int(start.timestamp()),
+                                                   int(end.timestamp())]).fetchall()
+    for ts, user, action, detail in rows:
+        out.append({"time": dt.datetime.fromtimestamp(ts, UTC), "what": action, "who": user or "",
+                    "why": detail})
+    return sorted(out, key=lambda e: e["time"])
+
+
+def days_in(month: str) -> int:
+    y, m = (int(x) for x in month.split("-"))
+    return _cal.monthrange(y, m)[1]

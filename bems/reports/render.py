@@ -1,0 +1,264 @@
+"""The monthly report as CSV (long format), XLSX (sheets to pivot) and PDF (charts, readable in
+black and white), in Vietnamese or English. All three are made from the same rows."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from bems.reports.monthly import MonthlyReport
+
+TEXT = {
+    "title": {"en": "Monthly energy report", "vi": "Báo cáo năng lượng tháng"},
+    "month": {"en": "Month", "vi": "Tháng"},
+    "total": {"en": "Total electricity (main meter)", "vi": "Tổng điện năng (công tơ tổng)"},
+    "ac": {"en": "Air conditioning", "vi": "Điều hòa"},
+    "lighting": {"en": "Lighting", "vi": "Chiếu sáng"},
+    "plugs": {"en": "Plugs and equipment", "vi": "Ổ cắm và thiết bị"},
+    "other": {"en": "Other sub-metered", "vi": "Phụ tải khác có công tơ"},
+    "unmetered": {"en": "Unmetered", "vi": "Không có công tơ riêng"},
+    "end_use": {"en": "Energy by end use", "vi": "Điện năng theo mục đích sử dụng"},
+    "daily": {"en": "Daily energy", "vi": "Điện năng theo ngày"},
+    "max_day": {"en": "Day with the highest use", "vi": "Ngày dùng nhiều nhất"},
+    "peak": {"en": "Peak demand (largest 15-min mean)", "vi": "Công suất đỉnh (trung bình 15 phút lớn nhất)"},
+    "cost": {"en": "Cost before VAT", "vi": "Chi phí trước thuế GTGT"},
+    "vat": {"en": "VAT", "vi": "Thuế GTGT"},
+    "cost_total": {"en": "Cost including VAT", "vi": "Chi phí gồm thuế GTGT"},
+    "tariff": {"en": "Tariff", "vi": "Biểu giá"},
+    "eui": {"en": "Energy use intensity, month", "vi": "Suất tiêu thụ năng lượng, tháng"},
+    "eui12": {"en": "Energy use intensity, last 12 months", "vi": "Suất tiêu thụ năng lượng, 12 tháng"},
+    "prev": {"en": "Previous month", "vi": "Tháng trước"},
+    "last_year": {"en": "Same month last year", "vi": "Cùng tháng năm trước"},
+    "no_data": {"en": "no data", "vi": "không có dữ liệu"},
+    "savings": {"en": "Savings against the baseline (IPMVP option C)", "vi": "Tiết kiệm so với đường cơ sở (IPMVP phương án C)"},
+    "baseline": {"en": "Adjusted baseline", "vi": "Đường cơ sở đã hiệu chỉnh"},
+    "actual": {"en": "Actual", "vi": "Thực tế"},
+    "saved": {"en": "Saved", "vi": "Tiết kiệm"},
+    "model_fit": {"en": "Baseline model fit", "vi": "Độ khớp của mô hình cơ sở"},
+    "not_available": {"en": "not available", "vi": "chưa có"},
+    "compliance": {"en": "Compliance with the energy-saving rules", "vi": "Tuân thủ quy định tiết kiệm năng lượng"},
+    "ac_below_floor_zone_h": {"en": "AC below the setpoint floor while occupied (zone-hours)", "vi": "Điều hòa đặt dưới mức tối thiểu khi có người (giờ-vùng)"},
+    "lights_after_hours_zone_h": {"en": "Lights on outside working hours (zone-hours)", "vi": "Đèn bật ngoài giờ làm việc (giờ-vùng)"},
+    "ac_on_closed_days_zone_h": {"en": "AC on days the office is closed (zone-hours)", "vi": "Điều hòa chạy ngày nghỉ (giờ-vùng)"},
+    "events": {"en": "Notable events", "vi": "Sự kiện đáng chú ý"},
+    "meters": {"en": "Meters", "vi": "Công tơ"},
+    "coverage": {"en": "data coverage", "vi": "độ phủ dữ liệu"},
+    "area": {"en": "Floor area", "vi": "Diện tích sàn"},
+    "none": {"en": "none", "vi": "không có"},
+}
+
+
+def t(key: str, lang: str) -> str:
+    return TEXT[key][lang]
+
+
+def fmt(value: float | None, lang: str, digits: int = 1) -> str:
+    """1,234.5 in English, 1.234,5 in Vietnamese."""
+    if value is None:
+        return t("no_data", lang)
+    s = f"{value:,.{digits}f}"
+    if lang == "vi":
+        s = s.replace(",", "_").replace(".", ",").replace("_", ".")
+    return s
+
+
+def rows(r: MonthlyReport, lang: str = "en") -> list[tuple[str, str, object, str]]:
+    """(section, item, value, unit): the figures every format shows."""
+    out: list[tuple[str, str, object, str]] = [
+        ("summary", "month", r.month, ""),
+        ("summary", "total_kwh", round(r.main.kwh, 3), "kWh"),
+        ("summary", "peak_kw", round(r.peak_kw, 3), "kW"),
+        ("summary", "peak_at", r.peak_at.strftime("%Y-%m-%d %H:%M") if r.peak_at else "", ""),
+        ("summary", "cost_before_vat_vnd", round(r.cost.before_vat_vnd), "VND"),
+        ("summary", "vat_vnd", round(r.cost.vat_vnd), "VND"),
+        ("summary", "cost_total_vnd", round(r.cost.total_vnd), "VND"),
+        ("summary", "eui_kwh_m2", round(r.eui_kwh_m2, 4), "kWh/m2"),
+        ("summary", "eui_12m_kwh_m2", round(r.eui_12m_kwh_m2, 3) if r.eui_12m_kwh_m2 else "", "kWh/m2"),
+        ("summary", "previous_month_kwh", round(r.previous_month_kwh, 3) if r.previous_month_kwh else "", "kWh"),
+        ("summary", "same_month_last_year_kwh", round(r.same_month_last_year_kwh, 3) if r.same_month_last_year_kwh else "", "kWh"),
+        ("summary", "floor_area_m2", r.floor_area_m2, "m2"),
+    ]
+    for k, v in r.end_uses.items():
+        out.append(("end_use", k, round(v, 3), "kWh"))
+    for m in r.meters:
+        out.append(("meter", m.id, round(m.kwh, 3) if m.kwh is not None else "", "kWh"))
+    for d, v in r.daily:
+        out.append(("daily", d.isoformat(), round(v, 3), "kWh"))
+    s = r.savings
+    if s.available:
+        out += [("savings", "baseline_kwh", round(s.baseline_kwh, 3), "kWh"),
+                ("savings", "actual_kwh", round(s.actual_kwh, 3), "kWh"),
+                ("savings", "saved_kwh", round(s.saved_kwh, 3), "kWh"),
+                ("savings", "model_cv_rmse", round(s.cv_rmse, 2), "%"),
+                ("savings", "model_nmbe", round(s.nmbe, 2), "%")]
+    else:
+        out.append(("savings", "not_available", s.reason, ""))
+    for k, v in r.compliance.items():
+        out.append(("compliance", k, v, "zone-h"))
+    return out
+
+
+def to_csv(r: MonthlyReport, path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["section", "item", "value", "unit"])
+        w.writerows(rows(r))
+    return path
+
+
+def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook(write_only=False)
+    ws = wb.active
+    ws.title = "Summary"
+    ws.append([t("title", lang), r.site_name, r.month])
+    ws["A1"].font = Font(bold=True)
+    ws.append(["section", "item", "value", "unit"])
+    for row in rows(r, lang):
+        if row[0] in ("summary", "end_use", "savings", "compliance"):
+            ws.append(list(row))
+    daily = wb.create_sheet("Daily")
+    daily.append(["date", "kwh"])
+    for d, v in r.daily:
+        daily.append([d, round(v, 3)])
+    meters = wb.create_sheet("Meters")
+    meters.append(["meter", "name", "measures", "building", "floor", "kwh", "coverage"])
+    for m in r.meters:
+        meters.append([m.id, m.name, m.measures, m.building, m.floor,
+                       round(m.kwh, 3) if m.kwh is not None else None, round(m.coverage, 4)])
+    ev = wb.create_sheet("Events")
+    ev.append(["time_utc", "what", "who", "why"])
+    for e in r.events:
+        ev.append([e["time"].strftime("%Y-%m-%d %H:%M"), e["what"], e["who"], str(e["why"])[:500]])
+    wb.save(path)
+    return path
+
+
+def _charts(r: MonthlyReport, lang: str, folder: Path) -> tuple[Path, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("ac", "lighting", "plugs", "other", "unmetered") if r.end_uses.get(k)]
+    fig, ax = plt.subplots(figsize=(7, 2.6), dpi=150)
+    hatches = ["//", "..", "xx", "\\\\", "--"]
+    bars = ax.barh([t(k, lang) for k in keys], [r.end_uses[k] for k in keys], color="white",
+                   edgecolor="black")
+    for b, h in zip(bars, hatches):
+        b.set_hatch(h)
+    ax.set_xlabel("kWh")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    end_use = folder / "end_use.png"
+    fig.savefig(end_use)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 2.6), dpi=150)
+    ax.bar([d.day for d, _ in r.daily], [v for _, v in r.daily], color="0.55", edgecolor="black")
+    ax.set_xlabel(t("month", lang) + f" {r.month}")
+    ax.set_ylabel("kWh")
+    fig.tight_layout()
+    daily = folder / "daily.png"
+    fig.savefig(daily)
+    plt.close(fig)
+    return end_use, daily
+
+
+def _font() -> str:
+    import matplotlib
+
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+
+
+def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
+    import tempfile
+
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", _font())
+    pdf.add_font("DejaVu", "B", _font().replace("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"))
+    pdf.set_auto_page_break(True, 15)
+    pdf.add_page()
+
+    def h(text: str, size: int = 13) -> None:
+        pdf.set_font("DejaVu", "B", size)
+        pdf.ln(2)
+        pdf.cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+
+    def line(label: str, value: str) -> None:
+        pdf.set_font("DejaVu", "", 10)
+        pdf.cell(110, 6, label)
+        pdf.cell(0, 6, value, new_x="LMARGIN", new_y="NEXT", align="R")
+
+    h(f"{t('title', lang)} - {r.month}", 16)
+    pdf.set_font("DejaVu", "", 10)
+    pdf.cell(0, 6, r.site_name, new_x="LMARGIN", new_y="NEXT")
+    line(t("area", lang), f"{fmt(r.floor_area_m2, lang, 0)} m²")
+    h(t("total", lang))
+    line(t("total", lang), f"{fmt(r.main.kwh, lang)} kWh")
+    line(t("peak", lang), f"{fmt(r.peak_kw, lang)} kW"
+         + (f" ({r.peak_at:%d/%m/%Y %H:%M})" if r.peak_at else ""))
+    if r.max_day:
+        line(t("max_day", lang), f"{r.max_day[0]:%d/%m/%Y}: {fmt(r.max_day[1], lang)} kWh")
+    line(t("eui", lang), f"{fmt(r.eui_kwh_m2, lang, 2)} kWh/m²")
+    line(t("eui12", lang), f"{fmt(r.eui_12m_kwh_m2, lang, 1)} kWh/m²"
+         if r.eui_12m_kwh_m2 else t("no_data", lang))
+    line(t("prev", lang), f"{fmt(r.previous_month_kwh, lang)} kWh"
+         if r.previous_month_kwh else t("no_data", lang))
+    line(t("last_year", lang), f"{fmt(r.same_month_last_year_kwh, lang)} kWh"
+         if r.same_month_last_year_kwh else t("no_data", lang))
+    h(t("cost_total", lang))
+    line(f"{t('tariff', lang)}", r.tariff_name[:60])
+    line(t("cost", lang), f"{fmt(r.cost.before_vat_vnd, lang, 0)} ₫")
+    line(t("vat", lang), f"{fmt(r.cost.vat_vnd, lang, 0)} ₫")
+    line(t("cost_total", lang), f"{fmt(r.cost.total_vnd, lang, 0)} ₫")
+    with tempfile.TemporaryDirectory() as tmp:
+        end_use_png, daily_png = _charts(r, lang, Path(tmp))
+        h(t("end_use", lang))
+        for k, v in r.end_uses.items():
+            line(t(k, lang), f"{fmt(v, lang)} kWh")
+        pdf.image(str(end_use_png), w=170)
+        h(t("daily", lang))
+        pdf.image(str(daily_png), w=170)
+    h(t("savings", lang))
+    s = r.savings
+    if s.available:
+        line(t("baseline", lang), f"{fmt(s.baseline_kwh, lang)} kWh")
+        line(t("actual", lang), f"{fmt(s.actual_kwh, lang)} kWh")
+        line(t("saved", lang), f"{fmt(s.saved_kwh, lang)} kWh ({fmt(s.saved_pct, lang)} %)")
+        line(t("model_fit", lang), f"CV(RMSE) {fmt(s.cv_rmse, lang)} %, "
+                                   f"NMBE {fmt(s.nmbe, lang)} % ({s.model})"[:70])
+    else:
+        pdf.set_font("DejaVu", "", 10)
+        pdf.multi_cell(0, 6, f"{t('not_available', lang)}: {s.reason}", new_x="LMARGIN",
+                       new_y="NEXT")
+    h(t("compliance", lang))
+    for k, v in r.compliance.items():
+        line(t(k, lang), fmt(v, lang, 1))
+    h(t("events", lang))
+    pdf.set_font("DejaVu", "", 9)
+    if not r.events:
+        pdf.cell(0, 6, t("none", lang), new_x="LMARGIN", new_y="NEXT")
+    for e in r.events[:40]:
+        pdf.multi_cell(0, 5, f"{e['time']:%d/%m %H:%M} {e['who']}: {e['what']}"[:120],
+                       new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(path))
+    return path
+
+
+def render(r: MonthlyReport, fmt_name: str, out: Path, lang: str = "en") -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"report-{r.month}-{lang}"
+    if fmt_name == "csv":
+        return to_csv(r, base.with_suffix(".csv"))
+    if fmt_name == "xlsx":
+        return to_xlsx(r, base.with_suffix(".xlsx"), lang)
+    if fmt_name == "pdf":
+        return to_pdf(r, base.with_suffix(".pdf"), lang)
+    raise ValueError(f"unknown format {fmt_name!r}")
+
+
+
