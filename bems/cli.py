@@ -80,15 +80,17 @@ def check_config(file: Path) -> None:
 @main.command()
 @click.option("--db", "db_path", default="bems-demo.sqlite", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file to use.")
-@click.option("--history-days", type=int, default=28, show_default=True,
+@click.option("--history-days", type=int, default=35, show_default=True,
               help="Days of simulated past data to put in the store first.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Simulated seconds per wall second.")
-def demo(db_path: Path, history_days: int, speed: float) -> None:
+@click.option("--port", type=int, default=8080, show_default=True, help="Web UI port.")
+def demo(db_path: Path, history_days: int, speed: float, port: int) -> None:
     """Run BEMS on the embedded demo site (an administrative centre in Hai Phong).
 
-    Fills the store with weeks of history from the simulated centre, then serves the centre's
-    BACnet devices on loopback, paced to the wall clock, until Ctrl-C.
+    Fills the store with weeks of history from the simulated centre, serves the centre's BACnet
+    devices on loopback, runs BEMS on them (polling, strategies, forecasts, reports) and the web
+    UI on 127.0.0.1, until Ctrl-C; prints the URL and the admin's one-time password.
 
     Example:
 
@@ -98,7 +100,7 @@ def demo(db_path: Path, history_days: int, speed: float) -> None:
     """
     from bems.demo import run_demo
 
-    run_demo(db_path, history_days, speed)
+    run_demo(db_path, history_days, speed, port)
 
 
 def _parse_start(value: str | None, tz) -> dt.datetime:
@@ -769,6 +771,74 @@ def report(month: str | None, year: int | None, fmt_name: str, lang: str, out_di
                 raise click.UsageError("the yearly report is made as pdf or xlsx")
             path = yearly.render(yearly.build_yearly(site, store, year), fmt_name, out_dir)
     click.echo(str(path))
+
+
+@main.group()
+def user() -> None:
+    """Users of the web UI: viewer, operator (overrides, schedules), admin.
+
+    Example:
+
+    \b
+        bems user add lan --role operator --db bems.sqlite
+    """
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.password_option(help="Asked at a prompt (twice), or read from standard input.")
+def user_add(name: str, role: str, lang: str, db_path: Path, password: str) -> None:
+    """Add a user (or change a user's role and password); the password is stored hashed.
+
+    Example:
+
+    \b
+        bems user add lan --role operator
+        echo "$PASSWORD" | bems user add minh --role viewer --password -
+    """
+    from webui.auth import hash_password
+
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise click.BadParameter("use at least 8 characters", param_hint="password")
+    with Store(db_path) as store:
+        store.add_user(name, role, hash_password(password), lang)
+        store.audit("cli", "user.add", {"name": name, "role": role})
+    click.echo(f"user {name} ({role}) saved")
+
+
+@main.command()
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (only this machine by default).")
+@click.option("--port", type=int, default=8080, show_default=True)
+def web(site_file: Path | None, db_path: Path, host: str, port: int) -> None:
+    """Serve the web UI alone, over a store another process fills (`bems run`).
+
+    Example:
+
+    \b
+        bems web --db bems.sqlite --port 8080
+    """
+    from werkzeug.serving import make_server
+
+    from webui import create_app
+
+    site = load_site(site_file)
+    app = create_app(site, db_path)
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"http://{host}:{port}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group()

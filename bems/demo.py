@@ -1,22 +1,86 @@
-"""`bems demo`: the embedded demo site end to end, on a local SQLite file."""
+"""`bems demo`: the virtual centre, BEMS running on it, and the web UI, in one command."""
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import signal
+import threading
 from pathlib import Path
 
 import click
 
 from bems.config import demo_site_path, load_site
+from bems.storage import Store
 
 
-def run_demo(db_path: Path, history_days: int = 28, speed: float = 1.0) -> None:
-    """History of the virtual centre into the store, then the centre served over BACnet."""
-    from connectors.simulator.run import serve
+def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: int = 8080,
+             bacnet_port: int = 47808, ready: threading.Event | None = None,
+             stop: threading.Event | None = None, interval_s: float = 60.0,
+             handle: dict | None = None) -> None:
+    """History into the store, then the centre paced at `speed`, the runtime on it through
+    BACnet, and the UI on 127.0.0.1:port, until Ctrl-C (or `stop`)."""
+    from werkzeug.serving import make_server
+
+    from bems.runtime import Runtime
+    from connectors.simulator.run import fill_history
+    from connectors.simulator.centre import VirtualCentre
+    from webui import create_app
+    from webui.auth import hash_password
 
     site = load_site()
     click.echo(f"site: {site.name} ({demo_site_path()})")
-    click.echo(", ".join(f"{v} {k}" for k, v in site.summary().items()))
     now = dt.datetime.now(site.tz).replace(tzinfo=None, second=0, microsecond=0)
-    serve(site, now, speed, [], lambda m: click.echo(m), history_days=history_days, db=db_path,
-          read_stdin=False)
+    centre = VirtualCentre(site)
+    with Store(db_path, site.timezone) as store:
+        if store.count_readings() == 0 and history_days > 0:
+            n = fill_history(centre, store, now, history_days)
+            click.echo(f"history: {history_days} days of the simulated centre, {n} readings "
+                       f"into {db_path}")
+        password = secrets.token_urlsafe(9)
+        store.add_user("admin", "admin", hash_password(password), "vi")
+
+    import asyncio
+
+    live = threading.Event()
+    errors: list[BaseException] = []
+
+    def serve_centre() -> None:
+        try:
+            asyncio.run(centre.serve(now, speed=speed, live=live.set))
+        except BaseException as err:  # shown below, then the demo stops
+            errors.append(err)
+            live.set()
+
+    threading.Thread(target=serve_centre, name="virtual-centre", daemon=True).start()
+    live.wait(120)
+    if errors:
+        raise errors[0]
+    clock = (lambda: centre.sim_now.replace(tzinfo=site.tz)) if centre.sim_now else None
+    runtime = Runtime(site, db_path, bacnet_port=bacnet_port, clock=clock,
+                      poll_interval_s=interval_s, strategy_interval_s=interval_s)
+    runtime.start()
+    app = create_app(site, db_path, runtime=runtime, clock=runtime.clock)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    click.echo(f"BEMS is running: http://127.0.0.1:{port}/")
+    click.echo("user: admin")
+    click.echo(f"password: {password}")
+    stop = stop or threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not the main thread (tests): `stop` is the way out
+            break
+    web = threading.Thread(target=server.serve_forever, name="web", daemon=True)
+    web.start()
+    if handle is not None:  # tests look inside
+        handle.update(centre=centre, runtime=runtime, password=password)
+    if ready is not None:
+        ready.set()
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        runtime.stop()
+        centre.stop()
+        click.echo("stopped; every write released")

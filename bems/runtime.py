@@ -104,6 +104,9 @@ class Runtime:
         self.scheduler.add_job(self.refit_forecasts, "cron", hour=0, minute=30, id="forecasts")
         self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
                                id="reports")
+        if not self.store.latest_forecasts():  # a new site: the first forecasts now, not tonight
+            self.scheduler.add_job(self.refit_forecasts, "date", id="first-forecasts",
+                                   run_date=now + dt.timedelta(seconds=10))
         self.scheduler.start()
 
     def backfill(self, max_days: float = 7.0) -> None:
@@ -224,8 +227,9 @@ class Runtime:
     def heartbeat(self) -> None:
         hb = self.site.control.heartbeat_point
         if hb:
-            self.writer.apply(WriteIntent(hb, float(int(time.time()) // 60), "BEMS is alive",
-                                          source="heartbeat"))
+            # minutes, cycling below 10,000 so a 32-bit BACnet Real holds it exactly
+            self.writer.apply(WriteIntent(hb, float(int(time.time()) // 60 % 10000),
+                                          "BEMS is alive", source="heartbeat"))
 
     def store_maintenance(self) -> None:
         with self._lock:

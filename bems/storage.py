@@ -461,6 +461,47 @@ class Store:
                  "expires_at": from_epoch(e), "created_by": by, "reason": r}
                 for i, z, p, v, c, e, by, r in cur]
 
+    # --- users -----------------------------------------------------------------------------
+
+    def add_user(self, name: str, role: str, password_hash: str, lang: str = "vi",
+                 when: dt.datetime | int | None = None) -> None:
+        ts = to_epoch(when) if when is not None else int(dt.datetime.now(dt.timezone.utc).timestamp())
+        with self.db.atomic():
+            self.db.execute("INSERT INTO users (name, role, password_hash, lang, created_at) "
+                            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET role = "
+                            "excluded.role, password_hash = excluded.password_hash",
+                            [name, role, password_hash, lang, ts])
+
+    def user(self, name: str) -> dict | None:
+        row = self.db.execute("SELECT name, role, password_hash, lang, disabled FROM users "
+                              "WHERE name = ?", [name]).fetchone()
+        if row is None:
+            return None
+        return {"name": row[0], "role": row[1], "password_hash": row[2], "lang": row[3],
+                "disabled": bool(row[4])}
+
+    def users(self) -> list[dict]:
+        return [{"name": n, "role": r, "lang": lang, "disabled": bool(d)} for n, r, lang, d in
+                self.db.execute("SELECT name, role, lang, disabled FROM users ORDER BY name")]
+
+    def set_user_lang(self, name: str, lang: str) -> None:
+        with self.db.atomic():
+            self.db.execute("UPDATE users SET lang = ? WHERE name = ?", [lang, name])
+
+    def audit_rows(self, limit: int = 200, user: str | None = None,
+                   action: str | None = None) -> list[dict]:
+        where, args = [], []
+        if user:
+            where.append("user = ?")
+            args.append(user)
+        if action:
+            where.append("action LIKE ?")
+            args.append(action + "%")
+        sql = ("SELECT ts, user, action, detail FROM audit"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?")
+        return [{"ts": from_epoch(ts), "user": u, "action": a, "detail": d}
+                for ts, u, a, d in self.db.execute(sql, [*args, limit])]
+
     # --- forecasts and models -------------------------------------------------------------
 
     def save_forecast(self, meter: str, issued_at: dt.datetime | int, model: str,

@@ -1,0 +1,162 @@
+"""The UI in a real headless Chromium (Debian's), against `bems demo` on the virtual centre."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PORT = 8765
+
+pytestmark = [pytest.mark.bacnet,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing")]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from bems.demo import run_demo
+
+    db = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    ready, stop, handle, errors = threading.Event(), threading.Event(), {}, []
+
+    def run():
+        try:
+            run_demo(db, history_days=3, speed=60, port=PORT, bacnet_port=47966, ready=ready,
+                     stop=stop, interval_s=2.0, handle=handle)
+        except BaseException as err:  # noqa: BLE001
+            errors.append(err)
+            ready.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(180), "demo did not start"
+    if errors:
+        raise errors[0]
+    yield handle
+    stop.set()
+    t.join(60)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _wait(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.3)
+    return cond()
+
+
+def test_facility_manager_day(demo, browser, tmp_path):
+    from bems.calendar import SiteCalendar
+
+    centre, runtime = demo["centre"], demo["runtime"]
+    site = runtime.site
+    page = browser.new_page(locale="en-GB", accept_downloads=True,
+                            viewport={"width": 1280, "height": 900})
+    base = f"http://127.0.0.1:{PORT}"
+    page.goto(base + "/")
+    assert "/login" in page.url
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", demo["password"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Tổng quan')")  # the admin's language: Vietnamese
+    page.click("#lang-en")
+    page.wait_for_selector("h1:has-text('Overview')")
+    _shot(page, "overview-en")
+    page.goto(base + "/zones/")
+    _shot(page, "zones-en")
+
+    # change the weekly schedule so the offices are occupied now: the setpoint must follow
+    local = centre.sim_now
+    if not SiteCalendar(site).is_workday(local.date()) and local.weekday() < 5:
+        pytest.skip("a public holiday today: the offices stay closed whatever the schedule")
+    start = max(local - dt.timedelta(hours=1), local.replace(hour=0, minute=0))
+    end = local + dt.timedelta(hours=3)
+    end_s = "24:00" if end.date() != local.date() else end.strftime("%H:%M")
+    page.goto(base + "/schedules/office")
+    _shot(page, "schedule-editor-en")
+    season = next(i for i, s in enumerate(site.schedule("office").seasons)
+                  if s.contains(local.date()))
+    for box in page.query_selector_all(f"input[name^=s{season}_p][name$=_start], "
+                                       f"input[name^=s{season}_p][name$=_end]"):
+        box.fill("")
+    page.fill(f"input[name=s{season}_p0_start]", start.strftime("%H:%M"))
+    page.fill(f"input[name=s{season}_p0_end]", end_s)
+    wd = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    page.check(f"input[name=s{season}_p0_{wd}]")
+    page.click("#save-schedule")
+    page.wait_for_selector("text=Schedule saved")
+    assert _wait(lambda: centre.devices.priority_array("f2.p1.sp") == {12: 26.0}
+                 and centre.devices.priority_array("f2.p1.ac") == {12: 1.0}, 30), \
+        centre.devices.priority_array("f2.p1.sp")
+
+    # an override with an expiry, then watch it go
+    page.goto(base + "/overrides/")
+    page.select_option("select[name=point]", "f2.p1.sp")
+    page.fill("input[name=value]", "25")
+    expires = centre.sim_now + dt.timedelta(minutes=4)
+    page.fill("input[name=expires]", expires.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("input[name=reason]", "browser test")
+    page.click("#override-form button[type=submit]")
+    page.wait_for_selector("text=Override set")
+    assert _wait(lambda: centre.devices.priority_array("f2.p1.sp") == {12: 25.0}, 30)
+    assert _wait(lambda: centre.devices.priority_array("f2.p1.sp") == {12: 26.0}, 60)
+    page.reload()
+    assert page.locator("text=browser test").count() == 0  # expired: no longer in force
+
+    # Vietnamese
+    page.click("#lang-vi")
+    page.wait_for_selector("h1:has-text('Ghi đè')")
+    page.goto(base + "/")
+    page.wait_for_selector("h1:has-text('Tổng quan')")
+    _shot(page, "overview-vi")
+    page.goto(base + "/zones/")
+    _shot(page, "zones-vi")
+    page.goto(base + "/schedules/office")
+    _shot(page, "schedule-editor-vi")
+
+    # a trend as CSV, a report as PDF
+    page.goto(base + "/trends/?point=f2.p1.temp&days=2")
+    with page.expect_download() as dl:
+        page.click("#csv")
+    csv_path = tmp_path / "trend.csv"
+    dl.value.save_as(csv_path)
+    assert csv_path.read_text().startswith("time_local,time_utc,point,value")
+    page.goto(base + "/reports/")
+    month = centre.sim_now.strftime("%Y-%m")
+    page.fill("input[name=month]", month)
+    page.click("#make-report")
+    page.wait_for_selector(f"text=report-{month}-vi.pdf")
+    _shot(page, "reports-vi")
+    with page.expect_download() as dl:
+        page.click(f"text=report-{month}-vi.pdf")
+    pdf = tmp_path / "r.pdf"
+    dl.value.save_as(pdf)
+    assert pdf.read_bytes()[:4] == b"%PDF"
+    page.click("#lang-en")
+    page.goto(base + "/reports/")
+    _shot(page, "reports-en")
+    page.close()

@@ -1,0 +1,213 @@
+"""The web UI with Flask's test client: login, roles, CSRF, bad input, both languages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from bems.storage import Store
+from webui import create_app
+from webui.auth import _failures, hash_password
+
+NOW = dt.datetime(2026, 7, 7, 2, 30, tzinfo=dt.timezone.utc)  # Tuesday 09:30 in Hải Phòng
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def web_db(tmp_path_factory, site):
+    from connectors.simulator.centre import VirtualCentre
+
+    db = tmp_path_factory.mktemp("web") / "web.sqlite"
+    with Store(db) as store:
+        VirtualCentre(site).history(dt.datetime(2026, 7, 7, 9, 30), 3, store.insert_readings)
+        store.refresh_rollups()
+        for name, role in (("viewer1", "viewer"), ("op1", "operator"), ("admin1", "admin")):
+            store.add_user(name, role, hash_password(PASSWORD), "en")
+    return db
+
+
+def _app(site, db, csrf=True):
+    _failures.clear()
+    return create_app(site, db, test_config={"TESTING": True, "SESSION_COOKIE_SECURE": False,
+                                              "WTF_CSRF_ENABLED": csrf},
+                      clock=lambda: NOW)
+
+
+def _token(page: bytes) -> str:
+    m = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    return m.group(1).decode() if m else ""
+
+
+def _login(client, user, password=PASSWORD):
+    page = client.get("/login").data
+    return client.post("/login", data={"username": user, "password": password,
+                                       "csrf_token": _token(page)})
+
+
+@pytest.fixture
+def client(site, web_db):
+    return _app(site, web_db).test_client()
+
+
+def test_everything_needs_a_login(client):
+    for path in ("/", "/zones/", "/schedules/", "/overrides/", "/trends/", "/audit/",
+                 "/reports/", "/alarms/", "/forecasts/", "/strategies/"):
+        r = client.get(path)
+        assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_login_form_and_wrong_password(client):
+    page = client.get("/login").data.decode()
+    assert 'type="text" name="username"' in page and 'type="password" name="password"' in page
+    assert _login(client, "op1", "wrong").status_code == 401
+    assert _login(client, "nobody").status_code == 401
+    r = _login(client, "op1")
+    assert r.status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_login_rate_limit(client):
+    for _ in range(5):
+        assert _login(client, "op1", "guess").status_code == 401
+    r = _login(client, "op1")  # even the right password waits now
+    assert r.status_code == 429
+
+
+def test_every_page_renders_in_both_languages(client):
+    _login(client, "admin1")
+    pages = {"/": ("Overview", "Tổng quan"), "/zones/": ("Zones", "Vùng"),
+             "/schedules/": ("Operating schedules", "Lịch vận hành"),
+             "/overrides/": ("Overrides", "Ghi đè"), "/strategies/": ("Strategies", "Chiến lược"),
+             "/trends/": ("Trends", "Xu hướng"), "/forecasts/": ("Forecasts", "Dự báo"),
+             "/alarms/": ("Alarms", "Cảnh báo"), "/reports/": ("Reports", "Báo cáo"),
+             "/audit/": ("Audit", "Nhật ký"), "/schedules/office": ("Edit schedule",
+                                                                    "Sửa lịch vận hành")}
+    for path, (en, _vi) in pages.items():
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert f"<h1>{en}" in r.data.decode(), path
+    page = client.get("/").data
+    assert client.post("/lang/vi", data={"csrf_token": _token(page)}).status_code == 302
+    for path, (_en, vi) in pages.items():
+        assert f"<h1>{vi}" in client.get(path).data.decode(), path
+    # numbers and dates in the Vietnamese format
+    body = client.get("/").data.decode()
+    assert re.search(r"\d{1,3}(\.\d{3})+ kWh", body) or re.search(r"\d+,\d kW", body)
+    assert "07/07/2026" in body
+
+
+def test_accept_language_before_login(site, web_db):
+    c = _app(site, web_db).test_client()
+    assert "Đăng nhập" in c.get("/login", headers={"Accept-Language": "vi"}).data.decode()
+    assert "Log in" in c.get("/login", headers={"Accept-Language": "en-GB,en"}).data.decode()
+
+
+def test_a_viewer_cannot_write(client, web_db):
+    _login(client, "viewer1")
+    page = client.get("/overrides/").data
+    r = client.post("/overrides/", data={"point": "f1.p1.sp", "value": "25",
+                                         "expires": "2026-07-07T12:00",
+                                         "csrf_token": _token(page)})
+    assert r.status_code == 403
+    assert client.get("/schedules/office").status_code == 403
+    assert client.post("/alarms/ack", data={"key": "x", "csrf_token": _token(page)}
+                       ).status_code == 403
+    with Store(web_db) as s:
+        assert s.overrides() == []
+
+
+def test_csrf_is_required(client):
+    _login(client, "op1")
+    r = client.post("/overrides/", data={"point": "f1.p1.sp", "value": "25",
+                                         "expires": "2026-07-07T12:00"})
+    assert r.status_code == 400
+
+
+def test_bad_input_shows_what_is_wrong_and_changes_nothing(client, web_db):
+    _login(client, "op1")
+    page = client.get("/schedules/office").data
+    form = {"csrf_token": _token(page), "name": "office", "s0_name": "summer", "s0_from": "04-01",
+            "s0_to": "10-31", "s0_p0_start": "08:00", "s0_p0_end": "07:00", "s0_p0_mon": "on",
+            "s0_p1_start": "09:00", "s0_p1_end": "12:00", "s0_p1_tue": "on",
+            "s0_p2_start": "10:00", "s0_p2_end": "13:00", "s0_p2_tue": "on"}
+    r = client.post("/schedules/office", data=form)
+    assert r.status_code == 400
+    text = r.data.decode()
+    assert "A period must end after it starts." in text
+    assert "Two periods overlap on the same day." in text
+    with Store(web_db) as s:
+        assert s.schedules() == {}
+    # the same in Vietnamese
+    client.post("/lang/vi", data={"csrf_token": _token(page)})
+    text = client.post("/schedules/office", data=form).data.decode()
+    assert "Khoảng thời gian phải kết thúc sau khi bắt đầu." in text
+    # setpoint outside the zone's limits, expiry in the past
+    page = client.get("/overrides/").data
+    r = client.post("/overrides/", data={"point": "f1.p1.sp", "value": "35",
+                                         "expires": "2026-07-07T15:00",
+                                         "csrf_token": _token(page)})
+    assert r.status_code == 400 and "Giá trị nằm ngoài giới hạn của vùng." in r.data.decode()
+    r = client.post("/overrides/", data={"point": "f1.p1.sp", "value": "25",
+                                         "expires": "2026-07-01T08:00",
+                                         "csrf_token": _token(page)})
+    assert r.status_code == 400 and "Thời hạn phải ở tương lai." in r.data.decode()
+    with Store(web_db) as s:
+        assert s.overrides() == []
+
+
+def test_operator_sets_and_releases_an_override(client, web_db):
+    _login(client, "op1")
+    page = client.get("/overrides/").data
+    r = client.post("/overrides/", data={"point": "f1.p1.sp", "value": "25,5",
+                                         "expires": "2026-07-07T11:00", "reason": "họp",
+                                         "csrf_token": _token(page)})
+    assert r.status_code == 302
+    with Store(web_db) as s:
+        (o,) = s.overrides(active_at=NOW)
+        assert (o["point"], o["value"], o["created_by"]) == ("f1.p1.sp", 25.5, "op1")
+    page = client.get("/overrides/").data
+    assert client.post(f"/overrides/{o['id']}/release",
+                       data={"csrf_token": _token(page)}).status_code == 302
+    with Store(web_db) as s:
+        assert s.overrides() == []
+        assert [a["action"] for a in s.audit_rows(5)][:2] == ["override.release", "override.set"]
+
+
+def test_trend_csv_and_reports(client, tmp_path):
+    _login(client, "op1")
+    r = client.get("/trends/csv?point=f1.core.temp&days=2")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    lines = r.data.decode().splitlines()
+    assert lines[0] == "time_local,time_utc,point,value" and len(lines) > 100
+    page = client.get("/reports/").data
+    r = client.post("/reports/make", data={"month": "2026-07", "csrf_token": _token(page)})
+    assert r.status_code == 302
+    listing = client.get("/reports/").data.decode()
+    assert "report-2026-07-vi.pdf" in listing
+    pdf = client.get("/reports/file/report-2026-07-vi.pdf")
+    assert pdf.status_code == 200 and pdf.data[:4] == b"%PDF"
+    assert client.get("/reports/file/..%2Fweb.sqlite").status_code == 404
+
+
+def test_cookies_and_listen_address(site, web_db):
+    app = create_app(site, web_db)
+    assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SECURE"]
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    from bems.cli import web
+    host = next(p for p in web.params if p.name == "host")
+    assert host.default == "127.0.0.1"
+
+
+def test_every_text_has_a_vietnamese_translation():
+    from babel.messages.pofile import read_po
+
+    from webui.i18n_build import MO, PO, compile_mo, used_messages
+
+    with open(PO, "rb") as f:
+        catalog = read_po(f, locale="vi")
+    translated = {m.id: m.string for m in catalog if m.id}
+    missing = sorted(m for m in used_messages() if not translated.get(m))
+    assert missing == [], missing
+    assert MO.read_bytes() == compile_mo(), "run: python -m webui.i18n_build"

@@ -1,0 +1,21 @@
+"""Audit: the write ledger and every user action, filterable."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from webui import store
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+
+@bp.route("/")
+def index():
+    point = request.args.get("point", "").strip()
+    user = request.args.get("user", "").strip()
+    where, args = "1", []
+    if point:
+        where, args = "point = ?", [point]
+    writes = store().writes(where, args, limit=200)
+    actions = store().audit_rows(200, user=user or None)
+    return render_template("audit.html", writes=writes, actions=actions, point=point, user=user)

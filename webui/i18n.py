@@ -1,0 +1,63 @@
+"""Language per user (or from Accept-Language before login); numbers, dates and money in the
+locale's format: 1.234,5 kWh and 25/11/2026 in Vietnamese."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+from flask import request, session
+
+LANGS = ("vi", "en")
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    if lang in LANGS:
+        return lang
+    return request.accept_languages.best_match(LANGS) or "vi"
+
+
+def current_locale() -> str:
+    try:
+        return select_locale()
+    except RuntimeError:
+        return "vi"
+
+
+def number(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    return format_decimal(round(float(value), digits),
+                          format="#,##0" + ("." + "0" * digits if digits else ""),
+                          locale=current_locale())
+
+
+def money(value) -> str:
+    return "–" if value is None else number(value, 0) + " ₫"
+
+
+def date(value: dt.date | dt.datetime) -> str:
+    return format_date(value, "dd/MM/yyyy", locale=current_locale()) if value else "–"
+
+
+def datetime(value: dt.datetime, tz=None) -> str:
+    if value is None:
+        return "–"
+    if tz is not None and value.tzinfo is not None:
+        value = value.astimezone(tz)
+    return format_datetime(value, "dd/MM/yyyy HH:mm", locale=current_locale())
+
+
+def register_filters(app) -> None:
+    app.jinja_env.filters["num"] = number
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["date"] = date
+
+    def _dt(value):
+        from webui import ctx
+        return datetime(value, ctx()["site"].tz)
+
+    app.jinja_env.filters["dt"] = _dt
+

@@ -1,0 +1,49 @@
+"""Reports: the monthly reports made so far, to download; make one on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import (Blueprint, abort, flash, g, redirect, render_template, request, send_file,
+                   url_for)
+from flask_babel import gettext as _
+
+from bems.reports.monthly import ReportError, build_monthly
+from bems.reports.render import render
+from webui import ctx, now, store
+from webui.auth import requires
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+
+def folder() -> Path:
+    return ctx()["db"].parent / "reports"
+
+
+@bp.route("/")
+def index():
+    files = sorted(folder().glob("report-*"), reverse=True) if folder().exists() else []
+    return render_template("reports.html", files=[f.name for f in files])
+
+
+@bp.route("/make", methods=["POST"])
+@requires("operator")
+def make():
+    month = request.form.get("month", "")
+    try:
+        r = build_monthly(ctx()["site"], store(), month)
+        for fmt, lang in (("pdf", "vi"), ("pdf", "en"), ("xlsx", "vi"), ("csv", "en")):
+            render(r, fmt, folder(), lang)
+        store().audit(g.user["name"], "report.make", {"month": month}, now())
+        flash(_("Report made."))
+    except ReportError as err:
+        flash(str(err), "error")
+    return redirect(url_for("reports.index"))
+
+
+@bp.route("/file/<name>")
+def download(name: str):
+    path = folder() / name
+    if "/" in name or not name.startswith("report-") or not path.exists():
+        abort(404)
+    return send_file(path, as_attachment=True)
