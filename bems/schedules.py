@@ -105,8 +105,48 @@ def add_exception(store: Store, day: dt.date, kind: str, name: str, user: str,
     return eid
 
 
+def strategy_overrides(store: Store) -> dict:
+    return store.get_meta("strategy_params", {}) or {}
+
+
+def save_strategy_params(store: Store, site: Site, values: dict, user: str,
+                         now: dt.datetime) -> None:
+    """Store an admin's strategy switches and parameters (validated against their types)."""
+    from bems.strategies.params import StrategyParams
+
+    types = StrategyParams.field_types()
+    problems, clean = [], {}
+    for k, v in values.items():
+        if k not in types:
+            problems.append((k, "unknown_parameter"))
+        elif types[k] is bool:
+            clean[k] = bool(v)
+        elif types[k] is float:
+            try:
+                clean[k] = float(str(v).replace(",", "."))
+            except ValueError:
+                problems.append((k, "number_invalid"))
+        elif types[k] is int:
+            try:
+                clean[k] = int(v)
+            except ValueError:
+                problems.append((k, "number_invalid"))
+        elif k in ("unoccupied", "break_ac"):
+            if v not in ("off", "setup"):
+                problems.append((k, "choice_invalid"))
+            else:
+                clean[k] = v
+    if "occupied_setpoint" in clean and \
+            clean["occupied_setpoint"] < site.control.policy_min_cooling_setpoint:
+        problems.append(("occupied_setpoint", "below_policy_floor"))
+    if problems:
+        raise ScheduleError(problems)
+    store.set_meta("strategy_params", clean)
+    store.audit(user, "strategies.save", clean, now)
+
+
 def effective_site(site: Site, store: Store) -> Site:
-    """The site with stored schedule edits and exception days applied."""
+    """The site with stored schedule edits, exception days and strategy settings applied."""
     stored = store.schedules()
     schedules = tuple(from_dict(s.id, stored[s.id]["definition"]) if s.id in stored else s
                       for s in site.schedules)
@@ -116,4 +156,5 @@ def effective_site(site: Site, store: Store) -> Site:
     workdays = site.calendar.workdays + tuple((e["day"], e["name"] or "") for e in exc
                                               if e["kind"] == "workday")
     cal = Calendar(site.calendar.country, closures, workdays)
-    return dataclasses.replace(site, schedules=schedules, calendar=cal)
+    params = dataclasses.replace(site.strategies, **strategy_overrides(store))
+    return dataclasses.replace(site, schedules=schedules, calendar=cal, strategies=params)

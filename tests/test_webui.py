@@ -211,3 +211,37 @@ def test_every_text_has_a_vietnamese_translation():
     missing = sorted(m for m in used_messages() if not translated.get(m))
     assert missing == [], missing
     assert MO.read_bytes() == compile_mo(), "run: python -m webui.i18n_build"
+
+
+def test_admin_switches_strategies_and_adds_users(client, web_db, site):
+    from bems.schedules import effective_site
+
+    _login(client, "op1")
+    page = client.get("/strategies/").data
+    assert client.post("/strategies/", data={"csrf_token": _token(page)}).status_code == 403
+    assert client.get("/users/").status_code == 403
+    client.post("/logout", data={"csrf_token": _token(page)})
+    _login(client, "admin1")
+    page = client.get("/strategies/").data
+    form = {"csrf_token": _token(page), "occupancy": "on", "lighting": "on",
+            "optimal_start": "on", "occupied_setpoint": "24", "break_ac": "off"}
+    r = client.post("/strategies/", data=form)  # below the 25 °C floor: refused
+    assert r.status_code == 400
+    with Store(web_db) as s:
+        assert effective_site(site, s).strategies == site.strategies
+    form["occupied_setpoint"] = "26,5"
+    assert client.post("/strategies/", data=form).status_code == 302
+    with Store(web_db) as s:
+        sp = effective_site(site, s).strategies
+        assert sp.occupied_setpoint == 26.5 and sp.break_ac == "off"
+        assert not sp.early_stop and not sp.demand_limit  # unticked: switched off
+        s.set_meta("strategy_params", {})
+    page = client.get("/users/").data
+    r = client.post("/users/", data={"csrf_token": _token(page), "name": "lan",
+                                     "role": "operator", "password": "short"})
+    assert r.status_code == 400
+    r = client.post("/users/", data={"csrf_token": _token(page), "name": "lan",
+                                     "role": "operator", "password": "long enough pw"})
+    assert r.status_code == 302
+    with Store(web_db) as s:
+        assert s.user("lan")["role"] == "operator"

@@ -44,9 +44,9 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
     i18n.register_filters(app)
 
     from webui import (alarms, audit, auth, forecasts, overrides, overview, reports, schedules,
-                       strategies, trends, zones)
+                       strategies, trends, users, zones)
     for bp in (auth.bp, overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp,
-               trends.bp, forecasts.bp, alarms.bp, reports.bp, audit.bp):
+               trends.bp, forecasts.bp, alarms.bp, reports.bp, audit.bp, users.bp):
         app.register_blueprint(bp)
 
     @app.before_request

@@ -4,14 +4,49 @@ from __future__ import annotations
 
 import dataclasses
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from bems.calendar import SiteCalendar
-from bems.schedules import effective_site
+from bems.schedules import ScheduleError, effective_site, save_strategy_params
+from bems.strategies.params import StrategyParams
 from bems.strategies.plan import Learned, Override, plan
 from webui import ctx, now, store
+from webui.auth import requires
 
 bp = Blueprint("strategies", __name__, url_prefix="/strategies")
+
+
+EDITABLE = ("occupancy", "optimal_start", "early_stop", "lighting", "outdoor_air",
+            "demand_limit", "occupied_setpoint", "break_ac", "break_setpoint", "max_lead_h",
+            "precool_margin", "stagger_min", "early_stop_max_min", "sweep_after_min",
+            "corridor_percent", "peak_target_kw", "free_cooling_max_c")
+MESSAGES = {
+    "number_invalid": lambda: _("Enter a number."),
+    "choice_invalid": lambda: _("Choose one of the options."),
+    "below_policy_floor": lambda: _("The occupied setpoint cannot be below the policy floor."),
+    "unknown_parameter": lambda: _("Unknown parameter."),
+}
+
+
+@bp.route("/", methods=["POST"])
+@requires("admin")
+def save():
+    types = StrategyParams.field_types()
+    values = {}
+    for k in EDITABLE:
+        if types[k] is bool:
+            values[k] = bool(request.form.get(k))
+        elif k in request.form:
+            values[k] = request.form[k]
+    try:
+        save_strategy_params(store(), ctx()["site"], values, g.user["name"], now())
+        flash(_("Strategies saved; they take effect at the next run."))
+    except ScheduleError as err:
+        for field, code in err.problems:
+            flash(f"{field}: {MESSAGES[code]()}", "error")
+        return index(), 400
+    return redirect(url_for("strategies.index"))
 
 
 @bp.route("/")
@@ -28,4 +63,6 @@ def index():
     local = t.astimezone(site.tz).replace(tzinfo=None)
     decisions = plan(site, SiteCalendar(site), values, local, learned, level, ovs, now_aware=t)
     params = dataclasses.asdict(site.strategies)
-    return render_template("strategies.html", decisions=decisions, params=params, level=level)
+    types = StrategyParams.field_types()
+    return render_template("strategies.html", decisions=decisions, params=params, level=level,
+                           editable=EDITABLE, bools={k for k, t in types.items() if t is bool})

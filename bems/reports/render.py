@@ -223,6 +223,12 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
         pdf.image(str(end_use_png), w=170)
         h(t("daily", lang))
         pdf.image(str(daily_png), w=170)
+    h(t("meters", lang))
+    for m in r.meters:
+        where = " ".join(x for x in (m.building or "", f"/{m.floor}" if m.floor else "") if x)
+        line(f"{m.name} ({m.id}{', ' + where if where else ''})"[:60],
+             (f"{fmt(m.kwh, lang)} kWh, {t('coverage', lang)} {fmt(100 * m.coverage, lang, 0)} %"
+              if m.kwh is not None else t("no_data", lang)))
     h(t("savings", lang))
     s = r.savings
     if s.available:
