@@ -18,8 +18,16 @@ import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
-for _noisy in ("prophet", "cmdstanpy"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+
+def _quiet() -> None:
+    """Prophet and CmdStan log every fit at INFO (and Prophet its missing plotly)."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    from cmdstanpy.utils.logging import get_logger
+
+    get_logger()  # it sets itself to DEBUG the first time: let it, then lower it
+    for name in ("prophet", "cmdstanpy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 KNOTS = (10.0, 15.0, 20.0, 25.0, 30.0)
 
 
@@ -232,6 +240,7 @@ class ProphetModel:
         return out
 
     def fit(self, history: pd.DataFrame) -> None:
+        _quiet()
         from prophet import Prophet
 
         h = history.dropna(subset=["y"]).tail(self.days * 24)
