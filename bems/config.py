@@ -428,7 +428,8 @@ _ZONE_POINTS = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "ligh
 
 def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
     d = r.table(d, p, ("id", "name", "building", "floor", "area_m2", "kind", "schedule",
-                       "setpoint_min", "setpoint_max", "sim_zone") + _ZONE_POINTS)
+                       "setpoint_min", "setpoint_max", "occupied_setpoint", "sim_zone")
+                + _ZONE_POINTS)
     lo = r.get(d, p, "setpoint_min", float, 22.0)
     hi = r.get(d, p, "setpoint_max", float, 30.0)
     if lo is not None and hi is not None and lo >= hi:
@@ -439,6 +440,7 @@ def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
                 area_m2=r.get(d, p, "area_m2", float, check=_positive),
                 kind=r.get(d, p, "kind", str, "office", _one_of(ZONE_KINDS)),
                 schedule=r.get(d, p, "schedule", str, ""), setpoint_min=lo, setpoint_max=hi,
+                occupied_setpoint=r.get(d, p, "occupied_setpoint", float, None),
                 sim_zone=r.get(d, p, "sim_zone", str, ""), **refs)
 
 

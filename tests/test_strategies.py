@@ -229,3 +229,14 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
                 assert centre.devices.priority_array(p) == {}
         finally:
             rc.stop()
+
+
+def test_a_zone_can_have_its_own_occupied_setpoint_but_not_below_the_floor(site):
+    zones = tuple(dataclasses.replace(z, occupied_setpoint=26.5) if z.id == "f2.core" else
+                  dataclasses.replace(z, occupied_setpoint=24.0) if z.id == "f2.p1" else z
+                  for z in site.zones)
+    s2 = dataclasses.replace(site, zones=zones)
+    d = _decide(s2, _at(TUE, "09:00"), temp=27.5)
+    assert _value(d["f2.core"], "f2.core.sp") == 26.5
+    assert _value(d["f2.p1"], "f2.p1.sp") == 25.0  # the policy floor wins
+    assert _value(d["f2.p2"], "f2.p2.sp") == 26.0

@@ -88,7 +88,8 @@ def demand_level(params: StrategyParams, site_kw: float | None, forecast_kw: flo
 def natural_lead_h(site: Site, zone: Zone, temp: float | None, learned: Learned) -> float:
     """Hours a zone needs to cool from `temp` to the occupied setpoint, with margin, capped."""
     p = site.strategies
-    target = max(p.occupied_setpoint, site.control.policy_min_cooling_setpoint)
+    target = max(zone.occupied_setpoint or p.occupied_setpoint,
+                 site.control.policy_min_cooling_setpoint)
     rate = learned.rate("cool", zone.id, p.default_cool_rate_k_per_h, p.learn_days)
     need = max(temp - target, 0.0) / rate * p.precool_margin if temp is not None else p.max_lead_h
     return min(p.max_lead_h, max(p.min_lead_min / 60, need))
@@ -100,7 +101,7 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
     """What one zone's points should be at local time `now` (naive local)."""
     p = site.strategies
     floor = site.control.policy_min_cooling_setpoint
-    occupied_sp = max(p.occupied_setpoint, floor)
+    occupied_sp = max(zone.occupied_setpoint or p.occupied_setpoint, floor)
     offset = p.level_offsets_k[level - 1] if level > 0 else 0.0
     day = now.date()
     periods = calendar.periods(zone.schedule, day) if zone.schedule else []
