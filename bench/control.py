@@ -12,8 +12,9 @@ import json
 import subprocess
 import sys
 
-KEYS = ("energy_kwh", "hvac_kwh", "lighting_kwh", "ener_kwh_m2", "tdis_kh_per_zone",
-        "tdis_operative_kh_per_zone", "peak_kw", "cost_vnd", "policy_violations")
+KEYS = ("energy_kwh", "hvac_kwh", "fans_kwh", "cooling_kwh", "lighting_kwh", "ener_kwh_m2",
+        "tdis_kh_per_zone", "tdis_operative_kh_per_zone", "peak_kw", "cost_vnd",
+        "policy_violations")
 
 
 def simulate(start: str, days: int, strategy: str) -> dict:

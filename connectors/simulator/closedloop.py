@@ -28,6 +28,8 @@ class Kpis:
     hvac_kwh: float = 0.0
     lighting_kwh: float = 0.0
     plugs_kwh: float = 0.0
+    fans_kwh: float = 0.0
+    cooling_kwh: float = 0.0
     tdis_kh: float = 0.0  # summed over zones
     tdis_operative_kh: float = 0.0
     peak_kw: float = 0.0
@@ -43,6 +45,7 @@ class Kpis:
         return {
             "days": self.days, "energy_kwh": round(self.energy_kwh, 1),
             "hvac_kwh": round(self.hvac_kwh, 1), "lighting_kwh": round(self.lighting_kwh, 1),
+            "fans_kwh": round(self.fans_kwh, 1), "cooling_kwh": round(self.cooling_kwh, 1),
             "ener_kwh_m2": round(self.energy_kwh / self.area_m2, 3),
             "tdis_kh_per_zone": round(self.tdis_kh / self.zones, 2),
             "tdis_operative_kh_per_zone": round(self.tdis_operative_kh / self.zones, 2),
@@ -111,6 +114,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems") -> K
         kpi.hvac_kwh += step.energy_kwh.get("ac", 0.0)
         kpi.lighting_kwh += step.energy_kwh.get("lighting", 0.0)
         kpi.plugs_kwh += step.energy_kwh.get("plugs", 0.0)
+        kpi.fans_kwh += step.extra.get("fans", 0.0)
+        kpi.cooling_kwh += step.extra.get("cooling", 0.0)
         kpi.energy_by_step.append((step.time - dt.timedelta(seconds=step.seconds),
                                    step.energy_kwh.get("main", 0.0)))
         if main_kw > kpi.peak_kw:

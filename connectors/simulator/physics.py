@@ -31,6 +31,7 @@ METERS = {  # our meter kind → EnergyPlus meter
     "lighting": "InteriorLights:Electricity",
     "plugs": "InteriorEquipment:Electricity",
 }
+EXTRA_METERS = {"fans": "Fans:Electricity", "cooling": "Cooling:Electricity"}  # AC breakdown
 EQUIP_SCHEDULE = "BLDG_EQUIP_SCH"
 OFF_SETPOINT = 40.0  # cooling setpoint that asks for no cooling
 HEATING_SETPOINT = 10.0  # cooling-only building: heating never engages
@@ -179,7 +180,7 @@ class EnergyPlusModel:
             for sched in ("HVACOperationSchd", "MinOA_MotorizedDamper_Sched", EQUIP_SCHEDULE):
                 h[("sched", sched)] = ex.get_actuator_handle(state, "Schedule:Compact",
                                                              "Schedule Value", sched)
-            for kind, meter in METERS.items():
+            for kind, meter in {**METERS, **EXTRA_METERS}.items():
                 h[("meter", kind)] = ex.get_meter_handle(state, meter)
             missing = [k for k, v in h.items() if isinstance(v, int) and v < 0]
             if missing:
@@ -238,7 +239,8 @@ class EnergyPlusModel:
                 operative_c={z: ex.get_variable_value(s, h[("op", z)]) for z in self.zones},
                 occupants={z: ex.get_variable_value(s, h[("n", z)]) for z in self.zones},
                 power_kw={k: e * 3600.0 / step_s for k, e in energy.items()},
-                energy_kwh=energy, seconds=step_s))
+                energy_kwh=energy, seconds=step_s,
+                extra={k: ex.get_meter_value(s, h[("meter", k)]) / 3.6e6 for k in EXTRA_METERS}))
             if self._stop.is_set():
                 api.runtime.stop_simulation(s)
 
