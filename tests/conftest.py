@@ -34,6 +34,16 @@ def store(tmp_path):
     s.close()
 
 
+def simulated_db(path, site, end_local, days: int):
+    """A store holding `days` of the virtual centre's history up to `end_local`."""
+    from connectors.simulator.centre import VirtualCentre
+
+    with Store(path) as store:
+        VirtualCentre(site).history(end_local, days, store.insert_readings)
+        store.refresh_rollups()
+    return path
+
+
 @pytest.fixture
 def runner():
     return CliRunner()

@@ -17,6 +17,7 @@ from bems.reports.yearly import build_yearly
 from bems.reports import yearly
 from bems.site import Tariff, TouPeriod
 from bems.storage import Store
+from tests.conftest import simulated_db
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -24,13 +25,8 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory, site):
     """Two months of the centre under its time clock: June is the baseline, July the report."""
-    from connectors.simulator.centre import VirtualCentre
-
-    db = tmp_path_factory.mktemp("reports") / "centre.sqlite"
-    with Store(db) as store:
-        VirtualCentre(site).history(dt.datetime(2026, 8, 1, 0, 0), 61, store.insert_readings)
-        store.refresh_rollups()
-    return db
+    return simulated_db(tmp_path_factory.mktemp("reports") / "centre.sqlite", site,
+                        dt.datetime(2026, 8, 1, 0, 0), 61)
 
 
 @pytest.fixture

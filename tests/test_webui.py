@@ -9,6 +9,7 @@ import pytest
 
 from bems.storage import Store
 from webui import create_app
+from tests.conftest import simulated_db
 from webui.auth import _failures, hash_password
 
 NOW = dt.datetime(2026, 7, 7, 2, 30, tzinfo=dt.timezone.utc)  # Tuesday 09:30 in Hải Phòng
@@ -17,12 +18,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def web_db(tmp_path_factory, site):
-    from connectors.simulator.centre import VirtualCentre
-
-    db = tmp_path_factory.mktemp("web") / "web.sqlite"
+    db = simulated_db(tmp_path_factory.mktemp("web") / "web.sqlite", site,
+                      dt.datetime(2026, 7, 7, 9, 30), 3)
     with Store(db) as store:
-        VirtualCentre(site).history(dt.datetime(2026, 7, 7, 9, 30), 3, store.insert_readings)
-        store.refresh_rollups()
         for name, role in (("viewer1", "viewer"), ("op1", "operator"), ("admin1", "admin")):
             store.add_user(name, role, hash_password(PASSWORD), "en")
     return db
