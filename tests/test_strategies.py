@@ -243,3 +243,12 @@ def test_a_zone_can_have_its_own_occupied_setpoint_but_not_below_the_floor(site)
     assert _value(d["f2.core"], "f2.core.sp") == 26.5
     assert _value(d["f2.p1"], "f2.p1.sp") == 25.0  # the policy floor wins
     assert _value(d["f2.p2"], "f2.p2.sp") == 26.0
+
+
+def test_cool_down_stores_cold_to_the_precool_setpoint_never_below_the_floor(site):
+    d = _decide(site, _at(TUE, "06:50"), temp=27.0)["f2.p1"]
+    assert d.mode == "cooldown" and _value(d, "f2.p1.sp") == 25.5
+    low = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies,
+                                                                   precool_setpoint=23.0))
+    assert _value(_decide(low, _at(TUE, "06:50"), temp=27.0)["f2.p1"], "f2.p1.sp") == 25.0
+    assert _value(_decide(site, _at(TUE, "09:00"), temp=27.0)["f2.p1"], "f2.p1.sp") == 26.0

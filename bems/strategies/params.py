@@ -26,6 +26,7 @@ class StrategyParams:
     learn_days: int = 3
     stagger_min: float = 10.0  # zones start at least this far apart (limits the start peak)
     precool_margin: float = 2.0  # x the estimated cool-down time: finish before people come
+    precool_setpoint: float = 25.5  # cool down to this (cold stored in the mass); 0: occupied
     # early stop: AC off before the end of the day where the zone stays in band
     early_stop: bool = True
     early_stop_max_min: float = 30.0

@@ -90,6 +90,8 @@ def natural_lead_h(site: Site, zone: Zone, temp: float | None, learned: Learned)
     p = site.strategies
     target = max(zone.occupied_setpoint or p.occupied_setpoint,
                  site.control.policy_min_cooling_setpoint)
+    if p.precool_setpoint > 0:
+        target = max(min(target, p.precool_setpoint), site.control.policy_min_cooling_setpoint)
     rate = learned.rate("cool", zone.id, p.default_cool_rate_k_per_h, p.learn_days)
     need = max(temp - target, 0.0) / rate * p.precool_margin if temp is not None else p.max_lead_h
     return min(p.max_lead_h, max(p.min_lead_min / 60, need))
@@ -160,6 +162,8 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
 
     if mode in ("occupied", "cooldown"):
         sp = occupied_sp + offset
+        if mode == "cooldown" and p.precool_setpoint > 0:
+            sp = max(min(sp, p.precool_setpoint), floor)  # the policy floor still applies
         why = reason + (f"; demand limit level {level} (+{offset:g} K)" if level else "")
         want(zone.ac_status, 1.0, why)
         want(zone.cooling_setpoint, sp, why)
