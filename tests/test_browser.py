@@ -91,13 +91,13 @@ def test_facility_manager_day(demo, browser, tmp_path):
     page.goto(base + "/zones/")
     _shot(page, "zones-en")
 
-    # change the weekly schedule so the offices are occupied now: the setpoint must follow
+    # change the weekly schedule so the offices' state flips now (occupied <-> not): the
+    # zone's lights and setpoint in the virtual centre must follow
     local = centre.sim_now
-    if not SiteCalendar(site).is_workday(local.date()) and local.weekday() < 5:
+    cal = SiteCalendar(site)
+    if local.weekday() < 5 and not cal.is_workday(local.date()):
         pytest.skip("a public holiday today: the offices stay closed whatever the schedule")
-    start = max(local - dt.timedelta(hours=1), local.replace(hour=0, minute=0))
-    end = local + dt.timedelta(hours=3)
-    end_s = "24:00" if end.date() != local.date() else end.strftime("%H:%M")
+    occupied_before = cal.occupied("office", local)
     page.goto(base + "/schedules/office")
     _shot(page, "schedule-editor-en")
     season = next(i for i, s in enumerate(site.schedule("office").seasons)
@@ -105,27 +105,37 @@ def test_facility_manager_day(demo, browser, tmp_path):
     for box in page.query_selector_all(f"input[name^=s{season}_p][name$=_start], "
                                        f"input[name^=s{season}_p][name$=_end]"):
         box.fill("")
-    page.fill(f"input[name=s{season}_p0_start]", start.strftime("%H:%M"))
-    page.fill(f"input[name=s{season}_p0_end]", end_s)
-    wd = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
-    page.check(f"input[name=s{season}_p0_{wd}]")
+    if not occupied_before:  # one period around now, today only
+        start = max(local - dt.timedelta(hours=1), local.replace(hour=0, minute=0))
+        end = local + dt.timedelta(hours=3)
+        end_s = "24:00" if end.date() != local.date() else end.strftime("%H:%M")
+        page.fill(f"input[name=s{season}_p0_start]", start.strftime("%H:%M"))
+        page.fill(f"input[name=s{season}_p0_end]", end_s)
+        wd = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+        page.check(f"input[name=s{season}_p0_{wd}]")
     page.click("#save-schedule")
     page.wait_for_selector("text=Schedule saved")
-    assert _wait(lambda: centre.devices.priority_array("f2.p1.sp") == {12: 26.0}
-                 and centre.devices.priority_array("f2.p1.ac") == {12: 1.0}, 30), \
-        centre.devices.priority_array("f2.p1.sp")
+    want_light = 0.0 if occupied_before else 1.0
+    assert _wait(lambda: centre.devices.priority_array("f2.p1.light") == {12: want_light}, 30), \
+        centre.devices.priority_array("f2.p1.light")
+    if not occupied_before:
+        assert centre.devices.priority_array("f2.p1.sp") == {12: 26.0}  # occupied setpoint
+    else:  # closed now: AC off
+        assert _wait(lambda: centre.devices.priority_array("f2.p1.ac") == {12: 0.0}, 30)
 
     # an override with an expiry, then watch it go
     page.goto(base + "/overrides/")
-    page.select_option("select[name=point]", "f2.p1.sp")
-    page.fill("input[name=value]", "25")
+    page.select_option("select[name=point]", "f2.p1.light")
+    page.fill("input[name=value]", "1" if want_light == 0.0 else "0")
     expires = centre.sim_now + dt.timedelta(minutes=4)
     page.fill("input[name=expires]", expires.strftime("%Y-%m-%dT%H:%M"))
     page.fill("input[name=reason]", "browser test")
     page.click("#override-form button[type=submit]")
     page.wait_for_selector("text=Override set")
-    assert _wait(lambda: centre.devices.priority_array("f2.p1.sp") == {12: 25.0}, 30)
-    assert _wait(lambda: centre.devices.priority_array("f2.p1.sp") == {12: 26.0}, 60)
+    flipped = 1.0 - want_light
+    assert _wait(lambda: centre.devices.priority_array("f2.p1.light") == {12: flipped}, 30)
+    # expired: the strategy's value is back
+    assert _wait(lambda: centre.devices.priority_array("f2.p1.light") == {12: want_light}, 60)
     page.reload()
     assert page.locator("text=browser test").count() == 0  # expired: no longer in force
 
