@@ -18,7 +18,7 @@ from bems.storage import Store
 from connectors.bacnet.discovery import discover
 from connectors.bacnet.gateway import BacnetError, BacnetGateway
 from connectors.bacnet.poller import CovSubscriptions, Poller
-from tests.conftest_bacnet import RunningCentre, quick_site
+from tests.bacnet_helpers import RunningCentre, quick_site
 
 pytestmark = pytest.mark.bacnet
 MONDAY_0800 = dt.datetime(2026, 7, 6, 8, 0)

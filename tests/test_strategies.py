@@ -201,7 +201,7 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
     import time
 
     from bems.runtime import Runtime
-    from tests.conftest_bacnet import RunningCentre, quick_site
+    from tests.bacnet_helpers import RunningCentre, quick_site
 
     qsite = quick_site(site)
     rc = RunningCentre(qsite, dt.datetime(2026, 7, 7, 6, 0), speed=600)
