@@ -48,7 +48,11 @@ def test_schedule_edges_and_reasons(site):
     assert _decide(site, _at(TUE, "07:00"))[z].mode == "occupied"
     assert _decide(site, _at(TUE, "11:29"))[z].mode == "occupied"
     brk = _decide(site, _at(TUE, "12:00"), temp=26.0)[z]
-    assert brk.mode == "break" and _value(brk, "f3.p2.sp") == 28.0
+    assert brk.mode == "break" and _value(brk, "f3.p2.ac") == 0.0  # lunch: AC off
+    setup = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies,
+                                                                     break_ac="setup"))
+    brk = _decide(setup, _at(TUE, "12:00"), temp=26.0)[z]
+    assert _value(brk, "f3.p2.ac") == 1.0 and _value(brk, "f3.p2.sp") == 28.0
     assert _decide(site, _at(TUE, "17:00"))[z].mode == "unoccupied"
     off = _decide(site, _at(TUE, "20:00"))[z]
     assert _value(off, "f3.p2.ac") == 0.0 and _value(off, "f3.p2.light") == 0.0
@@ -78,10 +82,10 @@ def test_optimal_start_learns_and_starts_as_late_as_possible(site):
     for day in ("2026-07-04", "2026-07-05", "2026-07-06"):
         slow.record("cool", z, dt.date.fromisoformat(day), 1.0, 3)
         fast.record("cool", z, dt.date.fromisoformat(day), 4.0, 3)
-    # 29 °C to 26 °C: 3 K; the margin doubles the estimate; capped at 3 h
-    at_0500 = _at(TUE, "05:00")
-    assert _decide(site, at_0500, 29.0, learned=slow)[z].mode == "cooldown"
-    assert _decide(site, at_0500, 29.0, learned=fast)[z].mode == "unoccupied"
+    # 29 °C to the 25.5 °C pre-cool: 3.5 K; the margin triples the estimate; capped at 5 h
+    at_0400 = _at(TUE, "04:00")
+    assert _decide(site, at_0400, 29.0, learned=slow)[z].mode == "cooldown"
+    assert _decide(site, at_0400, 29.0, learned=fast)[z].mode == "unoccupied"
     d = _decide(site, _at(TUE, "06:00"), 29.0, learned=fast)[z]
     assert d.mode == "cooldown" and "cools 4.0 K/h" in d.intents[0].reason
     assert _decide(site, _at(TUE, "06:00"), 26.0, learned=fast)[z].mode == "unoccupied"

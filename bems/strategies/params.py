@@ -10,7 +10,7 @@ class StrategyParams:
     # occupied / unoccupied setpoints (the policy floor comes from [control])
     occupancy: bool = True
     occupied_setpoint: float = 26.0
-    break_ac: str = "setup"  # lunch break: "setup" (AC at break_setpoint) or "off"
+    break_ac: str = "off"  # lunch break: "off" (the state-agency rule) or "setup" (break_setpoint)
     break_setpoint: float = 28.0  # staff rest in their offices over lunch
     unoccupied: str = "off"  # "off" or "setup"
     setup_setpoint: float = 30.0
@@ -20,12 +20,12 @@ class StrategyParams:
     free_cooling_max_c: float = 22.0  # warmer outdoor air is too humid to pre-cool with
     # optimal start: cool down as late as possible, at most max_lead_h before occupancy
     optimal_start: bool = True
-    max_lead_h: float = 3.0
+    max_lead_h: float = 5.0  # longer than G36's 3 h: cold stored at night is cheaper
     min_lead_min: float = 10.0
     default_cool_rate_k_per_h: float = 2.0
     learn_days: int = 3
-    stagger_min: float = 10.0  # zones start at least this far apart (limits the start peak)
-    precool_margin: float = 2.0  # x the estimated cool-down time: finish before people come
+    stagger_min: float = 15.0  # zones start at least this far apart (limits the start peak)
+    precool_margin: float = 3.0  # x the estimated cool-down time: finish before people come
     precool_setpoint: float = 25.5  # cool down to this (cold stored in the mass); 0: occupied
     # early stop: AC off before the end of the day where the zone stays in band
     early_stop: bool = True

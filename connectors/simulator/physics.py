@@ -95,6 +95,12 @@ def prepare_model(dest: Path, start: dt.date, days: int, latitude: float, longit
     for o in idf.find(objects, "Lights"):
         o.fields[3] = f"BEMS_LIGHT_{o.fields[2]}"
         objects.append(idf.IdfObject(["Schedule:Constant", o.fields[3], "Fraction", "1.0"]))
+    # Per-zone AC off means no air to the zone: each VAV box gets an availability schedule of
+    # its own (the prototype keeps them ALWAYS_ON, so an "off" zone still got minimum flow).
+    for o in idf.find(objects, "AirTerminal:SingleDuct:VAV:Reheat"):
+        zone = o.fields[1].split(" VAV Box Component")[0]
+        o.fields[2] = f"BEMS_VAV_{zone}"
+        objects.append(idf.IdfObject(["Schedule:Constant", o.fields[2], "Fraction", "1.0"]))
     end = start + dt.timedelta(days=days - 1)
     objects += [
         idf.IdfObject(["Timestep", str(timestep_per_hour)]),
@@ -167,6 +173,8 @@ class EnergyPlusModel:
                                                             f"BEMS_LIGHT_{zone}")
                 h[("people", zone)] = ex.get_actuator_handle(state, "People", "Number of People",
                                                              zone)
+                h[("vav", zone)] = ex.get_actuator_handle(state, "Schedule:Constant",
+                                                          "Schedule Value", f"BEMS_VAV_{zone}")
                 h[("peoplen", zone)] = ex.get_internal_variable_value(
                     state, ex.get_internal_variable_handle(state, "People Count Design Level", zone))
             h["out"] = ex.get_variable_handle(state, "Site Outdoor Air Drybulb Temperature",
@@ -221,6 +229,8 @@ class EnergyPlusModel:
                 zc = cmd.zones.get(zone, ZoneCommand())
                 cooling = zc.ac_on and zc.mode != 2
                 ex.set_actuator_value(s, h[("clg", zone)], zc.setpoint if cooling else OFF_SETPOINT)
+                # fan-only mode still moves air; off closes the box
+                ex.set_actuator_value(s, h[("vav", zone)], 1.0 if zc.ac_on else 0.0)
                 ex.set_actuator_value(s, h[("htg", zone)], HEATING_SETPOINT)
                 ex.set_actuator_value(s, h[("light", zone)],
                                       zc.dim / 100.0 if zc.light_on else 0.0)
