@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bems.metering import hourly_kwh
 from bems.site import Site
 from bems.storage import Store
 from models.backtest import build, run_backtest
@@ -33,16 +34,9 @@ def meter_series(site: Site, store: Store, meter_id: str, start: dt.datetime,
     """Hourly (ds local naive, y kWh, temp_c) for a meter from the store's hourly rollups."""
     meter = site.meter(meter_id)
     tz = site.tz
-    if meter.power:
-        rows = list(store.rollups("hour", [meter.power], start, end))
-        y = pd.Series({r["bucket"]: r["mean"] for r in rows}, dtype=float)
-    elif meter.energy:
-        rows = list(store.rollups("hour", [meter.energy], start, end))
-        last = pd.Series({r["bucket"]: r["last"] for r in rows}, dtype=float)
-        y = last.diff()
-        y[y < 0] = np.nan  # a register reset: that hour is unknown
-    else:
+    if not (meter.power or meter.energy):
         raise DataError(f"meter {meter_id} has no power or energy point")
+    y = pd.Series(hourly_kwh(store, meter, start, end), dtype=float)
     temps = [p.id for p in site.points if p.kind == "outdoor_temperature"]
     t = pd.Series(dtype=float)
     if temps:

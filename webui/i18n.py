@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
 from flask import request, session
+
+from bems import formatting
 
 LANGS = ("vi", "en")
 
@@ -27,11 +28,7 @@ def current_locale() -> str:
 
 
 def number(value, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    return format_decimal(round(float(value), digits),
-                          format="#,##0" + ("." + "0" * digits if digits else ""),
-                          locale=current_locale())
+    return "–" if value is None else formatting.number(value, current_locale(), digits)
 
 
 def money(value) -> str:

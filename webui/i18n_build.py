@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po, write_po
+from babel.messages.pofile import read_po
 
 HERE = Path(__file__).parent
 PO = HERE / "translations" / "vi" / "LC_MESSAGES" / "messages.po"

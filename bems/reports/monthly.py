@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from bems.calendar import SiteCalendar
 from bems.errors import BemsError
+from bems.metering import hourly_kwh
 from bems.site import Meter, Site
 from bems.storage import Store
 from bems.tariff import Cost, cost
@@ -87,23 +88,6 @@ def month_bounds(site: Site, month: str) -> tuple[dt.datetime, dt.datetime]:
         raise ReportError(f"{month!r}: the month is YYYY-MM") from None
     end = dt.datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=site.tz)
     return start, end
-
-
-def hourly_kwh(store: Store, meter: Meter, start: dt.datetime,
-               end: dt.datetime) -> dict[dt.datetime, float]:
-    """kWh per hour: the mean kW of the hour (kW over one hour is kWh), or the register's
-    increase where the meter has no power point."""
-    if meter.power:
-        return {r["bucket"]: r["mean"] for r in store.rollups("hour", [meter.power], start, end)
-                if r["mean"] is not None}
-    if meter.energy:
-        rows = list(store.rollups("hour", [meter.energy], start - dt.timedelta(hours=1), end))
-        out = {}
-        for a, b in zip(rows, rows[1:]):
-            if b["bucket"] - a["bucket"] == dt.timedelta(hours=1) and b["last"] >= a["last"]:
-                out[b["bucket"]] = b["last"] - a["last"]
-        return out
-    return {}
 
 
 def meter_total(store: Store, meter: Meter, start: dt.datetime,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from bems.formatting import number
 from bems.reports.monthly import MonthlyReport
 
 TEXT = {
@@ -56,10 +57,7 @@ def fmt(value: float | None, lang: str, digits: int = 1) -> str:
     """1,234.5 in English, 1.234,5 in Vietnamese."""
     if value is None:
         return t("no_data", lang)
-    s = f"{value:,.{digits}f}"
-    if lang == "vi":
-        s = s.replace(",", "_").replace(".", ",").replace("_", ".")
-    return s
+    return number(value, lang, digits)
 
 
 def rows(r: MonthlyReport, lang: str = "en") -> list[tuple[str, str, object, str]]:

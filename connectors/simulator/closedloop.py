@@ -63,7 +63,6 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems") -> K
     binding = Binding(site)
     calendar = SiteCalendar(site)
     model = EnergyPlusModel(binding.sim_zones, site.latitude, site.longitude)
-    prio = site.control.write_priority
     points = {p.id: p for p in site.points}
     slots: dict[str, float] = {}  # BEMS's priority slot
     values: dict[str, float | None] = {}  # what a poll would see

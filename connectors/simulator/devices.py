@@ -34,7 +34,7 @@ from bacpypes3.object import CalendarObject, TrendLogObject
 from bacpypes3.primitivedata import Date, Null, Real, Time
 
 from bems.errors import BemsError
-from connectors.bacnet.gateway import port_free
+from connectors.bacnet.gateway import plain, port_free
 from bems.site import Point, Site
 
 UNITS = {"degc": "degreesCelsius", "kw": "kilowatts", "kwh": "kilowattHours",
@@ -152,7 +152,7 @@ class FaultyApplication(Application):
             ref, count = rng.byPosition.referenceIndex, rng.byPosition.count
             idx = ref - 1 if 1 <= ref <= len(recs) else None
         if idx is None or count == 0:
-            sel, first = [], 0
+            sel = []
         elif count > 0:
             sel = recs[idx: idx + count]
         else:
@@ -261,19 +261,6 @@ def _object_for(point: Point) -> Any:
     raise SimulatorError(f"point {point.id}: object type {otype} is not simulated")
 
 
-def _plain(value: Any) -> Any:
-    """A present value as a plain Python number (binary active → 1.0)."""
-    if value is None:
-        return None
-    s = str(value)
-    if s in ("active", "inactive"):
-        return 1.0 if s == "active" else 0.0
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return s
-
-
 @dataclass
 class VirtualDevices:
     """All the site's devices, served on loopback from one asyncio loop."""
@@ -350,13 +337,13 @@ class VirtualDevices:
             otype = str(obj.objectIdentifier[0])
             new: Any = ("active" if value else "inactive") if otype.startswith("binary") else (
                 int(value) if otype.startswith("multi-state") else float(value))
-            if _plain(obj.relinquishDefault) != _plain(new):
+            if plain(obj.relinquishDefault) != plain(new):
                 obj.relinquishDefault = new
                 obj.recalculating()
 
     def present_values(self, points: list[str] | None = None) -> dict[str, Any]:
         ids = points if points is not None else list(self.objects)
-        return {pid: _plain(self.objects[pid].presentValue) for pid in ids if pid in self.objects}
+        return {pid: plain(self.objects[pid].presentValue) for pid in ids if pid in self.objects}
 
     def priority_array(self, point: str) -> dict[int, Any]:
         """Commanded slots of a point: {priority: value}."""
@@ -364,7 +351,7 @@ class VirtualDevices:
         out = {}
         for i, pv in enumerate(obj.priorityArray):
             if pv.null is None:
-                out[i + 1] = _plain(getattr(pv, pv._choice))
+                out[i + 1] = plain(getattr(pv, pv._choice))
         return out
 
     # --- faults ---------------------------------------------------------------------------
