@@ -429,24 +429,45 @@ def _local_devices(site, device: str | None):
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Site file (default: the embedded demo centre).")
 @click.option("--device", default=None, help="Only this device id.")
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file: schedule edits, and the ledger the pushes go to.")
 @_client_port
-def schedule_push(site_file: Path | None, device: str | None, bacnet_port: int) -> None:
-    """Write the season's weekly schedule, holidays and make-up days into the controllers.
+def schedule_push(site_file: Path | None, device: str | None, db_path: Path,
+                  bacnet_port: int) -> None:
+    """Write the season's weekly schedule, holidays and make-up days into the controllers
+    (through the one writer: read back and put in the ledger).
 
     Example:
 
     \b
         bems controller-schedule push --device fc2
     """
-    from connectors.bacnet import schedules
+    from bems.control import Writer
+    from bems.schedules import effective_site, for_controller
+    from connectors.bacnet.fieldbus import BacnetFieldBus
 
     site = load_site(site_file)
     today = dt.datetime.now(site.tz).date()
-    with _gateway(bacnet_port) as gw:
-        for dev in _local_devices(site, device):
-            p = schedules.push(gw, site, dev, today)
-            click.echo(f"{dev.id}: weekly schedule, {len(p.off_days)} off days, "
-                       f"{len(p.makeup_days)} make-up days written")
+    bus = BacnetFieldBus(site, port=bacnet_port)
+    bus.start()
+    failed = []
+    try:
+        with Store(db_path, site.timezone) as store:
+            eff = effective_site(site, store)
+            writer = Writer(site, bus, store)
+            for dev in _local_devices(site, device):
+                p = for_controller(eff, dev, today)
+                r = writer.push_schedule(dev, p, source="cli")
+                click.echo(f"{dev.id}: weekly schedule, {len(p.off_days)} off days, "
+                           f"{len(p.makeup_days)} make-up days: {r.outcome}"
+                           + (f" ({r.error})" if r.error else ""))
+                if not r.ok:
+                    failed.append(dev.id)
+    finally:
+        bus.stop()
+    if failed:
+        raise click.ClickException(f"not written to: {', '.join(failed)}")
 
 
 @controller_schedule.command("show")
@@ -637,20 +658,17 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: str | None) ->
     \b
         bems strategies dry-run --db bems-demo.sqlite --at 2026-11-26T06:45
     """
-    from bems.calendar import SiteCalendar
-    from bems.schedules import effective_site
-    from bems.strategies.plan import Learned, Override, plan
+    from bems.decision import decide
 
     site = load_site(site_file)
-    local = _parse_start(at, site.tz)
-    now = local.replace(tzinfo=site.tz)
+    if at is None:
+        now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    else:
+        now = _parse_start(at, site.tz).replace(tzinfo=site.tz)
     with Store(db_path, site.timezone) as store:
-        eff = effective_site(site, store)
-        latest = store.latest(now=now, lookback_s=3 * 3600)
-        values = {k: v for k, (t, v, q) in latest.items() if q == "good"}
-        ovs = [Override(o["point"], o["value"], o["expires_at"], o["created_by"], o["reason"])
-               for o in store.overrides(active_at=now)]
-    for d in plan(eff, SiteCalendar(eff), values, local, Learned(), 0, ovs, now_aware=now):
+        decision = decide(site, store, now)
+    click.echo(f"at {now.astimezone(site.tz):%Y-%m-%d %H:%M} (demand level {decision.level})")
+    for d in decision.zones:
         for it in d.intents:
             click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
 
@@ -729,8 +747,10 @@ def override_release(override_id: int, user: str, db_path: Path) -> None:
     \b
         bems override release 3
     """
+    from bems.overrides import release_override
+
     with Store(db_path) as store:
-        n = store.release_override(override_id, user, dt.datetime.now(dt.timezone.utc))
+        n = release_override(store, override_id, user, dt.datetime.now(dt.timezone.utc))
     if not n:
         raise click.ClickException(f"no override {override_id} in force")
     click.echo(f"override {override_id} released")
@@ -758,13 +778,14 @@ def report(month: str | None, year: int | None, fmt_name: str, lang: str, out_di
         bems report --year 2026 --format xlsx --db bems.sqlite
     """
     from bems.reports import monthly, render, yearly
+    from models.savings import option_c
 
     if (month is None) == (year is None):
         raise click.UsageError("give --month YYYY-MM or --year YYYY")
     site = load_site(site_file)
     with Store(db_path, site.timezone) as store:
         if month:
-            path = render.render(monthly.build_monthly(site, store, month), fmt_name, out_dir,
+            path = render.render(monthly.build_monthly(site, store, month, option_c), fmt_name, out_dir,
                                  lang)
         else:
             if fmt_name == "csv":
@@ -800,15 +821,15 @@ def user_add(name: str, role: str, lang: str, db_path: Path, password: str) -> N
         bems user add lan --role operator
         echo "$PASSWORD" | bems user add minh --role viewer --password -
     """
-    from webui.auth import hash_password
+    from bems.users import UserError, save_user
 
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 8:
-        raise click.BadParameter("use at least 8 characters", param_hint="password")
     with Store(db_path) as store:
-        store.add_user(name, role, hash_password(password), lang)
-        store.audit("cli", "user.add", {"name": name, "role": role})
+        try:
+            save_user(store, name, role, password, lang, "cli")
+        except UserError as err:
+            raise click.BadParameter(str(err)) from None
     click.echo(f"user {name} ({role}) saved")
 
 

@@ -12,35 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from bems.errors import DeviceError, DeviceRefused
-from bems.site import Point, Site
+from bems.fieldbus import Bus, ControllerSchedule
+from bems.intents import WriteIntent
+from bems.site import Device, Point, Site
 from bems.storage import Store
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
-
-
-class Gateway(Protocol):
-    """What the writer needs from a field bus (BACnet in production, a fake in unit tests)."""
-
-    def write(self, address: str, obj: str, value: Any, priority: int | None,
-              timeout: float | None = None) -> None: ...
-
-    def priority_array(self, address: str, obj: str,
-                       timeout: float | None = None) -> dict[int, Any]: ...
-
-
-@dataclass(frozen=True)
-class WriteIntent:
-    """What a strategy, an operator or a command wants: value None means release."""
-
-    point: str
-    value: float | None
-    reason: str
-    source: str = "strategy"
-    priority: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,14 +49,15 @@ def _wire_value(point: Point, value: float) -> Any:
 
 
 class Writer:
-    def __init__(self, site: Site, gateway: Gateway, store: Store,
+    def __init__(self, site: Site, bus: Bus, store: Store,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
                  timeout_s: float | None = None):
-        self.site, self.gateway, self.store, self.clock = site, gateway, store, clock
+        self.site, self.bus, self.store, self.clock = site, bus, store, clock
         self.timeout_s = timeout_s
         self._points = {p.id: p for p in site.points}
         # what we hold now: point → (value, priority), from the ledger, so a restart knows
         self.held: dict[str, tuple[float | None, int]] = {}
+        self._schedules: dict[str, ControllerSchedule] = {}  # device → last confirmed push
         for w in reversed(store.held_writes()):
             self.held[w.point] = (float(w.value) if w.value is not None else None,
                                   w.priority or site.control.write_priority)
@@ -105,14 +87,14 @@ class Writer:
             return WriteResult(point.id, "unchanged", value, priority)
         dev = self.site.device(point.device)
         try:
-            self.gateway.write(dev.address, point.object, _wire_value(point, value), priority,
+            self.bus.write(dev.address, point.object, _wire_value(point, value), priority,
                                timeout=self.timeout_s)
         except DeviceRefused as err:
             return self._record(point, "write", value, priority, intent, "rejected", str(err))
         except DeviceError as err:
             return self._record(point, "write", value, priority, intent, "failed", str(err))
         try:
-            slots = self.gateway.priority_array(dev.address, point.object, timeout=self.timeout_s)
+            slots = self.bus.priority_array(dev.address, point.object, timeout=self.timeout_s)
         except DeviceError as err:
             self.held[point.id] = (value, priority)  # it may well have landed: keep it to release
             return self._record(point, "write", value, priority, intent, "done", note.strip(),
@@ -139,8 +121,8 @@ class Writer:
         prio = priority or (held[1] if held else self.priority_for(point, None))
         dev = self.site.device(point.device)
         try:
-            self.gateway.write(dev.address, point.object, None, prio, timeout=self.timeout_s)
-            slots = self.gateway.priority_array(dev.address, point.object, timeout=self.timeout_s)
+            self.bus.write(dev.address, point.object, None, prio, timeout=self.timeout_s)
+            slots = self.bus.priority_array(dev.address, point.object, timeout=self.timeout_s)
         except DeviceRefused as err:
             return self._record(point, "release", None, prio, intent, "rejected", str(err))
         except DeviceError as err:
@@ -167,6 +149,44 @@ class Writer:
                                             "held when BEMS last stopped; released at start",
                                             prio))
         return results
+
+    def push_schedule(self, device: Device, schedule: ControllerSchedule,
+                      source: str = "schedule",
+                      reason: str = "the site's schedule and calendar") -> WriteResult:
+        """Write a controller's weekly schedule, calendar and exceptions, read them back, and
+        put the attempt in the ledger like any other write. An identical push to the same
+        device since this writer started is skipped."""
+        target = f"{device.id}:{device.schedule_object}"
+        intent = WriteIntent(target, None, reason, source)
+        if not device.schedule_object:
+            return self._reject(intent, None, f"device {device.id} has no schedule object")
+        if self._schedules.get(device.id) == schedule:
+            return WriteResult(target, "unchanged")
+
+        def record(outcome: str, error: str = "", readback: Any = None) -> WriteResult:
+            self.store.record_write(point=target, action="schedule", value=schedule.describe(),
+                                    priority=None, source=source, reason=reason,
+                                    outcome=outcome, error=error or None, readback=readback,
+                                    device=device.id, object=device.schedule_object,
+                                    ts=self.clock())
+            if outcome in ("rejected", "failed"):
+                log.warning("schedule %s: %s (%s)", target, outcome, error)
+            return WriteResult(target, outcome, None, None, readback, error)
+
+        try:
+            self.bus.write_schedule(device, schedule)
+        except DeviceRefused as err:
+            return record("rejected", str(err))
+        except DeviceError as err:
+            return record("failed", str(err))
+        try:
+            got = self.bus.read_schedule(device)
+        except DeviceError as err:
+            return record("done", readback=f"read-back failed: {err}")
+        if got != schedule:
+            return record("failed", "read-back differs from what was written", got.describe())
+        self._schedules[device.id] = schedule
+        return record("done", readback="same")
 
     def _reject(self, intent: WriteIntent, priority: int | None, why: str) -> WriteResult:
         point = self._points.get(intent.point)

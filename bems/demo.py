@@ -26,7 +26,7 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
     from connectors.simulator.run import fill_history
     from connectors.simulator.centre import VirtualCentre
     from webui import create_app
-    from webui.auth import hash_password
+    from bems.users import hash_password
 
     site = load_site()
     click.echo(f"site: {site.name} ({demo_site_path()})")

@@ -24,3 +24,21 @@ def hourly_kwh(store: Store, meter: Meter, start: dt.datetime,
                 out[b["bucket"]] = b["last"] - a["last"]
         return out
     return {}
+
+
+def quarter_hour_kw(store: Store, meter: Meter, start: dt.datetime,
+                    end: dt.datetime) -> list[tuple[dt.datetime, float]]:
+    """Mean kW per 15 minutes (keyed by the quarter's start, UTC), from the power point."""
+    if not meter.power:
+        return []
+    return [(r["bucket"], r["mean"]) for r in store.rollups("15min", [meter.power], start, end)
+            if r["mean"] is not None]
+
+
+def quarter_hour_kwh(store: Store, meter: Meter, start: dt.datetime,
+                     end: dt.datetime) -> list[tuple[dt.datetime, float]]:
+    """kWh per 15 minutes (a quarter's mean kW over a quarter of an hour); a meter with only an
+    energy register gives hourly steps instead (its resolution)."""
+    if meter.power:
+        return [(t, kw * 0.25) for t, kw in quarter_hour_kw(store, meter, start, end)]
+    return sorted(hourly_kwh(store, meter, start, end).items())

@@ -40,3 +40,12 @@ def add_override(site: Site, store: Store, point: str, value: float, expires_at:
                                        "expires_at": expires_at.isoformat(), "reason": reason},
                 now)
     return oid
+
+
+def release_override(store: Store, override_id: int, user: str, now: dt.datetime) -> bool:
+    """End an override before it expires (audited); False if none with that id is in force.
+    The strategies take the point back at their next run."""
+    if not store.release_override(override_id, user, now):
+        return False
+    store.audit(user, "override.release", {"id": override_id}, now)
+    return True

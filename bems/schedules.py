@@ -13,7 +13,9 @@ import datetime as dt
 import re
 
 from bems.errors import BemsError
-from bems.site import WEEKDAYS, Calendar, Period, Schedule, Season, Site
+from bems.calendar import SiteCalendar
+from bems.fieldbus import ControllerSchedule
+from bems.site import WEEKDAYS, Calendar, Device, Period, Schedule, Season, Site
 from bems.storage import Store
 
 EXCEPTION_KINDS = ("closure", "workday")
@@ -158,3 +160,35 @@ def effective_site(site: Site, store: Store) -> Site:
     cal = Calendar(site.calendar.country, closures, workdays)
     params = dataclasses.replace(site.strategies, **strategy_overrides(store))
     return dataclasses.replace(site, schedules=schedules, calendar=cal, strategies=params)
+
+
+def _time_values(periods: list[Period]) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for p in sorted(periods, key=lambda p: p.start):
+        out.append((p.start.strftime("%H:%M"), 1.0))
+        if p.end != dt.time(0):
+            out.append((p.end.strftime("%H:%M"), 0.0))
+    return out
+
+
+def for_controller(site: Site, device: Device, today: dt.date) -> ControllerSchedule:
+    """What a controller that schedules locally should hold on `today` (give the effective
+    site: stored edits count): this season's week, this and next year's holidays, closures and
+    make-up days."""
+    if not device.schedule:
+        raise ScheduleError([(f"devices.{device.id}.schedule", "not_local")])
+    cal = SiteCalendar(site)
+    schedule = site.schedule(device.schedule)
+    season = schedule.season_for(today)
+    weekly = tuple(tuple(_time_values([p for p in (season.periods if season else ())
+                                       if wd in p.days])) for wd in range(7))
+    off, makeup = [], []
+    day = dt.date(today.year, 1, 1)
+    while day.year <= today.year + 1:
+        kind, _ = cal.day_kind(day)
+        if kind in ("holiday", "closure"):
+            off.append(day)
+        elif kind == "makeup":
+            makeup.append(day)
+        day += dt.timedelta(days=1)
+    return ControllerSchedule(weekly, tuple(off), tuple(makeup))

@@ -255,6 +255,11 @@ class Site:
                 return m
         raise KeyError(meter_id)
 
+    def main_meter(self) -> Meter | None:
+        """The site's main meter: the first meter that measures "main" and has no parent
+        (the root of the meter tree). Reports, the UI and demand limiting all use this one."""
+        return next((m for m in self.meters if m.measures == "main" and not m.parent), None)
+
     def schedule(self, schedule_id: str) -> Schedule:
         for s in self.schedules:
             if s.id == schedule_id:

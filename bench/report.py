@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bems.config import load_site
 from bems.reports.monthly import build_monthly
+from models.savings import option_c
 from bems.reports.render import render
 from bems.site import Device, Meter, Point
 from bems.storage import Store
@@ -64,7 +65,7 @@ def main() -> None:
         store.refresh_rollups()
         fill_s = time.perf_counter() - t
         t = time.perf_counter()
-        report = build_monthly(site, store, args.month)
+        report = build_monthly(site, store, args.month, option_c)
         build_s = time.perf_counter() - t
         out = Path(tmp) / "out"
         t = time.perf_counter()

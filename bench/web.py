@@ -61,7 +61,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
     from webui import create_app
-    from webui.auth import hash_password
+    from bems.users import hash_password
 
     site = load_site()
     with tempfile.TemporaryDirectory() as tmp:

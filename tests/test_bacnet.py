@@ -114,7 +114,7 @@ def test_write_readback_and_release_show_in_the_priority_array(centre, qsite, ga
     for pid in held:
         assert centre.devices.priority_array(pid) == {}
     assert store.held_writes() == []
-    outcomes = [w.outcome for w in store.writes("point = 'f3.p2.sp'")]
+    outcomes = [w.outcome for w in store.writes(point="f3.p2.sp")]
     assert outcomes == ["released", "done"]  # the no-op write was not sent, nor logged
 
 
@@ -127,7 +127,7 @@ def test_a_refused_write_is_audited(centre, qsite, gateway, store):
     writer = Writer(loose, gateway, store)
     r = writer.apply(WriteIntent("f1.p3.sp", 35.0, "test: beyond the device's limit"))
     assert r.outcome == "rejected" and "value-out-of-range" in r.error
-    w = store.writes("point = 'f1.p3.sp'")[0]
+    w = store.writes(point="f1.p3.sp")[0]
     assert (w.outcome, w.value, w.priority) == ("rejected", "35.0", 12)
     assert centre.devices.priority_array("f1.p3.sp") == {}
 
@@ -237,18 +237,24 @@ def test_trend_log_backfill_fills_a_polling_gap(centre, qsite, gateway, store):
     assert store.count_readings() == n_before
 
 
-def test_controller_schedule_and_holidays_written_and_read_back(centre, qsite, gateway):
+def test_controller_schedule_and_holidays_written_and_read_back(centre, qsite, gateway, store):
+    from bems.schedules import for_controller
     from connectors.bacnet import schedules
+    from connectors.bacnet.fieldbus import BacnetFieldBus
 
     dev = qsite.device("fc1")
     today = dt.date(2026, 7, 6)
-    pushed = schedules.push(gateway, qsite, dev, today)
+    pushed = for_controller(qsite, dev, today)
+    writer = Writer(qsite, BacnetFieldBus(qsite, gateway=gateway), store)
+    assert writer.push_schedule(dev, pushed).outcome == "done"
     got = schedules.read(gateway, dev)
     assert got == pushed
+    row = store.writes(action="schedule")[0]  # in the ledger, read back
+    assert (row.point, row.outcome, row.readback) == ("fc1:schedule,1", "done", "same")
     assert got.weekly[0] == (("07:00", 1.0), ("11:30", 0.0), ("13:30", 1.0), ("17:00", 0.0))
     assert got.weekly[6] == ()
     assert dt.date(2026, 9, 2) in got.off_days  # National Day
     assert dt.date(2027, 2, 11) in got.off_days  # the site's Tết closure
     assert got.makeup_days == (dt.date(2026, 8, 22),)
-    winter = schedules.plan(qsite, dev, dt.date(2026, 12, 1))
+    winter = for_controller(qsite, dev, dt.date(2026, 12, 1))
     assert winter.weekly[0][0] == ("07:30", 1.0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bems.reports.monthly import ReportError, build_monthly
+from models.savings import option_c
 from bems.reports.render import render
 from bems.reports.yearly import build_yearly
 from bems.reports import yearly
@@ -133,13 +134,15 @@ def test_pdf_opens_and_holds_the_figures_in_both_languages(site, rstore, tmp_pat
 def test_savings_against_a_baseline_period(site, rstore):
     with_baseline = dataclasses.replace(site, reports=dataclasses.replace(
         site.reports, baseline_from=dt.date(2026, 6, 1), baseline_to=dt.date(2026, 6, 30)))
-    s = build_monthly(with_baseline, rstore, "2026-07").savings
+    s = build_monthly(with_baseline, rstore, "2026-07", option_c).savings
     assert s.available and s.model.startswith("TOWT")
     assert s.cv_rmse < 30  # the model is good enough to trust (Guideline 14 hourly)
     # the same time clock ran in June and July: no real savings, within the model's error
     assert abs(s.saved_pct) < 10
-    none = build_monthly(site, rstore, "2026-07").savings
+    none = build_monthly(site, rstore, "2026-07", option_c).savings
     assert not none.available and "baseline" in none.reason
+    unasked = build_monthly(with_baseline, rstore, "2026-07").savings
+    assert not unasked.available and "not estimated" in unasked.reason
 
 
 def test_no_data_and_missing_meters_are_clear(site, rstore, tmp_path):

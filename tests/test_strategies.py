@@ -223,7 +223,7 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
             assert centre.devices.priority_array(f"{z}.sp") == {12: 26.0}
             assert centre.devices.priority_array(f"{z}.light") == {12: 1.0}
         assert centre.devices.priority_array("f2.oa") == {12: 1.0}
-        writes = rt.store.writes("source = 'strategy' AND outcome = 'done'")
+        writes = rt.store.writes(sources=["strategy"], outcomes=["done"])
         assert writes and all(w.reason for w in writes)
         # setpoints written during the cool-down stay (a no-op write is skipped); the lights
         # come on with the occupancy

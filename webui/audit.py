@@ -13,9 +13,6 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 def index():
     point = request.args.get("point", "").strip()
     user = request.args.get("user", "").strip()
-    where, args = "1", []
-    if point:
-        where, args = "point = ?", [point]
-    writes = store().writes(where, args, limit=200)
+    writes = store().writes(point=point or None, limit=200)
     actions = store().audit_rows(200, user=user or None)
     return render_template("audit.html", writes=writes, actions=actions, point=point, user=user)

@@ -9,17 +9,12 @@ from functools import wraps
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
-from werkzeug.security import check_password_hash, generate_password_hash
+from bems.users import ROLES, password_ok
 
 from webui import now, store
 
 bp = Blueprint("auth", __name__)
-ROLES = ("viewer", "operator", "admin")
 _failures: dict[str, deque] = defaultdict(deque)  # client address → failure times
-
-
-def hash_password(password: str) -> str:
-    return generate_password_hash(password)
 
 
 def load_user():
@@ -60,7 +55,7 @@ def login():
                 "Too many failed attempts. Wait a few minutes and try again.")), 429
         name = request.form.get("username", "").strip()
         user = store().user(name) if name else None
-        if user and not user["disabled"] and check_password_hash(user["password_hash"],
+        if user and not user["disabled"] and password_ok(user["password_hash"],
                                                                  request.form.get("password", "")):
             _failures.pop(key, None)
             session.clear()

@@ -7,7 +7,7 @@ import datetime as dt
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from bems.overrides import OverrideError, add_override
+from bems.overrides import OverrideError, add_override, release_override
 from webui import ctx, now, store
 from webui.auth import requires
 
@@ -56,7 +56,6 @@ def index():
 @bp.route("/<int:oid>/release", methods=["POST"])
 @requires("operator")
 def release(oid: int):
-    if store().release_override(oid, g.user["name"], now()):
-        store().audit(g.user["name"], "override.release", {"id": oid}, now())
+    if release_override(store(), oid, g.user["name"], now()):
         flash(_("Override released."))
     return redirect(url_for("overrides.index"))

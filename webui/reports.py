@@ -9,6 +9,7 @@ from flask import (Blueprint, abort, flash, g, redirect, render_template, reques
 from flask_babel import gettext as _
 
 from bems.reports.monthly import ReportError, build_monthly
+from models.savings import option_c
 from bems.reports.render import render
 from webui import ctx, now, store
 from webui.auth import requires
@@ -31,7 +32,7 @@ def index():
 def make():
     month = request.form.get("month", "")
     try:
-        r = build_monthly(ctx()["site"], store(), month)
+        r = build_monthly(ctx()["site"], store(), month, option_c)
         for fmt, lang in (("pdf", "vi"), ("pdf", "en"), ("xlsx", "vi"), ("csv", "en")):
             render(r, fmt, folder(), lang)
         store().audit(g.user["name"], "report.make", {"month": month}, now())

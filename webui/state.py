@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bems.calendar import SiteCalendar
+from bems.metering import quarter_hour_kw, quarter_hour_kwh
 from bems.site import Site
 from bems.storage import Store
 from bems.tariff import cost
@@ -45,7 +46,7 @@ def zone_rows(site: Site, store: Store, now: dt.datetime) -> list[dict]:
 
 
 def energy(site: Site, store: Store, now: dt.datetime) -> dict:
-    main = next((m for m in site.meters if m.measures == "main"), None)
+    main = site.main_meter()
     if main is None or not main.power:
         return {}
     local = now.astimezone(site.tz)
@@ -53,15 +54,15 @@ def energy(site: Site, store: Store, now: dt.datetime) -> dict:
     month0 = day0.replace(day=1)
     latest = store.latest([main.power], now=now, lookback_s=STALE_S).get(main.power)
     today = {r["bucket"]: r["mean"] for r in store.rollups("hour", [main.power], day0, now)}
-    month_q = list(store.rollups("15min", [main.power], month0, now))
-    month_kwh = sum(r["mean"] * 0.25 for r in month_q)
-    peak = max(month_q, key=lambda r: r["mean"], default=None)
-    c = cost(site, [(r["bucket"], r["mean"] * 0.25) for r in month_q]) if month_q else None
+    month_q = quarter_hour_kwh(store, main, month0, now)
+    month_kwh = sum(kwh for _, kwh in month_q)
+    peak = max(quarter_hour_kw(store, main, month0, now), key=lambda r: r[1], default=None)
+    c = cost(site, month_q) if month_q else None
     fc = store.latest_forecasts(main.id).get(main.id, [])
     fc_today = {f["ts"]: f["yhat"] for f in fc if day0 <= f["ts"] < day0 + dt.timedelta(days=1)}
     return {"kw_now": latest[1] if latest else None, "kwh_today": sum(today.values()),
             "kwh_month": month_kwh, "cost_month": c.total_vnd if c else None,
-            "peak_kw": peak["mean"] if peak else None, "peak_at": peak["bucket"] if peak else None,
+            "peak_kw": peak[1] if peak else None, "peak_at": peak[0] if peak else None,
             "today_actual": sorted(today.items()), "today_forecast": sorted(fc_today.items()),
             "day0": day0}
 

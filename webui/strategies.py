@@ -7,10 +7,9 @@ import dataclasses
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from bems.calendar import SiteCalendar
+from bems.decision import decide
 from bems.schedules import ScheduleError, effective_site, save_strategy_params
 from bems.strategies.params import StrategyParams
-from bems.strategies.plan import Learned, Override, plan
 from webui import ctx, now, store
 from webui.auth import requires
 
@@ -52,16 +51,8 @@ def save():
 @bp.route("/")
 def index():
     site = effective_site(ctx()["site"], store())
-    t = now()
-    runtime = ctx()["runtime"]
-    latest = store().latest(now=t, lookback_s=3 * 3600)
-    values = {k: v for k, (_, v, q) in latest.items() if q == "good"}
-    ovs = [Override(o["point"], o["value"], o["expires_at"], o["created_by"], o["reason"])
-           for o in store().overrides(active_at=t)]
-    learned = runtime.learned if runtime is not None else Learned()
-    level = runtime.level if runtime is not None else 0
-    local = t.astimezone(site.tz).replace(tzinfo=None)
-    decisions = plan(site, SiteCalendar(site), values, local, learned, level, ovs, now_aware=t)
+    d = decide(ctx()["site"], store(), now())
+    decisions, level = d.zones, d.level
     params = dataclasses.asdict(site.strategies)
     types = StrategyParams.field_types()
     return render_template("strategies.html", decisions=decisions, params=params, level=level,

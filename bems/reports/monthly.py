@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import calendar as _cal
 import datetime as dt
+from typing import Callable
 from dataclasses import dataclass, field
 
 from bems.calendar import SiteCalendar
 from bems.errors import BemsError
-from bems.metering import hourly_kwh
+from bems.metering import hourly_kwh, quarter_hour_kw, quarter_hour_kwh
 from bems.site import Meter, Site
 from bems.storage import Store
 from bems.tariff import Cost, cost
@@ -98,34 +99,31 @@ def meter_total(store: Store, meter: Meter, start: dt.datetime,
 
 
 def _main_meter(site: Site) -> Meter:
-    mains = [m for m in site.meters if m.measures == "main" and not m.parent]
-    if not mains:
+    main = site.main_meter()
+    if main is None:
         raise ReportError("the site file has no main meter (measures = \"main\", no parent)")
-    return mains[0]
+    return main
 
 
 def _peak(store: Store, meter: Meter, start: dt.datetime,
           end: dt.datetime) -> tuple[float, dt.datetime | None]:
     """Largest 15-minute mean power."""
-    if not meter.power:
-        return 0.0, None
     best = (0.0, None)
-    for r in store.rollups("15min", [meter.power], start, end):
-        if r["mean"] is not None and r["mean"] > best[0]:
-            best = (r["mean"], r["bucket"])
+    for t, kw in quarter_hour_kw(store, meter, start, end):
+        if kw > best[0]:
+            best = (kw, t)
     return best
 
 
-def _energy_15min(store: Store, meter: Meter, start: dt.datetime, end: dt.datetime):
-    if meter.power:
-        return [(r["bucket"], r["mean"] * 0.25) for r in
-                store.rollups("15min", [meter.power], start, end) if r["mean"] is not None]
-    return list(hourly_kwh(store, meter, start, end).items())
+# How savings are estimated (IPMVP Option C needs a fitted model of the building). Reports are
+# core and models are not: the composition roots (CLI, runtime, UI) hand one in,
+# `models.savings.option_c`; without one the report says savings were not estimated.
+SavingsModel = Callable[[Site, Store, Meter, dt.datetime, dt.datetime], Savings]
 
 
-def build_monthly(site: Site, store: Store, month: str) -> MonthlyReport:
+def build_monthly(site: Site, store: Store, month: str,
+                  savings: SavingsModel | None = None) -> MonthlyReport:
     start, end = month_bounds(site, month)
-    store.refresh_rollups()
     main = _main_meter(site)
     main_kwh, main_cov = meter_total(store, main, start, end)
     if main_kwh is None:
@@ -147,7 +145,7 @@ def build_monthly(site: Site, store: Store, month: str) -> MonthlyReport:
         d = t.astimezone(site.tz).date()
         days[d] = days.get(d, 0.0) + v
     peak_kw, peak_at = _peak(store, main, start, end)
-    c = cost(site, _energy_15min(store, main, start, end))
+    c = cost(site, quarter_hour_kwh(store, main, start, end))
     tariff = site.tariff_on(start.date())
     area = site.floor_area_m2
 
@@ -170,46 +168,10 @@ def build_monthly(site: Site, store: Store, month: str) -> MonthlyReport:
         eui_kwh_m2=main_kwh / area,
         eui_12m_kwh_m2=sum(year_hours.values()) / area if full_year else None,
         previous_month_kwh=month_kwh(1), same_month_last_year_kwh=month_kwh(12),
-        savings=savings(site, store, main, start, end, main_kwh),
+        savings=(savings(site, store, main, start, end) if savings is not None else
+                 Savings(False, "savings were not estimated (no savings model given)")),
         compliance=compliance(site, store, start, end),
         events=events(store, start, end))
-
-
-def savings(site: Site, store: Store, main: Meter, start: dt.datetime, end: dt.datetime,
-            actual: float) -> Savings:
-    """IPMVP Option C: a model of the whole building trained on the baseline period (site file
-    [reports] baseline_from / baseline_to), given this month's weather and working days."""
-    rep = site.reports
-    if not rep.baseline_from or not rep.baseline_to:
-        return Savings(False, "no baseline period in the site file ([reports] baseline_from, "
-                              "baseline_to)")
-    import pandas as pd
-
-    from models.data import DataError, DayTypes, clean_hourly
-    from models.forecasters import TOWT
-    from models.backtest import cv_rmse, nmbe
-    from models.service import meter_series
-
-    b0 = dt.datetime.combine(rep.baseline_from, dt.time(0), site.tz)
-    b1 = dt.datetime.combine(rep.baseline_to, dt.time(0), site.tz) + dt.timedelta(days=1)
-    days = DayTypes.for_site(site)
-    try:
-        base, _ = clean_hourly(meter_series(site, store, main.id, b0, b1), name="baseline")
-        month, _ = clean_hourly(meter_series(site, store, main.id, start, end), name="month")
-    except DataError as err:
-        return Savings(False, f"baseline period unusable: {err}")
-    base["off"] = days.off_series(base["ds"]).to_numpy()
-    month["off"] = days.off_series(month["ds"]).to_numpy()
-    weeks = max(1, int((b1 - b0).days // 7))
-    model = TOWT(weeks=weeks)
-    model.fit(base)
-    fit = base.dropna(subset=["y"])
-    fitted = model.predict(fit, fit)
-    pred = model.predict(base, month)
-    ok = month["y"].notna().to_numpy()
-    return Savings(True, "", float(pd.Series(pred)[ok].sum()), float(month["y"][ok].sum()),
-                   "TOWT (LBNL time-of-week-and-temperature)",
-                   cv_rmse(fit["y"], fitted), nmbe(fit["y"], fitted))
 
 
 def compliance(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> dict[str, float]:
@@ -244,16 +206,12 @@ def compliance(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -
 def events(store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """Operator overrides, schedule and strategy changes from the ledger and the audit."""
     out = []
-    for w in store.writes("ts >= ? AND ts < ? AND source IN ('override', 'cli', 'ui')",
-                          [int(start.timestamp()), int(end.timestamp())], limit=500):
+    for w in store.writes(sources=("override", "cli", "ui"), since=start, until=end, limit=500):
         out.append({"time": w.ts, "what": f"{w.action} {w.point} = {w.value} ({w.outcome})",
                     "who": w.source, "why": w.reason or ""})
-    rows = store.db.execute("SELECT ts, user, action, detail FROM audit WHERE ts >= ? AND "
-                            "ts < ? ORDER BY ts", [int(start.timestamp()),
-                                                   int(end.timestamp())]).fetchall()
-    for ts, user, action, detail in rows:
-        out.append({"time": dt.datetime.fromtimestamp(ts, UTC), "what": action, "who": user or "",
-                    "why": detail})
+    for a in store.audit_rows(limit=1000, since=start, until=end, oldest_first=True):
+        out.append({"time": a["ts"], "what": a["action"], "who": a["user"] or "",
+                    "why": a["detail"]})
     return sorted(out, key=lambda e: e["time"])
 
 

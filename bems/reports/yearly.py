@@ -46,7 +46,6 @@ class YearlyReport:
 
 
 def build_yearly(site: Site, store: Store, year: int) -> YearlyReport:
-    store.refresh_rollups()
     main = _main_meter(site)
     months = []
     for m in range(1, 13):

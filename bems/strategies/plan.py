@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from bems.calendar import SiteCalendar
-from bems.control import WriteIntent
+from bems.intents import WriteIntent
 from bems.site import Period, Site, Zone
 from bems.strategies.params import StrategyParams
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier
 
 from bems.errors import BemsError, DeviceRefused, DeviceUnreachable
+from connectors.bacnet.common import plain, port_free  # noqa: F401 (part of this API)
 
 
 class BacnetError(BemsError):
@@ -57,19 +57,6 @@ class DeviceInfo:
         return self.segmentation in ("segmented-both", "segmented-transmit")
 
 
-def port_free(host: str, port: int) -> bool:
-    """True if nothing is bound to UDP host:port (bacpypes3 would share a taken port silently,
-    because it binds with SO_REUSEPORT)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def _refused(err: Any, what: str) -> BacnetRefused:
     cls = str(getattr(err, "errorClass", "") or "")
     code = str(getattr(err, "errorCode", "") or getattr(err, "apduAbortRejectReason", "") or "")
@@ -78,20 +65,6 @@ def _refused(err: Any, what: str) -> BacnetRefused:
     kind = type(err).__name__.replace("PDU", "").lower() or "error"
     detail = "/".join(x for x in (cls, code) if x) or kind
     return BacnetRefused(f"{what}: {kind} {detail}", cls, code)
-
-
-def plain(value: Any) -> Any:
-    """A BACnet value as plain Python: numbers as float, binary as 0/1, null as None."""
-    if value is None or isinstance(value, Null):
-        return None
-    s = str(value)
-    if s in ("active", "inactive"):
-        return 1.0 if s == "active" else 0.0
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return s
 
 
 class BacnetGateway:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from bems.fieldbus import DeviceHealth, PollResult
 from bems.site import Device, Point, Site
 from connectors.bacnet.gateway import (
     BacnetError, BacnetGateway, BacnetRefused, DeviceTimeout, chunked, plain,
@@ -27,28 +28,6 @@ UTC = dt.timezone.utc
 _TOO_BIG = ("segmentation-not-supported", "buffer-overflow", "apdu-too-long",
             "abort-apdu-too-long", "segmentation-not-supported")
 _NO_RPM = ("unrecognized-service", "service-request-denied")
-
-
-@dataclass
-class DeviceHealth:
-    device: str
-    state: str = "unknown"  # ok | stale
-    failures: int = 0
-    retry_at: float = 0.0  # monotonic time before which a stale device is not tried
-    last_ok: dt.datetime | None = None
-    last_error: str = ""
-    last_duration_s: float = 0.0
-    batch: int = 0  # points per ReadPropertyMultiple (0: not yet known)
-    rpm: bool = True
-
-
-@dataclass(frozen=True)
-class PollResult:
-    time: dt.datetime
-    values: dict[str, tuple[Any, str]]  # point → (value, quality)
-    devices: dict[str, DeviceHealth]
-    duration_s: float
-    skipped: tuple[str, ...] = ()  # devices in back-off, not tried this cycle
 
 
 def batch_size(max_apdu: int, segments: bool) -> int:
@@ -68,12 +47,14 @@ class Poller:
         self.clock = clock
         self.health = {d.id: DeviceHealth(d.id) for d in site.devices}
 
-    def poll(self) -> PollResult:
-        """One full cycle over every device that is due; readings go to the sink."""
+    def poll(self, sink: Callable[[list[tuple]], Any] | None = None) -> PollResult:
+        """One full cycle over every device that is due; readings go to `sink` (or the
+        poller's own)."""
         budget = max(d.timeout_s * (d.retries + 1) for d in self.site.devices) + 10
-        return self.gateway.call(self.apoll(), budget)
+        return self.gateway.call(self.apoll(sink), budget)
 
-    async def apoll(self) -> PollResult:
+    async def apoll(self, sink: Callable[[list[tuple]], Any] | None = None) -> PollResult:
+        sink = sink or self.sink
         t0 = time.perf_counter()
         now = dt.datetime.now(UTC).replace(microsecond=0)
         mono = self.clock()
@@ -107,8 +88,8 @@ class Poller:
         for dev_id in skipped:
             for p in self.site.points_of(dev_id):
                 values[p.id] = (None, "stale")
-        if rows and self.sink is not None:
-            self.sink(rows)
+        if rows and sink is not None:
+            sink(rows)
         return PollResult(now, values, {k: replace(v) for k, v in self.health.items()},
                           time.perf_counter() - t0, skipped)
 

@@ -1,16 +1,15 @@
-"""Schedules on controllers that schedule locally: BACnet Schedule and Calendar objects.
+"""Controller schedules on the wire: a `ControllerSchedule` (see `bems.schedules.for_controller`)
+as BACnet Schedule and Calendar objects, and back.
 
-BEMS is the place where schedules are edited; a controller that keeps its own schedule (so it
-runs the building sensibly when BEMS is away) gets a copy: the weekly schedule of the season in
-force, the year's holidays and closures in its Calendar object (calendars live in each device),
-and an exception schedule that makes those days unoccupied and make-up working days follow the
-Monday hours. Values: 1.0 occupied, 0.0 unoccupied.
+The weekly schedule of the season in force goes to the Schedule object's weekly-schedule, the
+holidays and closures to the Calendar object (calendars live in each device), and an exception
+schedule makes those days unoccupied and make-up working days follow Monday's hours.
+Values: 1.0 occupied, 0.0 unoccupied.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from bacpypes3.basetypes import (
     CalendarEntry, DailySchedule, SpecialEvent, SpecialEventPeriod, TimeValue,
@@ -18,59 +17,21 @@ from bacpypes3.basetypes import (
 from bacpypes3.constructeddata import ArrayOf, ListOf
 from bacpypes3.primitivedata import Date, ObjectIdentifier, Real, Time
 
-from bems.calendar import SiteCalendar
-from bems.site import Device, Period, Site
-from connectors.bacnet.gateway import BacnetError, BacnetGateway
+from bems.fieldbus import ControllerSchedule
+from bems.site import Device
+from connectors.bacnet.gateway import BacnetGateway
 
 HOLIDAY_PRIORITY = 10
 MAKEUP_PRIORITY = 9
-
-
-@dataclass(frozen=True)
-class ControllerSchedule:
-    weekly: tuple[tuple[tuple[str, float], ...], ...]  # Monday first: ((HH:MM, value), ...)
-    off_days: tuple[dt.date, ...]  # the calendar's dates
-    makeup_days: tuple[dt.date, ...]
-
-
-def _time_values(periods: list[Period]) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    for p in sorted(periods, key=lambda p: p.start):
-        out.append((p.start.strftime("%H:%M"), 1.0))
-        if p.end != dt.time(0):
-            out.append((p.end.strftime("%H:%M"), 0.0))
-    return out
-
-
-def plan(site: Site, device: Device, today: dt.date) -> ControllerSchedule:
-    """What a controller should hold on `today`: this season's week, this and next year's
-    holidays, closures and make-up days."""
-    if not device.schedule:
-        raise BacnetError(f"device {device.id} does not schedule locally")
-    cal = SiteCalendar(site)
-    schedule = site.schedule(device.schedule)
-    season = schedule.season_for(today)
-    weekly = tuple(tuple(_time_values([p for p in (season.periods if season else ())
-                                       if wd in p.days])) for wd in range(7))
-    off, makeup = [], []
-    day = dt.date(today.year, 1, 1)
-    while day.year <= today.year + 1:
-        kind, _ = cal.day_kind(day)
-        if kind in ("holiday", "closure"):
-            off.append(day)
-        elif kind == "makeup":
-            makeup.append(day)
-        day += dt.timedelta(days=1)
-    return ControllerSchedule(weekly, tuple(off), tuple(makeup))
 
 
 def _tv(hhmm: str, value: float) -> TimeValue:
     return TimeValue(time=Time(hhmm + ":00"), value=Real(value))
 
 
-def push(gw: BacnetGateway, site: Site, device: Device, today: dt.date) -> ControllerSchedule:
-    """Write the plan into the device's Calendar and Schedule objects."""
-    p = plan(site, device, today)
+def write(gw: BacnetGateway, device: Device, p: ControllerSchedule) -> None:
+    """Write a controller schedule into the device's Calendar and Schedule objects. Only the
+    one writer calls this (through the field bus), so every push is in the ledger."""
     addr = device.address
     week = ArrayOf(DailySchedule, _length=7)(
         [DailySchedule(daySchedule=[_tv(t, v) for t, v in day]) for day in p.weekly])
@@ -92,7 +53,6 @@ def push(gw: BacnetGateway, site: Site, device: Device, today: dt.date) -> Contr
     gw.call(gw.awrite(addr, device.schedule_object, week, None, prop="weekly-schedule"), 10)
     gw.call(gw.awrite(addr, device.schedule_object, ArrayOf(SpecialEvent)(events), None,
                       prop="exception-schedule"), 10)
-    return p
 
 
 def read(gw: BacnetGateway, device: Device) -> ControllerSchedule:
@@ -112,7 +72,11 @@ def read(gw: BacnetGateway, device: Device) -> ControllerSchedule:
     for ev in gw.read(addr, device.schedule_object, "exception-schedule",
                       timeout=device.timeout_s):
         entry = ev.period.calendarEntry
-        if entry is not None and entry.date is not None and ev.eventPriority == MAKEUP_PRIORITY:
+        if entry is not None and entry.date is not None:
             d = entry.date
-            makeup.append(dt.date(d[0] + 1900, d[1], d[2]))
+            day = dt.date(d[0] + 1900, d[1], d[2])
+            if ev.eventPriority == MAKEUP_PRIORITY:
+                makeup.append(day)
+            elif ev.eventPriority == HOLIDAY_PRIORITY and not device.calendar_object:
+                off.append(day)
     return ControllerSchedule(weekly, tuple(off), tuple(makeup))

@@ -19,7 +19,7 @@ from typing import Callable
 
 from bems.calendar import SiteCalendar
 from bems.site import Site, Zone
-from bems.strategies.baseline import time_clock_state
+from connectors.simulator.timeclock import time_clock_state
 from connectors.simulator.devices import SimulatorError, VirtualDevices
 from connectors.simulator.physics import Commands, EnergyPlusModel, Step, ZoneCommand
 

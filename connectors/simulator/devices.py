@@ -34,7 +34,7 @@ from bacpypes3.object import CalendarObject, TrendLogObject
 from bacpypes3.primitivedata import Date, Null, Real, Time
 
 from bems.errors import BemsError
-from connectors.bacnet.gateway import plain, port_free
+from connectors.bacnet.common import plain, port_free
 from bems.site import Point, Site
 
 UNITS = {"degc": "degreesCelsius", "kw": "kilowatts", "kwh": "kilowattHours",

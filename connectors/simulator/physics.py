@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pyenergyplus.api import EnergyPlusAPI
-from pyenergyplus.dataset import ashrae_models
+from connectors.simulator.energyplus import EnergyPlusAPI, ashrae_models
 
 from connectors.simulator import idf
 from connectors.simulator.weather import morphed_epw

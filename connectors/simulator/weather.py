@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from pyenergyplus.dataset import weather_files
+from connectors.simulator.energyplus import weather_files
 
 BASE = "usa_fl_tampa"
 # Monthly mean dry-bulb, Phu Lien station (WMO 48826), °C (DOMAIN.md; unverified).

@@ -1,0 +1,77 @@
+"""The one decision path: what the strategies want now, from the store.
+
+`decide` gathers every input of the planner — the site with its stored schedule edits,
+exception days and strategy parameters; the latest good readings; the zones' learned cool-down
+and warm-up rates; the demand level (live load, the next hour's forecast, and the level before,
+for hysteresis); the overrides in force; and the time — and returns the planner's decisions.
+The runtime, `bems strategies dry-run` and the web preview all call it, so for the same store
+and time they show the same intents. Only the runtime commits the demand level it decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bems.calendar import SiteCalendar
+from bems.intents import WriteIntent
+from bems.schedules import effective_site
+from bems.site import Site
+from bems.storage import Store
+from bems.strategies.plan import Learned, Override, ZoneDecision, demand_level, intents_of, plan
+
+# readings older than this are not used to control (the runtime polls every minute)
+LOOKBACK_S = 15 * 60
+LEARNED_KEY, LEVEL_KEY = "learned_rates", "demand_level"
+
+
+@dataclass(frozen=True)
+class Decision:
+    at: dt.datetime
+    level: int
+    zones: list[ZoneDecision]
+
+    @property
+    def intents(self) -> list[WriteIntent]:
+        return intents_of(self.zones)
+
+
+def load_learned(store: Store) -> Learned:
+    d = store.get_meta(LEARNED_KEY, {}) or {}
+    return Learned({k: [tuple(x) for x in v] for k, v in d.get("cool", {}).items()},
+                   {k: [tuple(x) for x in v] for k, v in d.get("warm", {}).items()})
+
+
+def save_learned(store: Store, learned: Learned) -> None:
+    store.set_meta(LEARNED_KEY, {"cool": learned.cool, "warm": learned.warm})
+
+
+def current_values(store: Store, now: dt.datetime) -> dict[str, float | None]:
+    """The newest good reading of each point within LOOKBACK_S before `now`."""
+    latest = store.latest(now=now, lookback_s=LOOKBACK_S)
+    return {k: v for k, (_, v, q) in latest.items() if q == "good"}
+
+
+def decide(site: Site, store: Store, now: dt.datetime) -> Decision:
+    """What the strategies want at `now` (aware), without writing anything."""
+    eff = effective_site(site, store)
+    values = current_values(store, now)
+    overrides = [Override(o["point"], o["value"], o["expires_at"], o["created_by"], o["reason"])
+                 for o in store.overrides(active_at=now)]
+    main = eff.main_meter()
+    site_kw = values.get(main.power) if main and main.power else None
+    next_kw = None
+    if main is not None:
+        fc = store.latest_forecasts(main.id).get(main.id, [])
+        ahead = [f["yhat"] for f in fc if now <= f["ts"] < now + dt.timedelta(hours=1)]
+        next_kw = ahead[0] if ahead else None
+    level = demand_level(eff.strategies, site_kw, next_kw, int(store.get_meta(LEVEL_KEY, 0) or 0))
+    local = now.astimezone(eff.tz).replace(tzinfo=None)
+    zones = plan(eff, SiteCalendar(eff), values, local, load_learned(store), level, overrides,
+                 now_aware=now)
+    return Decision(now, level, zones)
+
+
+def commit(store: Store, decision: Decision) -> None:
+    """Keep the demand level decided (the next decision's hysteresis starts from it)."""
+    store.set_meta(LEVEL_KEY, decision.level)

@@ -1,0 +1,95 @@
+"""The write ledger: every attempt to write a device (done, unchanged, rejected, failed,
+released), and which writes may still sit in a priority array."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from bems.storage.common import epoch_or_now, from_epoch, to_epoch
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    id: int
+    ts: dt.datetime
+    point: str
+    action: str
+    value: str | None
+    priority: int | None
+    source: str | None
+    reason: str | None
+    outcome: str
+    error: str | None
+    readback: str | None
+    released_at: dt.datetime | None
+    device: str | None = None
+    object: str | None = None
+
+
+class Ledger:
+    """Mixin of `Store`."""
+
+    def record_write(self, *, point: str, action: str, value: Any, priority: int | None,
+                     source: str, reason: str, outcome: str, error: str | None = None,
+                     readback: Any = None, device: str | None = None, object: str | None = None,
+                     ts: dt.datetime | int | None = None) -> int:
+        """Append one write attempt to the ledger."""
+        with self.db.atomic():
+            cur = self.db.execute(
+                "INSERT INTO writes (ts, point, device, object, action, value, priority, source, "
+                "reason, outcome, error, readback) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [epoch_or_now(ts), point, device, object, action,
+                 None if value is None else str(value), priority, source, reason, outcome, error,
+                 None if readback is None else str(readback)])
+        return cur.lastrowid
+
+    def mark_released(self, point: str, priority: int, ts: dt.datetime | int) -> int:
+        """Mark every held write of a point at a priority as released."""
+        with self.db.atomic():
+            cur = self.db.execute("UPDATE writes SET released_at = ? WHERE point = ? AND "
+                                  "priority = ? AND action = 'write' AND outcome IN ('done', "
+                                  "'failed') AND released_at IS NULL",
+                                  [to_epoch(ts), point, priority])
+        return cur.rowcount
+
+    def held_writes(self) -> list[WriteRecord]:
+        """Writes that may sit in a priority array and were never released: what a restart
+        must clean up. A write that failed its read-back may still have landed, so it counts."""
+        return self.writes(action="write", outcomes=("done", "failed"), held=True)
+
+    def writes(self, *, point: str | None = None, action: str | None = None,
+               sources: Iterable[str] | None = None, outcomes: Iterable[str] | None = None,
+               since: dt.datetime | int | None = None, until: dt.datetime | int | None = None,
+               held: bool = False, limit: int = 1000) -> list[WriteRecord]:
+        """Ledger rows, newest first, filtered by point, action, sources, outcomes, time
+        [since, until) and, with held, only those never released."""
+        where, args = ["1"], []
+        for column, value in (("point", point), ("action", action)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        for column, values in (("source", sources), ("outcome", outcomes)):
+            if values is not None:
+                values = list(values)
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args += values
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(to_epoch(since))
+        if until is not None:
+            where.append("ts < ?")
+            args.append(to_epoch(until))
+        if held:
+            where.append("released_at IS NULL")
+        cur = self.db.execute(
+            "SELECT id, ts, point, action, value, priority, source, reason, outcome, error, "
+            f"readback, released_at, device, object FROM writes WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?", [*args, limit])
+        return [WriteRecord(r[0], from_epoch(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                            r[9], r[10], from_epoch(r[11]) if r[11] else None, r[12], r[13])
+                for r in cur]
+
+    def count_writes(self) -> int:
+        return self.db.execute("SELECT count(*) FROM writes").fetchone()[0]

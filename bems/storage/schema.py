@@ -1,0 +1,71 @@
+"""The database schema, created and upgraded by sqlite-utils migrations (applied in order)."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+LEVELS = {"15min": 900, "hour": 3600, "day": 86400}
+
+migrations = Migrations("bems")
+
+
+# --- schema -------------------------------------------------------------------------------
+# Readings are keyed by a small integer per point and stored clustered by (ts, point) in a
+# WITHOUT ROWID table: polls arrive in time order, so a batch is appended at the end of one
+# b-tree (no separate index to maintain), a re-poll of the same instant is ignored instead of
+# duplicated, and the rollup job reads new data as one contiguous range. Reading one point over
+# a long period is the slow direction: that is what the rollups are for.
+# Times are integer seconds since the epoch, UTC.
+
+def _rollup_sql(name: str) -> str:
+    return (f"CREATE TABLE {name} (point INTEGER NOT NULL, bucket INTEGER NOT NULL, "
+            "n INTEGER NOT NULL, sum REAL NOT NULL, min REAL, max REAL, "
+            "last_ts INTEGER, last REAL, PRIMARY KEY (bucket, point)) WITHOUT ROWID")
+
+
+@migrations(name="0001_readings_and_ledger")
+def _m0001(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE point_keys (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)")
+    db.execute("CREATE TABLE readings (ts INTEGER NOT NULL, point INTEGER NOT NULL, "
+               "value REAL, quality INTEGER NOT NULL DEFAULT 0, "
+               "PRIMARY KEY (ts, point)) WITHOUT ROWID")
+    # Time spans written since the last rollup refresh (one row per batch).
+    db.execute("CREATE TABLE rollup_pending (id INTEGER PRIMARY KEY, lo INTEGER, hi INTEGER)")
+    for level in LEVELS:
+        db.execute(_rollup_sql(f"rollup_{level}"))
+        db.execute(f"CREATE INDEX rollup_{level}_point ON rollup_{level} (point, bucket)")
+    db.execute("CREATE TABLE writes (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, "
+               "point TEXT NOT NULL, device TEXT, object TEXT, action TEXT NOT NULL, "
+               "value TEXT, priority INTEGER, source TEXT, reason TEXT, outcome TEXT NOT NULL, "
+               "error TEXT, readback TEXT, released_at INTEGER)")
+    db.execute("CREATE INDEX writes_ts ON writes (ts)")
+    db.execute("CREATE INDEX writes_point ON writes (point, ts)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+
+
+@migrations(name="0002_operations")
+def _m0002(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE schedules (id TEXT PRIMARY KEY, name TEXT, definition TEXT NOT NULL, "
+               "updated_at INTEGER, updated_by TEXT)")
+    db.execute("CREATE TABLE schedule_exceptions (id INTEGER PRIMARY KEY, day TEXT NOT NULL, "
+               "kind TEXT NOT NULL, name TEXT, schedule TEXT, periods TEXT, "
+               "created_at INTEGER, created_by TEXT)")
+    db.execute("CREATE INDEX schedule_exceptions_day ON schedule_exceptions (day)")
+    db.execute("CREATE TABLE overrides (id INTEGER PRIMARY KEY, zone TEXT, point TEXT NOT NULL, "
+               "value TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, "
+               "created_by TEXT, reason TEXT, released_at INTEGER, released_by TEXT)")
+    db.execute("CREATE TABLE forecasts (meter TEXT NOT NULL, issued_at INTEGER NOT NULL, "
+               "ts INTEGER NOT NULL, yhat REAL, yhat_lower REAL, yhat_upper REAL, model TEXT, "
+               "PRIMARY KEY (meter, issued_at, ts)) WITHOUT ROWID")
+    db.execute("CREATE TABLE models (id INTEGER PRIMARY KEY, meter TEXT NOT NULL, "
+               "name TEXT NOT NULL, created_at INTEGER NOT NULL, payload TEXT, scores TEXT, "
+               "selected INTEGER NOT NULL DEFAULT 0)")
+    db.execute("CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, "
+               "password_hash TEXT NOT NULL, lang TEXT NOT NULL DEFAULT 'vi', "
+               "created_at INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0)")
+    db.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, user TEXT, "
+               "action TEXT NOT NULL, detail TEXT)")
+    db.execute("CREATE INDEX audit_ts ON audit (ts)")
+
+

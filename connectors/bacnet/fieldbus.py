@@ -1,0 +1,68 @@
+"""The production field bus: BACnet/IP through bacpypes3 (`bems.fieldbus.FieldBus`).
+
+One `BacnetGateway` thread owns the bacpypes3 application; polling, COV, trend-log backfill and
+controller schedules are the connector's modules over it. The runtime sees only this object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bems.fieldbus import ControllerSchedule, OnValue, PollResult, Sink
+from bems.site import Device, Site
+from connectors.bacnet import schedules, trends
+from connectors.bacnet.gateway import BacnetGateway
+from connectors.bacnet.poller import CovSubscriptions, Poller
+
+
+class BacnetFieldBus:
+    def __init__(self, site: Site, host: str = "127.0.0.1", port: int = 47808,
+                 instance: int = 599999, gateway: BacnetGateway | None = None):
+        self.site = site
+        self.gateway = gateway or BacnetGateway(host=host, port=port, instance=instance)
+        self.poller = Poller(site, self.gateway)
+        self.cov: CovSubscriptions | None = None
+
+    def start(self) -> None:
+        self.gateway.start()
+
+    def stop(self) -> None:
+        self.unsubscribe()
+        self.gateway.stop()
+
+    # --- what the writer needs ---------------------------------------------------------------
+
+    def write(self, address: str, obj: str, value: Any, priority: int | None,
+              timeout: float | None = None) -> None:
+        self.gateway.write(address, obj, value, priority, timeout=timeout)
+
+    def priority_array(self, address: str, obj: str,
+                       timeout: float | None = None) -> dict[int, Any]:
+        return self.gateway.priority_array(address, obj, timeout=timeout)
+
+    def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None:
+        schedules.write(self.gateway, device, schedule)
+
+    def read_schedule(self, device: Device) -> ControllerSchedule:
+        return schedules.read(self.gateway, device)
+
+    # --- what the runtime needs --------------------------------------------------------------
+
+    def poll(self, sink: Sink | None = None) -> PollResult:
+        return self.poller.poll(sink)
+
+    def subscribe(self, on_value: OnValue) -> int:
+        self.unsubscribe()
+        self.cov = CovSubscriptions(self.site, self.gateway, on_value)
+        return self.cov.start()
+
+    def unsubscribe(self) -> None:
+        if self.cov is not None and self.gateway.loop is not None:
+            self.cov.stop()
+        self.cov = None
+
+    def backfill(self, since: dt.datetime, sink: Sink) -> dict[str, int]:
+        if not any(p.trend_log for p in self.site.points):
+            return {}
+        return trends.backfill(self.site, self.gateway, sink, since)
