@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bems import validate
 from bems.errors import BemsError
+from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
-    METER_MEASURES, POINT_KINDS, WEEKDAYS, ZONE_KINDS, Building, Calendar, Control, Device,
-    Meter, Period, Point, Reports, Schedule, Season, Site, Storage, Tariff, TouPeriod, Zone,
+    METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
+    Reports, Schedule, Site, Storage, Tariff, Zone,
 )
 
 DEMO_SITE = "demo_site.toml"
@@ -210,18 +212,6 @@ class _Reader:
             self.error(path, f"must be a date YYYY-MM-DD, got {v!r}")
             return None
 
-    def time(self, v: Any, path: Path_) -> dt.time | None:
-        if isinstance(v, dt.time):
-            return v
-        if isinstance(v, str):
-            if v == "24:00":
-                return dt.time(0, 0)
-            m = re.fullmatch(r"(\d{1,2}):(\d{2})", v)
-            if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
-                return dt.time(int(m.group(1)), int(m.group(2)))
-        self.error(path, f"must be a time HH:MM, got {v!r}")
-        return None
-
 
 _TYPE_NAMES = {str: "text", float: "a number", int: "a whole number", bool: "true or false",
                list: "a list", dict: "a table", dt.date: "a date"}
@@ -237,25 +227,6 @@ def _positive(v: float) -> str | None:
 
 def _priority(v: int) -> str | None:
     return None if 1 <= v <= 16 else f"BACnet priority must be 1..16, got {v}"
-
-
-def _days(r: _Reader, v: Any, path: Path_) -> tuple[int, ...] | None:
-    """'mon-fri', 'sat', 'mon,wed,fri' or a list of day names → weekday numbers."""
-    parts = v if isinstance(v, list) else str(v).split(",")
-    out: list[int] = []
-    for part in parts:
-        part = str(part).strip().lower()
-        if "-" in part:
-            a, _, b = part.partition("-")
-            if a in WEEKDAYS and b in WEEKDAYS and WEEKDAYS.index(a) <= WEEKDAYS.index(b):
-                out.extend(range(WEEKDAYS.index(a), WEEKDAYS.index(b) + 1))
-                continue
-        elif part in WEEKDAYS:
-            out.append(WEEKDAYS.index(part))
-            continue
-        r.error(path, f"days must be like 'mon-fri' or 'sat,sun', got {v!r}")
-        return None
-    return tuple(sorted(set(out)))
 
 
 # --- building the site --------------------------------------------------------------------
@@ -297,7 +268,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     st = r.table(data.get("storage", {}), ("storage",), ("retention_days",))
     storage = Storage(r.get(st, ("storage",), "retention_days", int, 400, _positive) or 400)
 
-    strategies = _strategies(r, data.get("strategies", {}))
+    strategies = _strategies(r, data.get("strategies", {}), control)
     rp = r.table(data.get("reports", {}), ("reports",),
                  ("baseline_from", "baseline_to", "staff", "organisation"))
     reports = Reports(baseline_from=r.date(rp, ("reports",), "baseline_from", None),
@@ -317,30 +288,15 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 strategies=strategies, reports=reports, source=source)
 
 
-def _strategies(r: _Reader, d: Any) -> StrategyParams:
+def _strategies(r: _Reader, d: Any, control: Control) -> StrategyParams:
     p: Path_ = ("strategies",)
-    types = StrategyParams.field_types()
-    d = r.table(d, p, tuple(types))
-    values: dict[str, Any] = {}
-    for key, kind in types.items():
-        if key not in d:
-            continue
-        if kind is tuple:
-            v = r.get(d, p, key, list)
-            if v is not None:
-                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-                    r.error(p + (key,), "must be a list of numbers")
-                else:
-                    values[key] = tuple(float(x) for x in v)
-        elif key in ("unoccupied", "break_ac"):
-            values[key] = r.get(d, p, key, str, check=_one_of(("off", "setup")))
-        else:
-            values[key] = r.get(d, p, key, kind)
-    values = {k: v for k, v in values.items() if v is not None}
-    sp = StrategyParams(**values)
-    if len(sp.level_offsets_k) != len(sp.level_thresholds):
-        r.error(p + ("level_thresholds",), "needs one threshold per level offset")
-    return sp
+    if not isinstance(d, dict):
+        r.error(p, "must be a table")
+        return StrategyParams()
+    clean, problems = strategy_params.validate(d, control.policy_min_cooling_setpoint)
+    for key, _code, message in problems:
+        r.error(p + (key,), message)
+    return StrategyParams(**clean) if not problems else StrategyParams()
 
 
 def _building(r: _Reader, p: Path_, d: Any) -> Building | None:
@@ -457,73 +413,16 @@ def _meter(r: _Reader, p: Path_, d: Any) -> Meter | None:
     return m
 
 
-def _periods(r: _Reader, items: Any, p: Path_, need_band: bool) -> list:
-    if not isinstance(items, list):
-        r.error(p, "must be a list of {days, start, end} tables")
-        return []
-    out = []
-    for i, it in enumerate(items):
-        q = p + (i,)
-        allowed = ("days", "start", "end") + (("band",) if need_band else ())
-        it = r.table(it, q, allowed)
-        days = _days(r, r.get(it, q, "days", (str, list)), q + ("days",)) if "days" in it else None
-        if "days" not in it:
-            r.error(q + ("days",), "required field is missing")
-        start = r.time(it.get("start"), q + ("start",))
-        end = r.time(it.get("end"), q + ("end",))
-        if start and end and end != dt.time(0) and end <= start:
-            r.error(q + ("end",), f"end {end:%H:%M} must be after start {start:%H:%M}")
-        if need_band:
-            band = r.get(it, q, "band", str, check=_one_of(("peak", "normal", "offpeak")))
-            out.append(TouPeriod(band, days or (), start, end))
-        else:
-            out.append(Period(days or (), start, end))
-    return out
-
-
-def _overlaps(r: _Reader, periods: list, p: Path_) -> None:
-    """Two periods on one day that overlap are a mistake, not a union."""
-    for i, a in enumerate(periods):
-        for j in range(i):
-            b = periods[j]
-            if not (a.start and a.end and b.start and b.end):
-                continue
-            a_end = a.end if a.end != dt.time(0) else dt.time.max
-            b_end = b.end if b.end != dt.time(0) else dt.time.max
-            if set(a.days) & set(b.days) and a.start < b_end and b.start < a_end:
-                r.error(p + (i,), f"overlaps period {j + 1} on the same day")
-
-
-def _month_day(r: _Reader, v: Any, path: Path_) -> tuple[int, int] | None:
-    m = re.fullmatch(r"(\d{2})-(\d{2})", v) if isinstance(v, str) else None
-    if m:
-        try:
-            dt.date(2024, int(m.group(1)), int(m.group(2)))
-            return int(m.group(1)), int(m.group(2))
-        except ValueError:
-            pass
-    r.error(path, f"must be a month-day MM-DD, got {v!r}")
-    return None
+def _report(r: _Reader, p: Path_, problems: list) -> None:
+    for path, _code, message in problems:
+        r.error(p + path, message)
 
 
 def _schedule(r: _Reader, p: Path_, d: Any) -> Schedule | None:
-    d = r.table(d, p, ("id", "name", "seasons"))
-    seasons = []
-    raw = d.get("seasons")
-    if not isinstance(raw, list) or not raw:
-        r.error(p + ("seasons",), "needs at least one [[schedules.seasons]] table")
-        raw = []
-    for i, s in enumerate(raw):
-        q = p + ("seasons", i)
-        s = r.table(s, q, ("name", "from", "to", "periods"))
-        periods = _periods(r, s.get("periods", []), q + ("periods",), need_band=False)
-        _overlaps(r, periods, q + ("periods",))
-        seasons.append(Season(name=r.get(s, q, "name", str, f"season {i + 1}"),
-                              start=_month_day(r, s.get("from", "01-01"), q + ("from",)),
-                              end=_month_day(r, s.get("to", "12-31"), q + ("to",)),
-                              periods=tuple(periods)))
-    return Schedule(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
-                    seasons=tuple(seasons))
+    sid = r.get(d, p, "id", str) if isinstance(d, dict) else None
+    schedule, problems = validate.schedule(sid or "", d)
+    _report(r, p, problems)
+    return schedule
 
 
 def _tariff(r: _Reader, p: Path_, d: Any) -> Tariff | None:
@@ -538,8 +437,8 @@ def _tariff(r: _Reader, p: Path_, d: Any) -> Tariff | None:
         pr = r.table(d.get("prices", {}), p + ("prices",), ("peak", "normal", "offpeak"))
         prices = tuple((band, r.get(pr, p + ("prices",), band, float, check=_positive))
                        for band in ("peak", "normal", "offpeak"))
-        periods = _periods(r, d.get("periods", []), p + ("periods",), need_band=True)
-        _overlaps(r, periods, p + ("periods",))
+        periods, problems = validate.periods(d.get("periods", []), bands=True)
+        _report(r, p + ("periods",), problems)
     return Tariff(name=r.get(d, p, "name", str, ""), valid_from=r.date(d, p, "valid_from"),
                   kind=kind, vat=r.get(d, p, "vat", float, 0.0,
                                        lambda v: None if 0 <= v < 1 else "a fraction, e.g. 0.08"),

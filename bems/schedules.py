@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 
 from bems.errors import BemsError
+from bems import validate
 from bems.calendar import SiteCalendar
+from bems.strategies import params as strategy_params
 from bems.fieldbus import ControllerSchedule
-from bems.site import WEEKDAYS, Calendar, Device, Period, Schedule, Season, Site
+from bems.site import WEEKDAYS, Calendar, Device, Period, Schedule, Site
 from bems.storage import Store
 
 EXCEPTION_KINDS = ("closure", "workday")
@@ -38,57 +39,13 @@ def to_dict(schedule: Schedule) -> dict:
                      for p in s.periods]} for s in schedule.seasons]}
 
 
-def _time(value: str, field: str, problems: list) -> dt.time | None:
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(value).strip())
-    if m and (int(m.group(1)), int(m.group(2))) == (24, 0):
-        return dt.time(0)
-    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        problems.append((field, "time_invalid"))
-        return None
-    return dt.time(int(m.group(1)), int(m.group(2)))
-
-
 def from_dict(schedule_id: str, d: dict) -> Schedule:
-    """Validate an edited schedule. Problems use message keys the UI translates:
-    time_invalid, end_before_start, overlap, no_days, month_day_invalid."""
-    problems: list[tuple[str, str]] = []
-    seasons = []
-    for si, s in enumerate(d.get("seasons", [])):
-        md = []
-        for key in ("from", "to"):
-            m = re.fullmatch(r"(\d{2})-(\d{2})", str(s.get(key, "")))
-            try:
-                dt.date(2024, int(m.group(1)), int(m.group(2)))
-                md.append((int(m.group(1)), int(m.group(2))))
-            except (AttributeError, ValueError):
-                problems.append((f"seasons[{si}].{key}", "month_day_invalid"))
-                md.append((1, 1))
-        periods: list[Period] = []
-        for pi, p in enumerate(s.get("periods", [])):
-            f = f"seasons[{si}].periods[{pi}]"
-            days = tuple(sorted(WEEKDAYS.index(x) for x in p.get("days", []) if x in WEEKDAYS))
-            if not days:
-                problems.append((f + ".days", "no_days"))
-            start = _time(p.get("start", ""), f + ".start", problems)
-            end = _time(p.get("end", ""), f + ".end", problems)
-            if start and end and end != dt.time(0) and end <= start:
-                problems.append((f + ".end", "end_before_start"))
-                continue
-            if start is None or end is None:
-                continue
-            new = Period(days, start, end)
-            e_new = end if end != dt.time(0) else dt.time.max
-            for qi, q in enumerate(periods):
-                e_q = q.end if q.end != dt.time(0) else dt.time.max
-                if set(q.days) & set(days) and start < e_q and q.start < e_new:
-                    problems.append((f, "overlap"))
-                    break
-            periods.append(new)
-        seasons.append(Season(str(s.get("name", f"season {si + 1}")), md[0], md[1],
-                              tuple(periods)))
+    """Validate an edited schedule (the site file's validator: `bems.validate.schedule`).
+    Problems are (field, code) pairs; the UI translates the codes."""
+    schedule, problems = validate.schedule(schedule_id, d)
     if problems:
-        raise ScheduleError(problems)
-    return Schedule(schedule_id, str(d.get("name", schedule_id)), tuple(seasons))
+        raise ScheduleError([(validate.field_name(path), code) for path, code, _ in problems])
+    return schedule
 
 
 def save(store: Store, site: Site, schedule: Schedule, user: str, now: dt.datetime) -> None:
@@ -107,46 +64,6 @@ def add_exception(store: Store, day: dt.date, kind: str, name: str, user: str,
     return eid
 
 
-def strategy_overrides(store: Store) -> dict:
-    return store.get_meta("strategy_params", {}) or {}
-
-
-def save_strategy_params(store: Store, site: Site, values: dict, user: str,
-                         now: dt.datetime) -> None:
-    """Store an admin's strategy switches and parameters (validated against their types)."""
-    from bems.strategies.params import StrategyParams
-
-    types = StrategyParams.field_types()
-    problems, clean = [], {}
-    for k, v in values.items():
-        if k not in types:
-            problems.append((k, "unknown_parameter"))
-        elif types[k] is bool:
-            clean[k] = bool(v)
-        elif types[k] is float:
-            try:
-                clean[k] = float(str(v).replace(",", "."))
-            except ValueError:
-                problems.append((k, "number_invalid"))
-        elif types[k] is int:
-            try:
-                clean[k] = int(v)
-            except ValueError:
-                problems.append((k, "number_invalid"))
-        elif k in ("unoccupied", "break_ac"):
-            if v not in ("off", "setup"):
-                problems.append((k, "choice_invalid"))
-            else:
-                clean[k] = v
-    if "occupied_setpoint" in clean and \
-            clean["occupied_setpoint"] < site.control.policy_min_cooling_setpoint:
-        problems.append(("occupied_setpoint", "below_policy_floor"))
-    if problems:
-        raise ScheduleError(problems)
-    store.set_meta("strategy_params", clean)
-    store.audit(user, "strategies.save", clean, now)
-
-
 def effective_site(site: Site, store: Store) -> Site:
     """The site with stored schedule edits, exception days and strategy settings applied."""
     stored = store.schedules()
@@ -158,7 +75,7 @@ def effective_site(site: Site, store: Store) -> Site:
     workdays = site.calendar.workdays + tuple((e["day"], e["name"] or "") for e in exc
                                               if e["kind"] == "workday")
     cal = Calendar(site.calendar.country, closures, workdays)
-    params = dataclasses.replace(site.strategies, **strategy_overrides(store))
+    params = dataclasses.replace(site.strategies, **strategy_params.stored(store))
     return dataclasses.replace(site, schedules=schedules, calendar=cal, strategies=params)
 
 

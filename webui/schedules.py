@@ -22,6 +22,7 @@ MESSAGES = {
     "month_day_invalid": lambda: _("Season dates are MM-DD."),
     "unknown_schedule": lambda: _("Unknown schedule."),
     "kind_invalid": lambda: _("Unknown kind of day."),
+    "no_seasons": lambda: _("A schedule needs at least one season."),
 }
 
 

@@ -8,8 +8,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 
 from bems.decision import decide
-from bems.schedules import ScheduleError, effective_site, save_strategy_params
-from bems.strategies.params import StrategyParams
+from bems.schedules import effective_site
+from bems.strategies import params as strategy_params
+from bems.strategies.params import ParamsError, StrategyParams
 from webui import ctx, now, store
 from webui.auth import requires
 
@@ -39,11 +40,12 @@ def save():
         elif k in request.form:
             values[k] = request.form[k]
     try:
-        save_strategy_params(store(), ctx()["site"], values, g.user["name"], now())
+        strategy_params.save(store(), ctx()["site"], values, g.user["name"], now())
         flash(_("Strategies saved; they take effect at the next run."))
-    except ScheduleError as err:
+    except ParamsError as err:
         for field, code in err.problems:
-            flash(f"{field}: {MESSAGES[code]()}", "error")
+            message = MESSAGES.get(code, MESSAGES["number_invalid"])
+            flash(f"{field}: {message()}", "error")
         return index(), 400
     return redirect(url_for("strategies.index"))
 

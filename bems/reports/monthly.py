@@ -3,7 +3,6 @@ saved, and whether the rules for state agencies were kept. No rendering here."""
 
 from __future__ import annotations
 
-import calendar as _cal
 import datetime as dt
 from typing import Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from bems.site import Meter, Site
 from bems.storage import Store
 from bems.tariff import Cost, cost
 
-UTC = dt.timezone.utc
 END_USES = ("ac", "lighting", "plugs", "other")
 
 
@@ -206,15 +204,10 @@ def compliance(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -
 def events(store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """Operator overrides, schedule and strategy changes from the ledger and the audit."""
     out = []
-    for w in store.writes(sources=("override", "cli", "ui"), since=start, until=end, limit=500):
+    for w in store.writes(sources=("override", "cli"), since=start, until=end, limit=500):
         out.append({"time": w.ts, "what": f"{w.action} {w.point} = {w.value} ({w.outcome})",
                     "who": w.source, "why": w.reason or ""})
     for a in store.audit_rows(limit=1000, since=start, until=end, oldest_first=True):
         out.append({"time": a["ts"], "what": a["action"], "who": a["user"] or "",
                     "why": a["detail"]})
     return sorted(out, key=lambda e: e["time"])
-
-
-def days_in(month: str) -> int:
-    y, m = (int(x) for x in month.split("-"))
-    return _cal.monthrange(y, m)[1]

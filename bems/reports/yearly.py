@@ -9,7 +9,6 @@ Vietnamese. The TOE factor for electricity is configuration-like data: 1 MWh = 0
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,7 +151,3 @@ def render(r: YearlyReport, fmt_name: str, out: Path) -> Path:
     if fmt_name == "pdf":
         return to_pdf(r, base.with_suffix(".pdf"))
     raise ReportError("the yearly report is made as pdf or xlsx")
-
-
-def previous_year(today: dt.date) -> int:
-    return today.year - 1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, fields
+
+from bems.errors import BemsError
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,99 @@ class StrategyParams:
     @classmethod
     def field_types(cls) -> dict[str, type]:
         return {f.name: type(f.default) for f in fields(cls)}
+
+
+CHOICES = {"unoccupied": ("off", "setup"), "break_ac": ("off", "setup")}
+STORED_KEY = "strategy_params"  # where an admin's edits are kept (the store's meta)
+
+
+def validate(values: dict, policy_floor: float, from_form: bool = False,
+             base: StrategyParams | None = None) -> tuple[dict, list[tuple[str, str, str]]]:
+    """Check strategy switches and parameters: (clean values, problems). One validator for the
+    site file's [strategies] (TOML types) and the UI's form (`from_form`: text, a decimal
+    comma allowed, an absent checkbox is false). A problem is (field, code, message)."""
+    types = StrategyParams.field_types()
+    clean: dict = {}
+    problems: list[tuple[str, str, str]] = []
+
+    def bad(key: str, code: str, message: str) -> None:
+        problems.append((key, code, message))
+
+    for key, v in values.items():
+        kind = types.get(key)
+        if kind is None:
+            bad(key, "unknown_parameter", "unknown field (expected one of: "
+                + ", ".join(types) + ")")
+        elif key in CHOICES:
+            if v not in CHOICES[key]:
+                bad(key, "choice_invalid", f"must be one of {', '.join(CHOICES[key])}; got {v!r}")
+            else:
+                clean[key] = v
+        elif kind is bool:
+            if from_form:
+                clean[key] = bool(v)
+            elif isinstance(v, bool):
+                clean[key] = v
+            else:
+                bad(key, "bool_invalid", f"must be true or false, got {v!r}")
+        elif kind is tuple:
+            if isinstance(v, (list, tuple)) and v and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and
+                    math.isfinite(x) for x in v):
+                clean[key] = tuple(float(x) for x in v)
+            else:
+                bad(key, "list_invalid", "must be a list of numbers")
+        else:
+            n = _number(v, kind, from_form)
+            if n is None:
+                bad(key, "number_invalid",
+                    f"must be {'a whole number' if kind is int else 'a number'}, got {v!r}")
+            else:
+                clean[key] = n
+    merged = dataclasses.replace(base or StrategyParams(), **clean)
+    if "occupied_setpoint" in clean and clean["occupied_setpoint"] < policy_floor:
+        bad("occupied_setpoint", "below_policy_floor",
+            f"must not be below the policy floor {policy_floor:g} °C")
+    if len(merged.level_offsets_k) != len(merged.level_thresholds):
+        bad("level_thresholds", "levels_mismatch", "needs one threshold per level offset")
+    return clean, problems
+
+
+def _number(v: object, kind: type, from_form: bool) -> float | int | None:
+    if isinstance(v, bool):
+        return None
+    if from_form and isinstance(v, str):
+        try:
+            v = float(v.strip().replace(",", ".")) if kind is float else int(v.strip())
+        except ValueError:
+            return None
+    if kind is float and isinstance(v, int):
+        v = float(v)
+    if not isinstance(v, kind) or (kind is float and not math.isfinite(v)):
+        return None
+    return v
+
+
+def stored(store) -> dict:
+    """An admin's saved switches and parameters (over the site file's)."""
+    return store.get_meta(STORED_KEY, {}) or {}
+
+
+def save(store, site, values: dict, user: str, now) -> dict:
+    """Validate an admin's switches and parameters from the UI, store them, audit the change.
+    Raises `ParamsError` (with every problem) and changes nothing if one is wrong."""
+    clean, problems = validate(values, site.control.policy_min_cooling_setpoint,
+                               from_form=True, base=site.strategies)
+    if problems:
+        raise ParamsError(problems)
+    store.set_meta(STORED_KEY, clean)
+    store.audit(user, "strategies.save", clean, now)
+    return clean
+
+
+class ParamsError(BemsError):
+    """Strategy parameters that cannot be saved; `problems` lists (field, code) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = [(f, code) for f, code, _ in problems]
+        super().__init__("; ".join(f"{f}: {m}" for f, _, m in problems))

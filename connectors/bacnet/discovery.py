@@ -27,7 +27,7 @@ async def _discover(gw: BacnetGateway, addresses: list[str], timeout_s: float) -
             info = await gw.adevice_info(addr, timeout_s)
         except (DeviceTimeout, BacnetRefused):
             return None
-        objects = await gw._aobject_list(addr, timeout_s)
+        objects = await gw.aobject_list(addr, timeout_s)
         rows = []
         listed = [o for o in objects if o.split(",")[0] not in _SKIP]
         for batch in chunked(listed, 20):

@@ -278,16 +278,7 @@ class BacnetGateway:
                 out[i + 1] = plain(getattr(slot, slot._choice))
         return out
 
-    def device_info(self, address: str, timeout: float | None = None) -> DeviceInfo:
-        t = timeout or self.request_timeout_s
-        return self.call(self.adevice_info(address, t), 6 * t + 2)
-
-    def object_list(self, address: str, timeout: float | None = None) -> list[str]:
-        """The device's objects; indexed reads when the whole list does not fit one APDU."""
-        t = timeout or self.request_timeout_s
-        return self.call(self._aobject_list(address, t), 60)
-
-    async def _aobject_list(self, address: str, timeout: float) -> list[str]:
+    async def aobject_list(self, address: str, timeout: float) -> list[str]:
         info = await self.adevice_info(address, timeout)
         dev = f"device,{info.instance}"
         try:
