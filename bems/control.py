@@ -92,6 +92,9 @@ class Writer:
         except DeviceRefused as err:
             return self._record(point, "write", value, priority, intent, "rejected", str(err))
         except DeviceError as err:
+            # no answer: the write may have landed. Held with an unknown value, so it is
+            # retried (never skipped as unchanged) and released when no longer wanted.
+            self.held.setdefault(point.id, (None, priority))
             return self._record(point, "write", value, priority, intent, "failed", str(err))
         try:
             slots = self.bus.priority_array(dev.address, point.object, timeout=self.timeout_s)

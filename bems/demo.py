@@ -17,7 +17,7 @@ from bems.storage import Store
 def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: int = 8080,
              bacnet_port: int = 47808, ready: threading.Event | None = None,
              stop: threading.Event | None = None, interval_s: float = 60.0,
-             handle: dict | None = None) -> None:
+             handle: dict | None = None, site_file: Path | None = None) -> None:
     """History into the store, then the centre paced at `speed`, the runtime on it through
     BACnet, and the UI on 127.0.0.1:port, until Ctrl-C (or `stop`)."""
     from werkzeug.serving import make_server
@@ -28,7 +28,7 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
     from webui import create_app
     from bems.users import hash_password
 
-    site = load_site()
+    site = load_site(site_file)
     click.echo(f"site: {site.name} ({demo_site_path()})")
     now = dt.datetime.now(site.tz).replace(tzinfo=None, second=0, microsecond=0)
     centre = VirtualCentre(site)

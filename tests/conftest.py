@@ -13,7 +13,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 
 
+INTEGRATION = ("bacnet", "energyplus", "browser")
+
+
+def require_energyplus() -> None:
+    """For modules that need the virtual centre: skipped where the `sim` extra is missing
+    (a production install), but never in CI, where a missing EnergyPlus is a failure."""
+    import os
+
+    if not os.environ.get("CI"):
+        pytest.importorskip("pyenergyplus", reason="the sim extra is not installed")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    # the tiers: a test that uses real UDP, EnergyPlus or Chromium is an integration test;
+    # the rest is the fast tier: pytest -m "not slow and not integration"
+    for item in items:
+        if any(m in item.keywords for m in INTEGRATION):
+            item.add_marker(pytest.mark.integration)
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow")
@@ -23,8 +40,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
 
 @pytest.fixture(scope="session")
-def site():
-    return load_site()
+def site_file(tmp_path_factory):
+    """The demo site file with its devices on free ports (so suites can run side by side)."""
+    from tests.ports import demo_site_on_free_ports
+
+    return demo_site_on_free_ports(tmp_path_factory.mktemp("site") / "site.toml")
+
+
+@pytest.fixture(scope="session")
+def site(site_file):
+    return load_site(site_file)
 
 
 @pytest.fixture

@@ -13,14 +13,19 @@ import time
 
 import pytest
 
+from tests.conftest import require_energyplus
+
+require_energyplus()
+
 from bems.control import WriteIntent, Writer
 from bems.storage import Store
 from connectors.bacnet.discovery import discover
 from connectors.bacnet.gateway import BacnetError, BacnetGateway
 from connectors.bacnet.poller import CovSubscriptions, Poller
 from tests.bacnet_helpers import RunningCentre, quick_site
+from tests.ports import free_port
 
-pytestmark = pytest.mark.bacnet
+pytestmark = [pytest.mark.bacnet, pytest.mark.energyplus]  # against the virtual centre
 MONDAY_0800 = dt.datetime(2026, 7, 6, 8, 0)
 
 
@@ -38,13 +43,16 @@ def centre(qsite):
 
 @pytest.fixture
 def gateway():
-    gw = BacnetGateway(port=47961).start()
+    gw = BacnetGateway(port=free_port()).start()
     yield gw
     gw.stop()
 
 
 def test_discovery_finds_every_device_and_object(centre, qsite, gateway):
-    found = discover(gateway, [f"127.0.0.1:{p}" for p in range(47818, 47826)], timeout_s=1.0)
+    # the devices, and two addresses where nothing answers
+    addresses = [d.address for d in qsite.devices] + [f"127.0.0.1:{free_port()}"
+                                                      for _ in range(2)]
+    found = discover(gateway, addresses, timeout_s=1.0)
     assert {d["instance"] for d in found} == {d.instance for d in qsite.devices}
     for dev in found:
         site_dev = next(d for d in qsite.devices if d.instance == dev["instance"])
@@ -152,7 +160,7 @@ def test_cov_notifications_arrive(centre, qsite, gateway, store):
 def test_taken_port_is_a_clear_error_at_once(gateway):
     t = time.monotonic()
     with pytest.raises(BacnetError, match="already in use"):
-        BacnetGateway(port=47961).start()
+        BacnetGateway(port=gateway.port).start()
     assert time.monotonic() - t < 3
 
 
@@ -162,8 +170,8 @@ HOLDER = textwrap.dedent("""
     from bems.control import WriteIntent, Writer
     from bems.storage import Store
     from connectors.bacnet.gateway import BacnetGateway
-    site = load_site()
-    gw = BacnetGateway(port=47962).start()
+    site = load_site(sys.argv[2])
+    gw = BacnetGateway(port=int(sys.argv[3])).start()
     w = Writer(site, gw, Store(sys.argv[1]))
     for pid, v in (("f1.p1.sp", 27.5), ("f2.core.ac", 0), ("f3.p4.light", 0)):
         assert w.apply(WriteIntent(pid, v, "held by a process about to die")).outcome == "done"
@@ -172,10 +180,10 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_kill_9_then_restart_leaves_no_stuck_override(centre, tmp_path):
+def test_kill_9_then_restart_leaves_no_stuck_override(centre, site_file, tmp_path):
     db = tmp_path / "bems.sqlite"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(site_file),
+                               str(free_port())], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
         for pid in ("f1.p1.sp", "f2.core.ac", "f3.p4.light"):
@@ -188,7 +196,8 @@ def test_kill_9_then_restart_leaves_no_stuck_override(centre, tmp_path):
     # restart: `bems run` recovers (releases) what the ledger says is held. Dry-run keeps the
     # strategies from writing what they would want now, so the release itself is what we see.
     run = subprocess.Popen([sys.executable, "-m", "bems", "run", "--db", str(db),
-                            "--bacnet-port", "47963", "--poll-interval", "3600", "--dry-run"],
+                            "--site", str(site_file), "--bacnet-port", str(free_port()),
+                            "--poll-interval", "3600", "--dry-run"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = run.stdout.readline()

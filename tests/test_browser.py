@@ -12,25 +12,26 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-PORT = 8765
 
 # CI installs Debian's chromium (the README's test command); only elsewhere may it be missing
-pytestmark = [pytest.mark.bacnet,
+pytestmark = [pytest.mark.bacnet, pytest.mark.energyplus, pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
                                  reason="Debian chromium missing (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, site_file):
     from bems.demo import run_demo
+    from tests.ports import free_port
 
     db = tmp_path_factory.mktemp("demo") / "demo.sqlite"
     ready, stop, handle, errors = threading.Event(), threading.Event(), {}, []
+    handle["port"] = free_port()
 
     def run():
         try:
-            run_demo(db, history_days=3, speed=60, port=PORT, bacnet_port=47966, ready=ready,
-                     stop=stop, interval_s=2.0, handle=handle)
+            run_demo(db, history_days=3, speed=60, port=handle["port"], bacnet_port=free_port(),
+                     ready=ready, stop=stop, interval_s=2.0, handle=handle, site_file=site_file)
         except BaseException as err:  # noqa: BLE001
             errors.append(err)
             ready.set()
@@ -78,7 +79,7 @@ def test_facility_manager_day(demo, browser, tmp_path):
     site = runtime.site
     page = browser.new_page(locale="en-GB", accept_downloads=True,
                             viewport={"width": 1280, "height": 900})
-    base = f"http://127.0.0.1:{PORT}"
+    base = f"http://127.0.0.1:{demo['port']}"
     page.goto(base + "/")
     assert "/login" in page.url
     page.fill("input[name=username]", "admin")

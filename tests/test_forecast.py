@@ -187,6 +187,7 @@ def test_real_meter_full_backtest_with_prophet():
     assert r.scores[r.selected].cv_rmse < r.scores["last_week"].cv_rmse
 
 
+@pytest.mark.energyplus
 def test_nightly_refit_writes_48_hours_from_the_sites_own_store(site, tmp_path, runner):
     from connectors.simulator.centre import VirtualCentre
     from models.service import refit_meter

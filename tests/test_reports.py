@@ -20,6 +20,8 @@ from bems.site import Tariff, TouPeriod
 from bems.storage import Store
 from tests.conftest import simulated_db
 
+pytestmark = pytest.mark.energyplus  # the virtual centre's EnergyPlus physics
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 

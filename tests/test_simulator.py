@@ -16,15 +16,20 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier
 
 from bems.calendar import SiteCalendar
-from connectors.simulator.centre import VirtualCentre, occupancy_fraction
+from tests.conftest import require_energyplus
+
+require_energyplus()
+
+from connectors.simulator.centre import VirtualCentre, occupancy_fraction  # noqa: E402
 from connectors.simulator.devices import SimulatorError, VirtualDevices
+from tests.ports import free_port
+
+pytestmark = pytest.mark.energyplus  # the virtual centre's EnergyPlus physics
 
 MONDAY_0700 = dt.datetime(2026, 7, 6, 7, 0)
-CLIENT_PORT = 47951
-
-
-def _client(port: int = CLIENT_PORT) -> Application:
+def _client(port: int | None = None) -> Application:
     """An independent BACnet client (plain bacpypes3, none of our connector code)."""
+    port = port or free_port()
     return Application.from_object_list([
         DeviceObject(objectIdentifier=("device", 999_000 + port % 1000), objectName="test-client",
                      vendorIdentifier=999),
@@ -224,8 +229,9 @@ def test_occupancy_follows_the_site_calendar(site):
 
 
 @pytest.mark.bacnet
-def test_simulator_command_serves_and_stops_cleanly(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "bems", "simulator", "--speed", "600",
+def test_simulator_command_serves_and_stops_cleanly(site, site_file, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "bems", "simulator", "--site", str(site_file),
+                             "--speed", "600",
                              "--start", "2026-07-06T08:00", "--history-days", "1", "--db",
                              str(tmp_path / "sim.sqlite")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -241,9 +247,9 @@ def test_simulator_command_serves_and_stops_cleanly(tmp_path):
         assert any(l.startswith("history: 1 days") for l in lines)
 
         async def read():
-            c = _client(47952)
+            c = _client()
             try:
-                return await c.read_property(Address("127.0.0.1:47821"),
+                return await c.read_property(Address(site.device("fc1").address),
                                              ObjectIdentifier("device,1001"), "local-date")
             finally:
                 c.close()

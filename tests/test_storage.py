@@ -144,3 +144,46 @@ def test_unopenable_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open"):
         Store(bad)
+
+
+def test_reads_never_write_and_still_equal_the_raw_data(tmp_path):
+    path = tmp_path / "ro.sqlite"
+    with Store(path) as writer:
+        batches = list(_year_like_batches(points=3, days=3))
+        for b in batches[:30]:
+            writer.insert_readings(b)
+        writer.refresh_rollups()
+        for b in batches[30:]:  # the rest is written but not rolled up yet
+            writer.insert_readings(b)
+        writer.insert_readings([("p0", T0 + 40 * 3600, 5.0, "stale"),  # not counted
+                                ("p0", T0 + 40 * 3600 + 1, None, "good")])
+    rows = [r for b in batches for r in b]
+    with Store(path) as reader:
+        conn = reader.db.conn
+        before = (conn.total_changes, reader.db.execute("SELECT count(*) FROM rollup_pending")
+                  .fetchone()[0])
+        hours = list(reader.rollups("hour", ["p0", "p1"], T0, T0 + 3 * 86400))
+        days = list(reader.rollups("day", ["p2"], T0, T0 + 3 * 86400))
+        quarter = list(reader.rollups("15min", ["p1"], T0 + 36 * 3600, T0 + 48 * 3600))
+        summary = reader.summary(T0, T0 + 3 * 86400)
+        after = (conn.total_changes, reader.db.execute("SELECT count(*) FROM rollup_pending")
+                 .fetchone()[0])
+        assert after == before and before[1] > 0  # nothing written, spans still pending
+    # what was read equals the raw data
+    for point in ("p0", "p1", "p2"):
+        raw = [r[2] for r in rows if r[0] == point]
+        assert summary[point]["n"] == len(raw)
+        assert summary[point]["sum"] == pytest.approx(sum(raw))
+        assert (summary[point]["min"], summary[point]["max"]) == (min(raw), max(raw))
+    assert len(hours) == 2 * 72 and len(days) == 3 and len(quarter) == 48
+    h40 = next(h for h in hours if h["point"] == "p0" and
+               h["bucket"] == dt.datetime.fromtimestamp(T0 + 40 * 3600, UTC))
+    raw40 = [r[2] for r in rows if r[0] == "p0" and T0 + 40 * 3600 <= r[1] < T0 + 41 * 3600]
+    assert (h40["n"], h40["sum"]) == (len(raw40), pytest.approx(sum(raw40)))
+    # and the same once the rollups are refreshed
+    with Store(path) as store:
+        store.refresh_rollups()
+        assert list(store.rollups("hour", ["p0", "p1"], T0, T0 + 3 * 86400)) == hours
+        refreshed = store.summary(T0, T0 + 3 * 86400)
+        for point, figures in summary.items():
+            assert refreshed[point] == pytest.approx(figures)

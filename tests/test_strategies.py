@@ -188,6 +188,7 @@ def test_overrides_are_validated(site, store):
     assert store.overrides(active_at=now + dt.timedelta(hours=2)) == []
 
 
+@pytest.mark.energyplus
 def test_closed_loop_saves_energy_without_discomfort_or_violations(site):
     from connectors.simulator.closedloop import simulate
 
@@ -201,16 +202,18 @@ def test_closed_loop_saves_energy_without_discomfort_or_violations(site):
 
 
 @pytest.mark.bacnet
+@pytest.mark.energyplus
 def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
     import time
 
     from bems.runtime import Runtime
     from tests.bacnet_helpers import RunningCentre, quick_site
+    from tests.ports import free_port
 
     qsite = quick_site(site)
     rc = RunningCentre(qsite, dt.datetime(2026, 7, 7, 6, 0), speed=600)
     centre = rc.start()
-    rt = Runtime(qsite, tmp_path / "rt.sqlite", bacnet_port=47964, poll_interval_s=1.0,
+    rt = Runtime(qsite, tmp_path / "rt.sqlite", bacnet_port=free_port(), poll_interval_s=1.0,
                  strategy_interval_s=1.0,
                  clock=lambda: centre.sim_now.replace(tzinfo=qsite.tz))
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from bems.storage import Store
 from webui import create_app
-from tests.conftest import simulated_db
+from tests.synthetic import synthetic_db
 from bems.users import hash_password
 from webui.auth import _failures
 
@@ -19,8 +19,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def web_db(tmp_path_factory, site):
-    db = simulated_db(tmp_path_factory.mktemp("web") / "web.sqlite", site,
-                      dt.datetime(2026, 7, 7, 9, 30), 3)
+    # eight days of synthetic readings (no EnergyPlus): the July report, trends, the overview
+    db = synthetic_db(tmp_path_factory.mktemp("web") / "web.sqlite", site,
+                      dt.datetime(2026, 7, 7, 9, 30), 8)
     with Store(db) as store:
         for name, role in (("viewer1", "viewer"), ("op1", "operator"), ("admin1", "admin")):
             store.add_user(name, role, hash_password(PASSWORD), "en")

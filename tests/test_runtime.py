@@ -1,0 +1,176 @@
+"""The runtime's jobs on the in-memory device model: poll, strategies, dry run, COV, heartbeat,
+rollups, purge, controller schedules, recovery at start and release at stop. Milliseconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bems.intents import WriteIntent
+from bems.memorybus import MemoryBus
+from bems.runtime import Runtime
+
+UTC = dt.timezone.utc
+MONDAY_0800 = dt.datetime(2026, 7, 6, 1, 0, tzinfo=UTC)  # 08:00 in Hải Phòng
+
+
+class Clock:
+    def __init__(self, t: dt.datetime):
+        self.t = t
+
+    def __call__(self) -> dt.datetime:
+        return self.t
+
+
+@pytest.fixture
+def clock():
+    return Clock(MONDAY_0800)
+
+
+@pytest.fixture
+def bus(site, clock):
+    b = MemoryBus(site, clock=clock)
+    for z in site.zones:
+        b.set(z.temperature, 27.0)
+    return b
+
+
+@pytest.fixture
+def rt(site, bus, clock, tmp_path):
+    r = Runtime(site, tmp_path / "rt.sqlite", bus=bus, clock=clock)
+    yield r
+    if r.store.db.conn is not None:
+        try:
+            r.stop()
+        except Exception:  # noqa: BLE001 - stopped by the test already
+            pass
+
+
+def test_poll_stores_every_point_at_bems_time(rt, site, bus):
+    rt.poll()
+    assert rt.store.count_readings() == len(site.points)
+    latest = rt.store.latest(now=MONDAY_0800)
+    assert latest["f1.p1.temp"][0] == MONDAY_0800 and latest["f1.p1.temp"][1] == 27.0
+    assert rt.last_values["f1.p1.temp"] == 27.0
+
+
+def test_a_dead_device_is_stale_once_and_the_rest_is_polled(rt, site, bus, clock):
+    bus.offline.add("fc2")
+    rt.poll()
+    clock.t += dt.timedelta(minutes=1)
+    rt.poll()
+    fc2 = {p.id for p in site.points_of("fc2")}
+    latest = rt.store.latest(now=clock.t)
+    assert all(latest[p][2] == "stale" for p in fc2)  # one stale marker per outage
+    assert rt.store.count_readings(next(iter(fc2))) == 1
+    assert latest["f1.p1.temp"] == (clock.t, 27.0, "good")
+
+
+def test_strategies_write_through_the_writer_at_priority_12(rt, bus):
+    rt.poll()
+    rt.run_strategies()
+    assert bus.slots("f1.p1.sp") == {12: 26.0} and bus.slots("f1.p1.ac") == {12: 1.0}
+    assert bus.slots("f1.p1.light") == {12: 1.0}
+    writes = rt.store.writes(sources=["strategy"], outcomes=["done"])
+    assert writes and all(w.reason for w in writes)
+    n = len(bus.writes)
+    rt.run_strategies()  # nothing changed: no-op writes are skipped
+    assert len(bus.writes) == n
+
+
+def test_dry_run_decides_but_never_writes(site, bus, clock, tmp_path):
+    rt = Runtime(site, tmp_path / "dry.sqlite", bus=bus, clock=clock, dry_run=True)
+    rt.poll()
+    rt.run_strategies()
+    assert rt.last_decisions and bus.writes == []
+    rt.stop()
+
+
+def test_an_override_wins_and_the_strategies_take_the_point_back(rt, site, bus, clock):
+    from bems.overrides import add_override, release_override
+
+    rt.poll()
+    oid = add_override(site, rt.store, "f1.p1.light", 0.0, clock.t + dt.timedelta(hours=1),
+                       "lan", "meeting", clock.t)
+    rt.run_strategies()
+    assert bus.slots("f1.p1.light") == {12: 0.0}
+    release_override(rt.store, oid, "lan", clock.t)
+    rt.run_strategies()
+    assert bus.slots("f1.p1.light") == {12: 1.0}
+
+
+def test_cov_values_are_stored_at_the_next_flush(rt, site, bus):
+    rt.bus.subscribe(rt._on_cov)
+    cov_point = next(p for p in site.points if p.cov and p.writable)
+    bus.set(cov_point.id, 25.0)
+    assert rt.store.count_readings(cov_point.id) == 0
+    rt.flush_cov()
+    assert rt.store.latest(now=MONDAY_0800)[cov_point.id][1] == 25.0
+
+
+def test_heartbeat_is_written_and_changes_with_time(rt, site, bus, clock):
+    hb = site.control.heartbeat_point
+    rt.heartbeat()
+    first = bus.value(hb)
+    clock.t += dt.timedelta(minutes=3)
+    rt.heartbeat()
+    assert bus.value(hb) == first + 3
+
+
+def test_rollups_and_purge(rt, site, clock):
+    rt.poll()
+    rt.store_maintenance()
+    assert rt.store.refresh_rollups() == 0  # nothing left pending
+    clock.t += dt.timedelta(days=site.storage.retention_days + 1)
+    n = rt.purge()
+    assert n == len(site.points) and rt.store.count_readings() == 0
+    day = MONDAY_0800.astimezone(site.tz).replace(hour=0)
+    assert rt.store.summary(day, day + dt.timedelta(days=1))  # the rollups are kept
+
+
+def test_controller_schedules_are_pushed_through_the_ledger(rt, site, bus):
+    rt.push_schedules()
+    local = [d for d in site.devices if d.schedule_object]
+    assert set(bus.schedules) == {d.id for d in local}
+    assert {w.device for w in rt.store.writes(action="schedule")} == {d.id for d in local}
+    rt.push_schedules()  # the same schedule again: skipped, not written twice
+    assert len(rt.store.writes(action="schedule")) == len(local)
+
+
+def test_a_failing_job_is_logged_and_the_next_run_works(rt, bus, caplog):
+    bus.offline.update(d for d in ("fc1", "fc2", "fc3", "meters"))
+    rt.poll()
+    rt.run_strategies()  # no readings: decisions without temperatures, writes fail
+    assert rt.store.writes(outcomes=["failed"])
+    bus.offline.clear()
+    rt.poll()
+    rt.run_strategies()
+    assert bus.slots("f1.p1.sp") == {12: 26.0}
+
+
+def test_start_recovers_what_a_crash_left_and_stop_releases_everything(site, bus, clock,
+                                                                       tmp_path):
+    from bems.control import Writer
+    from bems.storage import Store
+
+    db = tmp_path / "crash.sqlite"
+    with Store(db) as store:  # a previous BEMS that died holding a write
+        Writer(site, bus, store, clock=clock).apply(WriteIntent("f3.p4.sp", 28.0, "held"))
+    assert bus.slots("f3.p4.sp") == {12: 28.0}
+    clock.t = dt.datetime(2026, 7, 5, 15, 0, tzinfo=UTC)  # Sunday 22:00: nothing is wanted
+    rt = Runtime(site, db, bus=bus, clock=clock, poll_interval_s=3600,
+                 strategy_interval_s=3600)
+    rt.start()
+    try:
+        assert bus.running
+        assert bus.slots("f3.p4.sp") in ({}, {12: 30.0}, {12: 26.0})  # released, or re-decided
+        assert "recovery" in {w.source for w in rt.store.writes(action="release")}
+        assert bus.slots(site.control.heartbeat_point)  # alive
+    finally:
+        rt.stop()
+    assert not bus.running
+    assert all(o.slots == {} for o in bus.objects.values()), \
+        {p: o.slots for p, o in bus.objects.items() if o.slots}
+    with Store(db) as store:
+        assert store.held_writes() == []

@@ -1,0 +1,184 @@
+"""Every rule of the one writer, against the in-memory device model: milliseconds, no sockets."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from bems.control import Writer
+from bems.errors import DeviceUnreachable
+from bems.fieldbus import ControllerSchedule
+from bems.intents import WriteIntent
+from bems.memorybus import MemoryBus
+
+T = dt.datetime(2026, 7, 6, 1, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def bus(site):
+    return MemoryBus(site, clock=lambda: T)
+
+
+@pytest.fixture
+def writer(site, bus, store):
+    return Writer(site, bus, store, clock=lambda: T)
+
+
+def _ledger(store, point):
+    return [(w.action, w.outcome) for w in reversed(store.writes(point=point))]
+
+
+def test_writes_at_the_site_priority_and_reads_back(writer, bus, store):
+    r = writer.apply(WriteIntent("f1.p1.sp", 26.0, "occupied"))
+    assert (r.outcome, r.priority, r.readback) == ("done", 12, 26.0)
+    assert bus.slots("f1.p1.sp") == {12: 26.0}
+    w = store.writes(point="f1.p1.sp")[0]
+    assert (w.outcome, w.priority, w.reason, w.device) == ("done", 12, "occupied", "fc1")
+    assert [h.point for h in store.held_writes()] == ["f1.p1.sp"]
+
+
+def test_clamps_to_the_points_limits_and_says_so(writer, bus, site):
+    sp = site.point("f1.p1.sp")
+    r = writer.apply(WriteIntent("f1.p1.sp", sp.max + 10, "too warm"))
+    assert r.outcome == "done" and r.value == sp.max and "clamped" in r.error
+    r = writer.apply(WriteIntent("f1.p1.sp", sp.min - 10, "too cold"))
+    assert r.value == sp.min and bus.slots("f1.p1.sp") == {12: sp.min}
+
+
+def test_never_above_its_own_priority(writer, bus, store):
+    for prio in (8, 1):
+        r = writer.apply(WriteIntent("f1.p1.sp", 26.0, "operator slot", priority=prio))
+        assert r.outcome == "rejected" and "above" in r.error
+    assert bus.slots("f1.p1.sp") == {}
+    assert _ledger(store, "f1.p1.sp") == [("write", "rejected"), ("write", "rejected")]
+    # a lower priority (a larger number) is allowed
+    assert writer.apply(WriteIntent("f1.p1.sp", 26.0, "low", priority=14)).outcome == "done"
+    assert bus.slots("f1.p1.sp") == {14: 26.0}
+
+
+def test_refuses_points_that_are_not_writable_or_unknown(writer, bus, store):
+    r = writer.apply(WriteIntent("f1.p1.temp", 20.0, "a sensor"))
+    assert r.outcome == "rejected" and "not writable" in r.error
+    r = writer.apply(WriteIntent("no.such.point", 1.0, "typo"))
+    assert r.outcome == "rejected" and "no point" in r.error
+    assert bus.writes == []
+    assert _ledger(store, "no.such.point") == [("write", "rejected")]
+
+
+def test_a_write_that_changes_nothing_is_skipped(writer, bus):
+    assert writer.apply(WriteIntent("f2.core.light", 1.0, "occupied")).outcome == "done"
+    assert writer.apply(WriteIntent("f2.core.light", 1.0, "occupied")).outcome == "unchanged"
+    assert len(bus.writes) == 1
+    assert writer.apply(WriteIntent("f2.core.light", 0.0, "sweep")).outcome == "done"
+    assert len(bus.writes) == 2
+
+
+def test_read_back_mismatch_is_failed_and_still_held(writer, bus, store):
+    bus.lie["f1.p2.sp"] = 30.0  # the device shows something else at our priority
+    r = writer.apply(WriteIntent("f1.p2.sp", 26.0, "occupied"))
+    assert r.outcome == "failed" and "read-back" in r.error
+    assert "f1.p2.sp" in writer.held  # it may have landed: it is released like any other
+    assert [w.point for w in store.held_writes()] == ["f1.p2.sp"]
+    del bus.lie["f1.p2.sp"]
+    assert writer.release_all("test", "cleanup")[0].outcome == "released"
+    assert bus.slots("f1.p2.sp") == {}
+
+
+def test_read_back_that_cannot_be_read_keeps_the_write_held(site, store):
+    class NoReadBack(MemoryBus):
+        def priority_array(self, address, obj, timeout=None):
+            raise DeviceUnreachable("no answer")
+
+    bus = NoReadBack(site)
+    w = Writer(site, bus, store, clock=lambda: T)
+    r = w.apply(WriteIntent("f1.p1.sp", 26.0, "occupied"))
+    assert r.outcome == "done" and "read-back failed" in r.readback
+    assert "f1.p1.sp" in w.held
+
+
+def test_refused_and_unreachable_devices_are_in_the_ledger(writer, bus, store):
+    bus.refuse.add("f1.p1.sp")
+    assert writer.apply(WriteIntent("f1.p1.sp", 26.0, "x")).outcome == "rejected"
+    bus.offline.add("fc2")
+    assert writer.apply(WriteIntent("f2.p1.sp", 26.0, "x")).outcome == "failed"
+    assert _ledger(store, "f1.p1.sp") == [("write", "rejected")]
+    assert _ledger(store, "f2.p1.sp") == [("write", "failed")]
+    # no answer: it may have landed, so it counts as held (released at stop or restart), and
+    # the next identical intent is tried again, not skipped
+    assert [w.point for w in store.held_writes()] == ["f2.p1.sp"]
+    assert writer.held == {"f2.p1.sp": (None, 12)}
+    bus.offline.clear()
+    assert writer.apply(WriteIntent("f2.p1.sp", 26.0, "x")).outcome == "done"
+
+
+def test_a_higher_priority_that_wins_is_noted(writer, bus, site):
+    bus.objects["f1.p1.sp"].slots[8] = 24.0  # an operator at the panel
+    r = writer.apply(WriteIntent("f1.p1.sp", 26.0, "occupied"))
+    assert r.outcome == "done" and "priority 8" in r.error and "wins" in r.error
+    writer.release("f1.p1.sp", "test", "done")
+    assert bus.slots("f1.p1.sp") == {8: 24.0}  # ours gone, the operator's untouched
+
+
+def test_release_writes_null_at_the_same_priority(writer, bus, store):
+    writer.apply(WriteIntent("f1.p1.sp", 26.0, "occupied", priority=14))
+    r = writer.release("f1.p1.sp", "strategy", "no longer wanted")
+    assert (r.outcome, r.priority) == ("released", 14)
+    assert bus.slots("f1.p1.sp") == {} and writer.held == {}
+    assert store.held_writes() == []
+    assert _ledger(store, "f1.p1.sp") == [("write", "done"), ("release", "released")]
+    assert writer.apply(WriteIntent("f1.p1.sp", None, "again")).outcome == "released"
+
+
+def test_a_restart_releases_what_the_ledger_says_is_held(site, bus, store):
+    first = Writer(site, bus, store, clock=lambda: T)
+    for pid, v in (("f1.p1.sp", 27.5), ("f2.core.ac", 0.0), ("f3.p4.light", 0.0)):
+        assert first.apply(WriteIntent(pid, v, "held by a process about to die")).ok
+    del first  # no clean stop: a crash
+    second = Writer(site, bus, store, clock=lambda: T)
+    assert set(second.held) == {"f1.p1.sp", "f2.core.ac", "f3.p4.light"}
+    results = second.recover(wanted=lambda p: p == "f2.core.ac")
+    assert {r.point for r in results} == {"f1.p1.sp", "f3.p4.light"}
+    assert bus.slots("f1.p1.sp") == {} and bus.slots("f2.core.ac") == {12: 0.0}
+    assert {w.point for w in store.held_writes()} == {"f2.core.ac"}
+    assert {w.source for w in store.writes(action="release")} == {"recovery"}
+
+
+def test_release_all_at_shutdown(writer, bus, store):
+    for pid in ("f1.p1.sp", "f1.p1.ac", "f1.p1.light"):
+        writer.apply(WriteIntent(pid, 1.0 if not pid.endswith("sp") else 26.0, "x"))
+    assert all(r.outcome == "released" for r in writer.release_all("shutdown", "stop"))
+    assert all(bus.slots(p) == {} for p in ("f1.p1.sp", "f1.p1.ac", "f1.p1.light"))
+    assert store.held_writes() == []
+
+
+def test_a_release_the_device_does_not_confirm_stays_held(writer, bus, store):
+    writer.apply(WriteIntent("f1.p1.sp", 26.0, "x"))
+    bus.offline.add("fc1")
+    assert writer.release("f1.p1.sp", "shutdown", "stop").outcome == "failed"
+    assert [w.point for w in store.held_writes()] == ["f1.p1.sp"]  # the next start retries
+
+
+def test_controller_schedule_push_is_read_back_and_in_the_ledger(site, writer, bus, store):
+    from bems.schedules import for_controller
+
+    dev = next(d for d in site.devices if d.schedule_object)
+    plan = for_controller(site, dev, dt.date(2026, 7, 6))
+    r = writer.push_schedule(dev, plan)
+    assert r.outcome == "done" and bus.schedules[dev.id] == plan
+    assert writer.push_schedule(dev, plan).outcome == "unchanged"
+    bus.offline.add(dev.id)
+    other = dataclasses.replace(plan, makeup_days=())
+    assert writer.push_schedule(dev, other).outcome == "failed"
+    bus.offline.clear()
+
+    class Garbling(MemoryBus):
+        def read_schedule(self, device):
+            return ControllerSchedule((), (), ())
+
+    garbled = Writer(site, Garbling(site), store, clock=lambda: T)
+    assert garbled.push_schedule(dev, plan).outcome == "failed"
+    rows = store.writes(action="schedule")
+    assert [w.outcome for w in reversed(rows)] == ["done", "failed", "failed"]
+    assert store.held_writes() == []  # schedules are not priority-array writes
