@@ -785,12 +785,13 @@ def report(month: str | None, year: int | None, fmt_name: str, lang: str, out_di
     site = load_site(site_file)
     with Store(db_path, site.timezone) as store:
         if month:
-            path = render.render(monthly.build_monthly(site, store, month, option_c), fmt_name, out_dir,
-                                 lang)
+            path = render.render(monthly.build_monthly(site, store, month, option_c), fmt_name,
+                                 out_dir, lang)
         else:
             if fmt_name == "csv":
                 raise click.UsageError("the yearly report is made as pdf or xlsx")
             path = yearly.render(yearly.build_yearly(site, store, year), fmt_name, out_dir)
+        store.audit("cli", "report.make", {"month": month, "year": year, "file": path.name})
     click.echo(str(path))
 
 
@@ -921,7 +922,7 @@ def db_purge(db_path: Path, site_file: Path | None) -> None:
     site = load_site(site_file)
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=site.storage.retention_days)
     with Store(db_path, site.timezone) as store:
-        store.refresh_rollups()
         n = store.purge_readings(cutoff)
+        store.audit("cli", "db.purge", {"before": cutoff.isoformat(), "deleted": n})
     click.echo(f"deleted {n} readings older than {cutoff:%Y-%m-%d} "
                f"({site.storage.retention_days} days)")

@@ -20,9 +20,10 @@ from bems.site import Site
 from bems.storage import Store
 from bems.strategies.plan import Learned, Override, ZoneDecision, demand_level, intents_of, plan
 
-# readings older than this are not used to control (the runtime polls every minute)
+# readings older than this are not used to control (the runtime polls every minute); a runtime
+# that polls less often in its own time (a demo at 60x) stores a longer one, for everyone
 LOOKBACK_S = 15 * 60
-LEARNED_KEY, LEVEL_KEY = "learned_rates", "demand_level"
+LEARNED_KEY, LEVEL_KEY, LOOKBACK_KEY = "learned_rates", "demand_level", "decision_lookback_s"
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,10 @@ def save_learned(store: Store, learned: Learned) -> None:
 
 
 def current_values(store: Store, now: dt.datetime) -> dict[str, float | None]:
-    """The newest good reading of each point within LOOKBACK_S before `now`."""
-    latest = store.latest(now=now, lookback_s=LOOKBACK_S)
+    """The newest good reading of each point recent enough to control on: within LOOKBACK_S
+    before `now`, or three poll cycles of the runtime if that is longer."""
+    lookback = max(LOOKBACK_S, int(store.get_meta(LOOKBACK_KEY, 0) or 0))
+    latest = store.latest(now=now, lookback_s=lookback)
     return {k: v for k, (_, v, q) in latest.items() if q == "good"}
 
 

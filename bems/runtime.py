@@ -63,6 +63,8 @@ class Runtime:
             timezone=site.timezone, executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.last_poll = None
+        self._last_poll_at: dt.datetime | None = None
+        self._lookback = 0
         self._lock = threading.Lock()  # one thread writes the store at a time
         self._cov_rows: list[tuple] = []
 
@@ -178,6 +180,15 @@ class Runtime:
     def poll(self) -> None:
         try:
             before = dict(self.last_values)
+            now = self.clock()
+            if self._last_poll_at is not None:
+                # three poll cycles in BEMS's time (longer than a minute's in a fast demo)
+                lookback = int(3 * (now - self._last_poll_at).total_seconds())
+                if lookback > decision_path.LOOKBACK_S and lookback != self._lookback:
+                    self._lookback = lookback
+                    with self._lock:
+                        self.store.set_meta(decision_path.LOOKBACK_KEY, lookback)
+            self._last_poll_at = now
             self.last_poll = self.bus.poll(self._store_polled)
             self.last_values = {k: v for k, (v, q) in self.last_poll.values.items()
                                 if q == "good"}

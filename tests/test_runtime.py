@@ -174,3 +174,14 @@ def test_start_recovers_what_a_crash_left_and_stop_releases_everything(site, bus
         {p: o.slots for p, o in bus.objects.items() if o.slots}
     with Store(db) as store:
         assert store.held_writes() == []
+
+
+def test_a_runtime_polling_slowly_in_its_own_time_still_controls(rt, bus, clock):
+    # a demo at 60x polls once a simulated hour: readings of the last cycles still count
+    rt.poll()
+    clock.t += dt.timedelta(hours=1)
+    rt.poll()
+    clock.t += dt.timedelta(minutes=50)
+    from bems.decision import current_values
+
+    assert current_values(rt.store, clock.t)["f1.p1.temp"] == 27.0  # 50 min old, still used

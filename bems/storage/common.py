@@ -30,6 +30,17 @@ def epoch_or_now(t: dt.datetime | int | None) -> int:
     return to_epoch(t) if t is not None else now_epoch()
 
 
+def time_range(where: list[str], args: list, since: dt.datetime | int | None,
+               until: dt.datetime | int | None, column: str = "ts") -> None:
+    """Add [since, until) on a time column to a WHERE clause being built."""
+    if since is not None:
+        where.append(f"{column} >= ?")
+        args.append(to_epoch(since))
+    if until is not None:
+        where.append(f"{column} < ?")
+        args.append(to_epoch(until))
+
+
 def quality_code(q: Any) -> int:
     if isinstance(q, int):
         return q

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from bems.storage.common import epoch_or_now, from_epoch, to_epoch
+from bems.storage.common import epoch_or_now, from_epoch, time_range, to_epoch
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,7 @@ class Ledger:
                 values = list(values)
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args += values
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(to_epoch(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(to_epoch(until))
+        time_range(where, args, since, until)
         if held:
             where.append("released_at IS NULL")
         cur = self.db.execute(

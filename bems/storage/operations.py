@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bems.storage.common import epoch_or_now, from_epoch, to_epoch
+from bems.storage.common import epoch_or_now, from_epoch, time_range, to_epoch
 
 
 class Operations:
@@ -117,12 +117,7 @@ class Operations:
             where.append("action LIKE ? ESCAPE '\\'")
             args.append(action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                         + "%")
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(to_epoch(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(to_epoch(until))
+        time_range(where, args, since, until)
         order = "ASC" if oldest_first else "DESC"
         sql = (f"SELECT ts, user, action, detail FROM audit WHERE {' AND '.join(where)} "
                f"ORDER BY id {order} LIMIT ?")
