@@ -279,26 +279,40 @@ def read(address: str, obj: str, prop: str, bacnet_port: int) -> None:
 
 
 def _adhoc_writer(site_file: Path | None, db_path: Path, address: str, obj: str, gw):
-    """The writer for a command-line write: the site's point at that address and object if the
-    site file has one (its limits apply), else an ad-hoc writable point."""
+    """The writer for a command-line write: the site's point at that address and object,
+    however they are spelled (`localhost:47821`, `analog-value, 002`), with its limits and
+    priority; else an ad-hoc writable point at the site's priority."""
     import dataclasses
 
     from bems.control import Writer
-    from bems.site import Device, Point
-    from connectors.bacnet.gateway import parse_address
+    from bems.site import Device, Point, canonical_address, canonical_object
 
     site = load_site(site_file)
-    addr = parse_address(address)
+    addr, obj_c = canonical_address(address), canonical_object(obj)
+    if addr is None:
+        raise click.BadParameter(f"{address!r}: expected HOST:PORT (an IPv4 address)",
+                                 param_hint="ADDRESS")
+    if obj_c is None:
+        raise click.BadParameter(f"{obj!r}: expected TYPE,INSTANCE (e.g. analog-value,1)",
+                                 param_hint="OBJECT")
     for p in site.points:
-        dev = site.device(p.device)
-        if dev.address == addr and p.object == obj:
+        if site.device(p.device).address == addr and p.object == obj_c:
             return Writer(site, gw, Store(db_path, site.timezone)), p.id
-    dev = Device(id=f"cli:{addr}", name="", host=addr.split(":")[0], port=int(addr.split(":")[1]),
-                 instance=0)
-    point = Point(id=f"{addr}/{obj}", device=dev.id, object=obj, kind="other", writable=True,
-                  priority=1)
+    host, port = addr.rsplit(":", 1)
+    dev = Device(id=f"cli:{addr}", name="", host=host, port=int(port), instance=0)
+    point = Point(id=f"{addr}/{obj_c}", device=dev.id, object=obj_c, kind="other",
+                  writable=True)
     site = dataclasses.replace(site, devices=site.devices + (dev,), points=site.points + (point,))
     return Writer(site, gw, Store(db_path, site.timezone)), point.id
+
+
+def _audit_above_own(writer, above_own: bool, action: str, pid: str, priority: int,
+                     value: float | None, reason: str) -> None:
+    if above_own:
+        writer.store.audit("cli", f"{action}.above_own_priority",
+                           {"point": pid, "priority": priority, "value": value,
+                            "own_priority": writer.site.control.write_priority,
+                            "reason": reason})
 
 
 _write_opts = [
@@ -310,6 +324,9 @@ _write_opts = [
                  type=click.Path(dir_okay=False, path_type=Path), help="Ledger (SQLite)."),
     click.option("--reason", default="command line", show_default=True,
                  help="Why, for the ledger."),
+    click.option("--above-own-priority", "above_own", is_flag=True,
+                 help="Allow a priority more important than the site's write priority "
+                      "(operators' and safeties' slots): an explicit act, in the audit."),
     _client_port,
 ]
 
@@ -328,7 +345,7 @@ def _apply(opts):
 @click.argument("value", type=float)
 @_apply(_write_opts)
 def write(address: str, obj: str, value: float, priority: int, site_file: Path | None,
-          db_path: Path, reason: str, bacnet_port: int) -> None:
+          db_path: Path, reason: str, above_own: bool, bacnet_port: int) -> None:
     """Write a present value at a priority, read it back, record it in the ledger.
 
     The point's limits from the site file apply (the value is clamped).
@@ -342,7 +359,9 @@ def write(address: str, obj: str, value: float, priority: int, site_file: Path |
 
     with _gateway(bacnet_port) as gw:
         writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
-        r = writer.apply(WriteIntent(pid, value, reason, source="cli", priority=priority))
+        _audit_above_own(writer, above_own, "write", pid, priority, value, reason)
+        r = writer.apply(WriteIntent(pid, value, reason, source="cli", priority=priority),
+                         above_own=above_own)
         writer.store.close()
     click.echo(f"{pid}: {r.outcome} {r.value if r.value is not None else ''} at priority "
                f"{r.priority}, read back {r.readback!r} {r.error}".rstrip())
@@ -355,7 +374,7 @@ def write(address: str, obj: str, value: float, priority: int, site_file: Path |
 @click.argument("obj", metavar="OBJECT")
 @_apply(_write_opts)
 def release(address: str, obj: str, priority: int, site_file: Path | None, db_path: Path,
-            reason: str, bacnet_port: int) -> None:
+            reason: str, above_own: bool, bacnet_port: int) -> None:
     """Relinquish a priority: write Null there, confirm, mark the ledger released.
 
     Example:
@@ -365,7 +384,8 @@ def release(address: str, obj: str, priority: int, site_file: Path | None, db_pa
     """
     with _gateway(bacnet_port) as gw:
         writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
-        r = writer.release(pid, "cli", reason, priority)
+        _audit_above_own(writer, above_own, "release", pid, priority, None, reason)
+        r = writer.release(pid, "cli", reason, priority, above_own=above_own)
         writer.store.close()
     click.echo(f"{pid}: {r.outcome} at priority {r.priority} {r.error}".rstrip())
     if not r.ok:
@@ -673,6 +693,17 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: str | None) ->
             click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
 
 
+def _cli_user() -> str:
+    """Who acts from the command line, for the audit: the operating-system account (a CLI
+    option would let anyone write any name)."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
 @main.group()
 def override() -> None:
     """Operator overrides: a value for a point until it expires; strategies yield to it.
@@ -680,7 +711,7 @@ def override() -> None:
     Example:
 
     \b
-        bems override set f1.p1.sp 25 --minutes 120 --user lan --reason "meeting"
+        bems override set f1.p1.sp 25.5 --minutes 120 --reason "meeting"
         bems override list
     """
 
@@ -688,13 +719,13 @@ def override() -> None:
 @override.command("set")
 @click.argument("point")
 @click.argument("value", type=float)
-@click.option("--minutes", type=float, required=True, help="How long it holds.")
-@click.option("--user", default="cli", show_default=True)
+@click.option("--minutes", type=click.FloatRange(1, 7 * 24 * 60), required=True,
+              help="How long it holds (1 minute to 7 days).")
 @click.option("--reason", default="", help="Why, for the ledger.")
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
-def override_set(point: str, value: float, minutes: float, user: str, reason: str,
+def override_set(point: str, value: float, minutes: float, reason: str,
                  site_file: Path | None, db_path: Path) -> None:
     """Set an override; it is applied at the next strategy run and released when it expires.
 
@@ -707,17 +738,18 @@ def override_set(point: str, value: float, minutes: float, user: str, reason: st
 
     site = load_site(site_file)
     now = dt.datetime.now(dt.timezone.utc)
+    until = now + dt.timedelta(minutes=minutes)
     with Store(db_path, site.timezone) as store:
-        oid = add_override(site, store, point, value, now + dt.timedelta(minutes=minutes), user,
-                           reason, now)
+        oid = add_override(site, store, point, value, until, _cli_user(), reason, now)
     click.echo(f"override {oid}: {point} = {value:g} until "
-               f"{(now + dt.timedelta(minutes=minutes)).astimezone(site.tz):%Y-%m-%d %H:%M}")
+               f"{until.astimezone(site.tz):%Y-%m-%d %H:%M} ({site.timezone})")
 
 
 @override.command("list")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
-def override_list(db_path: Path) -> None:
+def override_list(site_file: Path | None, db_path: Path) -> None:
     """List the overrides in force.
 
     Example:
@@ -725,21 +757,22 @@ def override_list(db_path: Path) -> None:
     \b
         bems override list --db bems.sqlite
     """
+    site = load_site(site_file)
     with Store(db_path) as store:
         rows = store.overrides(active_at=dt.datetime.now(dt.timezone.utc))
     for o in rows:
         click.echo(f"{o['id']:>4} {o['point']:<16} {o['value']:>6g} until "
-                   f"{o['expires_at']:%Y-%m-%d %H:%M} UTC by {o['created_by']}: {o['reason']}")
+                   f"{o['expires_at'].astimezone(site.tz):%Y-%m-%d %H:%M} ({site.timezone}) "
+                   f"by {o['created_by']}: {o['reason']}")
     if not rows:
         click.echo("no override in force")
 
 
 @override.command("release")
 @click.argument("override_id", type=int)
-@click.option("--user", default="cli", show_default=True)
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
-def override_release(override_id: int, user: str, db_path: Path) -> None:
+def override_release(override_id: int, db_path: Path) -> None:
     """End an override before it expires.
 
     Example:
@@ -750,7 +783,7 @@ def override_release(override_id: int, user: str, db_path: Path) -> None:
     from bems.overrides import release_override
 
     with Store(db_path) as store:
-        n = release_override(store, override_id, user, dt.datetime.now(dt.timezone.utc))
+        n = release_override(store, override_id, _cli_user(), dt.datetime.now(dt.timezone.utc))
     if not n:
         raise click.ClickException(f"no override {override_id} in force")
     click.echo(f"override {override_id} released")
@@ -806,42 +839,147 @@ def user() -> None:
     """
 
 
+_db_option = click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+                          type=click.Path(dir_okay=False, path_type=Path))
+_password_stdin = click.option(
+    "--password-stdin", is_flag=True,
+    help="Read the password from standard input (for scripts); else it is asked at a prompt. "
+         "It is never taken on the command line, where other users of the machine can see it.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+def _user_change(action, *args) -> None:
+    from bems.users import UserError
+
+    with Store(args[0]) as store:
+        try:
+            action(store, *args[1:], _cli_user(), dt.datetime.now(dt.timezone.utc))
+        except UserError as err:
+            raise click.ClickException(str(err)) from None
+
+
 @user.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
-@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path))
-@click.password_option(help="Asked at a prompt (twice), or read from standard input.")
-def user_add(name: str, role: str, lang: str, db_path: Path, password: str) -> None:
-    """Add a user (or change a user's role and password); the password is stored hashed.
+@_db_option
+@_password_stdin
+def user_add(name: str, role: str, lang: str, db_path: Path, password_stdin: bool) -> None:
+    """Add a user; the password is stored hashed. A name already taken is refused.
 
     Example:
 
     \b
         bems user add lan --role operator
-        echo "$PASSWORD" | bems user add minh --role viewer --password -
+        printf '%s\\n' "$PASSWORD" | bems user add minh --role viewer --password-stdin
     """
-    from bems.users import UserError, save_user
+    from bems.users import add_user
 
-    if password == "-":
-        password = sys.stdin.readline().rstrip("\n")
-    with Store(db_path) as store:
-        try:
-            save_user(store, name, role, password, lang, "cli")
-        except UserError as err:
-            raise click.BadParameter(str(err)) from None
-    click.echo(f"user {name} ({role}) saved")
+    _user_change(add_user, db_path, name, role, _read_password(password_stdin), lang)
+    click.echo(f"user {name} ({role}) added")
+
+
+@user.command("passwd")
+@click.argument("name")
+@_db_option
+@_password_stdin
+def user_passwd(name: str, db_path: Path, password_stdin: bool) -> None:
+    """Set a user's password; that user's sessions end.
+
+    Example:
+
+    \b
+        bems user passwd admin --db bems-demo.sqlite
+    """
+    from bems.users import set_password
+
+    _user_change(set_password, db_path, name, _read_password(password_stdin))
+    click.echo(f"password of {name} changed; their sessions have ended")
+
+
+@user.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["viewer", "operator", "admin"]))
+@_db_option
+def user_role(name: str, role: str, db_path: Path) -> None:
+    """Change a user's role (the last active admin stays admin).
+
+    Example:
+
+    \b
+        bems user role lan operator
+    """
+    from bems.users import set_role
+
+    _user_change(set_role, db_path, name, role)
+    click.echo(f"{name} is now {role}")
+
+
+@user.command("disable")
+@click.argument("name")
+@_db_option
+def user_disable(name: str, db_path: Path) -> None:
+    """Disable a user: no login, their sessions end (the last active admin cannot be).
+
+    Example:
+
+    \b
+        bems user disable minh
+    """
+    from bems.users import set_disabled
+
+    _user_change(set_disabled, db_path, name, True)
+    click.echo(f"{name} disabled")
+
+
+@user.command("enable")
+@click.argument("name")
+@_db_option
+def user_enable(name: str, db_path: Path) -> None:
+    """Enable a disabled user again.
+
+    Example:
+
+    \b
+        bems user enable minh
+    """
+    from bems.users import set_disabled
+
+    _user_change(set_disabled, db_path, name, False)
+    click.echo(f"{name} enabled")
+
+
+@user.command("delete")
+@click.argument("name")
+@_db_option
+def user_delete(name: str, db_path: Path) -> None:
+    """Delete a user (the audit keeps what they did; the last active admin cannot be).
+
+    Example:
+
+    \b
+        bems user delete minh
+    """
+    from bems.users import delete_user
+
+    _user_change(delete_user, db_path, name)
+    click.echo(f"{name} deleted")
 
 
 @main.command()
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (only this machine by default).")
-@click.option("--port", type=int, default=8080, show_default=True)
-def web(site_file: Path | None, db_path: Path, host: str, port: int) -> None:
+@click.option("--host", default=None,
+              help="Address to listen on (default: the site file's [web] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port (default: the site file's [web] port, 8080).")
+def web(site_file: Path | None, db_path: Path, host: str | None, port: int | None) -> None:
     """Serve the web UI alone, over a store another process fills (`bems run`).
 
     Example:
@@ -849,14 +987,14 @@ def web(site_file: Path | None, db_path: Path, host: str, port: int) -> None:
     \b
         bems web --db bems.sqlite --port 8080
     """
-    from werkzeug.serving import make_server
-
     from webui import create_app
+    from webui.server import WebServer
 
     site = load_site(site_file)
     app = create_app(site, db_path)
-    server = make_server(host, port, app, threaded=True)
-    click.echo(f"http://{host}:{port}/")
+    w = site.web
+    server = WebServer(app, host or w.host, port or w.port, w.certificate, w.private_key)
+    click.echo(server.url)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

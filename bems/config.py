@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
     METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
-    Reports, Schedule, Site, Storage, Tariff, Zone,
+    Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address, canonical_object,
 )
 
 DEMO_SITE = "demo_site.toml"
@@ -190,6 +191,12 @@ class _Reader:
             names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
             self.error(path + (key,), f"must be {names}, got {v!r}")
             return None if default is ... else default
+        if isinstance(v, float) and not math.isfinite(v):  # TOML has nan and inf
+            self.error(path + (key,), f"must be a finite number, got {v!r}")
+            return None if default is ... else default
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            self.error(path + (key,), f"is {len(v)} characters long; at most {MAX_TEXT}")
+            return None if default is ... else default
         if check is not None:
             problem = check(v)
             if problem:
@@ -213,6 +220,9 @@ class _Reader:
             return None
 
 
+MAX_TEXT = 1000  # any text field of a site file
+POLICY_FLOOR_RANGE = (25.0, 30.0)  # Joint Circular 111/2009: cooling at 25 °C or above
+
 _TYPE_NAMES = {str: "text", float: "a number", int: "a whole number", bool: "true or false",
                list: "a list", dict: "a table", dt.date: "a date"}
 
@@ -232,7 +242,7 @@ def _priority(v: int) -> str | None:
 # --- building the site --------------------------------------------------------------------
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
-        "devices", "points", "zones", "meters", "schedules")
+        "devices", "points", "zones", "meters", "schedules", "web")
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -285,6 +295,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 buildings=tuple(buildings), zones=tuple(zones), devices=tuple(devices),
                 points=tuple(points), meters=tuple(meters), schedules=tuple(schedules),
                 tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
+                web=_web(r, data.get("web", {}), source),
                 strategies=strategies, reports=reports, source=source)
 
 
@@ -312,9 +323,9 @@ def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
     address = r.get(d, p, "address", str)
     host, port = "", 0
     if address is not None:
-        m = re.fullmatch(r"([A-Za-z0-9.\-]+):(\d{1,5})", address)
-        if m and 0 < int(m.group(2)) < 65536:
-            host, port = m.group(1), int(m.group(2))
+        c = canonical_address(address) if ":" in address else None
+        if c:
+            host, port = c.rsplit(":", 1)[0], int(c.rsplit(":", 1)[1])
         else:
             r.error(p + ("address",), f"must be HOST:PORT (e.g. 127.0.0.1:47809), got {address!r}")
     return Device(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""), host=host,
@@ -326,17 +337,58 @@ def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
                   retries=r.get(d, p, "retries", int, 1,
                                 lambda v: None if v >= 0 else "must be 0 or more"),
                   schedule=r.get(d, p, "schedule", str, None),
-                  schedule_object=r.get(d, p, "schedule_object", str, None,
-                                        _object_of("schedule")),
-                  calendar_object=r.get(d, p, "calendar_object", str, None,
-                                        _object_of("calendar")))
+                  schedule_object=_canonical(r.get(d, p, "schedule_object", str, None,
+                                                   _object_of("schedule"))),
+                  calendar_object=_canonical(r.get(d, p, "calendar_object", str, None,
+                                                   _object_of("calendar"))))
 
 
 def _object_of(kind: str) -> Callable[[str], str | None]:
     def check(v: str) -> str | None:
-        m = re.fullmatch(r"([a-z\-]+),(\d+)", v)
-        return None if m and m.group(1) == kind else f"must be {kind},INSTANCE, got {v!r}"
+        c = canonical_object(v)
+        return None if c and c.split(",")[0] == kind else f"must be {kind},INSTANCE, got {v!r}"
     return check
+
+
+def _canonical(v: str | None) -> str | None:
+    return canonical_object(v) if v is not None else None
+
+
+def _web(r: _Reader, d: Any, source: Path | None) -> Web:
+    p: Path_ = ("web",)
+    d = r.table(d, p, ("host", "port", "certificate", "private_key", "trust_proxy",
+                       "session_hours"))
+    here = source.parent if source else Path.cwd()
+
+    def path_of(key: str) -> Path | None:
+        v = r.get(d, p, key, str, None)
+        if v is None:
+            return None
+        f = (here / v) if not Path(v).is_absolute() else Path(v)
+        if not f.is_file():
+            r.error(p + (key,), f"no such file: {f}")
+        return f
+
+    web = Web(host=r.get(d, p, "host", str, "127.0.0.1",
+                         lambda v: None if canonical_address(v) or v in ("0.0.0.0", "::")
+                         else f"must be an address to listen on, got {v!r}"),
+              port=r.get(d, p, "port", int, 8080,
+                         lambda v: None if 0 < v < 65536 else "must be 1..65535"),
+              certificate=path_of("certificate"), private_key=path_of("private_key"),
+              trust_proxy=r.get(d, p, "trust_proxy", bool, False),
+              session_hours=r.get(d, p, "session_hours", float, 10.0,
+                                  lambda v: None if 0.1 <= v <= 24 * 7 else "must be 0.1..168"))
+    if (web.certificate is None) != (web.private_key is None):
+        r.error(p + ("private_key",), "certificate and private_key go together")
+    return web
+
+
+def _policy_floor(v: float) -> str | None:
+    lo, hi = POLICY_FLOOR_RANGE
+    if lo <= v <= hi:
+        return None
+    return (f"must be {lo:g}..{hi:g} °C (state agencies cool at 25 °C or above, Joint Circular "
+            f"111/2009), got {v:g}")
 
 
 def _control(r: _Reader, d: Any) -> Control:
@@ -344,7 +396,8 @@ def _control(r: _Reader, d: Any) -> Control:
     d = r.table(d, p, ("write_priority", "policy_min_cooling_setpoint", "heartbeat_point"))
     return Control(
         write_priority=r.get(d, p, "write_priority", int, 12, _priority),
-        policy_min_cooling_setpoint=r.get(d, p, "policy_min_cooling_setpoint", float, 25.0),
+        policy_min_cooling_setpoint=r.get(d, p, "policy_min_cooling_setpoint", float, 25.0,
+                                          _policy_floor),
         heartbeat_point=r.get(d, p, "heartbeat_point", str, None))
 
 
@@ -353,14 +406,14 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
                        "min", "max", "priority", "cov", "trend_log"))
 
     def obj_ok(v: str) -> str | None:
-        m = re.fullmatch(r"([a-z\-]+),(\d+)", v)
-        if not m:
+        c = canonical_object(v)
+        if not c:
             return f"must be TYPE,INSTANCE (e.g. analog-value,1), got {v!r}"
-        if m.group(1) not in _OBJECT_TYPES:
-            return f"unknown object type {m.group(1)!r}"
+        if c.split(",")[0] not in _OBJECT_TYPES:
+            return f"unknown object type {c.split(',')[0]!r}"
         return None
 
-    obj = r.get(d, p, "object", str, check=obj_ok)
+    obj = _canonical(r.get(d, p, "object", str, check=obj_ok))
     writable = r.get(d, p, "writable", bool, False)
     lo = r.get(d, p, "min", float, None)
     hi = r.get(d, p, "max", float, None)
@@ -375,7 +428,8 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
                  unit=r.get(d, p, "unit", str, ""), writable=writable, min=lo, max=hi,
                  priority=r.get(d, p, "priority", int, None, _priority),
                  cov=r.get(d, p, "cov", bool, False),
-                 trend_log=r.get(d, p, "trend_log", str, None, _object_of("trend-log")))
+                 trend_log=_canonical(r.get(d, p, "trend_log", str, None,
+                                            _object_of("trend-log"))))
 
 
 _ZONE_POINTS = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "lighting",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,19 +66,35 @@ class Writer:
     def priority_for(self, point: Point, requested: int | None) -> int:
         return requested or point.priority or self.site.control.write_priority
 
-    def apply(self, intent: WriteIntent) -> WriteResult:
+    def floor_for(self, point: Point) -> int:
+        """The most important priority BEMS may command on a point (its own)."""
+        return point.priority or self.site.control.write_priority
+
+    def _priority_problem(self, point: Point, priority: int, above_own: bool) -> str:
+        floor = self.floor_for(point)
+        if not 1 <= priority <= 16:
+            return f"priority {priority} is not a BACnet priority (1..16)"
+        if priority < floor and not above_own:
+            return (f"priority {priority} is above what BEMS may command on this point "
+                    f"({floor}..16); operators and safeties own the others")
+        return ""
+
+    def apply(self, intent: WriteIntent, above_own: bool = False) -> WriteResult:
+        """Write an intent. `above_own` lets an explicit, audited command (an admin's `bems
+        write --above-own-priority`) use a priority more important than BEMS's own."""
         if intent.value is None:
-            return self.release(intent.point, intent.source, intent.reason, intent.priority)
+            return self.release(intent.point, intent.source, intent.reason, intent.priority,
+                                above_own)
         point = self._points.get(intent.point)
         if point is None:
             return self._reject(intent, None, f"no point {intent.point!r} in the site file")
         priority = self.priority_for(point, intent.priority)
-        floor = point.priority or self.site.control.write_priority
         if not point.writable:
             return self._reject(intent, priority, "the point is not writable")
-        if not 1 <= priority <= 16 or priority < floor:
-            return self._reject(intent, priority, f"priority {priority} is above what BEMS may "
-                                                  f"command on this point ({floor}..16)")
+        problem = self._priority_problem(point, priority, above_own) or \
+            _value_problem(point, intent.value)
+        if problem:
+            return self._reject(intent, priority, problem)
         value, note = float(intent.value), ""
         if point.min is not None and value < point.min:
             value, note = point.min, f" (clamped from {intent.value:g} to min {point.min:g})"
@@ -103,7 +120,7 @@ class Writer:
             return self._record(point, "write", value, priority, intent, "done", note.strip(),
                                 readback=f"read-back failed: {err}")
         got = slots.get(priority)
-        if got is None or abs(float(got) - float(_plain_number(point, value))) > 1e-3:
+        if not _same(got, _plain_number(point, value)):
             self.held[point.id] = (value, priority)
             return self._record(point, "write", value, priority, intent, "failed",
                                 f"read-back shows {got!r} at priority {priority}", readback=got)
@@ -115,13 +132,18 @@ class Writer:
                             readback=got)
 
     def release(self, point_id: str, source: str, reason: str,
-                priority: int | None = None) -> WriteResult:
+                priority: int | None = None, above_own: bool = False) -> WriteResult:
         point = self._points.get(point_id)
         intent = WriteIntent(point_id, None, reason, source, priority)
         if point is None:
             return self._reject(intent, priority, f"no point {point_id!r} in the site file")
         held = self.held.get(point_id)
         prio = priority or (held[1] if held else self.priority_for(point, None))
+        # a slot BEMS itself holds (the ledger says so) may always be released
+        problem = "" if held and held[1] == prio else \
+            self._priority_problem(point, prio, above_own)
+        if problem:
+            return self._reject(intent, prio, problem)
         dev = self.site.device(point.device)
         try:
             self.bus.write(dev.address, point.object, None, prio, timeout=self.timeout_s)
@@ -219,3 +241,22 @@ def _plain_number(point: Point, value: float) -> float:
     if point.object_type.startswith("multi-state"):
         return float(int(round(value)))
     return value
+
+
+def _value_problem(point: Point, value: object) -> str:
+    """Why a value cannot go to a point at all (clamping to limits comes after)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    otype = point.object_type
+    if otype.startswith("binary") and value not in (0, 1):
+        return f"{value:g}: a binary point takes 0 (off) or 1 (on)"
+    if otype.startswith("multi-state") and (value != int(value) or value < 1):
+        return f"{value:g}: a multi-state point takes a whole number from 1"
+    return ""
+
+
+def _same(got: Any, expected: float) -> bool:
+    """A read-back that confirms the value written (NaN, text or nothing never do)."""
+    return isinstance(got, (int, float)) and not isinstance(got, bool) and \
+        math.isfinite(got) and abs(float(got) - expected) <= 1e-3

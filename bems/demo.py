@@ -12,6 +12,17 @@ import click
 
 from bems.config import demo_site_path, load_site
 from bems.storage import Store
+from bems.users import hash_password
+
+
+def demo_admin(store: Store) -> str | None:
+    """The first start makes the admin with a fresh password, returned to be printed once;
+    later starts leave the account alone (None): `bems user passwd admin` changes it."""
+    password = secrets.token_urlsafe(12)
+    if store.add_user("admin", "admin", hash_password(password), "vi"):
+        store.audit("demo", "user.add", {"name": "admin", "role": "admin"})
+        return password
+    return None
 
 
 def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: int = 8080,
@@ -20,13 +31,10 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
              handle: dict | None = None, site_file: Path | None = None) -> None:
     """History into the store, then the centre paced at `speed`, the runtime on it through
     BACnet, and the UI on 127.0.0.1:port, until Ctrl-C (or `stop`)."""
-    from werkzeug.serving import make_server
-
     from bems.runtime import Runtime
     from connectors.simulator.run import fill_history
     from connectors.simulator.centre import VirtualCentre
     from webui import create_app
-    from bems.users import hash_password
 
     site = load_site(site_file)
     click.echo(f"site: {site.name} ({demo_site_path()})")
@@ -37,8 +45,7 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
             n = fill_history(centre, store, now, history_days)
             click.echo(f"history: {history_days} days of the simulated centre, {n} readings "
                        f"into {db_path}")
-        password = secrets.token_urlsafe(9)
-        store.add_user("admin", "admin", hash_password(password), "vi")
+        password = demo_admin(store)
 
     import asyncio
 
@@ -61,18 +68,19 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
                       poll_interval_s=interval_s, strategy_interval_s=interval_s)
     runtime.start()
     app = create_app(site, db_path, runtime=runtime, clock=runtime.clock)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    click.echo(f"BEMS is running: http://127.0.0.1:{port}/")
+    from webui.server import WebServer
+
+    server = WebServer(app, "127.0.0.1", port).start()
+    click.echo(f"BEMS is running: {server.url}")
     click.echo("user: admin")
-    click.echo(f"password: {password}")
+    click.echo(f"password: {password}" if password else
+               f"password: unchanged (bems user passwd admin --db {db_path} sets a new one)")
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             signal.signal(sig, lambda *_: stop.set())
         except ValueError:  # not the main thread (tests): `stop` is the way out
             break
-    web = threading.Thread(target=server.serve_forever, name="web", daemon=True)
-    web.start()
     if handle is not None:  # tests look inside
         handle.update(centre=centre, runtime=runtime, password=password)
     if ready is not None:
@@ -80,7 +88,7 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
     try:
         stop.wait()
     finally:
-        server.shutdown()
+        server.stop()
         runtime.stop()
         centre.stop()
         click.echo("stopped; every write released")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import Callable
@@ -78,7 +79,8 @@ class Runtime:
         self._store_rows([(r[0], now, *r[2:]) for r in rows])
 
     def _on_cov(self, point: str, value: object, when: dt.datetime) -> None:
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # the store keeps a non-finite value as a bad reading without a value
             self._cov_rows.append((point, self.clock(), value, "good"))
 
     def flush_cov(self) -> None:
@@ -106,6 +108,7 @@ class Runtime:
                                    id="heartbeat")
         self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
         self.scheduler.add_job(self.purge, "cron", hour=0, minute=45, id="purge")
+        self.scheduler.add_job(self.alarms, "interval", minutes=1, id="alarms")
         self.scheduler.add_job(self.push_schedules, "cron", hour=0, minute=5, id="schedules")
         self.scheduler.add_job(self.refit_forecasts, "cron", hour=0, minute=30, id="forecasts")
         self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
@@ -191,7 +194,7 @@ class Runtime:
             self._last_poll_at = now
             self.last_poll = self.bus.poll(self._store_polled)
             self.last_values = {k: v for k, (v, q) in self.last_poll.values.items()
-                                if q == "good"}
+                                if q == "good" and isinstance(v, float) and math.isfinite(v)}
             if before:
                 hours = self.poll_interval_s / 3600
                 learn(self.site, self.learned, before, self.last_values, hours,
@@ -207,7 +210,9 @@ class Runtime:
             return decision_path.decide(self.site, self.store, now or self.clock())
 
     def run_strategies(self) -> None:
-        """Every minute: the strategies' intents through the one writer (unless dry-run)."""
+        """Every minute: the strategies' intents through the one writer (unless dry-run), and
+        whatever BEMS holds that no strategy or override wants any more (a strategy switched
+        off, an override ended) released in the same run."""
         try:
             d = self.decide()
             self.level, self.last_decisions = d.level, d.zones
@@ -219,6 +224,9 @@ class Runtime:
                 r = self.writer.apply(intent)
                 if not r.ok:
                     log.warning("%s: %s %s", intent.point, r.outcome, r.error)
+            wanted = {i.point for i in d.intents} | {self.site.control.heartbeat_point}
+            for pid in [p for p in self.writer.held if p not in wanted]:
+                self.writer.release(pid, "strategy", "no strategy or override wants it any more")
         except Exception:  # logged; the next run tries again
             log.exception("strategy run failed")
 
@@ -233,6 +241,17 @@ class Runtime:
     def store_maintenance(self) -> None:
         with self._lock:
             self.store.refresh_rollups()
+
+    def alarms(self) -> None:
+        """Every minute: acknowledgements of alarms that have cleared are dropped, so the next
+        occurrence must be acknowledged again."""
+        from bems.status import prune_acks
+
+        try:
+            with self._lock:
+                prune_acks(self.site, self.store, self.clock())
+        except Exception:
+            log.exception("alarm evaluation failed")
 
     def purge(self) -> int:
         """Nightly: raw readings past the site's retention are deleted (rollups are kept)."""

@@ -15,6 +15,7 @@ from bems.errors import BemsError
 from bems import validate
 from bems.calendar import SiteCalendar
 from bems.strategies import params as strategy_params
+from bems.text import clean_text
 from bems.fieldbus import ControllerSchedule
 from bems.site import WEEKDAYS, Calendar, Device, Period, Schedule, Site
 from bems.storage import Store
@@ -56,12 +57,31 @@ def save(store: Store, site: Site, schedule: Schedule, user: str, now: dt.dateti
 
 
 def add_exception(store: Store, day: dt.date, kind: str, name: str, user: str,
-                  now: dt.datetime) -> int:
+                  now: dt.datetime, site: Site | None = None) -> int:
+    """A closure or a make-up working day; one per date (a day cannot be both)."""
     if kind not in EXCEPTION_KINDS:
         raise ScheduleError([("kind", "kind_invalid")])
+    if not 2000 <= day.year <= 2100:
+        raise ScheduleError([("day", "day_invalid")])
+    taken = {e["day"] for e in store.exceptions()}
+    if site is not None:
+        taken |= {d for d, _ in site.calendar.closures + site.calendar.workdays}
+    if day in taken:
+        raise ScheduleError([("day", "day_taken")])
+    name = clean_text(name, 100)
     eid = store.add_exception(day, kind, name, user, now)
     store.audit(user, "exception.add", {"day": day.isoformat(), "kind": kind, "name": name}, now)
     return eid
+
+
+def delete_exception(store: Store, exception_id: int, user: str, now: dt.datetime) -> bool:
+    """Remove a stored exception day (audited); False if there is none with that id."""
+    day = next((e for e in store.exceptions() if e["id"] == exception_id), None)
+    if day is None or not store.delete_exception(exception_id):
+        return False
+    store.audit(user, "exception.delete", {"day": day["day"].isoformat(), "kind": day["kind"],
+                                           "name": day["name"]}, now)
+    return True
 
 
 def effective_site(site: Site, store: Store) -> Site:
@@ -75,7 +95,7 @@ def effective_site(site: Site, store: Store) -> Site:
     workdays = site.calendar.workdays + tuple((e["day"], e["name"] or "") for e in exc
                                               if e["kind"] == "workday")
     cal = Calendar(site.calendar.country, closures, workdays)
-    params = dataclasses.replace(site.strategies, **strategy_params.stored(store))
+    params = dataclasses.replace(site.strategies, **strategy_params.stored(store, site))
     return dataclasses.replace(site, schedules=schedules, calendar=cal, strategies=params)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,37 @@ class Building:
     name: str
     floors: int
     floor_area_m2: float
+
+
+MAX_INSTANCE = 4194303  # BACnet object instances are 22 bits; 4194303 means "none"
+
+
+def canonical_object(text: str) -> str | None:
+    """'analog-value, 002' → 'analog-value,2': one spelling per object, so a point is found
+    however a person or another tool writes it. None if it is not TYPE,INSTANCE."""
+    m = re.fullmatch(r"\s*([A-Za-z][A-Za-z\-]*)\s*,\s*(\d{1,7})\s*", str(text))
+    if m is None or int(m.group(2)) >= MAX_INSTANCE:
+        return None
+    return f"{m.group(1).lower()},{int(m.group(2))}"
+
+
+def canonical_address(text: str, default_port: int = 47808) -> str | None:
+    """'localhost:47821', ' 127.000.0.1 :47821' → '127.0.0.1:47821' (BACnet/IP: an IPv4
+    address and a UDP port). Names other than localhost are not resolved here. None if it is
+    not HOST[:PORT]."""
+    host, _, port = str(text).strip().partition(":")
+    host = host.strip().lower()
+    if host == "localhost":
+        host = "127.0.0.1"
+    parts = host.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+        host = ".".join(str(int(p)) for p in parts)
+    elif not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", host):
+        return None
+    port = port.strip()
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return f"{host}:{int(port) if port else default_port}"
 
 
 @dataclass(frozen=True)
@@ -200,6 +232,16 @@ class Storage:
     retention_days: int = 400  # raw readings; rollups are kept
 
 
+@dataclass(frozen=True)
+class Web:
+    host: str = "127.0.0.1"  # only this machine unless told otherwise
+    port: int = 8080
+    certificate: Path | None = None  # PEM files: BEMS serves HTTPS itself
+    private_key: Path | None = None
+    trust_proxy: bool = False  # behind a reverse proxy: trust its X-Forwarded-* headers
+    session_hours: float = 10.0
+
+
 def _default_params():
     from bems.strategies.params import StrategyParams
 
@@ -223,6 +265,7 @@ class Site:
     control: Control = field(default_factory=Control)
     storage: Storage = field(default_factory=Storage)
     reports: Reports = field(default_factory=Reports)
+    web: Web = field(default_factory=Web)
     strategies: "StrategyParams" = field(default_factory=lambda: _default_params())
     source: Path | None = None
 

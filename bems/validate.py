@@ -27,6 +27,10 @@ MESSAGES = {
     "no_days": "days must be like 'mon-fri', 'sat,sun' or a list of day names",
     "month_day_invalid": "must be a month-day MM-DD",
     "no_seasons": "needs at least one season",
+    "no_periods": "a season needs at least one period (a closed day is an exception day)",
+    "start_invalid": "a period cannot start at 24:00",
+    "seasons_overlap": "seasons overlap",
+    "seasons_gap": "the seasons leave days of the year without a schedule",
     "not_a_table": "must be a table",
     "not_a_list": "must be a list",
     "unknown_field": "unknown field",
@@ -123,7 +127,10 @@ def periods(items: Any, path: Path = (), bands: bool = False
         start, end = time_of_day(it.get("start")), time_of_day(it.get("end"))
         for key, t in (("start", start), ("end", end)):
             if t is None:
-                problems.append(problem(q + (key,), "time_invalid", repr(it.get(key))))
+                problems.append(problem(q + (key,), "time_invalid", repr(it.get(key))[:40]))
+        if start == dt.time(0) and str(it.get("start", "")).strip() == "24:00":
+            problems.append(problem(q + ("start",), "start_invalid"))
+            start = None
         if start is not None and end is not None and end != dt.time(0) and end <= start:
             problems.append(problem(q + ("end",), "end_before_start",
                                     f"{end:%H:%M} is not after {start:%H:%M}"))
@@ -166,6 +173,8 @@ def schedule(schedule_id: str, d: Any, path: Path = ()) -> tuple[Schedule | None
         s = _table(s, q, ("name", "from", "to", "periods"), problems)
         ps, more = periods(s.get("periods", []), q + ("periods",))
         problems += more
+        if not more and not ps:
+            problems.append(problem(q + ("periods",), "no_periods"))
         md = {}
         for key, default in (("from", "01-01"), ("to", "12-31")):
             md[key] = month_day(s.get(key, default))
@@ -173,6 +182,26 @@ def schedule(schedule_id: str, d: Any, path: Path = ()) -> tuple[Schedule | None
                 problems.append(problem(q + (key,), "month_day_invalid", repr(s.get(key))))
         seasons.append(Season(str(s.get("name", f"season {i + 1}")), md["from"] or (1, 1),
                               md["to"] or (12, 31), tuple(ps)))
+    if not problems:
+        problems += _year_covered(seasons, path)
     if problems:
         return None, problems
     return Schedule(schedule_id, name or schedule_id, tuple(seasons)), []
+
+
+def _year_covered(seasons: list[Season], path: Path) -> list[Problem]:
+    """Every day of the year (a leap year, so 29 February too) in exactly one season."""
+    owner: dict[tuple[int, int], int] = {}
+    day = dt.date(2024, 1, 1)
+    while day.year == 2024:
+        md = (day.month, day.day)
+        for i, s in enumerate(seasons):
+            if s.contains(day):
+                if md in owner:
+                    return [problem(path + ("seasons", i), "seasons_overlap",
+                                    f"{day:%m-%d} is in season {owner[md] + 1} and {i + 1}")]
+                owner[md] = i
+        if md not in owner:
+            return [problem(path + ("seasons",), "seasons_gap", f"{day:%m-%d} has none")]
+        day += dt.timedelta(days=1)
+    return []

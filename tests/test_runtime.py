@@ -185,3 +185,23 @@ def test_a_runtime_polling_slowly_in_its_own_time_still_controls(rt, bus, clock)
     from bems.decision import current_values
 
     assert current_values(rt.store, clock.t)["f1.p1.temp"] == 27.0  # 50 min old, still used
+
+
+@pytest.mark.parametrize("switch", ["lighting", "occupancy", "outdoor_air"])
+def test_a_strategy_switched_off_lets_go_of_its_points_in_the_same_run(rt, site, bus, switch):
+    from bems.strategies import params as strategy_params
+
+    rt.poll()
+    rt.run_strategies()
+    lights = [z.lighting for z in site.zones if z.lighting]
+    assert all(bus.slots(p) == {12: 1.0} for p in lights)
+    rt.store.set_meta(strategy_params.STORED_KEY, {switch: False})
+    rt.run_strategies()
+    held = {p for p, o in bus.objects.items() if o.slots} - {site.control.heartbeat_point}
+    if switch == "lighting":
+        assert not held & set(lights) and held  # the rest still commanded
+    elif switch == "occupancy":
+        assert held == set()  # nothing planned: everything released
+    else:
+        assert not {p for p in held if site.point(p).kind == "outdoor_air"}
+    assert {p for p in rt.writer.held} - {site.control.heartbeat_point} == held

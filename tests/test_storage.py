@@ -34,7 +34,7 @@ def test_migrations_from_the_previous_schema_keep_data(tmp_path):
     db = sqlite_utils.Database(path)
     last = migrations._migrations[-1].name
     migrations.apply(db, stop_before=last)
-    assert "users" not in db.table_names()
+    assert "sessions" not in db.table_names()
     db.conn.close()
     old = Store(path, migrate=False)
     old.insert_readings([("a", T0, 1.5), ("a", T0 + 300, 2.5)])
@@ -43,7 +43,7 @@ def test_migrations_from_the_previous_schema_keep_data(tmp_path):
     old.close()
 
     with Store(path) as store:
-        assert "users" in _tables(path)
+        assert "sessions" in _tables(path)
         assert [v for _, v, _ in store.readings("a", T0, T0 + 3600)] == [1.5, 2.5]
         assert len(store.held_writes()) == 1
         assert store.summary(T0, T0 + 86400)["a"]["sum"] == pytest.approx(4.0)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from flask import Flask, g, redirect, request, session, url_for
 from flask_babel import Babel
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from bems.site import Site
@@ -17,24 +18,42 @@ from bems.storage import Store
 from webui import i18n
 
 csrf = CSRFProtect()
+# everything is served from here: no script, font or style from anywhere else; no framing
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+       "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
 def create_app(site: Site, db_path: Path, runtime: Any = None,
                test_config: dict | None = None,
                clock: Callable[[], dt.datetime] | None = None) -> Flask:
     app = Flask(__name__)
+    app.session_interface = _SessionInterface()
     app.config.update(
         SECRET_KEY=secrets.token_hex(32),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=True,  # browsers treat http://127.0.0.1 as secure too
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=10),
+        # Secure whenever the request came over HTTPS (directly, or through a trusted proxy);
+        # True here forces it even over plain HTTP
+        SESSION_COOKIE_SECURE=False,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=site.web.session_hours),
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_DEFAULT_LOCALE="vi",
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
-        LOGIN_MAX_FAILURES=5,
         LOGIN_WINDOW_S=600,
+        MAX_CONTENT_LENGTH=1024 * 1024,  # no form of ours is bigger
+        MAX_FORM_MEMORY_SIZE=256 * 1024,
+        MAX_FORM_PARTS=2000,
     )
+    if site.web.trust_proxy:  # only when the site says a reverse proxy is in front
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     if test_config:
         app.config.update(test_config)
     app.extensions["bems"] = {"site": site, "db": Path(db_path), "runtime": runtime,
@@ -56,6 +75,33 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
         if not session.get("user"):
             return redirect(url_for("auth.login", next=request.full_path))
         return auth.load_user()
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    @app.errorhandler(403)
+    def _forbidden(_err):
+        from flask import render_template
+        from flask_babel import gettext as _
+
+        user = g.get("user")
+        store().audit(user["name"] if user else None, "forbidden",
+                      {"path": request.path[:200], "method": request.method}, now())
+        return render_template("error.html", message=_("You may not do that.")), 403
+
+    @app.errorhandler(413)
+    def _too_large(_err):
+        from flask import render_template
+        from flask_babel import gettext as _
+
+        return render_template("error.html", message=_("That request is too large.")), 413
 
     @app.teardown_appcontext
     def _close(_exc):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from bems.status import acknowledge
 from webui import ctx, now, state, store
 from webui.auth import requires
 
@@ -19,10 +20,9 @@ def index():
 @bp.route("/ack", methods=["POST"])
 @requires("operator")
 def ack():
-    key = request.form.get("key", "")
-    acks = store().get_meta("alarm_acks", {}) or {}
-    acks[key] = {"by": g.user["name"], "at": now().isoformat()}
-    store().set_meta("alarm_acks", acks)
-    store().audit(g.user["name"], "alarm.ack", {"key": key}, now())
-    flash(_("Alarm acknowledged."))
-    return redirect(url_for("alarms.index"))
+    key = request.form.get("key", "")[:200]
+    if acknowledge(ctx()["site"], store(), key, g.user["name"], now()):
+        flash(_("Alarm acknowledged."))
+        return redirect(url_for("alarms.index"))
+    flash(_("That alarm is not active."), "error")
+    return index(), 400

@@ -18,6 +18,11 @@ MESSAGES = {
     "not_writable": lambda: _("That point cannot be commanded."),
     "expiry_past": lambda: _("The expiry must be in the future."),
     "out_of_limits": lambda: _("The value is outside the zone's limits."),
+    "not_overridable": lambda: _("That point cannot be commanded."),
+    "number_invalid": lambda: _("Enter a number."),
+    "on_off": lambda: _("On/off takes 1 (on) or 0 (off)."),
+    "too_long": lambda: _("An override lasts at most 7 days; change the schedule instead."),
+    "below_policy_floor": lambda: _("A cooling setpoint cannot be below the policy floor."),
 }
 TARGETS = (("cooling_setpoint", "Setpoint (°C)"), ("ac_status", "AC on/off"),
            ("lighting", "Lights on/off"))

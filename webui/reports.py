@@ -14,6 +14,11 @@ from bems.reports.render import render
 from webui import ctx, now, store
 from webui.auth import requires
 
+MESSAGES = {
+    "month_invalid": lambda: _("The month is YYYY-MM (2000-01 to 2100-12)."),
+    "no_main_meter": lambda: _("The site file has no main meter."),
+    "no_data": lambda: _("There are no readings of the main meter in that month."),
+}
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 
@@ -38,7 +43,8 @@ def make():
         store().audit(g.user["name"], "report.make", {"month": month}, now())
         flash(_("Report made."))
     except ReportError as err:
-        flash(str(err), "error")
+        flash(MESSAGES.get(err.code, MESSAGES["no_data"])(), "error")
+        return index(), 400
     return redirect(url_for("reports.index"))
 
 

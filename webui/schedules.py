@@ -7,7 +7,9 @@ import datetime as dt
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from bems.schedules import ScheduleError, add_exception, effective_site, from_dict, save, to_dict
+from bems.schedules import (
+    ScheduleError, add_exception, delete_exception, effective_site, from_dict, save, to_dict,
+)
 from bems.site import WEEKDAYS
 from webui import ctx, now, store
 from webui.auth import requires
@@ -23,6 +25,12 @@ MESSAGES = {
     "unknown_schedule": lambda: _("Unknown schedule."),
     "kind_invalid": lambda: _("Unknown kind of day."),
     "no_seasons": lambda: _("A schedule needs at least one season."),
+    "no_periods": lambda: _("A season needs at least one period."),
+    "start_invalid": lambda: _("A period cannot start at 24:00."),
+    "seasons_overlap": lambda: _("Two seasons overlap."),
+    "seasons_gap": lambda: _("The seasons must cover every day of the year."),
+    "day_taken": lambda: _("That date already is a closure or a make-up working day."),
+    "day_invalid": lambda: _("Dates are YYYY-MM-DD."),
 }
 
 
@@ -81,11 +89,21 @@ def add_day():
     try:
         day = dt.date.fromisoformat(request.form.get("day", ""))
         add_exception(store(), day, request.form.get("kind", ""), request.form.get("name", ""),
-                      g.user["name"], now())
+                      g.user["name"], now(), ctx()["site"])
         flash(_("Day added."))
     except ValueError:
         flash(_("Dates are YYYY-MM-DD."), "error")
-        return redirect(url_for("schedules.index")), 400
+        return index(), 400
     except ScheduleError as err:
         flash(MESSAGES[err.problems[0][1]](), "error")
+        return index(), 400
     return redirect(url_for("schedules.index"))
+
+
+@bp.route("/exceptions/<int:eid>/delete", methods=["POST"])
+@requires("operator")
+def delete_day(eid: int):
+    if delete_exception(store(), eid, g.user["name"], now()):
+        flash(_("Day removed."))
+        return redirect(url_for("schedules.index"))
+    return render_template("error.html", message=_("Unknown day.")), 404

@@ -26,6 +26,9 @@ MESSAGES = {
     "choice_invalid": lambda: _("Choose one of the options."),
     "below_policy_floor": lambda: _("The occupied setpoint cannot be below the policy floor."),
     "unknown_parameter": lambda: _("Unknown parameter."),
+    "out_of_range": lambda: _("The value is outside the range this parameter allows."),
+    "list_invalid": lambda: _("Enter a list of numbers in the allowed range."),
+    "levels_mismatch": lambda: _("Give one threshold per demand-limit level."),
 }
 
 

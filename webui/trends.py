@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 from flask import Blueprint, Response, render_template, request
 
+from flask_babel import gettext as _
+
+from bems.text import safe_rows
 from webui import charts, ctx, now, store
 
 bp = Blueprint("trends", __name__, url_prefix="/trends")
@@ -45,13 +49,16 @@ def index():
 def export():
     site = ctx()["site"]
     point = request.args.get("point", "")
+    if point not in {p.id for p in site.points}:
+        return render_template("error.html", message=_("Unknown point.")), 404
     start, end, days = _period(site)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["time_local", "time_utc", "point", "value"])
-    for t, v in _series(point, start, end, days):
-        w.writerow([t.astimezone(site.tz).strftime("%Y-%m-%d %H:%M:%S"),
-                    t.strftime("%Y-%m-%dT%H:%M:%SZ"), point, v])
-    name = f"trend-{point}-{days}d.csv".replace("/", "_")
+    w.writerows(safe_rows([t.astimezone(site.tz).strftime("%Y-%m-%d %H:%M:%S"),
+                           t.strftime("%Y-%m-%dT%H:%M:%SZ"), point, v]
+                          for t, v in _series(point, start, end, days)))
+    # a file name made only of safe characters, quoted (no header injection whatever the id)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"trend-{point}-{days}d") + ".csv"
     return Response(buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

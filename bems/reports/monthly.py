@@ -4,9 +4,11 @@ saved, and whether the rules for state agencies were kept. No rendering here."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Callable
 from dataclasses import dataclass, field
 
+from bems.text import clean_text
 from bems.calendar import SiteCalendar
 from bems.errors import BemsError
 from bems.metering import hourly_kwh, quarter_hour_kw, quarter_hour_kwh
@@ -18,7 +20,12 @@ END_USES = ("ac", "lighting", "plugs", "other")
 
 
 class ReportError(BemsError):
-    """The report cannot be made as asked (no data for the month, no main meter...)."""
+    """The report cannot be made as asked; `code` (month_invalid, no_main_meter, no_data) is a
+    message key the UI translates."""
+
+    def __init__(self, message: str, code: str = "no_data"):
+        self.code = code
+        super().__init__(message)
 
 
 @dataclass
@@ -80,11 +87,12 @@ class MonthlyReport:
 
 
 def month_bounds(site: Site, month: str) -> tuple[dt.datetime, dt.datetime]:
-    try:
-        y, m = (int(x) for x in month.split("-"))
-        start = dt.datetime(y, m, 1, tzinfo=site.tz)
-    except (ValueError, TypeError):
-        raise ReportError(f"{month!r}: the month is YYYY-MM") from None
+    m_ = re.fullmatch(r"(\d{4})-(\d{2})", str(month)[:20])
+    y, m = (int(m_.group(1)), int(m_.group(2))) if m_ else (0, 0)
+    if not (2000 <= y <= 2100 and 1 <= m <= 12):
+        raise ReportError(f"{str(month)[:20]!r}: the month is YYYY-MM, 2000-01 to 2100-12",
+                          "month_invalid")
+    start = dt.datetime(y, m, 1, tzinfo=site.tz)
     end = dt.datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=site.tz)
     return start, end
 
@@ -99,7 +107,8 @@ def meter_total(store: Store, meter: Meter, start: dt.datetime,
 def _main_meter(site: Site) -> Meter:
     main = site.main_meter()
     if main is None:
-        raise ReportError("the site file has no main meter (measures = \"main\", no parent)")
+        raise ReportError("the site file has no main meter (measures = \"main\", no parent)",
+                          "no_main_meter")
     return main
 
 
@@ -201,13 +210,21 @@ def compliance(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -
             round(lights_after, 2), "ac_on_closed_days_zone_h": round(ac_closed, 2)}
 
 
+ROUTINE = ("login", "logout", "report.make", "report.monthly", "forbidden")
+
+
 def events(store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """Operator overrides, schedule and strategy changes from the ledger and the audit."""
     out = []
     for w in store.writes(sources=("override", "cli"), since=start, until=end, limit=500):
         out.append({"time": w.ts, "what": f"{w.action} {w.point} = {w.value} ({w.outcome})",
                     "who": w.source, "why": w.reason or ""})
-    for a in store.audit_rows(limit=1000, since=start, until=end, oldest_first=True):
-        out.append({"time": a["ts"], "what": a["action"], "who": a["user"] or "",
-                    "why": a["detail"]})
+    for a in store.audit_rows(limit=1000, since=start, until=end, oldest_first=True,
+                              exclude=ROUTINE + ("login.failed",)):
+        out.append({"time": a["ts"], "what": a["action"], "who": clean_text(a["user"], 64),
+                    "why": clean_text(a["detail"], 300)})
+    # failed logins: one line a day, however many (they must not push real events out)
+    for day, n in store.audit_count_by_day("login.failed", start, end).items():
+        out.append({"time": dt.datetime.combine(day, dt.time(23, 59), start.tzinfo),
+                    "what": f"login.failed ×{n}", "who": "", "why": ""})
     return sorted(out, key=lambda e: e["time"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from bems.text import neutralise_workbook, safe_rows
 from bems.formatting import number
 from bems.reports.monthly import MonthlyReport
 
@@ -100,7 +101,7 @@ def to_csv(r: MonthlyReport, path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["section", "item", "value", "unit"])
-        w.writerows(rows(r))
+        w.writerows(safe_rows(rows(r)))
     return path
 
 
@@ -130,6 +131,7 @@ def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     ev.append(["time_utc", "what", "who", "why"])
     for e in r.events:
         ev.append([e["time"].strftime("%Y-%m-%d %H:%M"), e["what"], e["who"], str(e["why"])[:500]])
+    neutralise_workbook(wb)
     wb.save(path)
     return path
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bems.text import neutralise_workbook
 from bems.reports.monthly import ReportError, _main_meter, meter_total, month_bounds
 from bems.reports.render import _font, fmt
 from bems.site import Site
@@ -94,6 +95,7 @@ def to_xlsx(r: YearlyReport, path: Path) -> Path:
     ws.append(["Giải pháp tiết kiệm năng lượng đã thực hiện", "Hiệu quả"])
     for m, e in r.measures:
         ws.append([m, e])
+    neutralise_workbook(wb)
     wb.save(path)
     return path
 

@@ -78,14 +78,63 @@ class Operations:
 
     # --- users -----------------------------------------------------------------------------
 
+    def audit_count_by_day(self, action: str, since: dt.datetime | int,
+                           until: dt.datetime | int) -> dict[dt.date, int]:
+        """How many times an action was audited per local day in [since, until)."""
+        off = self.day_offset
+        cur = self.db.execute("SELECT (ts + ?) / 86400, count(*) FROM audit WHERE action = ? "
+                              "AND ts >= ? AND ts < ? GROUP BY 1",
+                              [off, action, to_epoch(since), to_epoch(until)])
+        return {dt.date(1970, 1, 1) + dt.timedelta(days=d): n for d, n in cur}
+
     def add_user(self, name: str, role: str, password_hash: str, lang: str = "vi",
-                 when: dt.datetime | int | None = None) -> None:
-        ts = epoch_or_now(when)
+                 when: dt.datetime | int | None = None) -> bool:
+        """A new user; False (and nothing changed) if the name is taken."""
         with self.db.atomic():
-            self.db.execute("INSERT INTO users (name, role, password_hash, lang, created_at) "
-                            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET role = "
-                            "excluded.role, password_hash = excluded.password_hash",
-                            [name, role, password_hash, lang, ts])
+            cur = self.db.execute("INSERT OR IGNORE INTO users (name, role, password_hash, lang, "
+                                  "created_at) VALUES (?, ?, ?, ?, ?)",
+                                  [name, role, password_hash, lang, epoch_or_now(when)])
+        return cur.rowcount == 1
+
+    def update_user(self, name: str, *, role: str | None = None,
+                    password_hash: str | None = None, disabled: bool | None = None) -> bool:
+        sets, args = [], []
+        for column, value in (("role", role), ("password_hash", password_hash),
+                              ("disabled", None if disabled is None else int(disabled))):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        if not sets:
+            return False
+        with self.db.atomic():
+            cur = self.db.execute(f"UPDATE users SET {', '.join(sets)} WHERE name = ?",
+                                  [*args, name])
+        return cur.rowcount == 1
+
+    def delete_user(self, name: str) -> bool:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM sessions WHERE user = ?", [name])
+            return self.db.execute("DELETE FROM users WHERE name = ?", [name]).rowcount == 1
+
+    # --- web sessions ------------------------------------------------------------------------
+
+    def create_session(self, session_id: str, user: str, now: dt.datetime,
+                       expires_at: dt.datetime) -> None:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", [to_epoch(now)])
+            self.db.execute("INSERT INTO sessions (id, user, created_at, expires_at) VALUES "
+                            "(?, ?, ?, ?)", [session_id, user, to_epoch(now),
+                                             to_epoch(expires_at)])
+
+    def session_user(self, session_id: str, now: dt.datetime) -> str | None:
+        row = self.db.execute("SELECT user FROM sessions WHERE id = ? AND expires_at > ?",
+                              [session_id, to_epoch(now)]).fetchone()
+        return row[0] if row else None
+
+    def end_sessions(self, *, session_id: str | None = None, user: str | None = None) -> int:
+        column, value = ("id", session_id) if session_id is not None else ("user", user)
+        with self.db.atomic():
+            return self.db.execute(f"DELETE FROM sessions WHERE {column} = ?", [value]).rowcount
 
     def user(self, name: str) -> dict | None:
         row = self.db.execute("SELECT name, role, password_hash, lang, disabled FROM users "
@@ -106,10 +155,13 @@ class Operations:
     def audit_rows(self, limit: int = 200, user: str | None = None,
                    action: str | None = None, since: dt.datetime | int | None = None,
                    until: dt.datetime | int | None = None, oldest_first: bool = False,
-                   ) -> list[dict]:
-        """User actions, newest first (or oldest first), filtered by user, action prefix and
-        time [since, until)."""
+                   exclude: tuple[str, ...] = ()) -> list[dict]:
+        """User actions, newest first (or oldest first), filtered by user, action prefix,
+        time [since, until), and without the actions in `exclude`."""
         where, args = ["1"], []
+        if exclude:
+            where.append(f"action NOT IN ({','.join('?' * len(exclude))})")
+            args += list(exclude)
         if user:
             where.append("user = ?")
             args.append(user)

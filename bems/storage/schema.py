@@ -69,3 +69,12 @@ def _m0002(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX audit_ts ON audit (ts)")
 
 
+
+
+@migrations(name="0003_sessions")
+def _m0003(db: sqlite_utils.Database) -> None:
+    # web sessions held on the server: logout, a password change or a disabled account ends
+    # them, whatever a browser (or a thief of its cookie) still holds
+    db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, user TEXT NOT NULL, "
+               "created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)")
+    db.execute("CREATE INDEX sessions_user ON sessions (user)")

@@ -15,6 +15,7 @@ readings, so what they return always equals the raw data.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 from typing import Iterable, Iterator, Sequence
 
@@ -68,9 +69,9 @@ class TimeSeries:
         if any(r[0] not in keys for r in rows):
             keys = self.point_keys(r[0] for r in rows)
         try:
-            staged = [(to_epoch(r[1]), keys[r[0]], None if r[2] is None else float(r[2]),
-                       quality_code(r[3]) if len(r) > 3 else 0) for r in rows]
-        except (TypeError, ValueError) as err:
+            staged = [_staged(to_epoch(r[1]), keys[r[0]], r[2],
+                              quality_code(r[3]) if len(r) > 3 else 0) for r in rows]
+        except (TypeError, ValueError, OverflowError) as err:
             raise StoreError(f"batch of {len(rows)} readings refused: {err}") from err
         lo = min(r[0] for r in staged)
         hi = max(r[0] for r in staged)
@@ -285,6 +286,17 @@ class TimeSeries:
         first, last, n = self.db.execute("SELECT min(ts), max(ts), count(*) FROM readings").fetchone()
         return (from_epoch(first) if first is not None else None,
                 from_epoch(last) if last is not None else None, n)
+
+
+def _staged(ts: int, key: int, value, quality: int) -> tuple:
+    """A reading as stored: a value that is not a finite number (NaN, inf from a device) is
+    kept as a `bad` reading without a value, so it never enters a rollup or a decision."""
+    if value is None:
+        return ts, key, None, quality
+    v = float(value)
+    if not math.isfinite(v):
+        return ts, key, None, 3
+    return ts, key, v, quality
 
 
 def _inside(bucket: int, ranges: list[tuple[int, int]]) -> bool:

@@ -55,6 +55,19 @@ class StrategyParams:
 
 
 CHOICES = {"unoccupied": ("off", "setup"), "break_ac": ("off", "setup")}
+# what a facility could sensibly want; outside is a typo or an attack, refused
+RANGES: dict[str, tuple[float, float]] = {
+    "occupied_setpoint": (20.0, 30.0), "break_setpoint": (20.0, 32.0),
+    "setup_setpoint": (20.0, 35.0), "idle_band_k": (0.0, 5.0), "idle_restart_k": (0.0, 5.0),
+    "free_cooling_max_c": (10.0, 30.0), "max_lead_h": (0.0, 12.0),
+    "min_lead_min": (0.0, 120.0), "default_cool_rate_k_per_h": (0.1, 20.0),
+    "learn_days": (1, 30), "stagger_min": (0.0, 120.0), "precool_margin": (1.0, 10.0),
+    "precool_setpoint": (0.0, 30.0), "early_stop_max_min": (0.0, 240.0),
+    "default_warm_rate_k_per_h": (0.1, 20.0), "early_stop_margin_k": (0.0, 5.0),
+    "comfort_high": (20.0, 35.0), "comfort_low": (15.0, 30.0), "sweep_after_min": (0.0, 240.0),
+    "corridor_percent": (0.0, 100.0), "peak_target_kw": (0.0, 100_000.0),
+    "level_offsets_k": (0.0, 5.0), "level_thresholds": (0.1, 2.0), "level_release": (0.0, 1.0),
+}
 STORED_KEY = "strategy_params"  # where an admin's edits are kept (the store's meta)
 
 
@@ -88,17 +101,21 @@ def validate(values: dict, policy_floor: float, from_form: bool = False,
             else:
                 bad(key, "bool_invalid", f"must be true or false, got {v!r}")
         elif kind is tuple:
-            if isinstance(v, (list, tuple)) and v and all(
+            lo, hi = RANGES[key]
+            if isinstance(v, (list, tuple)) and 0 < len(v) <= 10 and all(
                     isinstance(x, (int, float)) and not isinstance(x, bool) and
-                    math.isfinite(x) for x in v):
+                    math.isfinite(x) and lo <= x <= hi for x in v):
                 clean[key] = tuple(float(x) for x in v)
             else:
-                bad(key, "list_invalid", "must be a list of numbers")
+                bad(key, "list_invalid", f"must be a list of 1 to 10 numbers in {lo:g}..{hi:g}")
         else:
             n = _number(v, kind, from_form)
+            lo, hi = RANGES.get(key, (-math.inf, math.inf))
             if n is None:
                 bad(key, "number_invalid",
-                    f"must be {'a whole number' if kind is int else 'a number'}, got {v!r}")
+                    f"must be {'a whole number' if kind is int else 'a number'}, got {v!r}"[:200])
+            elif not lo <= n <= hi:
+                bad(key, "out_of_range", f"must be {lo:g}..{hi:g}, got {n:g}")
             else:
                 clean[key] = n
     merged = dataclasses.replace(base or StrategyParams(), **clean)
@@ -107,6 +124,11 @@ def validate(values: dict, policy_floor: float, from_form: bool = False,
             f"must not be below the policy floor {policy_floor:g} °C")
     if len(merged.level_offsets_k) != len(merged.level_thresholds):
         bad("level_thresholds", "levels_mismatch", "needs one threshold per level offset")
+    if merged.comfort_low >= merged.comfort_high:
+        bad("comfort_low", "out_of_range", "must be below comfort_high")
+    if 0 < merged.precool_setpoint < policy_floor:
+        bad("precool_setpoint", "below_policy_floor",
+            f"must be 0 (the occupied setpoint) or not below the policy floor {policy_floor:g} °C")
     return clean, problems
 
 
@@ -125,9 +147,18 @@ def _number(v: object, kind: type, from_form: bool) -> float | int | None:
     return v
 
 
-def stored(store) -> dict:
-    """An admin's saved switches and parameters (over the site file's)."""
-    return store.get_meta(STORED_KEY, {}) or {}
+def stored(store, site=None) -> dict:
+    """An admin's saved switches and parameters (over the site file's). Checked again when
+    read: values saved by an older version, or written around the UI, never reach a strategy
+    unless they are valid now."""
+    values = store.get_meta(STORED_KEY, {}) or {}
+    if not isinstance(values, dict):
+        return {}
+    floor = site.control.policy_min_cooling_setpoint if site is not None else 25.0
+    clean, problems = validate({k: v for k, v in values.items()}, floor,
+                               base=site.strategies if site is not None else None)
+    bad = {f for f, _, _ in problems}
+    return {k: v for k, v in clean.items() if k not in bad}
 
 
 def save(store, site, values: dict, user: str, now) -> dict:

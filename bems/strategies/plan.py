@@ -195,7 +195,8 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
             ov = overrides.get(it.point)
             if ov is not None:
                 intents[i] = WriteIntent(it.point, ov.value,
-                                         f"operator override until {ov.expires_at:%H:%M} "
+                                         f"operator override until "
+                                         f"{ov.expires_at.astimezone(site.tz):%H:%M} "
                                          f"by {ov.by or 'operator'}: {ov.reason}".strip(": "),
                                          "override")
                 mode = "override"
@@ -249,7 +250,8 @@ def outdoor_air(site: Site, decisions: list[ZoneDecision], overrides: dict[str, 
         ov = overrides.get(p.id)
         if ov is not None:
             intent = WriteIntent(p.id, ov.value, f"operator override until "
-                                                 f"{ov.expires_at:%H:%M}", "override")
+                                                 f"{ov.expires_at.astimezone(site.tz):%H:%M}",
+                                 "override")
         out.append(ZoneDecision(p.id, "outdoor-air", (intent,)))
     return out
 

@@ -1,0 +1,101 @@
+"""What the building is doing now, from the store: each zone's state and who commands it, and
+the alarms (stale devices, zones out of band, AC or lights after hours, setpoints below the
+policy floor) with their acknowledgements. Used by the UI and the runtime."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bems.calendar import SiteCalendar
+from bems.site import Site
+from bems.storage import Store
+
+ACKS_KEY = "alarm_acks"
+COMFORT = (23.0, 27.0)
+STALE_S = 15 * 60
+
+
+def zone_rows(site: Site, store: Store, now: dt.datetime) -> list[dict]:
+    latest = store.latest(now=now, lookback_s=STALE_S)
+    held = {w.point: w for w in reversed(store.held_writes())}
+    overrides = {o["point"]: o for o in store.overrides(active_at=now)}
+    cal = SiteCalendar(site)
+    local = now.astimezone(site.tz).replace(tzinfo=None)
+    rows = []
+    for z in site.zones:
+        def val(pid):
+            v = latest.get(pid) if pid else None
+            return v[1] if v else None
+
+        sp_w = held.get(z.cooling_setpoint)
+        who = "–"
+        if z.cooling_setpoint in overrides:
+            o = overrides[z.cooling_setpoint]
+            who = f"override ({o['created_by']}) @ {site.control.write_priority}"
+        elif sp_w is not None:
+            who = f"BEMS {sp_w.source} @ {sp_w.priority}"
+        temp = val(z.temperature)
+        occupied = bool(z.schedule and cal.occupied(z.schedule, local))
+        rows.append({"zone": z, "temp": temp, "setpoint": val(z.cooling_setpoint),
+                     "ac": val(z.ac_status), "light": val(z.lighting), "dim": val(z.lighting_level),
+                     "occupied": occupied, "who": who,
+                     "reason": sp_w.reason if sp_w is not None else "",
+                     "out_of_band": occupied and temp is not None and
+                     not COMFORT[0] <= temp <= COMFORT[1],
+                     "stale": temp is None})
+    return rows
+
+
+def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
+    """Stale devices, zones out of band, AC or lights on after hours, setpoints below the
+    policy floor. Each has a stable key so it can be acknowledged."""
+    out = []
+    latest = store.latest(now=now, lookback_s=STALE_S)
+    for dev in site.devices:
+        pts = [p.id for p in site.points_of(dev.id) if not p.writable or p.kind == "setpoint"]
+        if pts and not any(p in latest for p in pts):
+            out.append({"key": f"stale:{dev.id}", "kind": "stale", "target": dev.name or dev.id,
+                        "value": None})
+    floor = site.control.policy_min_cooling_setpoint
+    for r in zone_rows(site, store, now):
+        z = r["zone"]
+        if r["out_of_band"]:
+            out.append({"key": f"band:{z.id}", "kind": "out_of_band", "target": z.name,
+                        "value": r["temp"]})
+        if not r["occupied"] and (r["ac"] or 0) > 0.5:
+            out.append({"key": f"ac_after:{z.id}", "kind": "ac_after_hours", "target": z.name,
+                        "value": None})
+        if not r["occupied"] and (r["light"] or 0) > 0.5:
+            out.append({"key": f"light_after:{z.id}", "kind": "lights_after_hours",
+                        "target": z.name, "value": None})
+        if r["occupied"] and (r["ac"] or 0) > 0.5 and r["setpoint"] is not None \
+                and r["setpoint"] < floor:
+            out.append({"key": f"policy:{z.id}", "kind": "policy", "target": z.name,
+                        "value": r["setpoint"]})
+    acks = store.get_meta(ACKS_KEY, {}) or {}
+    for a in out:
+        a["ack"] = acks.get(a["key"])  # only an active alarm's acknowledgement is shown
+    return out
+
+
+def acknowledge(site: Site, store: Store, key: str, user: str, now: dt.datetime) -> bool:
+    """Acknowledge an alarm that is active now (False if none has that key). The
+    acknowledgement belongs to this occurrence: when the alarm clears, `prune_acks` (the
+    runtime, every minute) drops it, and a new occurrence must be acknowledged again."""
+    if key not in {a["key"] for a in alarms(site, store, now)}:
+        return False
+    acks = store.get_meta(ACKS_KEY, {}) or {}
+    acks[key] = {"by": user, "at": now.isoformat()}
+    store.set_meta(ACKS_KEY, acks)
+    store.audit(user, "alarm.ack", {"key": key}, now)
+    return True
+
+
+def prune_acks(site: Site, store: Store, now: dt.datetime) -> int:
+    """Drop the acknowledgements of alarms that are no longer active."""
+    acks = store.get_meta(ACKS_KEY, {}) or {}
+    active = {a["key"] for a in alarms(site, store, now)}
+    kept = {k: v for k, v in acks.items() if k in active}
+    if len(kept) != len(acks):
+        store.set_meta(ACKS_KEY, kept)
+    return len(acks) - len(kept)
