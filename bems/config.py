@@ -25,10 +25,11 @@ DEMO_SITE = "demo_site.toml"
 _OBJECT_TYPES = (
     "analog-input", "analog-output", "analog-value", "binary-input", "binary-output",
     "binary-value", "multi-state-input", "multi-state-output", "multi-state-value",
-    "schedule", "calendar", "trend-log", "device",
+    "lighting-output", "binary-lighting-output", "schedule", "calendar", "trend-log", "device",
 )
 _COMMANDABLE = ("analog-output", "analog-value", "binary-output", "binary-value",
-                "multi-state-output", "multi-state-value")
+                "multi-state-output", "multi-state-value", "lighting-output",
+                "binary-lighting-output")
 
 Path_ = tuple[str | int, ...]
 
@@ -403,7 +404,7 @@ def _control(r: _Reader, d: Any) -> Control:
 
 def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
     d = r.table(d, p, ("id", "device", "object", "kind", "name", "property", "unit", "writable",
-                       "min", "max", "priority", "cov", "trend_log"))
+                       "min", "max", "priority", "cov", "trend_log", "commandable"))
 
     def obj_ok(v: str) -> str | None:
         c = canonical_object(v)
@@ -421,6 +422,9 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
         r.error(p + ("max",), f"max ({hi}) must be greater than min ({lo})")
     if writable and obj and obj.split(",")[0] not in _COMMANDABLE:
         r.error(p + ("writable",), f"{obj.split(',')[0]} objects are not commandable")
+    commandable = r.get(d, p, "commandable", bool, True)
+    if not commandable and not writable:
+        r.error(p + ("commandable",), "only a writable point can be non-commandable")
     return Point(id=r.get(d, p, "id", str), device=r.get(d, p, "device", str), object=obj,
                  kind=r.get(d, p, "kind", str, check=_one_of(POINT_KINDS)),
                  name=r.get(d, p, "name", str, ""),
@@ -429,7 +433,8 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
                  priority=r.get(d, p, "priority", int, None, _priority),
                  cov=r.get(d, p, "cov", bool, False),
                  trend_log=_canonical(r.get(d, p, "trend_log", str, None,
-                                            _object_of("trend-log"))))
+                                            _object_of("trend-log"))),
+                 commandable=commandable)
 
 
 _ZONE_POINTS = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "lighting",

@@ -28,7 +28,8 @@ UTC = dt.timezone.utc
 @dataclass(frozen=True)
 class WriteResult:
     point: str
-    outcome: str  # done | unchanged | rejected | failed | released
+    # done | unchanged | rejected | failed | unconfirmed | released | restored
+    outcome: str
     value: float | None = None
     priority: int | None = None
     readback: Any = None
@@ -36,12 +37,14 @@ class WriteResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("done", "unchanged", "released")
+        return self.outcome in ("done", "unchanged", "released", "restored")
 
 
 def _wire_value(point: Point, value: float) -> Any:
     """The value as the object type expects it on the wire."""
     otype = point.object_type
+    if otype == "binary-lighting-output":
+        return "on" if value >= 0.5 else "off"
     if otype.startswith("binary"):
         return "active" if value >= 0.5 else "inactive"
     if otype.startswith("multi-state"):
@@ -56,12 +59,19 @@ class Writer:
         self.site, self.bus, self.store, self.clock = site, bus, store, clock
         self.timeout_s = timeout_s
         self._points = {p.id: p for p in site.points}
-        # what we hold now: point → (value, priority), from the ledger, so a restart knows
-        self.held: dict[str, tuple[float | None, int]] = {}
+        # what we hold now: point → (value, priority), from the ledger, so a restart knows;
+        # priority None for a point without a priority array (written directly)
+        self.held: dict[str, tuple[float | None, int | None]] = {}
+        # what a direct write replaced, to restore at release (oldest held write first)
+        self.previous: dict[str, float] = {}
         self._schedules: dict[str, ControllerSchedule] = {}  # device → last confirmed push
         for w in reversed(store.held_writes()):
-            self.held[w.point] = (float(w.value) if w.value is not None else None,
-                                  w.priority or site.control.write_priority)
+            p = self._points.get(w.point)
+            direct = p is not None and not p.commandable
+            self.held[w.point] = (_float(w.value),
+                                  None if direct else (w.priority or site.control.write_priority))
+            if direct and w.previous is not None and _float(w.previous) is not None:
+                self.previous.setdefault(w.point, _float(w.previous))
 
     def priority_for(self, point: Point, requested: int | None) -> int:
         return requested or point.priority or self.site.control.write_priority
@@ -100,6 +110,8 @@ class Writer:
             value, note = point.min, f" (clamped from {intent.value:g} to min {point.min:g})"
         if point.max is not None and value > point.max:
             value, note = point.max, f" (clamped from {intent.value:g} to max {point.max:g})"
+        if not point.commandable:
+            return self._apply_direct(point, value, intent, note)
         if self.held.get(point.id) == (value, priority):
             return WriteResult(point.id, "unchanged", value, priority)
         dev = self.site.device(point.device)
@@ -116,9 +128,10 @@ class Writer:
         try:
             slots = self.bus.priority_array(dev.address, point.object, timeout=self.timeout_s)
         except DeviceError as err:
-            self.held[point.id] = (value, priority)  # it may well have landed: keep it to release
-            return self._record(point, "write", value, priority, intent, "done", note.strip(),
-                                readback=f"read-back failed: {err}")
+            # it may well have landed: held (to release), retried next time, never "done"
+            self.held[point.id] = (None, priority)
+            return self._record(point, "write", value, priority, intent, "unconfirmed",
+                                note.strip(), readback=f"read-back failed: {err}")
         got = slots.get(priority)
         if not _same(got, _plain_number(point, value)):
             self.held[point.id] = (value, priority)
@@ -137,6 +150,8 @@ class Writer:
         intent = WriteIntent(point_id, None, reason, source, priority)
         if point is None:
             return self._reject(intent, priority, f"no point {point_id!r} in the site file")
+        if not point.commandable:
+            return self._restore(point, intent)
         held = self.held.get(point_id)
         prio = priority or (held[1] if held else self.priority_for(point, None))
         # a slot BEMS itself holds (the ledger says so) may always be released
@@ -159,6 +174,74 @@ class Writer:
         self.held.pop(point_id, None)
         self.store.mark_released(point_id, prio, self.clock())
         return self._record(point, "release", None, prio, intent, "released", readback="null")
+
+    def _apply_direct(self, point: Point, value: float, intent: WriteIntent,
+                      note: str) -> WriteResult:
+        """A point without a priority array: remember the value it holds (the first time),
+        write ours, read it back. Its release writes the remembered value back."""
+        if self.held.get(point.id) == (value, None):
+            return WriteResult(point.id, "unchanged", value, None)
+        dev = self.site.device(point.device)
+        prev = self.previous.get(point.id)
+        if prev is None:
+            try:
+                prev = _float(self.bus.read(dev.address, point.object, timeout=self.timeout_s))
+            except DeviceError as err:
+                return self._record(point, "write", value, None, intent, "failed",
+                                    f"cannot read the value it would replace: {err}")
+            if prev is None:
+                return self._record(point, "write", value, None, intent, "rejected",
+                                    "the value it would replace is not a number: it could not "
+                                    "be restored")
+            self.previous[point.id] = prev
+        try:
+            self.bus.write(dev.address, point.object, _wire_value(point, value), None,
+                           timeout=self.timeout_s)
+        except DeviceRefused as err:
+            return self._record(point, "write", value, None, intent, "rejected", str(err),
+                                previous=prev)
+        except DeviceError as err:
+            self.held.setdefault(point.id, (None, None))
+            return self._record(point, "write", value, None, intent, "failed", str(err),
+                                previous=prev)
+        try:
+            got = self.bus.read(dev.address, point.object, timeout=self.timeout_s)
+        except DeviceError as err:
+            self.held[point.id] = (None, None)
+            return self._record(point, "write", value, None, intent, "unconfirmed",
+                                note.strip(), readback=f"read-back failed: {err}",
+                                previous=prev)
+        if not _same(got, _plain_number(point, value)):
+            self.held[point.id] = (value, None)
+            return self._record(point, "write", value, None, intent, "failed",
+                                f"read-back shows {got!r}", readback=got, previous=prev)
+        self.held[point.id] = (value, None)
+        return self._record(point, "write", value, None, intent, "done",
+                            (note + f" (no priority array: replaces {prev:g}, restored at "
+                                    "release)").strip(), readback=got, previous=prev)
+
+    def _restore(self, point: Point, intent: WriteIntent) -> WriteResult:
+        prev = self.previous.get(point.id)
+        if prev is None:
+            return self._reject(intent, None, "BEMS did not write this point (no priority "
+                                              "array): there is no value of its to restore")
+        dev = self.site.device(point.device)
+        try:
+            self.bus.write(dev.address, point.object, _wire_value(point, prev), None,
+                           timeout=self.timeout_s)
+            got = self.bus.read(dev.address, point.object, timeout=self.timeout_s)
+        except DeviceRefused as err:
+            return self._record(point, "release", prev, None, intent, "rejected", str(err))
+        except DeviceError as err:
+            return self._record(point, "release", prev, None, intent, "failed", str(err))
+        if not _same(got, _plain_number(point, prev)):
+            return self._record(point, "release", prev, None, intent, "failed",
+                                f"read-back shows {got!r}, not the restored {prev:g}",
+                                readback=got)
+        self.held.pop(point.id, None)
+        self.previous.pop(point.id, None)
+        self.store.mark_released(point.id, None, self.clock())
+        return self._record(point, "release", prev, None, intent, "restored", readback=got)
 
     def release_all(self, source: str, reason: str) -> list[WriteResult]:
         return [self.release(pid, source, reason, prio) for pid, (_, prio) in
@@ -223,13 +306,13 @@ class Writer:
         log.warning("write %s=%s rejected: %s", intent.point, intent.value, why)
         return WriteResult(intent.point, "rejected", intent.value, priority, error=why)
 
-    def _record(self, point: Point, action: str, value: float | None, priority: int,
+    def _record(self, point: Point, action: str, value: float | None, priority: int | None,
                 intent: WriteIntent, outcome: str, error: str = "",
-                readback: Any = None) -> WriteResult:
+                readback: Any = None, previous: float | None = None) -> WriteResult:
         self.store.record_write(point=point.id, action=action, value=value, priority=priority,
                                 source=intent.source, reason=intent.reason, outcome=outcome,
                                 error=error or None, readback=readback, device=point.device,
-                                object=point.object, ts=self.clock())
+                                object=point.object, ts=self.clock(), previous=previous)
         if outcome in ("rejected", "failed"):
             log.warning("%s %s: %s (%s)", action, point.id, outcome, error)
         return WriteResult(point.id, outcome, value, priority, readback, error)
@@ -260,3 +343,12 @@ def _same(got: Any, expected: float) -> bool:
     """A read-back that confirms the value written (NaN, text or nothing never do)."""
     return isinstance(got, (int, float)) and not isinstance(got, bool) and \
         math.isfinite(got) and abs(float(got) - expected) <= 1e-3
+
+
+def _float(value: Any) -> float | None:
+    """A finite number, or None."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None

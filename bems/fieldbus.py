@@ -68,6 +68,10 @@ class Bus(Protocol):
                        timeout: float | None = None) -> dict[int, Any]:
         """The commanded slots of an object: {priority: value}."""
 
+    def read(self, address: str, obj: str, prop: str = "present-value",
+             timeout: float | None = None) -> Any:
+        """One property, as plain Python (numbers as float, binary as 0/1)."""
+
 
 class FieldBus(Bus, Protocol):
     """Everything the runtime needs: the writer's part, and reading the whole site."""

@@ -25,8 +25,8 @@ UTC = dt.timezone.utc
 def _plain(value: Any) -> Any:
     if value is None:
         return None
-    if value in ("active", "inactive"):
-        return 1.0 if value == "active" else 0.0
+    if value in ("active", "inactive", "on", "off"):
+        return 1.0 if value in ("active", "on") else 0.0
     if isinstance(value, (bool, int, float)):
         return float(value)
     return value
@@ -99,19 +99,33 @@ class MemoryBus:
         if not 1 <= prio <= 16:
             raise DeviceRefused(f"{address} {obj}: property/parameter-out-of-range")
         v = _plain(value)
-        if v is None:
+        if v is not None and (not isinstance(v, float) or v != v or
+                              (p.min is not None and v < p.min) or
+                              (p.max is not None and v > p.max)):
+            raise DeviceRefused(f"{address} {obj}: property/value-out-of-range")
+        if not p.commandable:  # no priority array: the value is simply replaced
+            if v is None:
+                raise DeviceRefused(f"{address} {obj}: property/invalid-data-type (Null)")
+            o.relinquish_default = v
+        elif v is None:
             o.slots.pop(prio, None)
         else:
-            if not isinstance(v, float) or v != v or (p.min is not None and v < p.min) or \
-                    (p.max is not None and v > p.max):
-                raise DeviceRefused(f"{address} {obj}: property/value-out-of-range")
             o.slots[prio] = v
         self.writes.append((p.id, v, prio))
         self._changed(p.id)
 
+    def read(self, address: str, obj: str, prop: str = "present-value",
+             timeout: float | None = None) -> Any:
+        o = self._object(address, obj)
+        if prop != "present-value":
+            raise DeviceRefused(f"{address} {obj}: property/unknown-property")
+        return self.lie.get(o.point.id, o.present_value)
+
     def priority_array(self, address: str, obj: str,
                        timeout: float | None = None) -> dict[int, Any]:
         o = self._object(address, obj)
+        if not o.point.commandable:
+            raise DeviceRefused(f"{address} {obj}: property/unknown-property")
         if o.point.id in self.lie:
             return {p: self.lie[o.point.id] for p in o.slots} or {16: self.lie[o.point.id]}
         return dict(o.slots)

@@ -105,6 +105,9 @@ class Point:
     priority: int | None = None  # None: the site's control priority
     cov: bool = False
     trend_log: str | None = None  # the device's trend-log object that logs this point
+    # a writable point with a priority array (BACnet "commandable"); one without (common on
+    # gateways) is written directly, and BEMS restores the value it replaced when it lets go
+    commandable: bool = True
 
     @property
     def object_type(self) -> str:

@@ -267,3 +267,25 @@ def test_controller_schedule_and_holidays_written_and_read_back(centre, qsite, g
     assert got.makeup_days == (dt.date(2026, 8, 22),)
     winter = for_controller(qsite, dev, dt.date(2026, 12, 1))
     assert winter.weekly[0][0] == ("07:30", 1.0)
+
+
+def test_cli_write_finds_the_site_point_however_it_is_spelled(centre, qsite, site_file,
+                                                              tmp_path, runner):
+    from bems.cli import main
+
+    sp = qsite.point("f2.p1.sp")
+    addr = qsite.device(sp.device).address.replace("127.0.0.1", "localhost")
+    obj = sp.object.replace(",", ", 00")  # analog-value, 002
+    common = ["--site", str(site_file), "--db", str(tmp_path / "cli.sqlite")]
+
+    def cli(*args):
+        return runner.invoke(main, [*args, *common, "--bacnet-port", str(free_port())])
+
+    r = cli("write", addr, obj, "1e30", "--priority", "12")
+    assert r.exit_code == 0 and r.output.startswith("f2.p1.sp: done"), r.output
+    assert centre.devices.priority_array("f2.p1.sp") == {12: sp.max}  # the site's limits
+    assert cli("write", addr, obj, "nan", "--priority", "12").exit_code == 1
+    assert cli("release", addr, obj, "--priority", "8").exit_code == 1  # the operator's slot
+    assert centre.devices.priority_array("f2.p1.sp") == {12: sp.max}
+    r = cli("release", addr, obj, "--priority", "12")
+    assert r.exit_code == 0 and centre.devices.priority_array("f2.p1.sp") == {}

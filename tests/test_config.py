@@ -141,3 +141,32 @@ periods = [
     assert dict(t.prices) == {"peak": 5422, "normal": 3152, "offpeak": 1918}
     assert t.periods[1].end == dt.time(0, 0)
     assert t.periods[0].days == (0, 1, 2, 3, 4, 5)
+
+
+def test_lighting_outputs_and_points_without_a_priority_array():
+    from bems.config import demo_site_path
+
+    text = open(demo_site_path(), encoding="utf-8").read() + """
+[[points]]
+id = "f1.dali"
+device = "fc1"
+object = "lighting-output, 07"
+kind = "dimming"
+writable = true
+min = 0
+max = 100
+
+[[points]]
+id = "f1.gw.sp"
+device = "fc1"
+object = "analog-value,90"
+kind = "setpoint"
+writable = true
+commandable = false
+"""
+    site = parse_site(text, "x.toml")
+    assert site.point("f1.dali").object == "lighting-output,7"
+    assert not site.point("f1.gw.sp").commandable and site.point("f1.dali").commandable
+    with pytest.raises(ConfigError):
+        parse_site(text.replace('kind = "setpoint"\nwritable = true\ncommandable = false',
+                                'kind = "setpoint"\ncommandable = false'), "x.toml")

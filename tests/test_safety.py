@@ -585,3 +585,40 @@ def test_14_override_reasons_say_local_time(site, store):
     d = plan(site, SiteCalendar(site), {}, local, Learned(), 0, [ov], now_aware=T)
     reason = next(i.reason for z in d for i in z.intents if i.point == "f1.p1.sp")
     assert "until 10:30" in reason  # 03:30 UTC is 10:30 in Hải Phòng
+
+
+def test_12_https_served_by_bems_itself(site, db, tmp_path):
+    import http.client
+    import shutil
+    import ssl
+    import subprocess
+
+    from tests.ports import free_port
+    from webui.server import WebServer
+
+    if not shutil.which("openssl") and not __import__("os").environ.get("CI"):
+        pytest.skip("openssl not installed")
+    crt, key = tmp_path / "bems.crt", tmp_path / "bems.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    server = WebServer(_app(site, db, csrf=False), "127.0.0.1", free_port(), crt, key).start()
+    try:
+        assert server.url.startswith("https://")
+        tls = ssl.create_default_context(cafile=str(crt))
+        conn = http.client.HTTPSConnection("127.0.0.1", server.server.bind_addr[1],
+                                           context=tls, timeout=10)
+        conn.request("POST", "/login", body="username=viewer1&password=correct+horse+battery",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 302
+        assert "Secure" in r.getheader("Set-Cookie") and r.getheader("Strict-Transport-Security")
+        plain = http.client.HTTPConnection("127.0.0.1", server.server.bind_addr[1], timeout=5)
+        try:  # no page over plain HTTP on that port
+            plain.request("GET", "/login")
+            assert plain.getresponse().status != 200
+        except (OSError, http.client.HTTPException):
+            pass
+    finally:
+        server.stop()

@@ -29,23 +29,24 @@ def test_migrations_from_empty(tmp_path):
     Store(path).close()  # a second open applies nothing and fails nothing
 
 
-def test_migrations_from_the_previous_schema_keep_data(tmp_path):
+def test_migrations_from_an_older_schema_keep_data(tmp_path):
     path = tmp_path / "old.sqlite"
     db = sqlite_utils.Database(path)
-    last = migrations._migrations[-1].name
-    migrations.apply(db, stop_before=last)
+    migrations.apply(db, stop_before="0003_sessions")  # the schema of BEMS 0.1
     assert "sessions" not in db.table_names()
+    db.execute("INSERT INTO writes (ts, point, action, value, priority, source, reason, "
+               "outcome) VALUES (?, 'a', 'write', '25', 12, 'test', 'r', 'done')", [T0])
+    db.conn.commit()
     db.conn.close()
     old = Store(path, migrate=False)
     old.insert_readings([("a", T0, 1.5), ("a", T0 + 300, 2.5)])
-    old.record_write(point="a", action="write", value=25, priority=12, source="test",
-                     reason="r", outcome="done")
     old.close()
 
     with Store(path) as store:
         assert "sessions" in _tables(path)
+        assert "previous" in sqlite_utils.Database(path)["writes"].columns_dict
         assert [v for _, v, _ in store.readings("a", T0, T0 + 3600)] == [1.5, 2.5]
-        assert len(store.held_writes()) == 1
+        assert [(w.point, w.value, w.previous) for w in store.held_writes()] == [("a", "25", None)]
         assert store.summary(T0, T0 + 86400)["a"]["sum"] == pytest.approx(4.0)
 
 

@@ -94,8 +94,10 @@ def test_read_back_that_cannot_be_read_keeps_the_write_held(site, store):
     bus = NoReadBack(site)
     w = Writer(site, bus, store, clock=lambda: T)
     r = w.apply(WriteIntent("f1.p1.sp", 26.0, "occupied"))
-    assert r.outcome == "done" and "read-back failed" in r.readback
-    assert "f1.p1.sp" in w.held
+    assert r.outcome == "unconfirmed" and "read-back failed" in r.readback  # never "done"
+    assert w.held["f1.p1.sp"] == (None, 12)  # held, and tried again next time
+    assert w.apply(WriteIntent("f1.p1.sp", 26.0, "occupied")).outcome == "unconfirmed"
+    assert [x.point for x in store.held_writes()] == ["f1.p1.sp", "f1.p1.sp"]
 
 
 def test_refused_and_unreachable_devices_are_in_the_ledger(writer, bus, store):
@@ -182,3 +184,37 @@ def test_controller_schedule_push_is_read_back_and_in_the_ledger(site, writer, b
     rows = store.writes(action="schedule")
     assert [w.outcome for w in reversed(rows)] == ["done", "failed", "failed"]
     assert store.held_writes() == []  # schedules are not priority-array writes
+
+
+def test_a_point_without_a_priority_array_is_restored_at_release(site, store):
+    # a gateway's writable analog-value with no priority array
+    loose = dataclasses.replace(site, points=tuple(
+        dataclasses.replace(p, commandable=False) if p.id == "f1.p1.sp" else p
+        for p in site.points))
+    bus = MemoryBus(loose)
+    bus.set("f1.p1.sp", 24.0)  # what the gateway holds before BEMS
+    w = Writer(loose, bus, store, clock=lambda: T)
+    r = w.apply(WriteIntent("f1.p1.sp", 26.0, "occupied"))
+    assert (r.outcome, bus.value("f1.p1.sp")) == ("done", 26.0) and "replaces 24" in r.error
+    assert w.apply(WriteIntent("f1.p1.sp", 26.5, "demand limit")).outcome == "done"
+    r = w.release("f1.p1.sp", "strategy", "no longer wanted")
+    assert (r.outcome, bus.value("f1.p1.sp")) == ("restored", 24.0)  # the original, not 26
+    assert store.held_writes() == [] and w.held == {}
+    # nothing of BEMS's to restore: refused, not a silent "released"
+    assert w.release("f1.p1.sp", "cli", "x").outcome == "rejected"
+
+
+def test_a_crash_while_holding_a_direct_write_restores_at_the_next_start(site, store):
+    loose = dataclasses.replace(site, points=tuple(
+        dataclasses.replace(p, commandable=False) if p.id == "f2.p2.sp" else p
+        for p in site.points))
+    bus = MemoryBus(loose)
+    bus.set("f2.p2.sp", 23.5)
+    first = Writer(loose, bus, store, clock=lambda: T)
+    assert first.apply(WriteIntent("f2.p2.sp", 27.0, "x")).ok
+    assert first.apply(WriteIntent("f2.p2.sp", 28.0, "y")).ok
+    del first  # kill -9
+    second = Writer(loose, bus, store, clock=lambda: T)
+    assert second.previous == {"f2.p2.sp": 23.5}
+    assert [r.outcome for r in second.recover()] == ["restored"]
+    assert bus.value("f2.p2.sp") == 23.5 and store.held_writes() == []

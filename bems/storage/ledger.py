@@ -26,6 +26,11 @@ class WriteRecord:
     released_at: dt.datetime | None
     device: str | None = None
     object: str | None = None
+    previous: str | None = None  # what a write to a non-commandable point replaced
+
+
+# write outcomes after which a value may sit in a device: held until released
+HELD_OUTCOMES = "'done', 'failed', 'unconfirmed'"
 
 
 class Ledger:
@@ -34,30 +39,33 @@ class Ledger:
     def record_write(self, *, point: str, action: str, value: Any, priority: int | None,
                      source: str, reason: str, outcome: str, error: str | None = None,
                      readback: Any = None, device: str | None = None, object: str | None = None,
-                     ts: dt.datetime | int | None = None) -> int:
+                     ts: dt.datetime | int | None = None, previous: Any = None) -> int:
         """Append one write attempt to the ledger."""
         with self.db.atomic():
             cur = self.db.execute(
                 "INSERT INTO writes (ts, point, device, object, action, value, priority, source, "
-                "reason, outcome, error, readback) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "reason, outcome, error, readback, previous) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [epoch_or_now(ts), point, device, object, action,
                  None if value is None else str(value), priority, source, reason, outcome, error,
-                 None if readback is None else str(readback)])
+                 None if readback is None else str(readback),
+                 None if previous is None else str(previous)])
         return cur.lastrowid
 
-    def mark_released(self, point: str, priority: int, ts: dt.datetime | int) -> int:
-        """Mark every held write of a point at a priority as released."""
+    def mark_released(self, point: str, priority: int | None, ts: dt.datetime | int) -> int:
+        """Mark every held write of a point at a priority (None: a non-commandable point's
+        direct writes) as released."""
         with self.db.atomic():
             cur = self.db.execute("UPDATE writes SET released_at = ? WHERE point = ? AND "
-                                  "priority = ? AND action = 'write' AND outcome IN ('done', "
-                                  "'failed') AND released_at IS NULL",
+                                  "priority IS ? AND action = 'write' AND outcome IN "
+                                  f"({HELD_OUTCOMES}) AND released_at IS NULL",
                                   [to_epoch(ts), point, priority])
         return cur.rowcount
 
     def held_writes(self) -> list[WriteRecord]:
         """Writes that may sit in a priority array and were never released: what a restart
         must clean up. A write that failed its read-back may still have landed, so it counts."""
-        return self.writes(action="write", outcomes=("done", "failed"), held=True)
+        return self.writes(action="write", outcomes=("done", "failed", "unconfirmed"),
+                           held=True)
 
     def writes(self, *, point: str | None = None, action: str | None = None,
                sources: Iterable[str] | None = None, outcomes: Iterable[str] | None = None,
@@ -80,11 +88,11 @@ class Ledger:
             where.append("released_at IS NULL")
         cur = self.db.execute(
             "SELECT id, ts, point, action, value, priority, source, reason, outcome, error, "
-            f"readback, released_at, device, object FROM writes WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?", [*args, limit])
+            f"readback, released_at, device, object, previous FROM writes WHERE "
+            f"{' AND '.join(where)} ORDER BY id DESC LIMIT ?", [*args, limit])
         return [WriteRecord(r[0], from_epoch(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                            r[9], r[10], from_epoch(r[11]) if r[11] else None, r[12], r[13])
-                for r in cur]
+                            r[9], r[10], from_epoch(r[11]) if r[11] else None, r[12], r[13],
+                            r[14]) for r in cur]
 
     def count_writes(self) -> int:
         return self.db.execute("SELECT count(*) FROM writes").fetchone()[0]

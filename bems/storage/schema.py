@@ -78,3 +78,9 @@ def _m0003(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, user TEXT NOT NULL, "
                "created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)")
     db.execute("CREATE INDEX sessions_user ON sessions (user)")
+
+
+@migrations(name="0004_restorable_writes")
+def _m0004(db: sqlite_utils.Database) -> None:
+    # a write to a point without a priority array replaces a value: kept, to restore it
+    db.execute("ALTER TABLE writes ADD COLUMN previous TEXT")

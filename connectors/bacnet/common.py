@@ -28,8 +28,8 @@ def plain(value: Any) -> Any:
     if value is None or isinstance(value, Null):
         return None
     s = str(value)
-    if s in ("active", "inactive"):
-        return 1.0 if s == "active" else 0.0
+    if s in ("active", "inactive", "on", "off"):  # binary, and binary lighting outputs
+        return 1.0 if s in ("active", "on") else 0.0
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)):

@@ -12,6 +12,7 @@ from typing import Any
 from bems.fieldbus import ControllerSchedule, OnValue, PollResult, Sink
 from bems.site import Device, Site
 from connectors.bacnet import schedules, trends
+from connectors.bacnet.common import plain
 from connectors.bacnet.gateway import BacnetGateway
 from connectors.bacnet.poller import CovSubscriptions, Poller
 
@@ -40,6 +41,10 @@ class BacnetFieldBus:
     def priority_array(self, address: str, obj: str,
                        timeout: float | None = None) -> dict[int, Any]:
         return self.gateway.priority_array(address, obj, timeout=timeout)
+
+    def read(self, address: str, obj: str, prop: str = "present-value",
+             timeout: float | None = None) -> Any:
+        return plain(self.gateway.read(address, obj, prop, timeout=timeout))
 
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None:
         schedules.write(self.gateway, device, schedule)
