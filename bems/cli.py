@@ -147,19 +147,43 @@ def simulator(site_file: Path | None, speed: float, start: str | None, history_d
           history_days=history_days, db=db_path, read_stdin=not sys.stdin.isatty())
 
 
+def _interface() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("bacnet_interface") if ctx else None
+
+
+def _gateway(port: int | None, site=None):
+    """BEMS's BACnet client as the site's [bacnet] table says (the embedded demo's: 127.0.0.1),
+    with --interface and --bacnet-port over it."""
+    from bems.site import Bacnet
+    from connectors.bacnet.gateway import gateway_for
+
+    return gateway_for(site.bacnet if site is not None else Bacnet(), port, _interface())
+
+
+def _client_port(f):
+    f = click.option("--interface", default=None, expose_value=False,
+                     callback=lambda ctx, _p, v: ctx.meta.__setitem__("bacnet_interface", v),
+                     help="Network BEMS's BACnet client uses: ADDRESS/PREFIX "
+                          "(192.168.10.5/24) or an interface name (default: the site file's "
+                          "[bacnet] interface, 127.0.0.1/8).")(f)
+    return click.option("--bacnet-port", type=click.IntRange(0, 65535), default=None,
+                        help="UDP port of BEMS's BACnet client (default: the site file's "
+                             "[bacnet] port, 47808).")(f)
+
+
 @main.command()
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Site file (default: the embedded demo centre).")
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
-@click.option("--bacnet-port", type=int, default=47808, show_default=True,
-              help="UDP port BEMS's BACnet client binds on 127.0.0.1.")
+@_client_port
 @click.option("--poll-interval", type=float, default=60.0, show_default=True,
               help="Seconds between poll cycles.")
 @click.option("--strategy-interval", type=float, default=60.0, show_default=True,
               help="Seconds between strategy runs.")
 @click.option("--dry-run", is_flag=True, help="Decide but write nothing (see the log).")
-def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: float,
+def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_interval: float,
         strategy_interval: float, dry_run: bool) -> None:
     """Run BEMS for a site: poll, store, heartbeat, and release every write at shutdown.
 
@@ -177,7 +201,8 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: 
 
     site = load_site(site_file)
     rt = Runtime(site, db_path, bacnet_port=bacnet_port, poll_interval_s=poll_interval,
-                 strategy_interval_s=strategy_interval, dry_run=dry_run)
+                 strategy_interval_s=strategy_interval, dry_run=dry_run,
+                 interface=_interface())
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -193,16 +218,6 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int, poll_interval: 
         click.echo("stopped; every write released")
 
 
-def _gateway(port: int):
-    from connectors.bacnet.gateway import BacnetGateway
-
-    return BacnetGateway(port=port)
-
-
-_client_port = click.option("--bacnet-port", type=int, default=47808, show_default=True,
-                            help="UDP port BEMS's BACnet client binds on 127.0.0.1.")
-
-
 @main.command()
 @click.option("--address", "addresses", multiple=True,
               help="HOST:PORT of a device (unicast Who-Is); repeat for several.")
@@ -211,7 +226,7 @@ _client_port = click.option("--bacnet-port", type=int, default=47808, show_defau
 @click.option("--site-section", is_flag=True, help="Print a draft site-file section (TOML).")
 @_client_port
 def discover(addresses: tuple[str, ...], scan: str | None, as_json: bool, site_section: bool,
-             bacnet_port: int) -> None:
+             bacnet_port: int | None) -> None:
     """Find BACnet devices and list their objects (names, types, units).
 
     Example:
@@ -257,7 +272,7 @@ def discover(addresses: tuple[str, ...], scan: str | None, as_json: bool, site_s
 @click.argument("obj", metavar="OBJECT")
 @click.argument("prop", metavar="PROPERTY", default="present-value")
 @_client_port
-def read(address: str, obj: str, prop: str, bacnet_port: int) -> None:
+def read(address: str, obj: str, prop: str, bacnet_port: int | None) -> None:
     """Read one property of one object.
 
     Example:
@@ -345,7 +360,7 @@ def _apply(opts):
 @click.argument("value", type=float)
 @_apply(_write_opts)
 def write(address: str, obj: str, value: float, priority: int, site_file: Path | None,
-          db_path: Path, reason: str, above_own: bool, bacnet_port: int) -> None:
+          db_path: Path, reason: str, above_own: bool, bacnet_port: int | None) -> None:
     """Write a present value at a priority, read it back, record it in the ledger.
 
     The point's limits from the site file apply (the value is clamped).
@@ -357,7 +372,7 @@ def write(address: str, obj: str, value: float, priority: int, site_file: Path |
     """
     from bems.control import WriteIntent
 
-    with _gateway(bacnet_port) as gw:
+    with _gateway(bacnet_port, load_site(site_file)) as gw:
         writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
         _audit_above_own(writer, above_own, "write", pid, priority, value, reason)
         r = writer.apply(WriteIntent(pid, value, reason, source="cli", priority=priority),
@@ -374,7 +389,7 @@ def write(address: str, obj: str, value: float, priority: int, site_file: Path |
 @click.argument("obj", metavar="OBJECT")
 @_apply(_write_opts)
 def release(address: str, obj: str, priority: int, site_file: Path | None, db_path: Path,
-            reason: str, above_own: bool, bacnet_port: int) -> None:
+            reason: str, above_own: bool, bacnet_port: int | None) -> None:
     """Relinquish a priority: write Null there, confirm, mark the ledger released.
 
     Example:
@@ -382,7 +397,7 @@ def release(address: str, obj: str, priority: int, site_file: Path | None, db_pa
     \b
         bems release 127.0.0.1:47821 analog-value,1 --priority 12
     """
-    with _gateway(bacnet_port) as gw:
+    with _gateway(bacnet_port, load_site(site_file)) as gw:
         writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
         _audit_above_own(writer, above_own, "release", pid, priority, None, reason)
         r = writer.release(pid, "cli", reason, priority, above_own=above_own)
@@ -400,7 +415,7 @@ def release(address: str, obj: str, priority: int, site_file: Path | None, db_pa
 @click.option("--since", default=None,
               help="Local time YYYY-MM-DD[THH:MM] (default: the newest stored reading).")
 @_client_port
-def backfill(site_file: Path | None, db_path: Path, since: str | None, bacnet_port: int) -> None:
+def backfill(site_file: Path | None, db_path: Path, since: str | None, bacnet_port: int | None) -> None:
     """Read the devices' trend logs (ReadRange) into the store, to fill a polling gap.
 
     Example:
@@ -418,7 +433,7 @@ def backfill(site_file: Path | None, db_path: Path, since: str | None, bacnet_po
                      dt.datetime.now(site.tz) - dt.timedelta(days=7))
         else:
             start = _parse_start(since, site.tz).replace(tzinfo=site.tz)
-        with _gateway(bacnet_port) as gw:
+        with _gateway(bacnet_port, site) as gw:
             counts = run_backfill(site, gw, store.insert_readings, start)
         store.refresh_rollups()
     click.echo(f"{sum(counts.values())} readings from {len(counts)} trend logs since "
@@ -454,7 +469,7 @@ def _local_devices(site, device: str | None):
               help="SQLite file: schedule edits, and the ledger the pushes go to.")
 @_client_port
 def schedule_push(site_file: Path | None, device: str | None, db_path: Path,
-                  bacnet_port: int) -> None:
+                  bacnet_port: int | None) -> None:
     """Write the season's weekly schedule, holidays and make-up days into the controllers
     (through the one writer: read back and put in the ledger).
 
@@ -469,7 +484,7 @@ def schedule_push(site_file: Path | None, device: str | None, db_path: Path,
 
     site = load_site(site_file)
     today = dt.datetime.now(site.tz).date()
-    bus = BacnetFieldBus(site, port=bacnet_port)
+    bus = BacnetFieldBus(site, port=bacnet_port, interface=_interface())
     bus.start()
     failed = []
     try:
@@ -495,7 +510,7 @@ def schedule_push(site_file: Path | None, device: str | None, db_path: Path,
               help="Site file (default: the embedded demo centre).")
 @click.option("--device", default=None, help="Only this device id.")
 @_client_port
-def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int) -> None:
+def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int | None) -> None:
     """Read the Schedule and Calendar objects back from the controllers.
 
     Example:
@@ -507,7 +522,7 @@ def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int) 
 
     site = load_site(site_file)
     days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    with _gateway(bacnet_port) as gw:
+    with _gateway(bacnet_port, site) as gw:
         for dev in _local_devices(site, device):
             got = schedules.read(gw, dev)
             click.echo(f"{dev.id} ({dev.schedule_object}, {dev.calendar_object}):")

@@ -18,7 +18,8 @@ from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
     METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
-    Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address, canonical_object,
+    Bacnet, Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address,
+    canonical_object,
 )
 
 DEMO_SITE = "demo_site.toml"
@@ -243,7 +244,7 @@ def _priority(v: int) -> str | None:
 # --- building the site --------------------------------------------------------------------
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
-        "devices", "points", "zones", "meters", "schedules", "web")
+        "devices", "points", "zones", "meters", "schedules", "web", "bacnet")
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -297,6 +298,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 points=tuple(points), meters=tuple(meters), schedules=tuple(schedules),
                 tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
                 web=_web(r, data.get("web", {}), source),
+                bacnet=_bacnet(r, data.get("bacnet", {})),
                 strategies=strategies, reports=reports, source=source)
 
 
@@ -353,6 +355,33 @@ def _object_of(kind: str) -> Callable[[str], str | None]:
 
 def _canonical(v: str | None) -> str | None:
     return canonical_object(v) if v is not None else None
+
+
+def interface_ok(v: str) -> str | None:
+    """ADDRESS/PREFIX (an IPv4 address and a prefix length) or an interface name."""
+    m = re.fullmatch(r"(\d{1,3}(?:\.\d{1,3}){3})/(\d{1,2})", v)
+    if m:
+        ok = all(int(x) < 256 for x in m.group(1).split(".")) and 0 < int(m.group(2)) <= 32
+        return None if ok else f"must be ADDRESS/PREFIX like 192.168.10.5/24, got {v!r}"
+    if re.fullmatch(r"[A-Za-z0-9_.:\-]{1,15}", v):
+        return None  # an interface name, resolved on the machine that runs BEMS
+    return f"must be ADDRESS/PREFIX (192.168.10.5/24) or an interface name (eth0), got {v!r}"
+
+
+def _bacnet(r: _Reader, d: Any) -> Bacnet:
+    p: Path_ = ("bacnet",)
+    d = r.table(d, p, ("interface", "port", "instance", "name", "bbmd", "bbmd_ttl"))
+    bbmd = r.get(d, p, "bbmd", str, None,
+                 lambda v: None if canonical_address(v) else f"must be HOST:PORT, got {v!r}")
+    return Bacnet(interface=r.get(d, p, "interface", str, "127.0.0.1/8", interface_ok),
+                  port=r.get(d, p, "port", int, 47808,
+                             lambda v: None if 0 < v < 65536 else "must be 1..65535"),
+                  instance=r.get(d, p, "instance", int, 599999,
+                                 lambda v: None if 0 <= v < 4194303 else "must be 0..4194302"),
+                  name=r.get(d, p, "name", str, "BEMS"),
+                  bbmd=canonical_address(bbmd) if bbmd else None,
+                  bbmd_ttl=r.get(d, p, "bbmd_ttl", int, 300,
+                                 lambda v: None if 30 <= v <= 65535 else "must be 30..65535"))
 
 
 def _web(r: _Reader, d: Any, source: Path | None) -> Web:

@@ -36,15 +36,15 @@ UTC = dt.timezone.utc
 
 
 class Runtime:
-    def __init__(self, site: Site, db: Path, bacnet_port: int = 47808,
+    def __init__(self, site: Site, db: Path, bacnet_port: int | None = None,
                  poll_interval_s: float = 60.0, heartbeat_s: float = 60.0,
                  strategy_interval_s: float = 60.0, dry_run: bool = False,
                  clock: Callable[[], dt.datetime] | None = None,
-                 bus: FieldBus | None = None):
+                 bus: FieldBus | None = None, interface: str | None = None):
         if bus is None:
             from connectors.bacnet.fieldbus import BacnetFieldBus
 
-            bus = BacnetFieldBus(site, port=bacnet_port)
+            bus = BacnetFieldBus(site, port=bacnet_port, interface=interface)
         self.site = site
         self.db = db
         self.store = Store(db, site.timezone)

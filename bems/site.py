@@ -236,6 +236,17 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class Bacnet:
+    """BEMS's own BACnet/IP port on the building network."""
+    interface: str = "127.0.0.1/8"  # ADDRESS/PREFIX (192.168.10.5/24) or an interface name
+    port: int = 47808
+    instance: int = 599999  # BEMS's device instance (unique on the internetwork)
+    name: str = "BEMS"
+    bbmd: str | None = None  # HOST:PORT of a BBMD to register with as a foreign device
+    bbmd_ttl: int = 300  # seconds; re-registered before it runs out
+
+
+@dataclass(frozen=True)
 class Web:
     host: str = "127.0.0.1"  # only this machine unless told otherwise
     port: int = 8080
@@ -269,6 +280,7 @@ class Site:
     storage: Storage = field(default_factory=Storage)
     reports: Reports = field(default_factory=Reports)
     web: Web = field(default_factory=Web)
+    bacnet: Bacnet = field(default_factory=Bacnet)
     strategies: "StrategyParams" = field(default_factory=lambda: _default_params())
     source: Path | None = None
 

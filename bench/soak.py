@@ -27,7 +27,6 @@ restarts, ui_p95_ms (and more).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
 import json
 import math
@@ -51,6 +50,7 @@ from bems.config import demo_site_path, load_site  # noqa: E402
 from bems.storage import Store  # noqa: E402
 
 START = "2026-07-06T00:00"
+UI_PASSWORD = "soak-test-passphrase-42"
 
 
 def free_port() -> int:
@@ -148,29 +148,66 @@ class Soak:
         threading.Thread(target=self._drain, args=(self.bems.stdout,), daemon=True).start()
 
     def start_web(self) -> None:
+        subprocess.run([sys.executable, "-m", "bems", "user", "add", "soak", "--role", "viewer",
+                        "--db", str(self.db), "--password-stdin"], input=UI_PASSWORD + "\n",
+                       text=True, check=True, capture_output=True, cwd=self.folder)
         self.web_port = free_port()
         self.web = subprocess.Popen(
             [sys.executable, "-m", "bems", "web", "--site", str(self.site_path), "--db",
              str(self.db), "--port", str(self.web_port)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=self.folder)
         self.web.stdout.readline()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the server answers
+            try:
+                self._http("GET", "/login")
+                return
+            except OSError:
+                time.sleep(0.2)
 
     # --- what the driver watches --------------------------------------------------------------
 
+    def _http(self, method: str, path: str, body: str = "", cookie: str = ""):
+        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=10)
+        headers = {"Cookie": cookie} if cookie else {}
+        if body:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body or None, headers=headers)
+        r = conn.getresponse()
+        data = r.read().decode("utf-8", "replace")
+        conn.close()
+        return r, data
+
+    def login(self) -> str:
+        """A facility manager's session: the cookie after logging in through the form."""
+        from urllib.parse import urlencode
+
+        r, page = self._http("GET", "/login")
+        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r, _ = self._http("POST", "/login", urlencode(
+            {"username": "soak", "password": UI_PASSWORD, "csrf_token": token}), cookie)
+        if r.status != 302:
+            raise RuntimeError(f"login to the UI failed: {r.status}")
+        return (r.getheader("Set-Cookie") or cookie).split(";")[0]
+
     def poll_ui(self, stop: threading.Event) -> None:
+        """The overview and the zones, as a manager keeping a tab open would see them."""
+        cookie = self.login()
+        pages = ("/", "/zones/", "/alarms/")
+        n = 0
         while not stop.wait(1.0):
+            path = pages[n % len(pages)]
+            n += 1
             t = time.perf_counter()
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=10)
-                conn.request("GET", "/login")
-                r = conn.getresponse()
-                r.read()
-                conn.close()
+                r, _ = self._http("GET", path, cookie=cookie)
                 if r.status != 200:
                     self.ui_errors += 1
+                    cookie = self.login() if r.status == 302 else cookie
                 else:
                     self.ui_ms.append((time.perf_counter() - t) * 1000)
-            except OSError:
+            except (OSError, RuntimeError):
                 self.ui_errors += 1
 
     def watch_rss(self, stop: threading.Event) -> None:

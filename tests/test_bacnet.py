@@ -289,3 +289,78 @@ def test_cli_write_finds_the_site_point_however_it_is_spelled(centre, qsite, sit
     assert centre.devices.priority_array("f2.p1.sp") == {12: sp.max}
     r = cli("release", addr, obj, "--priority", "12")
     assert r.exit_code == 0 and centre.devices.priority_array("f2.p1.sp") == {}
+
+
+class _Bbmd:
+    """A BACnet Broadcast Management Device (plain bacpypes3) on its own loopback address."""
+
+    def __init__(self, host: str, port: int):
+        import asyncio
+        import threading
+
+        self.address = f"{host}:{port}"
+        self.loop = asyncio.new_event_loop()
+        self.app = None
+        ready = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.loop.call_soon(self._build, host, port, ready)
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _build(self, host, port, ready):
+        from bacpypes3.app import Application
+        from bacpypes3.basetypes import BDTEntry, IPMode
+        from bacpypes3.local.device import DeviceObject
+        from bacpypes3.local.networkport import NetworkPortObject
+
+        npo = NetworkPortObject(f"{host}/8:{port}", objectIdentifier=("network-port", 1),
+                                objectName="bbmd-port")
+        npo.bacnetIPMode = IPMode.bbmd
+        npo.bbmdAcceptFDRegistrations = True
+        npo.bbmdForeignDeviceTable = []
+        npo.bbmdBroadcastDistributionTable = [BDTEntry(self.address)]
+        self.app = Application.from_object_list([
+            DeviceObject(objectIdentifier=("device", 4000), objectName="bbmd",
+                         vendorIdentifier=999), npo])
+        ready.set()
+
+    def foreign_devices(self) -> set[str]:
+        ll = self.app.link_layers[self.app.link_layers.__iter__().__next__()]
+        return {str(f.fdAddress) for f in getattr(ll, "bbmdFDT", [])}
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.app.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_bems_on_its_own_address_registers_with_a_bbmd_and_polls(centre, qsite):
+    import dataclasses
+
+    from bems.site import Bacnet
+    from connectors.bacnet.fieldbus import BacnetFieldBus
+
+    bbmd = _Bbmd("127.0.0.3", free_port())
+    port = free_port()
+    site = dataclasses.replace(qsite, bacnet=Bacnet(interface="127.0.0.2/8", port=port,
+                                                    instance=599123, bbmd=bbmd.address,
+                                                    bbmd_ttl=60))
+    bus = BacnetFieldBus(site)
+    try:
+        bus.start()
+        assert bus.gateway.host == "127.0.0.2"  # not 127.0.0.1: the site file's interface
+        r = bus.poll()
+        assert all(q == "good" for _, q in r.values.values()), r.devices
+        deadline = time.monotonic() + 10
+        while f"127.0.0.2:{port}" not in bbmd.foreign_devices() and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert f"127.0.0.2:{port}" in bbmd.foreign_devices()
+    finally:
+        bus.stop()
+        bbmd.stop()

@@ -170,3 +170,30 @@ commandable = false
     with pytest.raises(ConfigError):
         parse_site(text.replace('kind = "setpoint"\nwritable = true\ncommandable = false',
                                 'kind = "setpoint"\ncommandable = false'), "x.toml")
+
+
+def test_the_bacnet_table():
+    from bems.config import demo_site_path
+
+    base = open(demo_site_path(), encoding="utf-8").read()
+    site = parse_site(base + '\n[bacnet]\ninterface = "192.168.10.5/24"\nport = 47809\n'
+                             'instance = 599001\nbbmd = "192.168.20.1:47808"\nbbmd_ttl = 600\n',
+                      "x.toml")
+    assert (site.bacnet.interface, site.bacnet.port, site.bacnet.bbmd) == \
+        ("192.168.10.5/24", 47809, "192.168.20.1:47808")
+    assert parse_site(base, "x.toml").bacnet.interface == "127.0.0.1/8"  # the demo's loopback
+    for bad in ('interface = "999.1.1.1/24"', 'interface = "10.0.0.1/40"', 'port = 0',
+                'bbmd = "not an address"', 'bbmd_ttl = 5', 'colour = "red"'):
+        with pytest.raises(ConfigError):
+            parse_site(base + "\n[bacnet]\n" + bad + "\n", "x.toml")
+
+
+def test_discovery_lists_object_types_the_client_cannot_decode_without_reading_them():
+    from connectors.bacnet.discovery import known_type, site_section
+
+    assert known_type("analog-value") and known_type("lighting-output")
+    assert not known_type("128") and not known_type("color") and not known_type("x")
+    draft = site_section([{"address": "127.0.0.1:47808", "instance": 5, "name": "gw",
+                           "objects": [{"object": "128,1", "name": "", "warning": "unknown"},
+                                       {"object": "analog-value,1", "name": "sp"}]}])
+    assert "# 128,1" in draft and 'object = "analog-value,1"' in draft

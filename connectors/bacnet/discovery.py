@@ -9,6 +9,19 @@ from typing import Any
 from connectors.bacnet.gateway import BacnetError, BacnetGateway, BacnetRefused, DeviceTimeout, chunked, parse_address
 
 _SKIP = ("device", "network-port")
+
+
+def known_type(name: str) -> bool:
+    """An object type the client library can decode (not a number, not proprietary)."""
+    from bacpypes3.primitivedata import ObjectType
+    from bacpypes3.vendor import ASHRAE_vendor_info
+
+    if name.isdigit():
+        return False
+    try:
+        return ASHRAE_vendor_info.get_object_class(int(ObjectType(name))) is not None
+    except (ValueError, TypeError, KeyError):
+        return False
 _KINDS = {"analog-input": "temperature", "analog-value": "setpoint", "analog-output": "dimming",
           "binary-output": "status", "binary-input": "occupancy", "binary-value": "status",
           "multi-state-value": "mode", "multi-state-input": "other"}
@@ -30,20 +43,27 @@ async def _discover(gw: BacnetGateway, addresses: list[str], timeout_s: float) -
         objects = await gw.aobject_list(addr, timeout_s)
         rows = []
         listed = [o for o in objects if o.split(",")[0] not in _SKIP]
+        # object types the client library does not know (newer standard types, proprietary
+        # ones >= 128) are listed with a warning; reading them would abort everything
+        unknown = [o for o in listed if not known_type(o.split(",")[0])]
+        rows += [{"object": o, "name": "", "warning": "object type unknown to the client "
+                  "(proprietary or newer): listed, not read"} for o in unknown]
+        listed = [o for o in listed if o not in unknown]
         for batch in chunked(listed, 20):
             specs = [(o, ["object-name", "units"] if o.startswith("analog") else ["object-name"])
                      for o in batch]
             try:
                 result = await gw.aread_multiple(addr, specs, timeout_s)
-            except BacnetError:
+            except (BacnetError, Exception):  # noqa: BLE001 - one object must not abort all
                 result = []
                 for o, props in specs:
                     for prop in props:
                         try:
                             result.append((o, prop, await gw.aread(addr, o, prop,
                                                                    timeout=timeout_s)))
-                        except BacnetError as err:
-                            result.append((o, prop, err))
+                        except (BacnetError, Exception) as err:  # noqa: BLE001
+                            result.append((o, prop, err if isinstance(err, BacnetError) else
+                                           BacnetError(f"{o} {prop}: {err!r}")))
             by_obj: dict[str, dict[str, Any]] = {o: {"object": o} for o in batch}
             for o, prop, value in result:
                 if not isinstance(value, BacnetError) and o in by_obj:

@@ -13,15 +13,15 @@ from bems.fieldbus import ControllerSchedule, OnValue, PollResult, Sink
 from bems.site import Device, Site
 from connectors.bacnet import schedules, trends
 from connectors.bacnet.common import plain
-from connectors.bacnet.gateway import BacnetGateway
+from connectors.bacnet.gateway import BacnetGateway, gateway_for
 from connectors.bacnet.poller import CovSubscriptions, Poller
 
 
 class BacnetFieldBus:
-    def __init__(self, site: Site, host: str = "127.0.0.1", port: int = 47808,
-                 instance: int = 599999, gateway: BacnetGateway | None = None):
+    def __init__(self, site: Site, port: int | None = None, interface: str | None = None,
+                 gateway: BacnetGateway | None = None):
         self.site = site
-        self.gateway = gateway or BacnetGateway(host=host, port=port, instance=instance)
+        self.gateway = gateway or gateway_for(site.bacnet, port, interface)
         self.poller = Poller(site, self.gateway)
         self.cov: CovSubscriptions | None = None
 

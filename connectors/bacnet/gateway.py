@@ -9,6 +9,7 @@ our own exceptions here, in one place.
 from __future__ import annotations
 
 import asyncio
+import socket
 import datetime as dt
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -71,8 +72,10 @@ class BacnetGateway:
     """A BACnet/IP client on host:port, run in its own thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 47808, instance: int = 599999,
-                 name: str = "BEMS", request_timeout_s: float = 3.0):
+                 name: str = "BEMS", request_timeout_s: float = 3.0, prefix: int = 8,
+                 bbmd: str | None = None, bbmd_ttl: int = 300):
         self.host, self.port, self.instance, self.name = host, port, instance, name
+        self.prefix, self.bbmd, self.bbmd_ttl = prefix, bbmd, bbmd_ttl
         self.request_timeout_s = request_timeout_s
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app: Application | None = None
@@ -111,8 +114,14 @@ class BacnetGateway:
         # the Application must be built inside the running loop
         device = DeviceObject(objectIdentifier=("device", self.instance), objectName=self.name,
                               vendorIdentifier=999, vendorName="BEMS")
-        port = NetworkPortObject(f"{self.host}/8:{self.port}", objectIdentifier=("network-port", 1),
-                                 objectName="port-1")
+        port = NetworkPortObject(f"{self.host}/{self.prefix}:{self.port}",
+                                 objectIdentifier=("network-port", 1), objectName="port-1")
+        if self.bbmd:  # a foreign device: broadcasts go through the BBMD on the other subnet
+            from bacpypes3.basetypes import HostNPort, IPMode
+
+            port.bacnetIPMode = IPMode.foreign
+            port.fdBBMDAddress = HostNPort(self.bbmd)
+            port.fdSubscriptionLifetime = self.bbmd_ttl
         self.app = Application.from_object_list([device, port])
         for _ in range(500):  # binding happens in a task; wait for it so errors show now
             if not port_free(self.host, self.port):
@@ -310,3 +319,35 @@ def parse_address(text: str) -> str:
 def chunked(items: Sequence, size: int) -> Iterable[Sequence]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def resolve_interface(interface: str) -> tuple[str, int]:
+    """'192.168.10.5/24' → ('192.168.10.5', 24); an interface name ('eth0') → its IPv4
+    address and prefix on this machine."""
+    if "/" in interface:
+        host, _, prefix = interface.partition("/")
+        return host, int(prefix)
+    import fcntl
+    import ipaddress
+    import struct
+
+    if interface not in {name for _, name in socket.if_nameindex()}:
+        raise BacnetError(f"no network interface {interface!r} on this machine (one of "
+                          f"{', '.join(n for _, n in socket.if_nameindex())})")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("256s", interface.encode()[:15])
+        try:
+            addr = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+            mask = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x891B, req)[20:24])  # ..NETMASK
+        except OSError:
+            raise BacnetError(f"interface {interface!r} has no IPv4 address") from None
+    return addr, ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+
+
+def gateway_for(bacnet, port: int | None = None, interface: str | None = None,
+                **kw: Any) -> BacnetGateway:
+    """The client as the site file's [bacnet] table (and command-line options) say."""
+    host, prefix = resolve_interface(interface or bacnet.interface)
+    return BacnetGateway(host=host, port=port or bacnet.port, instance=bacnet.instance,
+                         name=bacnet.name, prefix=prefix, bbmd=bacnet.bbmd,
+                         bbmd_ttl=bacnet.bbmd_ttl, **kw)
