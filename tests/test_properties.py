@@ -22,7 +22,7 @@ from bems.strategies import params as strategy_params
 from bems.strategies.params import RANGES, StrategyParams
 
 T = dt.datetime(2026, 7, 7, 2, 30, tzinfo=dt.timezone.utc)
-FAST = settings(max_examples=150, deadline=None,
+FAST = settings(max_examples=100, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
