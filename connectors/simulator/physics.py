@@ -11,6 +11,7 @@ the zone commands and an observer callback receives the sensors and meters.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ class EnergyPlusModel:
                  workdir: Path | None = None, timestep_per_hour: int = 4):
         self.zones = zones
         self.latitude, self.longitude = latitude, longitude
+        # a folder of our own is removed after each run (EnergyPlus's inputs and outputs are
+        # a few MB a run; nothing reads them afterwards)
+        self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bems-sim-"))
         self.timestep_per_hour = timestep_per_hour
         self._stop = threading.Event()
@@ -139,6 +143,7 @@ class EnergyPlusModel:
             observer: Callable[[Step], None]) -> int:
         """Simulate [start, start + days) in local time. Blocks; returns EnergyPlus's status."""
         self._stop.clear()
+        self.workdir.mkdir(parents=True, exist_ok=True)
         epw = morphed_epw(self.workdir / "hai_phong_morphed.epw", self.latitude, self.longitude)
         model = prepare_model(self.workdir / "model.idf", start, days, self.latitude,
                               self.longitude, self.timestep_per_hour)
@@ -262,6 +267,8 @@ class EnergyPlusModel:
         finally:
             api.state_manager.delete_state(state)
             self._state = None
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _floor_of(zone: str) -> int:
