@@ -91,6 +91,9 @@ class FieldBus(Bus, Protocol):
     def backfill(self, since: dt.datetime, sink: Sink) -> dict[str, int]:
         """What the devices logged since `since`, into sink; count per point."""
 
+    def read_clock(self, device: Device) -> dt.datetime:
+        """The device's own local date and time (naive), as its schedules see it."""
+
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None: ...
 
     def read_schedule(self, device: Device) -> ControllerSchedule: ...

@@ -54,6 +54,7 @@ class MemoryBus:
         self.refuse: set[str] = set()  # point ids whose writes the device refuses
         self.lie: dict[str, Any] = {}  # point id → what its priority array shows instead
         self.schedules: dict[str, ControllerSchedule] = {}
+        self.clock_offset: dict[str, dt.timedelta] = {}  # device id → how wrong its clock is
         self.writes: list[tuple[str, Any, int | None]] = []  # (point, value, priority) in order
         self.health = {d.id: DeviceHealth(d.id) for d in site.devices}
         self._on_value: OnValue | None = None
@@ -169,6 +170,12 @@ class MemoryBus:
 
     def backfill(self, since: dt.datetime, sink: Sink) -> dict[str, int]:
         return {}  # the model keeps no trend logs
+
+    def read_clock(self, device: Device) -> dt.datetime:
+        if device.id in self.offline:
+            raise DeviceUnreachable(f"{device.address}: no answer")
+        local = self.clock().astimezone(self.site.tz).replace(tzinfo=None, microsecond=0)
+        return local + self.clock_offset.get(device.id, dt.timedelta())
 
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None:
         if device.id in self.offline:

@@ -109,6 +109,8 @@ class Runtime:
         self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
         self.scheduler.add_job(self.purge, "cron", hour=0, minute=45, id="purge")
         self.scheduler.add_job(self.alarms, "interval", minutes=1, id="alarms")
+        self.scheduler.add_job(self.check_clocks, "interval", hours=1, id="clocks",
+                               next_run_time=now + dt.timedelta(seconds=30))
         self.scheduler.add_job(self.push_schedules, "cron", hour=0, minute=5, id="schedules")
         self.scheduler.add_job(self.refit_forecasts, "cron", hour=0, minute=30, id="forecasts")
         self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
@@ -252,6 +254,22 @@ class Runtime:
                 prune_acks(self.site, self.store, self.clock())
         except Exception:
             log.exception("alarm evaluation failed")
+
+    def check_clocks(self) -> dict[str, float]:
+        """Hourly: how far each controller's own clock is from BEMS's (local schedules run on
+        it). Kept in the store; more than five minutes is an alarm."""
+        from bems.status import CLOCKS_KEY
+
+        now_local = self.clock().astimezone(self.site.tz).replace(tzinfo=None)
+        drift: dict[str, float] = {}
+        for dev in self.site.devices:
+            try:
+                drift[dev.id] = round((self.bus.read_clock(dev) - now_local).total_seconds())
+            except Exception as err:  # a device without a clock, or away: not an alarm here
+                log.info("clock of %s not read: %s", dev.id, err)
+        with self._lock:
+            self.store.set_meta(CLOCKS_KEY, {"at": self.clock().isoformat(), "drift_s": drift})
+        return drift
 
     def purge(self) -> int:
         """Nightly: raw readings past the site's retention are deleted (rollups are kept)."""

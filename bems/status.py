@@ -11,6 +11,8 @@ from bems.site import Site
 from bems.storage import Store
 
 ACKS_KEY = "alarm_acks"
+CLOCKS_KEY = "controller_clocks"
+CLOCK_ALARM_S = 300  # a controller clock this far off runs its local schedule at the wrong time
 COMFORT = (23.0, 27.0)
 STALE_S = 15 * 60
 
@@ -72,6 +74,12 @@ def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
                 and r["setpoint"] < floor:
             out.append({"key": f"policy:{z.id}", "kind": "policy", "target": z.name,
                         "value": r["setpoint"]})
+    clocks = (store.get_meta(CLOCKS_KEY, {}) or {}).get("drift_s", {})
+    for dev in site.devices:
+        d = clocks.get(dev.id)
+        if isinstance(d, (int, float)) and abs(d) > CLOCK_ALARM_S:
+            out.append({"key": f"clock:{dev.id}", "kind": "clock", "target": dev.name or dev.id,
+                        "value": d / 60})
     acks = store.get_meta(ACKS_KEY, {}) or {}
     for a in out:
         a["ack"] = acks.get(a["key"])  # only an active alarm's acknowledgement is shown

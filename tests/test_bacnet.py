@@ -364,3 +364,11 @@ def test_bems_on_its_own_address_registers_with_a_bbmd_and_polls(centre, qsite):
     finally:
         bus.stop()
         bbmd.stop()
+
+
+def test_controller_clocks_are_read_over_bacnet(centre, qsite, gateway):
+    from connectors.bacnet.fieldbus import BacnetFieldBus
+
+    bus = BacnetFieldBus(qsite, gateway=gateway)
+    local = bus.read_clock(qsite.device("fc1"))
+    assert abs((local - centre.sim_now).total_seconds()) < 3600  # the devices keep sim time

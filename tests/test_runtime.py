@@ -205,3 +205,14 @@ def test_a_strategy_switched_off_lets_go_of_its_points_in_the_same_run(rt, site,
     else:
         assert not {p for p in held if site.point(p).kind == "outdoor_air"}
     assert {p for p in rt.writer.held} - {site.control.heartbeat_point} == held
+
+
+def test_controller_clocks_are_read_and_a_wrong_one_is_an_alarm(rt, site, bus):
+    from bems.status import alarms
+
+    bus.clock_offset["fc2"] = dt.timedelta(minutes=-10)
+    bus.offline.add("fc3")
+    drift = rt.check_clocks()
+    assert drift["fc2"] == -600 and drift["fc1"] == 0 and "fc3" not in drift
+    found = {a["key"]: a for a in alarms(site, rt.store, MONDAY_0800)}
+    assert found["clock:fc2"]["value"] == -10 and "clock:fc1" not in found

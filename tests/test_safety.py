@@ -622,3 +622,19 @@ def test_12_https_served_by_bems_itself(site, db, tmp_path):
             pass
     finally:
         server.stop()
+
+
+def test_a_wrong_controller_clock_shows_as_an_alarm_in_both_languages(site, db, client):
+    from bems.status import CLOCKS_KEY
+
+    with Store(db) as s:
+        s.set_meta(CLOCKS_KEY, {"at": T.isoformat(), "drift_s": {"fc2": 900}})
+    try:
+        _login(client, "op1")
+        assert "minutes off" in client.get("/alarms/").data.decode()
+        _post(client, "/lang/vi", {}, "/alarms/")
+        assert "lệch 15" in client.get("/alarms/").data.decode()
+        _post(client, "/lang/en", {}, "/alarms/")
+    finally:
+        with Store(db) as s:
+            s.set_meta(CLOCKS_KEY, {})

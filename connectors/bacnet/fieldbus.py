@@ -13,7 +13,7 @@ from bems.fieldbus import ControllerSchedule, OnValue, PollResult, Sink
 from bems.site import Device, Site
 from connectors.bacnet import schedules, trends
 from connectors.bacnet.common import plain
-from connectors.bacnet.gateway import BacnetGateway, gateway_for
+from connectors.bacnet.gateway import BacnetError, BacnetGateway, gateway_for
 from connectors.bacnet.poller import CovSubscriptions, Poller
 
 
@@ -45,6 +45,15 @@ class BacnetFieldBus:
     def read(self, address: str, obj: str, prop: str = "present-value",
              timeout: float | None = None) -> Any:
         return plain(self.gateway.read(address, obj, prop, timeout=timeout))
+
+    def read_clock(self, device: Device) -> dt.datetime:
+        obj = f"device,{device.instance}"
+        d = self.gateway.read(device.address, obj, "local-date", timeout=device.timeout_s)
+        t = self.gateway.read(device.address, obj, "local-time", timeout=device.timeout_s)
+        try:
+            return dt.datetime(d[0] + 1900, d[1], d[2], t[0], t[1], t[2])
+        except (TypeError, ValueError, IndexError) as err:  # 255 = unspecified, etc.
+            raise BacnetError(f"{device.id}: local date/time unreadable ({d!r} {t!r})") from err
 
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None:
         schedules.write(self.gateway, device, schedule)
