@@ -935,38 +935,21 @@ def user_role(name: str, role: str, db_path: Path) -> None:
     click.echo(f"{name} is now {role}")
 
 
-@user.command("disable")
-@click.argument("name")
-@_db_option
-def user_disable(name: str, db_path: Path) -> None:
-    """Disable a user: no login, their sessions end (the last active admin cannot be).
+def _user_switch(verb: str, disabled: bool, summary: str) -> None:
+    """`bems user disable` and `bems user enable`: one command each, one body."""
+    def command(name: str, db_path: Path) -> None:
+        from bems.users import set_disabled
 
-    Example:
+        _user_change(set_disabled, db_path, name, disabled)
+        click.echo(f"{name} {verb}d")
 
-    \b
-        bems user disable minh
-    """
-    from bems.users import set_disabled
-
-    _user_change(set_disabled, db_path, name, True)
-    click.echo(f"{name} disabled")
+    command.__doc__ = f"{summary}\n\n    Example:\n\n    \b\n        bems user {verb} minh\n    "
+    user.command(verb)(_db_option(click.argument("name")(command)))
 
 
-@user.command("enable")
-@click.argument("name")
-@_db_option
-def user_enable(name: str, db_path: Path) -> None:
-    """Enable a disabled user again.
-
-    Example:
-
-    \b
-        bems user enable minh
-    """
-    from bems.users import set_disabled
-
-    _user_change(set_disabled, db_path, name, False)
-    click.echo(f"{name} enabled")
+_user_switch("disable", True, "Disable a user: no login, their sessions end (the last active "
+                              "admin cannot be).")
+_user_switch("enable", False, "Enable a disabled user again.")
 
 
 @user.command("delete")
