@@ -370,7 +370,8 @@ def interface_ok(v: str) -> str | None:
 
 def _bacnet(r: _Reader, d: Any) -> Bacnet:
     p: Path_ = ("bacnet",)
-    d = r.table(d, p, ("interface", "port", "instance", "name", "bbmd", "bbmd_ttl"))
+    d = r.table(d, p, ("interface", "port", "instance", "name", "bbmd", "bbmd_ttl",
+                       "time_sync"))
     bbmd = r.get(d, p, "bbmd", str, None,
                  lambda v: None if canonical_address(v) else f"must be HOST:PORT, got {v!r}")
     return Bacnet(interface=r.get(d, p, "interface", str, "127.0.0.1/8", interface_ok),
@@ -381,7 +382,8 @@ def _bacnet(r: _Reader, d: Any) -> Bacnet:
                   name=r.get(d, p, "name", str, "BEMS"),
                   bbmd=canonical_address(bbmd) if bbmd else None,
                   bbmd_ttl=r.get(d, p, "bbmd_ttl", int, 300,
-                                 lambda v: None if 30 <= v <= 65535 else "must be 30..65535"))
+                                 lambda v: None if 30 <= v <= 65535 else "must be 30..65535"),
+                  time_sync=r.get(d, p, "time_sync", bool, False))
 
 
 def _web(r: _Reader, d: Any, source: Path | None) -> Web:

@@ -94,6 +94,9 @@ class FieldBus(Bus, Protocol):
     def read_clock(self, device: Device) -> dt.datetime:
         """The device's own local date and time (naive), as its schedules see it."""
 
+    def sync_clock(self, device: Device, local: dt.datetime) -> None:
+        """Set the device's clock to a local date and time (TimeSynchronization)."""
+
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None: ...
 
     def read_schedule(self, device: Device) -> ControllerSchedule: ...

@@ -177,6 +177,12 @@ class MemoryBus:
         local = self.clock().astimezone(self.site.tz).replace(tzinfo=None, microsecond=0)
         return local + self.clock_offset.get(device.id, dt.timedelta())
 
+    def sync_clock(self, device: Device, local: dt.datetime) -> None:
+        if device.id in self.offline:
+            raise DeviceUnreachable(f"{device.address}: no answer")
+        now = self.clock().astimezone(self.site.tz).replace(tzinfo=None, microsecond=0)
+        self.clock_offset[device.id] = local.replace(microsecond=0) - now
+
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None:
         if device.id in self.offline:
             raise DeviceUnreachable(f"{device.address}: no answer")

@@ -257,19 +257,42 @@ class Runtime:
 
     def check_clocks(self) -> dict[str, float]:
         """Hourly: how far each controller's own clock is from BEMS's (local schedules run on
-        it). Kept in the store; more than five minutes is an alarm."""
+        it). Kept in the store; more than five minutes is an alarm. With `[bacnet] time_sync`,
+        a clock more than a minute off is set (TimeSynchronization), in the ledger, and read
+        again."""
         from bems.status import CLOCKS_KEY
 
-        now_local = self.clock().astimezone(self.site.tz).replace(tzinfo=None)
         drift: dict[str, float] = {}
         for dev in self.site.devices:
             try:
-                drift[dev.id] = round((self.bus.read_clock(dev) - now_local).total_seconds())
+                drift[dev.id] = self._drift(dev)
+                if self.site.bacnet.time_sync and abs(drift[dev.id]) > 60:
+                    drift[dev.id] = self._sync_clock(dev, drift[dev.id])
             except Exception as err:  # a device without a clock, or away: not an alarm here
                 log.info("clock of %s not read: %s", dev.id, err)
         with self._lock:
             self.store.set_meta(CLOCKS_KEY, {"at": self.clock().isoformat(), "drift_s": drift})
         return drift
+
+    def _drift(self, dev) -> float:
+        now_local = self.clock().astimezone(self.site.tz).replace(tzinfo=None)
+        return round((self.bus.read_clock(dev) - now_local).total_seconds())
+
+    def _sync_clock(self, dev, before: float) -> float:
+        target = f"{dev.id}:clock"
+        try:
+            self.bus.sync_clock(dev, self.clock().astimezone(self.site.tz).replace(tzinfo=None))
+            after = self._drift(dev)
+            outcome = "done" if abs(after) <= 60 else "failed"
+        except Exception as err:  # noqa: BLE001 - recorded, tried again next hour
+            after, outcome = before, "failed"
+            log.warning("time sync of %s failed: %s", dev.id, err)
+        with self._lock:
+            self.store.record_write(point=target, action="time-sync", value=after, priority=None,
+                                    source="clock", reason=f"clock {before:+.0f} s off",
+                                    outcome=outcome, readback=f"{after:+.0f} s", device=dev.id,
+                                    object=f"device,{dev.instance}", ts=self.clock())
+        return after
 
     def purge(self) -> int:
         """Nightly: raw readings past the site's retention are deleted (rollups are kept)."""

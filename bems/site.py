@@ -244,6 +244,7 @@ class Bacnet:
     name: str = "BEMS"
     bbmd: str | None = None  # HOST:PORT of a BBMD to register with as a foreign device
     bbmd_ttl: int = 300  # seconds; re-registered before it runs out
+    time_sync: bool = False  # set controllers' clocks (TimeSynchronization) when a minute off
 
 
 @dataclass(frozen=True)

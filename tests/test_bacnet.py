@@ -372,3 +372,25 @@ def test_controller_clocks_are_read_over_bacnet(centre, qsite, gateway):
     bus = BacnetFieldBus(qsite, gateway=gateway)
     local = bus.read_clock(qsite.device("fc1"))
     assert abs((local - centre.sim_now).total_seconds()) < 3600  # the devices keep sim time
+
+
+def test_a_controller_clock_that_is_wrong_is_seen_and_set(centre, qsite, gateway):
+    from connectors.bacnet.fieldbus import BacnetFieldBus
+
+    bus = BacnetFieldBus(qsite, gateway=gateway)
+    fc2 = qsite.device("fc2")
+    # the centre steps 15 simulated minutes at a time: a step may fall between two readings,
+    # so the tolerance is one step (and the fault two hours)
+    step = 15 * 60 + 60
+    centre.apply_fault("fc2:clock=-7200")
+    try:
+        wrong = bus.read_clock(fc2)
+        assert abs((wrong - centre.sim_now).total_seconds() + 7200) < step
+        bus.sync_clock(fc2, centre.sim_now)  # as BEMS would, with its own time
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and \
+                abs((bus.read_clock(fc2) - centre.sim_now).total_seconds()) > step:
+            time.sleep(0.2)
+        assert abs((bus.read_clock(fc2) - centre.sim_now).total_seconds()) < step
+    finally:
+        centre.apply_fault("fc2:clock=0")

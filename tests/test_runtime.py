@@ -216,3 +216,21 @@ def test_controller_clocks_are_read_and_a_wrong_one_is_an_alarm(rt, site, bus):
     assert drift["fc2"] == -600 and drift["fc1"] == 0 and "fc3" not in drift
     found = {a["key"]: a for a in alarms(site, rt.store, MONDAY_0800)}
     assert found["clock:fc2"]["value"] == -10 and "clock:fc1" not in found
+
+
+def test_clocks_more_than_a_minute_off_are_set_when_the_site_says_so(site, bus, clock,
+                                                                     tmp_path):
+    import dataclasses
+
+    synced = dataclasses.replace(site, bacnet=dataclasses.replace(site.bacnet, time_sync=True))
+    rt = Runtime(synced, tmp_path / "sync.sqlite", bus=bus, clock=clock)
+    try:
+        bus.clock_offset["fc2"] = dt.timedelta(minutes=-10)
+        bus.clock_offset["fc3"] = dt.timedelta(seconds=30)  # within a minute: left alone
+        drift = rt.check_clocks()
+        assert drift["fc2"] == 0 and drift["fc3"] == 30
+        row = rt.store.writes(action="time-sync")[0]
+        assert (row.point, row.outcome, row.reason) == ("fc2:clock", "done", "clock -600 s off")
+        assert len(rt.store.writes(action="time-sync")) == 1
+    finally:
+        rt.stop()

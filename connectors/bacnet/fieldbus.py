@@ -55,6 +55,21 @@ class BacnetFieldBus:
         except (TypeError, ValueError, IndexError) as err:  # 255 = unspecified, etc.
             raise BacnetError(f"{device.id}: local date/time unreadable ({d!r} {t!r})") from err
 
+    def sync_clock(self, device: Device, local: dt.datetime) -> None:
+        from bacpypes3.apdu import TimeSynchronizationRequest
+        from bacpypes3.basetypes import DateTime
+        from bacpypes3.pdu import Address
+        from bacpypes3.primitivedata import Date, Time
+
+        async def send() -> None:
+            apdu = TimeSynchronizationRequest(
+                time=DateTime(date=Date(local.strftime("%Y-%m-%d")),
+                              time=Time(local.strftime("%H:%M:%S.00"))),
+                destination=Address(device.address))
+            await self.gateway.app.request(apdu)
+
+        self.gateway.call(send(), 5)
+
     def write_schedule(self, device: Device, schedule: ControllerSchedule) -> None:
         schedules.write(self.gateway, device, schedule)
 

@@ -271,8 +271,9 @@ class VirtualCentre:
     # --- faults ---------------------------------------------------------------------------
 
     def apply_fault(self, spec: str) -> str:
-        """'DEVICE:offline', 'DEVICE:online', 'DEVICE:slow=SECONDS', 'POINT:stuck=VALUE',
-        'POINT:unstuck', 'METER:reset'. Returns a description of what was done."""
+        """'DEVICE:offline', 'DEVICE:online', 'DEVICE:slow=SECONDS', 'DEVICE:clock=SECONDS'
+        (its clock that far off), 'POINT:stuck=VALUE', 'POINT:unstuck', 'METER:reset'. Returns
+        a description of what was done."""
         if self.devices is None:
             raise SimulatorError("faults apply to a running simulator")
         target, _, action = spec.partition(":")
@@ -289,6 +290,8 @@ class VirtualCentre:
                 self.devices.stick(target, float(arg))
             elif action == "unstuck":
                 self.devices.stick(target, None)
+            elif action == "clock":
+                self.devices.set_clock_offset(target, float(arg))
             elif action == "reset":
                 if target not in self.energy_kwh:
                     raise SimulatorError(f"no simulated meter {target!r} "

@@ -81,11 +81,15 @@ class SimDevice(DeviceObject):
     """A device whose local date and time are the simulation's, not the host's."""
 
     _sim_clock: Callable[[], dt.datetime] | None = None
+    _clock_offset: dt.timedelta = dt.timedelta()  # a controller clock that is wrong (a fault)
+
+    def local_now(self) -> dt.datetime:
+        now = self._sim_clock() if self._sim_clock else dt.datetime.now()
+        return now + self._clock_offset
 
     @property
     def localDate(self) -> Date:  # type: ignore[override]
-        now = self._sim_clock() if self._sim_clock else dt.datetime.now()
-        return Date(now.strftime("%Y-%m-%d"))
+        return Date(self.local_now().strftime("%Y-%m-%d"))
 
     @localDate.setter
     def localDate(self, value: Any) -> None:
@@ -93,8 +97,7 @@ class SimDevice(DeviceObject):
 
     @property
     def localTime(self) -> Time:  # type: ignore[override]
-        now = self._sim_clock() if self._sim_clock else dt.datetime.now()
-        return Time(now.strftime("%H:%M:%S.00"))
+        return Time(self.local_now().strftime("%H:%M:%S.00"))
 
     @localTime.setter
     def localTime(self, value: Any) -> None:
@@ -129,6 +132,14 @@ class FaultyApplication(Application):
 
     offline: bool = False
     delay_s: float = 0.0
+
+    async def do_TimeSynchronizationRequest(self, apdu) -> None:  # type: ignore[override]
+        """Set the device's clock (local time), as a controller does."""
+        d, t = apdu.time.date, apdu.time.time
+        wanted = dt.datetime(d[0] + 1900, d[1], d[2], t[0], t[1], t[2])
+        dev = self.device_object
+        dev._clock_offset = dt.timedelta()
+        dev._clock_offset = wanted - dev.local_now()
 
     async def do_ReadRangeRequest(self, apdu) -> None:  # type: ignore[override]
         obj = self.get_object_id(apdu.objectIdentifier)
@@ -361,6 +372,10 @@ class VirtualDevices:
 
     def set_delay(self, device: str, seconds: float) -> None:
         self.apps[device].delay_s = seconds
+
+    def set_clock_offset(self, device: str, seconds: float) -> None:
+        """Make a controller's clock wrong by `seconds` (a fault)."""
+        self.apps[device].device_object._clock_offset = dt.timedelta(seconds=seconds)
 
     def stick(self, point: str, value: float | None) -> None:
         """Freeze a sensor at a value (None: unstick)."""
