@@ -229,8 +229,12 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
         writes = rt.store.writes(sources=["strategy"], outcomes=["done"])
         assert writes and all(w.reason for w in writes)
         # setpoints written during the cool-down stay (a no-op write is skipped); the lights
-        # come on with the occupancy
-        assert any(w.reason.startswith("cool-down started") for w in writes)
+        # come on with the occupancy. The cool-down's reason names the zone's temperature when
+        # the first decision had one ("cool-down started 06:00 … zone at 27.9 °C"), else only
+        # the occupancy it is for (the centre may not have published its first step yet).
+        cool = [w for w in writes if w.reason.startswith("cool-down")]
+        assert cool and any(w.point.endswith(".sp") for w in cool), \
+            sorted({(w.point, w.reason[:40]) for w in writes})[:20]
         assert any(w.point == "f2.p1.light" and w.reason.startswith("occupied") for w in writes)
     finally:
         rt.stop()
