@@ -281,10 +281,11 @@ def read(address: str, obj: str, prop: str, bacnet_port: int | None) -> None:
         bems read 127.0.0.1:47821 analog-input,1 present-value
         bems read 127.0.0.1:47821 analog-value,1 priority-array
     """
+    from bems.site import canonical_object
     from connectors.bacnet.gateway import parse_address, plain
 
+    addr, obj = parse_address(address), canonical_object(obj) or obj
     with _gateway(bacnet_port) as gw:
-        addr = parse_address(address)
         if prop == "priority-array":
             slots = gw.priority_array(addr, obj)
             click.echo(", ".join(f"{k}: {v}" for k, v in sorted(slots.items())) or "(empty)")

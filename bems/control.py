@@ -198,6 +198,8 @@ class Writer:
             self.bus.write(dev.address, point.object, _wire_value(point, value), None,
                            timeout=self.timeout_s)
         except DeviceRefused as err:
+            if point.id not in self.held:  # nothing of ours there: nothing to restore later
+                self.previous.pop(point.id, None)
             return self._record(point, "write", value, None, intent, "rejected", str(err),
                                 previous=prev)
         except DeviceError as err:

@@ -62,9 +62,11 @@ def canonical_address(text: str, default_port: int = 47808) -> str | None:
     if host == "localhost":
         host = "127.0.0.1"
     parts = host.split(".")
-    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+    if all(p.isdigit() for p in parts):  # dotted numbers: an IPv4 address, or nothing
+        if len(parts) != 4 or not all(len(p) <= 3 and int(p) < 256 for p in parts):
+            return None
         host = ".".join(str(int(p)) for p in parts)
-    elif not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", host):
+    elif not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{0,252}", host):
         return None
     port = port.strip()
     if port and not (port.isdigit() and 0 < int(port) < 65536):

@@ -46,35 +46,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bems.config import demo_site_path, load_site  # noqa: E402
+from bems.config import load_site  # noqa: E402
 from bems.storage import Store  # noqa: E402
+from tests.ports import demo_site_on_free_ports, free_port  # noqa: E402
 
 START = "2026-07-06T00:00"
 UI_PASSWORD = "harbour-lights-7429"
 
 
-def free_port() -> int:
-    import socket
-
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-
-
 def site_file(folder: Path) -> Path:
-    text = Path(demo_site_path()).read_text(encoding="utf-8")
-    text = re.sub(r'address = "127\.0\.0\.1:\d+"',
-                  lambda m: f'address = "127.0.0.1:{free_port()}"', text)
-    # quick failure detection, as a site with a fast LAN would set it
-    text = re.sub(r"(\[\[devices\]\]\n)", r"\1timeout_s = 1.0\nretries = 0\n", text)
-    path = folder / "site.toml"
+    """The demo site on free ports, with quick failure detection (as a fast LAN would set)."""
+    path = demo_site_on_free_ports(folder / "site.toml")
+    text = re.sub(r"(\[\[devices\]\]\n)", r"\1timeout_s = 1.0\nretries = 0\n",
+                  path.read_text(encoding="utf-8"))
     path.write_text(text, encoding="utf-8")
     return path
 

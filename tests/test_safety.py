@@ -191,6 +191,8 @@ def test_4_spellings_of_one_point_are_one_point():
         assert canonical_object(spelled) == "analog-value,2"
     assert canonical_object("analog-value,4194303") is None
     assert canonical_address("1.2.3.4:70000") is None
+    for bad in ("999.1.1.1:47808", "1.2.3:47808", "", "ä:1", "localhost:1e3", "h" * 300):
+        assert canonical_address(bad) is None, bad
 
 
 def test_4_cli_release_above_own_priority_is_refused_before_the_network(runner, site_file,

@@ -202,6 +202,10 @@ def test_a_point_without_a_priority_array_is_restored_at_release(site, store):
     assert store.held_writes() == [] and w.held == {}
     # nothing of BEMS's to restore: refused, not a silent "released"
     assert w.release("f1.p1.sp", "cli", "x").outcome == "rejected"
+    # a write the device refuses leaves nothing to restore either
+    bus.refuse.add("f1.p1.sp")
+    assert w.apply(WriteIntent("f1.p1.sp", 27.0, "x")).outcome == "rejected"
+    assert "f1.p1.sp" not in w.previous
 
 
 def test_a_crash_while_holding_a_direct_write_restores_at_the_next_start(site, store):

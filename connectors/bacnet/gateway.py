@@ -25,6 +25,7 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier
 
 from bems.errors import BemsError, DeviceRefused, DeviceUnreachable
+from bems.site import canonical_address
 from connectors.bacnet.common import plain, port_free  # noqa: F401 (part of this API)
 
 
@@ -303,17 +304,13 @@ class BacnetGateway:
 
 
 def parse_address(text: str) -> str:
-    """'HOST:PORT' or 'HOST' (port 47808) → 'HOST:PORT'."""
-    host, _, port = text.partition(":")
-    if not host:
-        raise BacnetError(f"{text!r}: expected HOST:PORT")
-    try:
-        p = int(port) if port else 47808
-    except ValueError:
-        raise BacnetError(f"{text!r}: the port must be a number") from None
-    if not 0 < p < 65536:
-        raise BacnetError(f"{text!r}: port out of range")
-    return f"{host}:{p}"
+    """'HOST:PORT' or 'HOST' (port 47808) → the canonical 'HOST:PORT' (`localhost` is
+    127.0.0.1), the one spelling the site file uses too."""
+    addr = canonical_address(text)
+    if addr is None:
+        raise BacnetError(f"{str(text)[:60]!r}: expected HOST:PORT (an IPv4 address, a port "
+                          "1..65535)")
+    return addr
 
 
 def chunked(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -324,6 +321,11 @@ def chunked(items: Sequence, size: int) -> Iterable[Sequence]:
 def resolve_interface(interface: str) -> tuple[str, int]:
     """'192.168.10.5/24' → ('192.168.10.5', 24); an interface name ('eth0') → its IPv4
     address and prefix on this machine."""
+    from bems.config import interface_ok
+
+    problem = interface_ok(interface)
+    if problem:
+        raise BacnetError(f"interface {problem}"[:200])
     if "/" in interface:
         host, _, prefix = interface.partition("/")
         return host, int(prefix)
@@ -347,7 +349,7 @@ def resolve_interface(interface: str) -> tuple[str, int]:
 def gateway_for(bacnet, port: int | None = None, interface: str | None = None,
                 **kw: Any) -> BacnetGateway:
     """The client as the site file's [bacnet] table (and command-line options) say."""
-    host, prefix = resolve_interface(interface or bacnet.interface)
+    host, prefix = resolve_interface(bacnet.interface if interface is None else interface)
     return BacnetGateway(host=host, port=port or bacnet.port, instance=bacnet.instance,
                          name=bacnet.name, prefix=prefix, bbmd=bacnet.bbmd,
                          bbmd_ttl=bacnet.bbmd_ttl, **kw)
