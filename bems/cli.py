@@ -152,13 +152,18 @@ def _interface() -> str | None:
     return ctx.meta.get("bacnet_interface") if ctx else None
 
 
-def _gateway(port: int | None, site=None):
+def _gateway(port: int | None, site=None, bbmd: str | None = None):
     """BEMS's BACnet client as the site's [bacnet] table says (the embedded demo's: 127.0.0.1),
-    with --interface and --bacnet-port over it."""
+    with --interface, --bacnet-port (and a command's --bbmd) over it."""
+    import dataclasses
+
     from bems.site import Bacnet
     from connectors.bacnet.gateway import gateway_for
 
-    return gateway_for(site.bacnet if site is not None else Bacnet(), port, _interface())
+    bacnet = site.bacnet if site is not None else Bacnet()
+    if bbmd:
+        bacnet = dataclasses.replace(bacnet, bbmd=bbmd)
+    return gateway_for(bacnet, port, _interface())
 
 
 def _client_port(f):
@@ -220,49 +225,102 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_int
 
 @main.command()
 @click.option("--address", "addresses", multiple=True,
-              help="HOST:PORT of a device (unicast Who-Is); repeat for several.")
+              help="A device's address (unicast Who-Is): HOST:PORT, or NETWORK:MAC behind a "
+                   "BACnet router (2001:5); repeat for several.")
 @click.option("--scan", default=None, help="HOST:FIRST-LAST: unicast Who-Is to a port range.")
+@click.option("--broadcast", is_flag=True,
+              help="Global Who-Is: every device on this network, on the subnets joined by "
+                   "BBMDs and on the networks behind routers (the default when no --address, "
+                   "--scan or --network is given).")
+@click.option("--network", "networks", multiple=True, type=click.IntRange(1, 65534),
+              help="Who-Is to one remote BACnet network (behind a router); repeatable.")
+@click.option("--range", "instance_range", default=None, metavar="LOW-HIGH",
+              help="Only devices whose instance is in LOW-HIGH (a ranged Who-Is).")
+@click.option("--wait", type=click.FloatRange(0.5, 60), default=3.0, show_default=True,
+              help="Seconds to collect I-Am answers to a broadcast.")
+@click.option("--bbmd", default=None, metavar="HOST:PORT",
+              help="Register as a foreign device with this BBMD first (BEMS on another subnet "
+                   "than the controllers).")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take the client's network from this site file's [bacnet] table.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--site-section", is_flag=True, help="Print a draft site-file section (TOML).")
+@click.option("--site-section", is_flag=True, help="Print a draft site file (TOML) to review.")
 @_client_port
-def discover(addresses: tuple[str, ...], scan: str | None, as_json: bool, site_section: bool,
+def discover(addresses: tuple[str, ...], scan: str | None, broadcast: bool,
+             networks: tuple[int, ...], instance_range: str | None, wait: float,
+             bbmd: str | None, site_file: Path | None, as_json: bool, site_section: bool,
              bacnet_port: int | None) -> None:
     """Find BACnet devices and list their objects (names, types, units).
 
     Example:
 
     \b
-        bems discover --address 127.0.0.1:47821
-        bems discover --scan 127.0.0.1:47820-47823 --json
-        bems discover --address 127.0.0.1:47821 --site-section > draft.toml
+        bems discover --interface 192.168.10.5/24 --site-section > draft.toml
+        bems discover --broadcast --range 1000-1999 --json
+        bems discover --network 2001 --bbmd 192.168.20.1:47808
+        bems discover --address 127.0.0.1:47821 --address 2001:5
+        bems discover --scan 127.0.0.1:47820-47823
     """
     import json as _json
+    import re
 
-    from connectors.bacnet.discovery import discover as run_discovery, site_section as draft
+    from bems.site import canonical_address
+    from connectors.bacnet.discovery import discover as run_discovery, routers
+    from connectors.bacnet.discovery import site_section as draft
+    from connectors.bacnet.gateway import BacnetError, parse_address
 
     targets = list(addresses)
     if scan:
         host, _, ports = scan.rpartition(":")
         try:
             lo, _, hi = ports.partition("-")
-            targets += [f"{host}:{p}" for p in range(int(lo), int(hi or lo) + 1)]
+            first, last = int(lo), int(hi or lo)
+            if not (0 < first <= last < 65536 and last - first < 1024):
+                raise ValueError
+            targets += [f"{host}:{p}" for p in range(first, last + 1)]
         except ValueError:
-            raise click.BadParameter(f"{scan!r}: use HOST:FIRST-LAST") from None
-    if not targets:
-        raise click.UsageError("give --address HOST:PORT or --scan HOST:FIRST-LAST")
-    with _gateway(bacnet_port) as gw:
-        found = run_discovery(gw, targets)
+            raise click.BadParameter(f"{scan[:60]!r}: use HOST:FIRST-LAST (at most 1024 ports)",
+                                     param_hint="--scan") from None
+    try:
+        targets = [parse_address(t) for t in targets]
+    except BacnetError as err:
+        raise click.BadParameter(str(err), param_hint="--address") from None
+    low = high = None
+    if instance_range:
+        m = re.fullmatch(r"\s*(\d{1,7})\s*-\s*(\d{1,7})\s*", instance_range)
+        if not m or not int(m.group(1)) <= int(m.group(2)) <= 4194302:
+            raise click.BadParameter(f"{instance_range[:40]!r}: use LOW-HIGH, device "
+                                     "instances 0..4194302", param_hint="--range")
+        low, high = int(m.group(1)), int(m.group(2))
+    if bbmd is not None and canonical_address(bbmd) is None:
+        raise click.BadParameter(f"{bbmd[:60]!r}: use HOST:PORT", param_hint="--bbmd")
+    broadcast = broadcast or not (targets or networks)
+    site = load_site(site_file) if site_file else None
+    with _gateway(bacnet_port, site, canonical_address(bbmd) if bbmd else None) as gw:
+        if bbmd:
+            import time as _time
+
+            _time.sleep(1.0)  # the registration is sent at start; let the BBMD confirm it
+        nets = routers(gw, min(wait, 3.0)) if broadcast or networks else {}
+        found = run_discovery(gw, targets, broadcast=broadcast, low=low, high=high,
+                              networks=list(networks), wait_s=wait)
     if as_json:
-        click.echo(_json.dumps(found, indent=2, ensure_ascii=False))
+        click.echo(_json.dumps({"routers": nets, "devices": found}, indent=2,
+                               ensure_ascii=False))
     elif site_section:
         click.echo(draft(found))
     else:
+        for router, reach in sorted(nets.items()):
+            click.echo(f"router {router} to network(s) {', '.join(map(str, reach))}")
         for dev in found:
             click.echo(f"device {dev['instance']} {dev['name']!r} at {dev['address']} "
                        f"({dev['vendor']}, max APDU {dev['max_apdu']}, {dev['segmentation']}): "
                        f"{len(dev['objects'])} objects")
+            for w in dev["warnings"]:
+                click.echo(f"  warning: {w}")
             for o in dev["objects"]:
-                click.echo(f"  {o['object']:<24} {o['name']:<50} {o.get('units') or ''}")
+                warn = f"  [{o['warning']}]" if o.get("warning") else ""
+                click.echo(f"  {o['object']:<24} {o['name']:<50} {o.get('units') or ''}{warn}")
     if not found:
         raise click.ClickException("no device answered")
 
@@ -301,12 +359,13 @@ def _adhoc_writer(site_file: Path | None, db_path: Path, address: str, obj: str,
     import dataclasses
 
     from bems.control import Writer
-    from bems.site import Device, Point, canonical_address, canonical_object
+    from bems.site import Device, Point, canonical_device_address, canonical_object, routed_parts
 
     site = load_site(site_file)
-    addr, obj_c = canonical_address(address), canonical_object(obj)
+    addr, obj_c = canonical_device_address(address), canonical_object(obj)
     if addr is None:
-        raise click.BadParameter(f"{address!r}: expected HOST:PORT (an IPv4 address)",
+        raise click.BadParameter(f"{address[:60]!r}: expected HOST:PORT (an IPv4 address) or "
+                                 "NETWORK:MAC (a device behind a BACnet router, e.g. 2001:5)",
                                  param_hint="ADDRESS")
     if obj_c is None:
         raise click.BadParameter(f"{obj!r}: expected TYPE,INSTANCE (e.g. analog-value,1)",
@@ -314,8 +373,13 @@ def _adhoc_writer(site_file: Path | None, db_path: Path, address: str, obj: str,
     for p in site.points:
         if site.device(p.device).address == addr and p.object == obj_c:
             return Writer(site, gw, Store(db_path, site.timezone)), p.id
-    host, port = addr.rsplit(":", 1)
-    dev = Device(id=f"cli:{addr}", name="", host=host, port=int(port), instance=0)
+    routed = routed_parts(addr)
+    if routed:
+        dev = Device(id=f"cli:{addr}", name="", host="", port=0, instance=0,
+                     network=routed[0], mac=routed[1])
+    else:
+        host, port = addr.rsplit(":", 1)
+        dev = Device(id=f"cli:{addr}", name="", host=host, port=int(port), instance=0)
     point = Point(id=f"{addr}/{obj_c}", device=dev.id, object=obj_c, kind="other",
                   writable=True)
     site = dataclasses.replace(site, devices=site.devices + (dev,), points=site.points + (point,))

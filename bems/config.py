@@ -19,6 +19,7 @@ from bems.strategies.params import StrategyParams
 from bems.site import (
     METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
     Bacnet, Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address,
+    canonical_device_address, routed_parts,
     canonical_object,
 )
 
@@ -324,15 +325,20 @@ def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
     d = r.table(d, p, ("id", "name", "address", "instance", "timeout_s", "retries", "schedule",
                        "schedule_object", "calendar_object"))
     address = r.get(d, p, "address", str)
-    host, port = "", 0
+    host, port, network, mac = "", 0, None, None
     if address is not None:
-        c = canonical_address(address) if ":" in address else None
-        if c:
+        c = canonical_device_address(address) if ":" in address else None
+        routed = routed_parts(c) if c else None
+        if routed:
+            network, mac = routed
+        elif c:
             host, port = c.rsplit(":", 1)[0], int(c.rsplit(":", 1)[1])
         else:
-            r.error(p + ("address",), f"must be HOST:PORT (e.g. 127.0.0.1:47809), got {address!r}")
+            r.error(p + ("address",), "must be HOST:PORT (e.g. 192.168.10.21:47808) or, behind "
+                                      "a BACnet router, NETWORK:MAC (e.g. 2001:5), got "
+                                      f"{address[:80]!r}")
     return Device(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""), host=host,
-                  port=port,
+                  port=port, network=network, mac=mac,
                   instance=r.get(d, p, "instance", int,
                                  check=lambda v: None if 0 <= v < 4194303
                                  else "device instance must be 0..4194302"),
@@ -441,7 +447,7 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
         c = canonical_object(v)
         if not c:
             return f"must be TYPE,INSTANCE (e.g. analog-value,1), got {v!r}"
-        if c.split(",")[0] not in _OBJECT_TYPES:
+        if c.split(",")[0] not in _OBJECT_TYPES and not c.split(",")[0].isdigit():
             return f"unknown object type {c.split(',')[0]!r}"
         return None
 
@@ -451,7 +457,10 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
     hi = r.get(d, p, "max", float, None)
     if lo is not None and hi is not None and lo >= hi:
         r.error(p + ("max",), f"max ({hi}) must be greater than min ({lo})")
-    if writable and obj and obj.split(",")[0] not in _COMMANDABLE:
+    if writable and obj and obj.split(",")[0].isdigit():
+        r.error(p + ("writable",), f"a proprietary object ({obj}) is read-only for BEMS: its "
+                                   "datatypes are the vendor's")
+    elif writable and obj and obj.split(",")[0] not in _COMMANDABLE:
         r.error(p + ("writable",), f"{obj.split(',')[0]} objects are not commandable")
     commandable = r.get(d, p, "commandable", bool, True)
     if not commandable and not writable:
@@ -597,17 +606,17 @@ def _check_refs(r: _Reader, data: dict, buildings: list, devices: list, points: 
             r.error(("points", i, "object"), f"{pt.object} on {pt.device} is already point "
                                              f"{points[seen_obj[key]].id!r}")
         seen_obj.setdefault(key, i)
-    addr: dict[tuple, str] = {}
+    addr: dict[str, str] = {}
     for i, dev in enumerate(devices):
         if dev.schedule and dev.schedule not in s_ids:
             r.error(("devices", i, "schedule"), f"no schedule with id {dev.schedule!r}")
         if dev.schedule and not dev.schedule_object:
             r.error(("devices", i, "schedule_object"),
                     "a device that schedules locally needs its schedule object")
-        if dev.port and (dev.host, dev.port) in addr:
+        if (dev.port or dev.routed) and dev.address in addr:
             r.error(("devices", i, "address"), f"{dev.address} is already used by device "
-                                               f"{addr[(dev.host, dev.port)]!r}")
-        addr.setdefault((dev.host, dev.port), dev.id)
+                                               f"{addr[dev.address]!r}")
+        addr.setdefault(dev.address, dev.id)
     for i, z in enumerate(zones):
         if z.building and z.building not in b_ids:
             r.error(("zones", i, "building"), f"no building with id {z.building!r}")

@@ -47,10 +47,15 @@ MAX_INSTANCE = 4194303  # BACnet object instances are 22 bits; 4194303 means "no
 def canonical_object(text: str) -> str | None:
     """'analog-value, 002' → 'analog-value,2': one spelling per object, so a point is found
     however a person or another tool writes it. None if it is not TYPE,INSTANCE."""
-    m = re.fullmatch(r"\s*([A-Za-z][A-Za-z\-]*)\s*,\s*(\d{1,7})\s*", str(text))
+    m = re.fullmatch(r"\s*([A-Za-z][A-Za-z\-]*|\d{1,4})\s*,\s*(\d{1,7})\s*", str(text))
     if m is None or int(m.group(2)) >= MAX_INSTANCE:
         return None
-    return f"{m.group(1).lower()},{int(m.group(2))}"
+    otype = m.group(1).lower()
+    if otype.isdigit():  # a numbered type: proprietary ones are 128..1023
+        if not 128 <= int(otype) <= 1023:
+            return None
+        otype = str(int(otype))
+    return f"{otype},{int(m.group(2))}"
 
 
 def canonical_address(text: str, default_port: int = 47808) -> str | None:
@@ -74,6 +79,47 @@ def canonical_address(text: str, default_port: int = 47808) -> str | None:
     return f"{host}:{int(port) if port else default_port}"
 
 
+MAX_NETWORK = 65534  # BACnet network numbers 1..65534 (65535 is "all networks")
+
+
+def canonical_device_address(text: str, default_port: int = 47808) -> str | None:
+    """A device's address in the site file and on the command line, in the notation bacpypes,
+    BAC0 and YABE users know:
+
+    - ``HOST[:PORT]`` — a BACnet/IP device on BEMS's own IP network (``192.168.10.21:47808``);
+    - ``NET:MAC`` — a device behind a BACnet router: network number 1..65534, then the MAC on
+      that network, decimal (an MS/TP station, ``2001:5``) or hex (``2001:0x0a0b``);
+    - ``NET:HOST:PORT`` — a BACnet/IP device on another BACnet network behind a router.
+
+    One spelling per device ('2001:005' → '2001:5', '2001:0X0A' → '2001:0x0a'); None if it is
+    none of these."""
+    text = str(text).strip()
+    m = re.fullmatch(r"(\d{1,5})\s*:\s*(.+)", text)
+    if m and "." not in m.group(1):
+        net = int(m.group(1))
+        rest = m.group(2).strip()
+        if not 1 <= net <= MAX_NETWORK:
+            return None
+        if re.fullmatch(r"\d{1,3}", rest):  # one-octet MAC (MS/TP, ARCNET)
+            return f"{net}:{int(rest)}" if int(rest) < 256 else None
+        if re.fullmatch(r"0[xX](?:[0-9a-fA-F]{2}){1,7}", rest):
+            return f"{net}:0x{rest[2:].lower()}"
+        if "." in rest:  # a BACnet/IP station on a remote network
+            ip = canonical_address(rest, default_port)
+            return f"{net}:{ip}" if ip and re.match(r"\d", ip) else None
+        return None
+    return canonical_address(text, default_port)
+
+
+def routed_parts(address: str) -> tuple[int, str] | None:
+    """(network, MAC) of a canonical routed address, None for a device on BEMS's network."""
+    head, sep, rest = address.partition(":")
+    if sep and head.isdigit() and "." not in head and (rest.isdigit() or rest.startswith("0x")
+                                                       or rest.count(":") == 1):
+        return int(head), rest
+    return None
+
+
 @dataclass(frozen=True)
 class Device:
     id: str
@@ -86,10 +132,18 @@ class Device:
     schedule: str | None = None  # site schedule the controller runs locally, if it does
     schedule_object: str | None = None  # e.g. "schedule,1"
     calendar_object: str | None = None  # e.g. "calendar,1" (holidays for local scheduling)
+    network: int | None = None  # a device behind a BACnet router: its network number
+    mac: str | None = None  # … and its MAC on that network ("5", "0x0a0b", "10.0.0.5:47808")
 
     @property
     def address(self) -> str:
+        if self.network is not None:
+            return f"{self.network}:{self.mac}"
         return f"{self.host}:{self.port}"
+
+    @property
+    def routed(self) -> bool:
+        return self.network is not None
 
 
 @dataclass(frozen=True)

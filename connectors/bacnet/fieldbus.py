@@ -19,11 +19,17 @@ from connectors.bacnet.poller import CovSubscriptions, Poller
 
 class BacnetFieldBus:
     def __init__(self, site: Site, port: int | None = None, interface: str | None = None,
-                 gateway: BacnetGateway | None = None):
+                 gateway: BacnetGateway | None = None, cov_lifetime_s: int = 300):
         self.site = site
         self.gateway = gateway or gateway_for(site.bacnet, port, interface)
         self.poller = Poller(site, self.gateway)
         self.cov: CovSubscriptions | None = None
+        self.cov_lifetime_s = cov_lifetime_s
+        # a controller that restarted has forgotten its COV subscriptions: it says so with
+        # an I-Am at power-up, or by answering the poll again after a gap
+        self.poller.on_back = lambda dev: self.cov.renew(dev) if self.cov else None
+        self.gateway.on_i_am.append(lambda addr: self.cov.renew_address(addr)
+                                    if self.cov else None)
 
     def start(self) -> None:
         self.gateway.start()
@@ -83,7 +89,7 @@ class BacnetFieldBus:
 
     def subscribe(self, on_value: OnValue) -> int:
         self.unsubscribe()
-        self.cov = CovSubscriptions(self.site, self.gateway, on_value)
+        self.cov = CovSubscriptions(self.site, self.gateway, on_value, self.cov_lifetime_s)
         return self.cov.start()
 
     def unsubscribe(self) -> None:

@@ -9,12 +9,13 @@ our own exceptions here, in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import datetime as dt
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Coroutine, Iterable, Sequence
+from typing import Any, Callable, Coroutine, Iterable, Sequence
 
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.app import Application
@@ -25,7 +26,7 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier
 
 from bems.errors import BemsError, DeviceRefused, DeviceUnreachable
-from bems.site import canonical_address
+from bems.site import canonical_device_address
 from connectors.bacnet.common import plain, port_free  # noqa: F401 (part of this API)
 
 
@@ -59,6 +60,32 @@ class DeviceInfo:
         return self.segmentation in ("segmented-both", "segmented-transmit")
 
 
+@dataclass(frozen=True, order=True)
+class IAm:
+    """What a device says of itself in its I-Am."""
+    instance: int
+    address: str
+    max_apdu: int = 1476
+    segmentation: str = "no-segmentation"
+    vendor_id: int = 0
+
+
+class _Client(Application):
+    """bacpypes3's application, telling BEMS of every I-Am it hears: a controller that
+    restarts announces itself, and its COV subscriptions are gone."""
+
+    on_i_am: list = []
+
+    async def do_IAmRequest(self, apdu) -> None:  # type: ignore[override]
+        await super().do_IAmRequest(apdu)
+        addr = canonical_device_address(str(apdu.pduSource)) or str(apdu.pduSource)
+        for listener in self.on_i_am:
+            try:
+                listener(addr)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the client
+                logging.getLogger(__name__).exception("I-Am listener failed")
+
+
 def _refused(err: Any, what: str) -> BacnetRefused:
     cls = str(getattr(err, "errorClass", "") or "")
     code = str(getattr(err, "errorCode", "") or getattr(err, "apduAbortRejectReason", "") or "")
@@ -82,6 +109,10 @@ class BacnetGateway:
         self.app: Application | None = None
         self._thread: threading.Thread | None = None
         self._info: dict[str, DeviceInfo] = {}
+        self._iam: dict[str, IAm] = {}
+        self.object_list_read: dict[str, str] = {}  # address → "whole" | "by index"
+        # called on the loop with the address of every device that announces itself
+        self.on_i_am: list[Callable[[str], None]] = []
         self._rpm_params: dict[tuple, list] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -123,7 +154,8 @@ class BacnetGateway:
             port.bacnetIPMode = IPMode.foreign
             port.fdBBMDAddress = HostNPort(self.bbmd)
             port.fdSubscriptionLifetime = self.bbmd_ttl
-        self.app = Application.from_object_list([device, port])
+        self.app = _Client.from_object_list([device, port])
+        self.app.on_i_am = self.on_i_am
         for _ in range(500):  # binding happens in a task; wait for it so errors show now
             if not port_free(self.host, self.port):
                 return
@@ -178,6 +210,12 @@ class BacnetGateway:
             raise DeviceTimeout(f"{what}: no answer within {timeout or self.request_timeout_s:g} s") from None
         except ErrorRejectAbortNack as err:
             raise _refused(err, what) from None
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError) as err:
+            # bacpypes3 failing to decode an answer (an object type it has no class for, a
+            # malformed value): this request fails, nothing else does
+            raise BacnetError(f"{what}: undecodable answer ({type(err).__name__})") from None
+        if isinstance(result, str) and result.startswith("-no "):  # "-no object class-"
+            raise BacnetError(f"{what}: undecodable answer ({result.strip('-')})")
         if isinstance(result, ErrorRejectAbortNack):
             raise _refused(result, what)
         if isinstance(result, ErrorType):
@@ -186,13 +224,28 @@ class BacnetGateway:
 
     async def aread(self, address: str, obj: str, prop: str = "present-value",
                     index: int | None = None, timeout: float | None = None) -> Any:
+        if not known_type(obj.split(",")[0]):
+            return await self.aread_raw(address, obj, prop, None, index, timeout)
         return await self._request(
             self.app.read_property(Address(address), ObjectIdentifier(obj), prop, index),
             f"read {address} {obj} {prop}", timeout)
 
     async def aread_multiple(self, address: str, specs: Sequence[tuple[str, Sequence[str]]],
                              timeout: float | None = None) -> list[tuple[str, str, Any]]:
-        """ReadPropertyMultiple; per-property errors come back inline as BacnetRefused values."""
+        """ReadPropertyMultiple; per-property errors come back inline as BacnetRefused values.
+        Objects of types the client library cannot decode are read one by one (raw)."""
+        odd = [(o, props) for o, props in specs if not known_type(o.split(",")[0])]
+        if odd:
+            specs = [(o, props) for o, props in specs if known_type(o.split(",")[0])]
+            out = await self.aread_multiple(address, specs, timeout) if specs else []
+            for o, props in odd:
+                for prop in props:
+                    try:
+                        out.append((o, prop, await self.aread_raw(address, o, prop, None,
+                                                                  timeout=timeout)))
+                    except BacnetRefused as err:
+                        out.append((o, prop, err))
+            return out
         key = tuple((obj, tuple(props)) for obj, props in specs)
         params = self._rpm_params.get(key)
         if params is None:  # parsed once per batch, not once per cycle
@@ -221,27 +274,91 @@ class BacnetGateway:
                                                     v, None, priority),
                             f"write {address} {obj} {prop}={value} @{priority}", timeout)
 
+    async def awho_is(self, target: str | None = None, low: int | None = None,
+                      high: int | None = None, wait_s: float = 3.0) -> list[IAm]:
+        """Who-Is and every I-Am that comes back within `wait_s`: `target` None is a global
+        broadcast (every network, through routers and BBMDs), '*' this network only,
+        'NET:*' one remote network, an address one device; `low`..`high` limits the device
+        instances that answer. The I-Ams' APDU size and segmentation are remembered."""
+        from bacpypes3.pdu import GlobalBroadcast
+
+        dest = GlobalBroadcast() if target in (None, "*:*") else Address(target)
+        iams = await self.app.who_is(low, high, dest, timeout=wait_s)
+        found: dict[tuple[int, str], IAm] = {}
+        for i in iams or []:
+            addr = canonical_device_address(str(i.pduSource)) or str(i.pduSource)
+            iam = IAm(int(i.iAmDeviceIdentifier[1]), addr, int(i.maxAPDULengthAccepted),
+                      str(i.segmentationSupported), int(i.vendorID))
+            found[(iam.instance, addr)] = iam
+            self._iam[addr] = iam
+        return sorted(found.values())
+
+    async def arouters(self, wait_s: float = 2.0) -> dict[str, list[int]]:
+        """Who-Is-Router-To-Network: {router address: [networks it reaches]}."""
+        fut = self.app.nse.who_is_router_to_network()
+        try:
+            result = await asyncio.wait_for(fut, wait_s + 2)
+        except asyncio.TimeoutError:
+            return {}
+        out: dict[str, list[int]] = {}
+        for _adapter, iartn in result or []:
+            src = canonical_device_address(str(iartn.pduSource)) or str(iartn.pduSource)
+            out.setdefault(src, [])
+            out[src] = sorted(set(out[src]) | {int(n) for n in iartn.iartnNetworkList})
+        return out
+
+    async def aread_raw(self, address: str, obj: str, prop: str, datatype: Any,
+                        index: int | None = None, timeout: float | None = None) -> Any:
+        """ReadProperty decoded as `datatype`, whatever the object's type: for objects the
+        client library has no class for (proprietary types, newer standard ones), whose
+        standard properties (object-name, present-value of a known datatype) still read."""
+        from bacpypes3.apdu import ReadPropertyRequest
+
+        otype, _, inst = obj.partition(",")
+        req = ReadPropertyRequest(
+            objectIdentifier=ObjectIdentifier((int(otype) if otype.isdigit() else otype,
+                                               int(inst))),
+            propertyIdentifier=PropertyIdentifier(prop), destination=Address(address))
+        if index is not None:
+            req.propertyArrayIndex = index
+        ack = await self._request(self.app.request(req), f"read {address} {obj} {prop}",
+                                  timeout)
+        if datatype is not None:
+            return ack.propertyValue.cast_out(datatype)
+        # no datatype known: one application-tagged primitive decodes by its own tag
+        tags = list(ack.propertyValue.tagList)
+        if len(tags) >= 2 and tags[0].tag_class == 2 and tags[-1].tag_class == 3:
+            tags = tags[1:-1]  # the property-value's own opening and closing tags
+        if len(tags) != 1 or tags[0].tag_class != 0:
+            raise BacnetError(f"read {address} {obj} {prop}: a constructed value of an object "
+                              "type the client does not know")
+        return tags[0].app_to_object()
+
     async def adevice_info(self, address: str, timeout: float | None = None) -> DeviceInfo:
-        """Who-Is (unicast), then the device object's name, vendor, APDU size, segmentation."""
+        """The device's instance, name, vendor, APDU size and segmentation: from its I-Am
+        (a unicast Who-Is unless a broadcast already heard it) and its device object."""
         if address in self._info:
             return self._info[address]
-        iams = await self._request(self.app.who_is(None, None, Address(address)),
-                                   f"who-is {address}", timeout)
-        if not iams:
-            raise DeviceTimeout(f"who-is {address}: no I-Am")
-        instance = iams[0].iAmDeviceIdentifier[1]
-        dev = f"device,{instance}"
-        values: dict[str, Any] = {}
-        for prop in ("object-name", "vendor-name", "max-apdu-length-accepted",
-                     "segmentation-supported"):
+        iam = self._iam.get(address)
+        if iam is None:
+            iams = await self._request(self.app.who_is(None, None, Address(address)),
+                                       f"who-is {address}", timeout)
+            if not iams:
+                raise DeviceTimeout(f"who-is {address}: no I-Am")
+            i = iams[0]
+            iam = IAm(int(i.iAmDeviceIdentifier[1]), address, int(i.maxAPDULengthAccepted),
+                      str(i.segmentationSupported), int(i.vendorID))
+        dev = f"device,{iam.instance}"
+
+        async def prop(name: str) -> Any:
             try:
-                values[prop] = await self.aread(address, dev, prop, timeout=timeout)
+                return await self.aread(address, dev, name, timeout=timeout)
             except BacnetRefused:
-                values[prop] = None
-        info = DeviceInfo(instance=instance, address=address, name=str(values["object-name"] or ""),
-                          vendor=str(values["vendor-name"] or ""),
-                          max_apdu=int(values["max-apdu-length-accepted"] or 480),
-                          segmentation=str(values["segmentation-supported"] or "no-segmentation"))
+                return None
+        name, vendor = await asyncio.gather(prop("object-name"), prop("vendor-name"))
+        info = DeviceInfo(instance=iam.instance, address=address, name=str(name or ""),
+                          vendor=str(vendor or ""), max_apdu=iam.max_apdu or 480,
+                          segmentation=iam.segmentation or "no-segmentation")
         self._info[address] = info
         return info
 
@@ -265,6 +382,7 @@ class BacnetGateway:
 
     def forget(self, address: str) -> None:
         self._info.pop(address, None)
+        self._iam.pop(address, None)
 
     # --- synchronous API ---------------------------------------------------------------------
 
@@ -289,27 +407,61 @@ class BacnetGateway:
         return out
 
     async def aobject_list(self, address: str, timeout: float) -> list[str]:
+        """The device's object list: whole if it fits (or the device segments), else one
+        entry at a time by array index — what a small controller without segmentation
+        needs for a list of hundreds of objects."""
         info = await self.adevice_info(address, timeout)
         dev = f"device,{info.instance}"
+        self.object_list_read[address] = "whole"
         try:
             objs = await self.aread(address, dev, "object-list", timeout=timeout)
         except BacnetRefused as err:
-            if err.error_code not in ("segmentation-not-supported", "buffer-overflow",
-                                      "abort-apdu-too-long"):
+            if err.error_code not in _TOO_BIG:
                 raise
-            count = int(await self.aread(address, dev, "object-list", 0, timeout=timeout))
-            objs = [await self.aread(address, dev, "object-list", i, timeout=timeout)
-                    for i in range(1, count + 1)]
+            objs = await self._object_list_by_index(address, dev, timeout)
+        except DeviceTimeout:
+            if info.segments:
+                raise
+            # some controllers stay silent instead of aborting an answer too big to send
+            objs = await self._object_list_by_index(address, dev, timeout)
         return [f"{o[0]},{o[1]}" for o in objs]
+
+    async def _object_list_by_index(self, address: str, dev: str, timeout: float) -> list:
+        self.object_list_read[address] = "by index"
+        count = int(await self.aread(address, dev, "object-list", 0, timeout=timeout))
+        gate = asyncio.Semaphore(4)  # a few requests in flight: small controllers queue few
+
+        async def one(i: int) -> Any:
+            async with gate:
+                return await self.aread(address, dev, "object-list", i, timeout=timeout)
+        return list(await asyncio.gather(*(one(i) for i in range(1, count + 1))))
+
+
+# error codes / abort reasons that mean "the answer is too big for one APDU"
+_TOO_BIG = ("segmentation-not-supported", "buffer-overflow", "apdu-too-long",
+            "abort-apdu-too-long")
+
+
+def known_type(name: str) -> bool:
+    """An object type the client library can decode (not a number, not proprietary)."""
+    from bacpypes3.primitivedata import ObjectType
+    from bacpypes3.vendor import ASHRAE_vendor_info
+
+    if name.isdigit():
+        return False
+    try:
+        return ASHRAE_vendor_info.get_object_class(int(ObjectType(name))) is not None
+    except (ValueError, TypeError, KeyError):
+        return False
 
 
 def parse_address(text: str) -> str:
-    """'HOST:PORT' or 'HOST' (port 47808) → the canonical 'HOST:PORT' (`localhost` is
-    127.0.0.1), the one spelling the site file uses too."""
-    addr = canonical_address(text)
+    """'HOST:PORT' or 'HOST' (port 47808), or 'NETWORK:MAC' behind a router → the canonical
+    spelling the site file uses too (`localhost` is 127.0.0.1)."""
+    addr = canonical_device_address(text)
     if addr is None:
         raise BacnetError(f"{str(text)[:60]!r}: expected HOST:PORT (an IPv4 address, a port "
-                          "1..65535)")
+                          "1..65535) or NETWORK:MAC behind a BACnet router (e.g. 2001:5)")
     return addr
 
 

@@ -20,13 +20,11 @@ from typing import Any, Callable
 from bems.fieldbus import DeviceHealth, PollResult
 from bems.site import Device, Point, Site
 from connectors.bacnet.gateway import (
-    BacnetError, BacnetGateway, BacnetRefused, DeviceTimeout, chunked, plain,
+    _TOO_BIG, BacnetError, BacnetGateway, BacnetRefused, DeviceTimeout, chunked, plain,
 )
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
-_TOO_BIG = ("segmentation-not-supported", "buffer-overflow", "apdu-too-long",
-            "abort-apdu-too-long", "segmentation-not-supported")
 _NO_RPM = ("unrecognized-service", "service-request-denied")
 
 
@@ -46,6 +44,7 @@ class Poller:
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.clock = clock
         self.health = {d.id: DeviceHealth(d.id) for d in site.devices}
+        self.on_back: Callable[[str], None] | None = None  # a stale device answers again
 
     def poll(self, sink: Callable[[list[tuple]], Any] | None = None) -> PollResult:
         """One full cycle over every device that is due; readings go to `sink` (or the
@@ -69,6 +68,8 @@ class Poller:
             if error is None:
                 if h.state == "stale":
                     log.info("device %s answers again", dev.id)
+                    if self.on_back is not None:
+                        self.on_back(dev.id)
                 h.state, h.failures, h.last_ok, h.last_error = "ok", 0, now, ""
                 for pid, (v, q) in vals.items():
                     values[pid] = (v, q)
@@ -132,6 +133,16 @@ class Poller:
                 log.info("device %s rejects ReadPropertyMultiple: reading one by one", dev.id)
                 h.rpm = False
                 return await self._single(dev, points)
+            if err.error_code in ("unknown-object", "unknown-property"):
+                # a point the device does not have (a typo, a reconfigured controller): that
+                # point is bad, the device and its other points are fine
+                if len(points) == 1:
+                    log.warning("device %s: %s", dev.id, err)
+                    return {points[0].id: (None, "bad")}
+                half = len(points) // 2
+                a, b = await asyncio.gather(self._rpm(dev, points[:half]),
+                                            self._rpm(dev, points[half:]))
+                return {**a, **b}
             if err.error_code in _TOO_BIG and len(points) > 1:
                 half = len(points) // 2
                 h.batch = max(1, min(h.batch, half))
@@ -166,14 +177,21 @@ class Poller:
 
 @dataclass
 class CovSubscriptions:
-    """COV subscriptions for the points that ask for them (`cov = true`); bacpypes3 renews each
-    subscription before its lifetime ends. Values go to `on_value(point, value, time)`."""
+    """COV subscriptions for the points that ask for them (`cov = true`). bacpypes3 renews
+    each subscription before its lifetime ends; a controller that restarted forgets them
+    all, so a device's subscriptions are made again when it announces itself (I-Am) or
+    answers the poll again after a gap (`renew`). A point whose device refuses COV is
+    polled only (the poll reads every point anyway) and asked again after a back-off.
+    Values go to `on_value(point, value, time)`."""
 
     site: Site
     gateway: BacnetGateway
     on_value: Callable[[str, Any, dt.datetime], None]
     lifetime_s: int = 300
-    tasks: list = field(default_factory=list)
+    tasks: dict = field(default_factory=dict)  # point id → its watch task
+    refused: dict = field(default_factory=dict)  # point id → why the device said no
+    renewals: int = 0
+    _renewed_at: dict = field(default_factory=dict)
 
     def start(self, points: list[str] | None = None) -> int:
         wanted = [p for p in self.site.points if p.cov and (points is None or p.id in points)]
@@ -182,19 +200,43 @@ class CovSubscriptions:
 
     async def _start(self, points: list[Point]) -> None:
         for p in points:
-            self.tasks.append(asyncio.ensure_future(self._watch(p)))
+            self.tasks[p.id] = asyncio.ensure_future(self._watch(p))
+
+    def renew(self, device_id: str) -> None:
+        """Subscribe again to every COV point of a device (call on the gateway's loop)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._renewed_at.get(device_id, -1e9) < 2.0:
+            return  # one renewal per announcement, not one per echo
+        self._renewed_at[device_id] = loop.time()
+        points = [p for p in self.site.points_of(device_id) if p.id in self.tasks]
+        if not points:
+            return
+        self.renewals += 1
+        log.info("device %s is back: renewing %d COV subscription(s)", device_id, len(points))
+        for p in points:
+            self.tasks.pop(p.id).cancel()
+            self.refused.pop(p.id, None)
+            self.tasks[p.id] = asyncio.ensure_future(self._watch(p))
+
+    def renew_address(self, address: str) -> None:
+        for dev in self.site.devices:
+            if dev.address == address:
+                self.renew(dev.id)
 
     async def _watch(self, p: Point) -> None:
         from bacpypes3.pdu import Address
         from bacpypes3.primitivedata import ObjectIdentifier
 
         dev = self.site.device(p.device)
+        wait = 5.0
         while True:
             try:
                 async with self.gateway.app.change_of_value(
                         Address(dev.address), ObjectIdentifier(p.object),
                         issue_confirmed_notifications=False,
                         lifetime=self.lifetime_s) as scm:
+                    self.refused.pop(p.id, None)
+                    wait = 5.0
                     while True:
                         prop, value = await scm.get_value()
                         if str(prop) == "present-value":
@@ -202,16 +244,23 @@ class CovSubscriptions:
             except asyncio.CancelledError:
                 raise
             except BaseException as err:  # noqa: BLE001 - bacpypes3 raises BaseException errors
-                log.debug("COV %s: %r; subscribing again shortly", p.id, err)
-                await asyncio.sleep(5)
+                why = str(getattr(err, "errorCode", "") or getattr(err, "reason", "") or
+                          type(err).__name__)
+                if p.id not in self.refused:
+                    log.warning("COV %s refused or failed (%s): polled only, asking again "
+                                "in %.0f s", p.id, why, wait)
+                self.refused[p.id] = why
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 600.0)
 
     def stop(self) -> None:
         if self.gateway.loop is None:
             return
 
         async def cancel() -> None:
-            for t in self.tasks:
+            tasks = list(self.tasks.values())
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         self.gateway.call(cancel(), 10)
         self.tasks.clear()
