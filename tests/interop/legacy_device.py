@@ -49,6 +49,15 @@ class GatewaySetpoint(AnalogValueObject):
                        presentValue=WritableProperty("presentValue", Real))
 
 
+class RoomSetpoint(AnalogValueCmdObject):
+    """bacpypes 0.18.7's own AnalogValueCmdObject refuses every write (write-access-denied):
+    AnalogValueObject's read-only present-value shadows the commandable one. Real devices
+    have such bugs too; this one is a well-behaved commandable setpoint."""
+    _properties = dict(AnalogValueCmdObject._properties, presentValue=next(
+        p for k in AnalogValueCmdObject.__mro__ if "properties" in k.__dict__
+        for p in k.properties if p.identifier == "presentValue"))
+
+
 class Application(BIPSimpleApplication, ReadWritePropertyMultipleServices,
                   ChangeOfValueServices):
     pass
@@ -65,7 +74,7 @@ def main(address: str, instance: int, count: int) -> None:
         GatewaySetpoint(objectIdentifier=("analogValue", 1), objectName="Gateway Setpoint",
                         presentValue=26.0, units="degreesCelsius",
                         statusFlags=[0, 0, 0, 0], eventState="normal", outOfService=False),
-        AnalogValueCmdObject(objectIdentifier=("analogValue", 2), objectName="Room Setpoint",
+        RoomSetpoint(objectIdentifier=("analogValue", 2), objectName="Room Setpoint",
                              presentValue=26.0, relinquishDefault=26.0,
                              units="degreesCelsius", statusFlags=[0, 0, 0, 0],
                              eventState="normal", outOfService=False),
