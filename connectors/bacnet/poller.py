@@ -28,11 +28,13 @@ UTC = dt.timezone.utc
 _NO_RPM = ("unrecognized-service", "service-request-denied")
 
 
-def batch_size(max_apdu: int, segments: bool) -> int:
-    """Points per ReadPropertyMultiple: about 22 bytes of answer per present value, and a
-    segmenting device can return a few APDUs' worth."""
-    per_apdu = max(1, (max_apdu - 16) // 22)
-    return min(per_apdu * (4 if segments else 1), 250)
+def batch_size(max_apdu: int) -> int:
+    """Points per ReadPropertyMultiple: about 22 bytes of answer per present value, so that
+    each answer fits one APDU. Even a device that segments gets unsegmented batches, sent
+    side by side: a segmented answer costs a segment-ACK round trip per window (measured in
+    bench/discover.py: a routed 500-point cycle took 0.217 s in batches of 250 segmented,
+    0.185 s in batches of 66), and some stacks segment badly."""
+    return max(1, min((max_apdu - 16) // 22, 250))
 
 
 class Poller:
@@ -104,7 +106,7 @@ class Poller:
             try:
                 if h.batch == 0:
                     info = await self.gateway.adevice_info(dev.address, dev.timeout_s)
-                    h.batch = batch_size(info.max_apdu, info.segments)
+                    h.batch = batch_size(info.max_apdu)
                 out: dict[str, tuple[Any, str]] = {}
                 if h.rpm:
                     parts = await asyncio.gather(*(self._rpm(dev, list(b))
