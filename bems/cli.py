@@ -264,7 +264,7 @@ def discover(addresses: tuple[str, ...], scan: str | None, broadcast: bool,
     import json as _json
     import re
 
-    from bems.site import canonical_address
+    from bems.site import canonical_ip_address
     from connectors.bacnet.discovery import discover as run_discovery, routers
     from connectors.bacnet.discovery import site_section as draft
     from connectors.bacnet.gateway import BacnetError, parse_address
@@ -292,11 +292,12 @@ def discover(addresses: tuple[str, ...], scan: str | None, broadcast: bool,
             raise click.BadParameter(f"{instance_range[:40]!r}: use LOW-HIGH, device "
                                      "instances 0..4194302", param_hint="--range")
         low, high = int(m.group(1)), int(m.group(2))
-    if bbmd is not None and canonical_address(bbmd) is None:
-        raise click.BadParameter(f"{bbmd[:60]!r}: use HOST:PORT", param_hint="--bbmd")
+    if bbmd is not None and canonical_ip_address(bbmd) is None:
+        raise click.BadParameter(f"{bbmd[:60]!r}: use IPV4-ADDRESS:PORT",
+                                 param_hint="--bbmd")
     broadcast = broadcast or not (targets or networks)
     site = load_site(site_file) if site_file else None
-    with _gateway(bacnet_port, site, canonical_address(bbmd) if bbmd else None) as gw:
+    with _gateway(bacnet_port, site, canonical_ip_address(bbmd) if bbmd else None) as gw:
         if bbmd:
             import time as _time
 

@@ -19,7 +19,7 @@ from bems.strategies.params import StrategyParams
 from bems.site import (
     METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
     Bacnet, Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address,
-    canonical_device_address, routed_parts,
+    canonical_device_address, canonical_ip_address, routed_parts,
     canonical_object,
 )
 
@@ -379,14 +379,15 @@ def _bacnet(r: _Reader, d: Any) -> Bacnet:
     d = r.table(d, p, ("interface", "port", "instance", "name", "bbmd", "bbmd_ttl",
                        "time_sync"))
     bbmd = r.get(d, p, "bbmd", str, None,
-                 lambda v: None if canonical_address(v) else f"must be HOST:PORT, got {v!r}")
+                 lambda v: None if canonical_ip_address(v)
+                 else f"must be IPV4-ADDRESS:PORT, got {v[:60]!r}")
     return Bacnet(interface=r.get(d, p, "interface", str, "127.0.0.1/8", interface_ok),
                   port=r.get(d, p, "port", int, 47808,
                              lambda v: None if 0 < v < 65536 else "must be 1..65535"),
                   instance=r.get(d, p, "instance", int, 599999,
                                  lambda v: None if 0 <= v < 4194303 else "must be 0..4194302"),
                   name=r.get(d, p, "name", str, "BEMS"),
-                  bbmd=canonical_address(bbmd) if bbmd else None,
+                  bbmd=canonical_ip_address(bbmd) if bbmd else None,
                   bbmd_ttl=r.get(d, p, "bbmd_ttl", int, 300,
                                  lambda v: None if 30 <= v <= 65535 else "must be 30..65535"),
                   time_sync=r.get(d, p, "time_sync", bool, False))

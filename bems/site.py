@@ -111,6 +111,12 @@ def canonical_device_address(text: str, default_port: int = 47808) -> str | None
     return canonical_address(text, default_port)
 
 
+def canonical_ip_address(text: str, default_port: int = 47808) -> str | None:
+    """Like `canonical_address`, but an IPv4 address only (a BBMD: BACnet/IP has no names)."""
+    c = canonical_address(text, default_port)
+    return c if c and re.fullmatch(r"[\d.]+:\d+", c) else None
+
+
 def routed_parts(address: str) -> tuple[int, str] | None:
     """(network, MAC) of a canonical routed address, None for a device on BEMS's network."""
     head, sep, rest = address.partition(":")

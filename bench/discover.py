@@ -192,13 +192,7 @@ def main() -> None:
                 except (OSError, subprocess.TimeoutExpired) as err:
                     print(f"BAC0 run failed: {err}", file=sys.stderr)
         finally:
-            field.stdin.close()
-            try:
-                field.wait(20)
-            except subprocess.TimeoutExpired:
-                field.kill()
-                field.wait()
-            field.stdout.close()
+            netns.end(field, 20)
 
     pps = bems["points"] / bems["cycle_s"] if bems["cycle_s"] else None
     bac0_ok = bac0 and bac0["values"] >= bems["points"]

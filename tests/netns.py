@@ -89,3 +89,18 @@ class Namespace:
         finally:
             os.close(here)
             os.close(there)
+
+
+def end(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a child that stops at end of its input (the field network): close its stdin,
+    wait, kill if it will not go; close its pipes."""
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()

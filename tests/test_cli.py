@@ -62,3 +62,17 @@ def test_corrupt_database_is_a_clear_error(runner, tmp_path):
     res = runner.invoke(main, ["db", "stats", "--db", str(db)])
     assert res.exit_code == 1
     assert "cannot open the database" in res.output
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["--range", "1e300"], "--range"), (["--range", "9-2"], "--range"),
+    (["--range", "0-99999999"], "--range"), (["--network", "0"], "--network"),
+    (["--network", "65535"], "--network"), (["--scan", "127.0.0.1:1-65535"], "--scan"),
+    (["--scan", "127.0.0.1:x"], "--scan"), (["--bbmd", "nan"], "--bbmd"),
+    (["--address", "2001:999"], "--address"), (["--address", "ü" * 5000], "--address"),
+    (["--wait", "inf"], "--wait"), (["--wait", "1e300"], "--wait"),
+])
+def test_discover_refuses_absurd_options_before_touching_the_network(runner, args, hint):
+    r = runner.invoke(main, ["discover", *args])
+    assert r.exit_code == 2 and hint in r.output, r.output
+    assert len(r.output) < 2000  # a huge value is not echoed back whole

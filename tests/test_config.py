@@ -197,3 +197,62 @@ def test_discovery_lists_object_types_the_client_cannot_decode_without_reading_t
                            "objects": [{"object": "128,1", "name": "", "warning": "unknown"},
                                        {"object": "analog-value,1", "name": "sp"}]}])
     assert "# 128,1" in draft and 'object = "analog-value,1"' in draft
+
+
+def test_device_addresses_in_the_notation_other_tools_use():
+    from bems.site import canonical_device_address as c, routed_parts
+
+    assert c("2001:005") == "2001:5" and routed_parts("2001:5") == (2001, "5")
+    assert c("2001:0X0A0b") == "2001:0x0a0b"
+    assert c("2001:10.0.0.5") == "2001:10.0.0.5:47808"
+    assert routed_parts("2001:10.0.0.5:47808") == (2001, "10.0.0.5:47808")
+    assert c("localhost") == "127.0.0.1:47808" and routed_parts("127.0.0.1:47808") is None
+    for bad in ("0:5", "65535:5", "2001:256", "2001:abc", "2001:", "2001:0x1", ":5",
+                "2001:1.2.3:5", "2001:" + "0a" * 9, "9" * 40 + ":1", "2001:nan", "2001:-1"):
+        assert c(bad) is None, bad
+    with pytest.raises(ConfigError, match="already used by device 'a'"):
+        parse_site('[site]\nname = "x"\n[[devices]]\nid = "a"\naddress = "2001:5"\n'
+                   'instance = 1\n[[devices]]\nid = "b"\naddress = "2001:005"\n'
+                   'instance = 2\n', "x.toml")
+    with pytest.raises(ConfigError, match="NETWORK:MAC"):
+        parse_site('[site]\nname = "x"\n[[devices]]\nid = "a"\naddress = "2001:x"\n'
+                   'instance = 1\n', "x.toml")
+
+
+def test_proprietary_objects_are_points_to_read_never_to_write():
+    base = ('[site]\nname = "x"\n[[devices]]\nid = "d"\naddress = "127.0.0.1:47808"\n'
+            'instance = 1\n[[points]]\nid = "m"\ndevice = "d"\nobject = "0513, 1"\n'
+            'kind = "power"\n')
+    assert parse_site(base, "x.toml").point("m").object == "513,1"
+    with pytest.raises(ConfigError, match="read-only"):
+        parse_site(base + "writable = true\n", "x.toml")
+    for bad in ("12,1", "1024,1", "99999,1"):  # standard types have names; 10 bits at most
+        with pytest.raises(ConfigError):
+            parse_site(base.replace("0513, 1", bad), "x.toml")
+
+
+def test_the_draft_site_file_is_valid_toml_whatever_devices_call_their_objects():
+    import tomllib
+
+    from connectors.bacnet.discovery import guess_kind, site_section
+
+    hostile = 'Zone "A"\n[[points]]\nid = "evil"\\' + "é" * 500
+    draft = site_section([{"address": "2001:5", "instance": 5, "name": hostile,
+                           "objects": [{"object": "analog-input,1", "name": hostile,
+                                        "units": "degrees-celsius"},
+                                       {"object": "analog-value,2", "name": "Nhiệt độ đặt P1",
+                                        "units": "degrees-celsius", "commandable": False},
+                                       {"object": "513,1", "name": "x", "warning": "unknown"}]}])
+    doc = tomllib.loads(draft)
+    assert [p["id"] for p in doc["points"]] == ["dev5.analog-input.1", "dev5.analog-value.2"]
+    assert doc["devices"][0]["address"] == "2001:5"
+    assert doc["points"][0]["name"] == hostile[:200]
+    assert "writable" not in doc["points"][1]  # commented out: a person opts in
+    assert "# commandable = false" in draft
+    assert guess_kind("analog-value", "Nhiệt độ đặt P1") == "setpoint"
+    assert guess_kind("analog-input", "Nhiệt độ phòng 101") == "temperature"
+    assert guess_kind("analog-input", "OAT") == "outdoor_temperature"
+    assert guess_kind("binary-value", "Temp alarm") == "status"  # a temperature is analog
+    assert guess_kind("analog-input", "Main", "kilowatt-hours") == "energy"
+    assert guess_kind("lighting-output", "Office lights") == "dimming"
+    assert guess_kind("binary-input", "PIR hall") == "occupancy"

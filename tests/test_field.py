@@ -116,14 +116,7 @@ def field(tmp_path_factory):
             ns.proc = proc
             yield ns
         finally:
-            proc.stdin.close()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            proc.stdout.close()
-            proc.stderr.close()
+            netns.end(proc)
 
 
 def command(ns, line: str) -> None:
