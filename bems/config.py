@@ -469,7 +469,11 @@ def _point(r: _Reader, p: Path_, d: Any) -> Point | None:
     return Point(id=r.get(d, p, "id", str), device=r.get(d, p, "device", str), object=obj,
                  kind=r.get(d, p, "kind", str, check=_one_of(POINT_KINDS)),
                  name=r.get(d, p, "name", str, ""),
-                 property_name=r.get(d, p, "property", str, "present-value"),
+                 property_name=r.get(d, p, "property", str, "present-value",
+                                     lambda v: None if re.fullmatch(
+                                         r"[a-z][a-z\-]{1,60}|\d{1,7}", v) else
+                                     f"must be a BACnet property name (present-value) or "
+                                     f"number, got {v[:60]!r}"),
                  unit=r.get(d, p, "unit", str, ""), writable=writable, min=lo, max=hi,
                  priority=r.get(d, p, "priority", int, None, _priority),
                  cov=r.get(d, p, "cov", bool, False),

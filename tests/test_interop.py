@@ -74,6 +74,13 @@ min = 0
 max = 100
 
 [[points]]
+id = "gw.typo"  # a property the client cannot name: this point is bad, nothing else
+device = "gw"
+object = "analog-input,2"
+property = "presnt-value"
+kind = "temperature"
+
+[[points]]
 id = "gw.meter"  # the vendor's proprietary object type 513
 device = "gw"
 object = "513,1"
@@ -127,7 +134,8 @@ def test_discovery_of_the_other_stack_is_complete(legacy):
 def test_poll_write_release_and_refused_cov_against_the_other_stack(site, bus, tmp_path):
     r = bus.poll()
     assert {p: q for p, (_, q) in r.values.items()} == dict.fromkeys(
-        ("gw.temp", "gw.sp", "gw.room_sp", "gw.lights", "gw.meter"), "good")
+        ("gw.temp", "gw.sp", "gw.room_sp", "gw.lights", "gw.meter"), "good") | {
+        "gw.typo": "bad"}
     assert r.values["gw.meter"][0] == 12.5  # read raw: a REAL in a proprietary object
     addr = site.device("gw").address
     with Store(tmp_path / "b.sqlite", site.timezone) as store:

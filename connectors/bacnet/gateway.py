@@ -235,16 +235,25 @@ class BacnetGateway:
         """ReadPropertyMultiple; per-property errors come back inline as BacnetRefused values.
         Objects of types the client library cannot decode are read one by one (raw)."""
         odd = [(o, props) for o, props in specs if not known_type(o.split(",")[0])]
-        if odd:
-            specs = [(o, props) for o, props in specs if known_type(o.split(",")[0])]
-            out = await self.aread_multiple(address, specs, timeout) if specs else []
+        bad = [(o, p) for o, props in specs for p in props if not known_property(p)]
+        if odd or bad:
+            ok = [(o, [p for p in props if known_property(p)]) for o, props in specs
+                  if known_type(o.split(",")[0])]
+            ok = [(o, props) for o, props in ok if props]
+            out = await self.aread_multiple(address, ok, timeout) if ok else []
+            out += [(o, p, BacnetRefused(f"{o} {p}: no such property", "property",
+                                         "unknown-property")) for o, p in bad]
             for o, props in odd:
-                for prop in props:
+                for prop in (p for p in props if known_property(p)):
                     try:
                         out.append((o, prop, await self.aread_raw(address, o, prop, None,
                                                                   timeout=timeout)))
+                    except DeviceTimeout:
+                        raise
                     except BacnetRefused as err:
                         out.append((o, prop, err))
+                    except BacnetError as err:  # a value the client cannot decode
+                        out.append((o, prop, BacnetRefused(str(err), "", "undecodable")))
             return out
         key = tuple((obj, tuple(props)) for obj, props in specs)
         params = self._rpm_params.get(key)
@@ -451,6 +460,17 @@ def known_type(name: str) -> bool:
         return False
     try:
         return ASHRAE_vendor_info.get_object_class(int(ObjectType(name))) is not None
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
+def known_property(name: str) -> bool:
+    """A property identifier the client can name: a standard one, or a number."""
+    if name.isdigit():
+        return int(name) < 4194304
+    try:
+        PropertyIdentifier(name)
+        return True
     except (ValueError, TypeError, KeyError):
         return False
 

@@ -122,6 +122,10 @@ class Poller:
             except BacnetError as err:
                 last = str(err)
                 break
+            except Exception as err:  # noqa: BLE001 - one device's oddity never stops a poll
+                log.exception("device %s: unexpected error in the poll", dev.id)
+                last = f"unexpected {type(err).__name__}: {err}"[:300]
+                break
         h.last_duration_s = time.perf_counter() - t0
         return {}, last or "no answer"
 
@@ -172,7 +176,9 @@ class Poller:
                 v = await self.gateway.aread(dev.address, p.object, p.property_name,
                                              timeout=dev.timeout_s)
                 return p.id, (plain(v), "good")
-            except BacnetRefused:
+            except DeviceTimeout:
+                raise
+            except BacnetError:  # refused, or an answer the client cannot decode
                 return p.id, (None, "bad")
         return dict(await asyncio.gather(*(one(p) for p in points)))
 
