@@ -183,13 +183,15 @@ def _client_port(f):
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
 @_client_port
-@click.option("--poll-interval", type=float, default=60.0, show_default=True,
-              help="Seconds between poll cycles.")
-@click.option("--strategy-interval", type=float, default=60.0, show_default=True,
-              help="Seconds between strategy runs.")
+@click.option("--poll-interval", type=click.FloatRange(1, 86400), default=60.0,
+              show_default=True, help="Seconds between poll cycles.")
+@click.option("--strategy-interval", type=click.FloatRange(1, 86400), default=60.0,
+              show_default=True, help="Seconds between strategy runs.")
 @click.option("--dry-run", is_flag=True, help="Decide but write nothing (see the log).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="What the log (stderr) shows.")
 def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_interval: float,
-        strategy_interval: float, dry_run: bool) -> None:
+        strategy_interval: float, dry_run: bool, log_level: str) -> None:
     """Run BEMS for a site: poll, store, heartbeat, and release every write at shutdown.
 
     At start, writes a previous run left held (a crash) are released.
@@ -202,8 +204,12 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_int
     import signal
     import threading
 
+    import logging
+
     from bems.runtime import Runtime
 
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     site = load_site(site_file)
     rt = Runtime(site, db_path, bacnet_port=bacnet_port, poll_interval_s=poll_interval,
                  strategy_interval_s=strategy_interval, dry_run=dry_run,

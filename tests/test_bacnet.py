@@ -24,6 +24,7 @@ from connectors.bacnet.gateway import BacnetError, BacnetGateway
 from connectors.bacnet.poller import CovSubscriptions, Poller
 from tests.bacnet_helpers import RunningCentre, quick_site
 from tests.ports import free_port
+from tests.runs import BemsRun
 
 pytestmark = [pytest.mark.bacnet, pytest.mark.energyplus]  # against the virtual centre
 MONDAY_0800 = dt.datetime(2026, 7, 6, 8, 0)
@@ -195,25 +196,11 @@ def test_kill_9_then_restart_leaves_no_stuck_override(centre, site_file, tmp_pat
         holder.stdout.close()
     # restart: `bems run` recovers (releases) what the ledger says is held. Dry-run keeps the
     # strategies from writing what they would want now, so the release itself is what we see.
-    run = subprocess.Popen([sys.executable, "-m", "bems", "run", "--db", str(db),
-                            "--site", str(site_file), "--bacnet-port", str(free_port()),
-                            "--poll-interval", "3600", "--dry-run"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = run.stdout.readline()
-        assert line.startswith("running"), (line, run.stderr.read() if run.poll() else "")
+    with BemsRun(site_file, db, "--poll-interval", "3600", "--dry-run") as run:
         for pid in ("f1.p1.sp", "f2.core.ac", "f3.p4.light"):
             assert centre.devices.priority_array(pid) == {}
         assert 12 in centre.devices.priority_array("bems.heartbeat")
-        run.send_signal(signal.SIGTERM)
-        assert run.wait(30) == 0
-        assert "every write released" in run.stdout.read()
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-        run.stdout.close()
-        run.stderr.close()
+        assert "every write released" in run.stop()
     assert centre.devices.priority_array("bems.heartbeat") == {}
     with Store(db) as store:
         assert store.held_writes() == []

@@ -106,13 +106,14 @@ def field(tmp_path_factory):
                "sb": ["10.20.0.11/24", "10.20.0.12/24", "10.20.0.250/24", "10.20.0.254/24"],
                "sc": ["10.30.0.5/24"]}  # a third subnet with no BBMD of its own
     with netns.Namespace(subnets) as ns:
+        log = tmp_path_factory.mktemp("field") / "fieldnet.log"
         proc = subprocess.Popen(ns.command(sys.executable, "-m", "connectors.simulator.fieldnet",
                                            str(spec)),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=log.open("w"), text=True)
         try:
             line = proc.stdout.readline().strip()
-            assert line == "ready", (line, proc.stderr.read() if proc.poll() is not None else "")
+            assert line == "ready", (line, log.read_text()[-3000:])
             ns.proc = proc
             yield ns
         finally:

@@ -25,6 +25,7 @@ from connectors.bacnet.fieldbus import BacnetFieldBus
 from connectors.bacnet.gateway import BacnetGateway
 from tests.interop import LegacyDevice
 from tests.ports import free_port
+from tests.runs import BemsRun
 
 pytestmark = pytest.mark.bacnet
 
@@ -194,24 +195,10 @@ def test_a_crash_leaves_nothing_held_on_the_other_stack(site_path, legacy, tmp_p
             holder.kill()
             holder.wait(10)
             holder.stdout.close()
-        run = subprocess.Popen([sys.executable, "-m", "bems", "run", "--db", str(db),
-                                "--site", str(site_path), "--bacnet-port", str(free_port()),
-                                "--poll-interval", "3600", "--dry-run"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            line = run.stdout.readline()
-            assert line.startswith("running"), (line, run.stderr.read() if run.poll() else "")
+        with BemsRun(site_path, db, "--poll-interval", "3600", "--dry-run") as run:
             assert float(gw.read(addr, "analog-value,1")) == 26.0  # restored, not relinquished
             assert gw.priority_array(addr, "analog-value,2") == {}
             assert gw.priority_array(addr, "lighting-output,1") == {}
-            run.send_signal(signal.SIGTERM)
-            assert run.wait(30) == 0
-            assert "every write released" in run.stdout.read()
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.wait()
-            run.stdout.close()
-            run.stderr.close()
+            assert "every write released" in run.stop()
     with Store(db) as store:
         assert store.held_writes() == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import math
 import re
 import threading
@@ -20,7 +19,6 @@ from bems.control import Writer
 from bems.intents import WriteIntent
 from bems.memorybus import MemoryBus
 from bems.overrides import OverrideError, add_override
-from bems.runtime import Runtime
 from bems.schedules import ScheduleError, add_exception, delete_exception, effective_site, from_dict
 from bems.site import canonical_address, canonical_object
 from bems.storage import Store

@@ -1,0 +1,54 @@
+"""`bems run` as a child process, the way an operator runs it: started, seen running, stopped
+with SIGTERM. Its log (stderr) goes to a file, never to an unread pipe that could fill up and
+block it; a failure shows the log's tail."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.ports import free_port
+
+
+class BemsRun:
+    def __init__(self, site: Path, db: Path, *extra: str):
+        self.log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bems", "run", "--db", str(db), "--site", str(site),
+             "--bacnet-port", str(free_port()), *extra],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-4000:]
+
+    def __enter__(self) -> "BemsRun":
+        line = self.proc.stdout.readline()
+        if not line.startswith("running"):
+            self.proc.kill()
+            raise AssertionError(f"bems run did not start: {line!r}\n{self.tail()}")
+        return self
+
+    def stop(self, within_s: float = 60) -> str:
+        """SIGTERM; what it printed after starting. Fails unless it stops cleanly in time."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(within_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"bems run did not stop within {within_s:g} s of SIGTERM; "
+                                 f"its log:\n{self.tail()}") from None
+        out = self.proc.stdout.read()
+        assert code == 0, f"bems run exited {code}:\n{self.tail()}"
+        return out
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc.stdout.close()
+        self.log.close()
