@@ -223,7 +223,11 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_int
     click.echo(f"running {site.name}: {ok}/{len(site.devices)} devices answer, polling every "
                f"{poll_interval:g} s into {db_path}", err=False)
     try:
-        done.wait()
+        # wake every second: a signal delivered to another thread (the BACnet loop, a job)
+        # only runs its Python handler when the main thread next runs, and a bare wait()
+        # would sleep through SIGTERM forever
+        while not done.wait(1.0):
+            pass
     finally:
         rt.stop()
         click.echo("stopped; every write released")

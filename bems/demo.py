@@ -86,7 +86,8 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
     if ready is not None:
         ready.set()
     try:
-        stop.wait()
+        while not stop.wait(1.0):  # wake to run a signal handler another thread received
+            pass
     finally:
         server.stop()
         runtime.stop()

@@ -32,9 +32,21 @@ class BemsRun:
             raise AssertionError(f"bems run did not start: {line!r}\n{self.tail()}")
         return self
 
-    def stop(self, within_s: float = 60) -> str:
-        """SIGTERM; what it printed after starting. Fails unless it stops cleanly in time."""
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, within_s: float = 60, to_a_worker_thread: bool = False) -> str:
+        """SIGTERM; what it printed after starting. Fails unless it stops cleanly in time.
+        `to_a_worker_thread`: the signal goes to one of its other threads (as the kernel may
+        choose), not the main one."""
+        if to_a_worker_thread:
+            import ctypes
+            import os
+
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{self.proc.pid}/task"))
+            worker = next(t for t in tids if t != self.proc.pid)
+            if ctypes.CDLL(None, use_errno=True).tgkill(self.proc.pid, worker,
+                                                       signal.SIGTERM) != 0:
+                raise OSError(ctypes.get_errno(), "tgkill failed")
+        else:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(within_s)
         except subprocess.TimeoutExpired:
