@@ -275,7 +275,7 @@ def discover(addresses: tuple[str, ...], scan: str | None, broadcast: bool,
     import re
 
     from bems.site import canonical_ip_address
-    from connectors.bacnet.discovery import discover as run_discovery, routers
+    from connectors.bacnet.discovery import survey
     from connectors.bacnet.discovery import site_section as draft
     from connectors.bacnet.gateway import BacnetError, parse_address
 
@@ -308,13 +308,12 @@ def discover(addresses: tuple[str, ...], scan: str | None, broadcast: bool,
     broadcast = broadcast or not (targets or networks)
     site = load_site(site_file) if site_file else None
     with _gateway(bacnet_port, site, canonical_ip_address(bbmd) if bbmd else None) as gw:
-        if bbmd:
-            import time as _time
-
-            _time.sleep(1.0)  # the registration is sent at start; let the BBMD confirm it
-        nets = routers(gw, min(wait, 3.0)) if broadcast or networks else {}
-        found = run_discovery(gw, targets, broadcast=broadcast, low=low, high=high,
-                              networks=list(networks), wait_s=wait)
+        if gw.registered is False:
+            click.echo(f"warning: the BBMD {gw.bbmd} did not accept BEMS as a foreign device; "
+                       "only this subnet is searched", err=True)
+        result = survey(gw, targets, broadcast=broadcast, low=low, high=high,
+                        networks=list(networks), wait_s=wait)
+    nets, found = result["routers"], result["devices"]
     if as_json:
         click.echo(_json.dumps({"routers": nets, "devices": found}, indent=2,
                                ensure_ascii=False))

@@ -62,7 +62,7 @@ def routed_objects(objects: int) -> list[str]:
 
 def bems_side(ns, objects: int, wait: float, cycles: int, out_dir: Path) -> dict:
     from bems.site import Building, Device, Point, Site
-    from connectors.bacnet.discovery import discover, routers, site_section
+    from connectors.bacnet.discovery import site_section, survey
     from connectors.bacnet.fieldbus import BacnetFieldBus
     from connectors.bacnet.gateway import BacnetGateway
 
@@ -71,8 +71,8 @@ def bems_side(ns, objects: int, wait: float, cycles: int, out_dir: Path) -> dict
     with ns.inside():
         gw.start()
     try:
-        nets = routers(gw, min(wait, 2.0))
-        found = discover(gw, broadcast=True, wait_s=wait)
+        result = survey(gw, broadcast=True, wait_s=wait)
+        nets, found = result["routers"], result["devices"]
         draft = out_dir / "draft-site.toml"
         draft.write_text(site_section(found), encoding="utf-8")
         discover_s = time.perf_counter() - t0

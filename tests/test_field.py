@@ -182,6 +182,11 @@ def test_a_bems_on_a_subnet_without_bbmd_finds_them_as_a_foreign_device(field):
     out = discover_json(field, "--interface", "10.30.0.5/24", "--bbmd", "10.20.0.254:47808",
                         "--wait", "2")
     assert FIELD <= {d["instance"] for d in out["devices"]}
+    # a BBMD address where nothing answers: said plainly, not a silent empty list
+    nobody = bems(field, "discover", "--interface", "10.30.0.5/24", "--bbmd",
+                  "10.20.0.99:47808", "--wait", "1")
+    assert nobody.returncode != 0
+    assert "did not accept BEMS as a foreign device" in nobody.stderr, nobody.stderr
 
 
 def test_the_draft_site_file_names_routed_devices_and_marks_every_guess(field):

@@ -39,6 +39,25 @@ def routers(gw: BacnetGateway, wait_s: float = 2.0) -> dict[str, list[int]]:
     return gw.call(gw.arouters(wait_s), wait_s + 5)
 
 
+def survey(gw: BacnetGateway, addresses: list[str] = (), broadcast: bool = False,
+           low: int | None = None, high: int | None = None, networks: list[int] = (),
+           wait_s: float = 3.0, timeout_s: float = 3.0) -> dict:
+    """`discover` and, when broadcasting, `routers` at the same time (both listen for
+    answers): {"routers": {...}, "devices": [...]}."""
+    addresses = [parse_address(a) for a in addresses]
+
+    async def both() -> tuple:
+        asked = gw.arouters(min(wait_s, 2.0)) if broadcast or networks else _nothing()
+        return await asyncio.gather(asked, _discover(gw, addresses, broadcast, low, high,
+                                                     list(networks), wait_s, timeout_s))
+    nets, found = gw.call(both(), wait_s * (1 + len(networks)) + 120 + 5 * len(addresses))
+    return {"routers": nets, "devices": found}
+
+
+async def _nothing() -> dict:
+    return {}
+
+
 async def _discover(gw: BacnetGateway, addresses: list[str], broadcast: bool,
                     low: int | None, high: int | None, networks: list[int], wait_s: float,
                     timeout_s: float) -> list[dict]:

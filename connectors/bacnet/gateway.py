@@ -111,6 +111,7 @@ class BacnetGateway:
         self._info: dict[str, DeviceInfo] = {}
         self._iam: dict[str, IAm] = {}
         self.object_list_read: dict[str, str] = {}  # address → "whole" | "by index"
+        self.registered: bool | None = None  # with a BBMD: did it accept the registration?
         # called on the loop with the address of every device that announces itself
         self.on_i_am: list[Callable[[str], None]] = []
         self._rpm_params: dict[tuple, list] = {}
@@ -158,9 +159,29 @@ class BacnetGateway:
         self.app.on_i_am = self.on_i_am
         for _ in range(500):  # binding happens in a task; wait for it so errors show now
             if not port_free(self.host, self.port):
-                return
+                break
             await asyncio.sleep(0.01)
-        raise BacnetError(f"could not bind UDP {self.host}:{self.port}")
+        else:
+            raise BacnetError(f"could not bind UDP {self.host}:{self.port}")
+        if self.bbmd:
+            await self._registered(5.0)
+
+    async def _registered(self, within_s: float) -> None:
+        """Wait for the BBMD to accept BEMS as a foreign device; warn (bacpypes3 keeps
+        trying) if it does not, since broadcasts then reach this subnet only."""
+        link = next(iter(self.app.link_layers.values()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while loop.time() < deadline:
+            if getattr(link, "bbmdRegistrationStatus", None) == 0:
+                self.registered = True
+                return
+            await asyncio.sleep(0.05)
+        self.registered = False
+        logging.getLogger(__name__).warning(
+            "BBMD %s has not accepted BEMS as a foreign device within %.0f s (status %s): "
+            "broadcasts reach this subnet only until it does", self.bbmd, within_s,
+            getattr(link, "bbmdRegistrationStatus", "?"))
 
     def stop(self) -> None:
         if self.loop is None:
