@@ -85,9 +85,16 @@ kind = "status"
 writable = true
 
 [[points]]
+id = "vrf5.lights"
+device = "vrf5"
+object = "binary-lighting-output,1"
+kind = "lighting"
+writable = true
+
+[[points]]
 id = "ctl12.temp"
 device = "ctl12"
-object = "analog-input,280"
+object = "analog-input,240"
 kind = "temperature"
 
 [[points]]
@@ -218,7 +225,8 @@ def test_routed_points_are_polled_written_read_back_and_released(field, tmp_path
     try:
         result = bus.poll()
         assert {p: q for p, (_, q) in result.values.items()} == {
-            "vrf5.temp": "good", "vrf5.sp": "good", "vrf5.ac": "good", "ctl12.temp": "good",
+            "vrf5.temp": "good", "vrf5.sp": "good", "vrf5.ac": "good", "vrf5.lights": "good",
+            "ctl12.temp": "good",
             "ctl12.gone": "bad"}
         with Store(tmp_path / "b.sqlite", site.timezone) as store:
             w = Writer(site, bus, store)
@@ -227,10 +235,15 @@ def test_routed_points_are_polled_written_read_back_and_released(field, tmp_path
             assert bus.priority_array("2001:5", "analog-value,1") == {12: 27.0}
             assert w.apply(WriteIntent("vrf5.ac", 1, "test")).outcome == "done"
             assert bus.read("2001:5", "binary-output,1") == 1.0
+            assert w.apply(WriteIntent("vrf5.lights", 1, "test: lights on")).outcome == "done"
+            assert bus.priority_array("2001:5", "binary-lighting-output,1") == {12: 1.0}
+            assert bus.read("2001:5", "binary-lighting-output,1") == 1.0  # "on"
             released = w.release_all("shutdown", "test over")
             assert {x.outcome for x in released} == {"released"}
             assert bus.priority_array("2001:5", "analog-value,1") == {}
             assert bus.read("2001:5", "binary-output,1") == 0.0
+            assert bus.priority_array("2001:5", "binary-lighting-output,1") == {}
+            assert bus.read("2001:5", "binary-lighting-output,1") == 0.0  # "off" again
             assert store.held_writes() == []
     finally:
         bus.stop()

@@ -31,9 +31,12 @@ from bacpypes3.app import Application
 from bacpypes3.basetypes import BDTEntry, IPMode
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject, AnalogValueObjectCmd
 from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject
+from bacpypes3.local.cmd import Commandable
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.multistate import MultiStateValueObject
 from bacpypes3.local.networkport import NetworkPortObject
+from bacpypes3.local.object import Object as LocalObject
+from bacpypes3.object import BinaryLightingOutputObject
 from bacpypes3.vlan import VirtualNetwork
 
 from connectors.bacnet.common import port_free
@@ -49,7 +52,12 @@ _KINDS = (
     ("analog-input", "Panel {n} Power", "kilowatts"),
     ("analog-value", "Room {n} Offset Adjust", "deltaDegreesFahrenheit"),  # not commandable
     ("multi-state-value", "Room {n} Fan Mode", None),
+    ("binary-lighting-output", "Room {n} Lights", None),  # DALI/KNX gateways
 )
+
+
+class BinaryLightingOutput(Commandable, LocalObject, BinaryLightingOutputObject):
+    """Commandable binary lighting output (bacpypes3 has the class, not a local one)."""
 
 
 def objects_for(count: int) -> list[Any]:
@@ -82,6 +90,11 @@ def objects_for(count: int) -> list[Any]:
         elif otype == "binary-input":
             obj = BinaryInputObject(**common, presentValue="inactive", statusFlags=[0, 0, 0, 0],
                                     eventState="normal", outOfService=False, polarity="normal")
+        elif otype == "binary-lighting-output":
+            obj = BinaryLightingOutput(**common, presentValue="off", relinquishDefault="off",
+                                       statusFlags=[0, 0, 0, 0], outOfService=False,
+                                       blinkWarnEnable=False, egressTime=0,
+                                       egressActive=False)
         else:
             obj = MultiStateValueObject(**common, presentValue=1, numberOfStates=3,
                                         statusFlags=[0, 0, 0, 0], eventState="normal",
