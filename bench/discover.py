@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 ROUTED = "3001:7"
 POINT_TYPES = ("analog-input", "analog-value", "binary-output", "binary-input",
-               "multi-state-value")
+               "multi-state-value", "binary-lighting-output")
 
 
 def spec(objects: int) -> dict:
@@ -108,7 +108,8 @@ def bems_side(ns, objects: int, wait: float, cycles: int, out_dir: Path) -> dict
             "objects": objs, "complete_lists": complete,
             "by_index": [d["instance"] for d in controllers if d["object_list"] == "by index"],
             "discover_s": discover_s, "points": len(pts), "good": good,
-            "cycle_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+            "cycle_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
+            "walls": walls}
 
 
 def bac0_client(objects: int, cycles: int) -> None:
@@ -148,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objects", type=int, default=500, help="objects per controller")
     ap.add_argument("--wait", type=float, default=2.0, help="seconds listening for I-Ams")
-    ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--no-bac0", action="store_true", help="skip the BAC0 comparison")
     ap.add_argument("--bac0", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -208,6 +209,8 @@ def main() -> None:
     print(f"{'routed poll cycle, median (s)':<44}{bems['cycle_s']:>10.3f}"
           f"{statistics.median(bac0['walls']) if bac0_ok else float('nan'):>12.3f}")
     print(f"{'BEMS client CPU per cycle (s)':<44}{bems['cpu_s']:>10.3f}")
+    print(f"{'BEMS cycles, fastest / slowest (s)':<44}{min(bems['walls']):>10.3f}"
+          f"{max(bems['walls']):>12.3f}")
     print(f"{'routed points per second':<44}{pps:>10,.0f}"
           f"{bac0_pps if bac0_pps else float('nan'):>12,.0f}")
     if bac0 and not bac0_ok:
