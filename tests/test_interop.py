@@ -82,6 +82,13 @@ property = "presnt-value"
 kind = "temperature"
 
 [[points]]
+id = "gw.vendor_prop"  # a property by number the device does not have: bad, nothing else
+device = "gw"
+object = "analog-input,3"
+property = "1234"
+kind = "other"
+
+[[points]]
 id = "gw.meter"  # the vendor's proprietary object type 513
 device = "gw"
 object = "513,1"
@@ -136,7 +143,7 @@ def test_poll_write_release_and_refused_cov_against_the_other_stack(site, bus, t
     r = bus.poll()
     assert {p: q for p, (_, q) in r.values.items()} == dict.fromkeys(
         ("gw.temp", "gw.sp", "gw.room_sp", "gw.lights", "gw.meter"), "good") | {
-        "gw.typo": "bad"}
+        "gw.typo": "bad", "gw.vendor_prop": "bad"}
     assert r.values["gw.meter"][0] == 12.5  # read raw: a REAL in a proprietary object
     addr = site.device("gw").address
     with Store(tmp_path / "b.sqlite", site.timezone) as store:

@@ -245,7 +245,7 @@ class BacnetGateway:
 
     async def aread(self, address: str, obj: str, prop: str = "present-value",
                     index: int | None = None, timeout: float | None = None) -> Any:
-        if not known_type(obj.split(",")[0]):
+        if not known_type(obj.split(",")[0]) or prop.isdigit():
             return await self.aread_raw(address, obj, prop, None, index, timeout)
         return await self._request(
             self.app.read_property(Address(address), ObjectIdentifier(obj), prop, index),
@@ -255,26 +255,28 @@ class BacnetGateway:
                              timeout: float | None = None) -> list[tuple[str, str, Any]]:
         """ReadPropertyMultiple; per-property errors come back inline as BacnetRefused values.
         Objects of types the client library cannot decode are read one by one (raw)."""
-        odd = [(o, props) for o, props in specs if not known_type(o.split(",")[0])]
+        def raw(o: str, p: str) -> bool:  # read alone, decoded by its own tags
+            return not known_type(o.split(",")[0]) or p.isdigit()
+
+        odd = [(o, p) for o, props in specs for p in props if known_property(p) and raw(o, p)]
         bad = [(o, p) for o, props in specs for p in props if not known_property(p)]
         if odd or bad:
-            ok = [(o, [p for p in props if known_property(p)]) for o, props in specs
-                  if known_type(o.split(",")[0])]
+            ok = [(o, [p for p in props if known_property(p) and not raw(o, p)])
+                  for o, props in specs]
             ok = [(o, props) for o, props in ok if props]
             out = await self.aread_multiple(address, ok, timeout) if ok else []
             out += [(o, p, BacnetRefused(f"{o} {p}: no such property", "property",
                                          "unknown-property")) for o, p in bad]
-            for o, props in odd:
-                for prop in (p for p in props if known_property(p)):
-                    try:
-                        out.append((o, prop, await self.aread_raw(address, o, prop, None,
-                                                                  timeout=timeout)))
-                    except DeviceTimeout:
-                        raise
-                    except BacnetRefused as err:
-                        out.append((o, prop, err))
-                    except BacnetError as err:  # a value the client cannot decode
-                        out.append((o, prop, BacnetRefused(str(err), "", "undecodable")))
+            for o, prop in odd:
+                try:
+                    out.append((o, prop, await self.aread_raw(address, o, prop, None,
+                                                              timeout=timeout)))
+                except DeviceTimeout:
+                    raise
+                except BacnetRefused as err:
+                    out.append((o, prop, err))
+                except BacnetError as err:  # a value the client cannot decode
+                    out.append((o, prop, BacnetRefused(str(err), "", "undecodable")))
             return out
         key = tuple((obj, tuple(props)) for obj, props in specs)
         params = self._rpm_params.get(key)
