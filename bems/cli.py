@@ -80,11 +80,13 @@ def check_config(file: Path) -> None:
 @main.command()
 @click.option("--db", "db_path", default="bems-demo.sqlite", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file to use.")
-@click.option("--history-days", type=int, default=35, show_default=True,
+@click.option("--history-days", type=click.IntRange(0, 400), default=35, show_default=True,
               help="Days of simulated past data to put in the store first.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Simulated seconds per wall second.")
-@click.option("--port", type=int, default=8080, show_default=True, help="Web UI port.")
+@click.option("--speed", type=click.FloatRange(1, 3600), default=1.0, show_default=True,
+              help="Simulated seconds per wall second (BEMS polls and decides once a "
+                   "simulated minute, at most once a wall second).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="Web UI port.")
 def demo(db_path: Path, history_days: int, speed: float, port: int) -> None:
     """Run BEMS on the embedded demo site (an administrative centre in Hai Phong).
 

@@ -64,8 +64,11 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
     if errors:
         raise errors[0]
     clock = (lambda: centre.sim_now.replace(tzinfo=site.tz)) if centre.sim_now else None
+    # the runtime's cadence follows the simulation: every simulated minute at 60× (a wall
+    # second), never faster than once a wall second
+    every = max(1.0, interval_s / max(speed, 1.0))
     runtime = Runtime(site, db_path, bacnet_port=bacnet_port, clock=clock,
-                      poll_interval_s=interval_s, strategy_interval_s=interval_s)
+                      poll_interval_s=every, strategy_interval_s=every, heartbeat_s=every)
     runtime.start()
     app = create_app(site, db_path, runtime=runtime, clock=runtime.clock)
     from webui.server import WebServer

@@ -17,8 +17,17 @@ COMFORT = (23.0, 27.0)
 STALE_S = 15 * 60
 
 
+def stale_after(store: Store) -> int:
+    """How old a reading may be and still be "now": 15 minutes, or three of the runtime's
+    poll cycles if they are longer (a demo at 60× polls once a simulated minute; one at
+    3600× once a simulated hour) — the decision path's own look-back."""
+    from bems.decision import LOOKBACK_KEY
+
+    return max(STALE_S, int(store.get_meta(LOOKBACK_KEY, 0) or 0))
+
+
 def zone_rows(site: Site, store: Store, now: dt.datetime) -> list[dict]:
-    latest = store.latest(now=now, lookback_s=STALE_S)
+    latest = store.latest(now=now, lookback_s=stale_after(store))
     held = {w.point: w for w in reversed(store.held_writes())}
     overrides = {o["point"]: o for o in store.overrides(active_at=now)}
     cal = SiteCalendar(site)
@@ -52,7 +61,7 @@ def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
     """Stale devices, zones out of band, AC or lights on after hours, setpoints below the
     policy floor. Each has a stable key so it can be acknowledged."""
     out = []
-    latest = store.latest(now=now, lookback_s=STALE_S)
+    latest = store.latest(now=now, lookback_s=stale_after(store))
     for dev in site.devices:
         pts = [p.id for p in site.points_of(dev.id) if not p.writable or p.kind == "setpoint"]
         if pts and not any(p in latest for p in pts):

@@ -19,18 +19,35 @@ def quick_site(site: Site, timeout_s: float = 1.0, retries: int = 0) -> Site:
 
 
 class RunningCentre:
-    def __init__(self, site: Site, start: dt.datetime, speed: float = 60.0):
+    """`paused`: start() returns once the devices answer, and simulated time starts only at
+    go() — so a test can start BEMS first, however long that takes on a loaded machine."""
+
+    def __init__(self, site: Site, start: dt.datetime, speed: float = 60.0,
+                 paused: bool = False):
         self.centre = VirtualCentre(site)
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.paused = paused
+        self._gate: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, args=(start, speed), daemon=True)
 
     def _run(self, start: dt.datetime, speed: float) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._gate = asyncio.Event() if self.paused else None
+            await self.centre.serve(start, speed=speed, gate=self._gate,
+                                    ready=self._ready.set if self.paused else None,
+                                    live=None if self.paused else self._ready.set)
         try:
-            asyncio.run(self.centre.serve(start, speed=speed, live=self._ready.set))
+            asyncio.run(main())
         except BaseException as err:  # surfaced to the test in start()
             self._error = err
             self._ready.set()
+
+    def go(self) -> None:
+        """Let simulated time run (a paused centre)."""
+        self._loop.call_soon_threadsafe(self._gate.set)
 
     def start(self) -> VirtualCentre:
         self._thread.start()

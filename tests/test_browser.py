@@ -30,8 +30,9 @@ def demo(tmp_path_factory, site_file):
 
     def run():
         try:
+            # the cadence of `bems demo --speed 60`: BEMS polls once a simulated minute
             run_demo(db, history_days=3, speed=60, port=handle["port"], bacnet_port=free_port(),
-                     ready=ready, stop=stop, interval_s=2.0, handle=handle, site_file=site_file)
+                     ready=ready, stop=stop, handle=handle, site_file=site_file)
         except BaseException as err:  # noqa: BLE001
             errors.append(err)
             ready.set()
@@ -88,6 +89,12 @@ def test_facility_manager_day(demo, browser, tmp_path):
     page.wait_for_selector("h1:has-text('Tổng quan')")  # the admin's language: Vietnamese
     page.click("#lang-en")
     page.wait_for_selector("h1:has-text('Overview')")
+    # at 60x the demo shows live data: a power figure, and no device without data
+    def live() -> bool:
+        page.reload()
+        return any(c.isdigit() for c in page.inner_text("#kw-now"))
+    assert _wait(live, 30), page.inner_text("#kw-now")
+    assert "No data from" not in page.inner_text("body")
     _shot(page, "overview-en")
     page.goto(base + "/zones/")
     _shot(page, "zones-en")
@@ -174,5 +181,10 @@ def test_facility_manager_day(demo, browser, tmp_path):
     _shot(page, "reports-en")
     page.set_viewport_size({"width": 768, "height": 1024})  # a tablet
     page.goto(base + "/")
+    # still live long after the first page (it once went "No data from"
+    # every device 15 simulated minutes in: BEMS polled once a wall minute at 60x)
+    assert centre.sim_now - local > dt.timedelta(minutes=20), centre.sim_now
+    assert any(c.isdigit() for c in page.inner_text("#kw-now")), page.inner_text("#kw-now")
+    assert "No data from" not in page.inner_text("body")
     _shot(page, "overview-tablet-en")
     page.close()

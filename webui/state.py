@@ -7,7 +7,7 @@ import datetime as dt
 from bems.metering import quarter_hour_kw, quarter_hour_kwh
 from bems.site import Site
 from bems.storage import Store
-from bems.status import STALE_S, alarms, zone_rows  # noqa: F401 (screens use them here)
+from bems.status import alarms, stale_after, zone_rows  # noqa: F401 (screens use them here)
 from bems.tariff import cost
 
 def energy(site: Site, store: Store, now: dt.datetime) -> dict:
@@ -17,7 +17,7 @@ def energy(site: Site, store: Store, now: dt.datetime) -> dict:
     local = now.astimezone(site.tz)
     day0 = local.replace(hour=0, minute=0, second=0, microsecond=0)
     month0 = day0.replace(day=1)
-    latest = store.latest([main.power], now=now, lookback_s=STALE_S).get(main.power)
+    latest = store.latest([main.power], now=now, lookback_s=stale_after(store)).get(main.power)
     today = {r["bucket"]: r["mean"] for r in store.rollups("hour", [main.power], day0, now)}
     month_q = quarter_hour_kwh(store, main, month0, now)
     month_kwh = sum(kwh for _, kwh in month_q)
