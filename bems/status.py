@@ -39,12 +39,14 @@ def zone_rows(site: Site, store: Store, now: dt.datetime) -> list[dict]:
             return v[1] if v else None
 
         sp_w = held.get(z.cooling_setpoint)
-        who = "–"
+        # who commands the setpoint: a person's override, BEMS (and which part), or nobody
+        who: dict | None = None
         if z.cooling_setpoint in overrides:
             o = overrides[z.cooling_setpoint]
-            who = f"override ({o['created_by']}) @ {site.control.write_priority}"
+            who = {"kind": "override", "by": o["created_by"],
+                   "priority": site.control.write_priority, "source": "override"}
         elif sp_w is not None:
-            who = f"BEMS {sp_w.source} @ {sp_w.priority}"
+            who = {"kind": "bems", "by": "", "priority": sp_w.priority, "source": sp_w.source}
         temp = val(z.temperature)
         occupied = bool(z.schedule and cal.occupied(z.schedule, local))
         rows.append({"zone": z, "temp": temp, "setpoint": val(z.cooling_setpoint),

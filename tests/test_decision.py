@@ -58,11 +58,11 @@ def _web(site, db, at):
     c = app.test_client()
     c.post("/login", data={"username": "admin1", "password": "correct horse battery"})
     page = c.get("/strategies/").data.decode()
-    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
-                      r"<td>([^<]*)</td></tr>", page)
-    level = int(re.search(r"Demand-limit level now: (\d+)", page).group(1))
-    return level, sorted((z, m, p, float(v.replace(",", "")), html.unescape(r))
-                         for z, m, p, v, r in rows)
+    # the page shows names and plain words; each row also carries what was decided, as is
+    rows = re.findall(r'data-zone="([^"]*)" data-mode="([^"]*)" data-point="([^"]*)" '
+                      r'data-value="([^"]*)" data-reason="([^"]*)"', page)
+    level = int(re.search(r'data-level="(\d+)"', page).group(1))
+    return level, sorted((z, m, p, float(v), html.unescape(r)) for z, m, p, v, r in rows)
 
 
 def _cli(runner, site_file, db):

@@ -61,6 +61,9 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
     csrf.init_app(app)
     Babel(app, locale_selector=i18n.select_locale)
     i18n.register_filters(app)
+    from webui import words
+
+    words.register(app)
 
     from webui import (alarms, audit, auth, forecasts, overrides, overview, reports, schedules,
                        strategies, trends, users, zones)

@@ -26,7 +26,7 @@ def used_messages() -> set[str]:
     for f in [*HERE.glob("templates/*.html"), *HERE.glob("*.py")]:
         text = f.read_text(encoding="utf-8")
         found |= {m.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-                  for m in re.findall(r'_\(\s*"((?:[^"\\]|\\.)*)"', text)}
+                  for m in re.findall(r'\b_l?\(\s*"((?:[^"\\]|\\.)*)"', text)}
     return found
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from bems.decision import decide
 from bems.schedules import effective_site
@@ -17,10 +18,58 @@ from webui.auth import requires
 bp = Blueprint("strategies", __name__, url_prefix="/strategies")
 
 
-EDITABLE = ("occupancy", "optimal_start", "early_stop", "lighting", "outdoor_air",
-            "demand_limit", "occupied_setpoint", "break_ac", "break_setpoint", "max_lead_h",
-            "precool_margin", "stagger_min", "early_stop_max_min", "sweep_after_min",
-            "corridor_percent", "peak_target_kw", "free_cooling_max_c")
+# what a facility manager sets, grouped as the day runs: (group, [(key, label, unit, help)])
+GROUPS = (
+    (_l("Working hours"), (
+        ("occupancy", _l("Follow the working-hours schedule"), "",
+         _l("AC and lights follow the schedule and the calendar; off outside them.")),
+        ("occupied_setpoint", _l("Cooling setpoint in working hours"), "°C",
+         _l("Never below the policy floor (25 °C for state agencies).")),
+    )),
+    (_l("Lunch break"), (
+        ("break_ac", _l("AC over the lunch break"), "",
+         _l("The rule is AC off at lunch; or a raised setpoint where staff rest.")),
+        ("break_setpoint", _l("Lunch-break setpoint"), "°C",
+         _l("Used when the AC stays on with a raised setpoint.")),
+    )),
+    (_l("Before work"), (
+        ("optimal_start", _l("Optimal start"), "",
+         _l("Cool down before work, as late as the measured cooling rate allows.")),
+        ("max_lead_h", _l("Earliest cool-down before work"), _l("h"),
+         _l("The most the AC may start ahead of work.")),
+        ("precool_margin", _l("Cool-down safety factor"), "×",
+         _l("The estimated cool-down time times this: rooms are cool when people come.")),
+        ("stagger_min", _l("Gap between zone starts"), _l("min"),
+         _l("Zones start this far apart, so the morning start is not one big peak.")),
+    )),
+    (_l("After work"), (
+        ("early_stop", _l("Early stop"), "",
+         _l("AC off before the end of the day where the room stays cool until then.")),
+        ("early_stop_max_min", _l("Longest early stop"), _l("min"),
+         _l("Never more than this before the end of the day.")),
+    )),
+    (_l("Lighting"), (
+        ("lighting", _l("Control the lights"), "",
+         _l("Lights on in working hours, off after.")),
+        ("sweep_after_min", _l("Lights off after work"), _l("min"),
+         _l("Lights go off this long after work ends.")),
+        ("corridor_percent", _l("Corridor light level"), "%",
+         _l("Corridors are lit at this level in working hours.")),
+    )),
+    (_l("Outdoor air"), (
+        ("outdoor_air", _l("Control the outdoor-air dampers"), "",
+         _l("Open while zones are occupied, shut when nobody is there.")),
+        ("free_cooling_max_c", _l("Warmest outdoor air for free cooling"), "°C",
+         _l("Warmer outdoor air is too humid to pre-cool with.")),
+    )),
+    (_l("Peak demand"), (
+        ("demand_limit", _l("Limit peak demand"), "",
+         _l("Setpoints are raised step by step as the load nears the target.")),
+        ("peak_target_kw", _l("Peak demand target"), "kW", _l("0 means no target.")),
+    )),
+)
+EDITABLE = tuple(k for _g, fields in GROUPS for k, *_rest in fields)
+CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint")}
 MESSAGES = {
     "number_invalid": lambda: _("Enter a number."),
     "choice_invalid": lambda: _("Choose one of the options."),
@@ -48,17 +97,29 @@ def save():
     except ParamsError as err:
         for field, code in err.problems:
             message = MESSAGES.get(code, MESSAGES["number_invalid"])
-            flash(f"{field}: {message()}", "error")
+            flash(f"{LABELS.get(field, field)}: {message()}", "error")
         return index(), 400
     return redirect(url_for("strategies.index"))
 
 
+LABELS = {k: label for _g, fields in GROUPS for k, label, *_rest in fields}
+
+
 @bp.route("/")
 def index():
-    site = effective_site(ctx()["site"], store())
-    d = decide(ctx()["site"], store(), now())
-    decisions, level = d.zones, d.level
+    base = ctx()["site"]
+    site = effective_site(base, store())
+    d = decide(base, store(), now())
     params = dataclasses.asdict(site.strategies)
+    defaults = dataclasses.asdict(base.strategies)
     types = StrategyParams.field_types()
-    return render_template("strategies.html", decisions=decisions, params=params, level=level,
-                           editable=EDITABLE, bools={k for k, t in types.items() if t is bool})
+    names = {z.id: z.name for z in base.zones}
+    points = {p.id: p.name or p.id for p in base.points}
+    # the dry run by zone name, each write with its point's name and a plain reason
+    rows = sorted(({"zone": names.get(z.zone) or points.get(z.zone, z.zone), "id": z.zone,
+                    "mode": z.mode, "intents": z.intents, "points": points} for z in d.zones),
+                  key=lambda r: r["zone"])
+    return render_template("strategies.html", rows=rows, params=params, level=d.level,
+                           groups=GROUPS, defaults=defaults, ranges=strategy_params.RANGES,
+                           choices=CHOICE_LABELS, floor=base.control.policy_min_cooling_setpoint,
+                           bools={k for k, t in types.items() if t is bool})

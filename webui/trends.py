@@ -40,7 +40,8 @@ def index():
     point = request.args.get("point") or (site.zones[0].temperature if site.zones else "")
     start, end, days = _period(site)
     rows = _series(point, start, end, days) if point else []
-    chart = charts.lines([(point, [((t - start).total_seconds() / 3600, v) for t, v in rows])])
+    name = next((p.name or p.id for p in site.points if p.id == point), point)
+    chart = charts.lines([(name, [((t - start).total_seconds() / 3600, v) for t, v in rows])])
     return render_template("trends.html", points=site.points, point=point, days=days,
                            chart=chart, n=len(rows))
 
