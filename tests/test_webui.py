@@ -254,3 +254,19 @@ def test_admin_switches_strategies_and_adds_users(client, web_db, site):
     assert r.status_code == 302
     with Store(web_db) as s:
         assert s.user("lan")["role"] == "operator"
+
+
+def test_live_values_for_the_open_screens(client, site):
+    assert client.get("/live/now.json").status_code in (302, 401)  # a login first
+    _login(client, "viewer1")
+    r = client.get("/live/now.json")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    doc = r.get_json()
+    assert set(doc["zones"]) == {z.id for z in site.zones}
+    assert any(c.isdigit() for c in doc["kw_now"]) and doc["clock"] == "09:30"
+    z = doc["zones"][site.zones[0].id]
+    assert any(c.isdigit() for c in z["temp"]) and isinstance(z["out_of_band"], bool)
+    # the screens name what the script updates
+    assert 'data-live="kw_now"' in client.get("/").data.decode()
+    page = client.get("/zones/").data.decode()
+    assert f'data-live="zone:{site.zones[0].id}:temp"' in page and "live.js" in page

@@ -11,6 +11,8 @@ bp = Blueprint("zones", __name__, url_prefix="/zones")
 
 @bp.route("/")
 def index():
-    rows = state.zone_rows(ctx()["site"], store(), now())
+    site, t = ctx()["site"], now()
+    rows = state.zone_rows(site, store(), t)
     floors = sorted({r["zone"].floor for r in rows})
-    return render_template("zones.html", rows=rows, floors=floors)
+    return render_template("zones.html", rows=rows, floors=floors,
+                           clock=t.astimezone(site.tz).strftime("%H:%M"))
