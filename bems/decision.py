@@ -55,9 +55,14 @@ def current_values(store: Store, now: dt.datetime) -> dict[str, float | None]:
     return {k: v for k, (_, v, q) in latest.items() if q == "good"}
 
 
-def decide(site: Site, store: Store, now: dt.datetime) -> Decision:
-    """What the strategies want at `now` (aware), without writing anything."""
+def decide(site: Site, store: Store, now: dt.datetime, params: dict | None = None) -> Decision:
+    """What the strategies want at `now` (aware), without writing anything. `params`: checked
+    strategy parameters to try over the stored ones (the UI's "what changes if I save")."""
     eff = effective_site(site, store)
+    if params:
+        import dataclasses
+
+        eff = dataclasses.replace(eff, strategies=dataclasses.replace(eff.strategies, **params))
     values = current_values(store, now)
     overrides = [Override(o["point"], o["value"], o["expires_at"], o["created_by"], o["reason"])
                  for o in store.overrides(active_at=now)]

@@ -270,3 +270,31 @@ def test_live_values_for_the_open_screens(client, site):
     assert 'data-live="kw_now"' in client.get("/").data.decode()
     page = client.get("/zones/").data.decode()
     assert f'data-live="zone:{site.zones[0].id}:temp"' in page and "live.js" in page
+
+
+def test_strategy_preview_shows_what_would_change_and_saves_nothing(site, web_db):
+    import html as _html
+
+    from bems.strategies import params as strategy_params
+
+    client = _app(site, web_db, csrf=False).test_client()
+    _login(client, "admin1")
+    with Store(web_db) as st:
+        stored_before = strategy_params.stored(st, site)
+        audits = len(st.audit_rows())
+    form = {"action": "preview", "occupancy": "on", "optimal_start": "on", "early_stop": "on",
+            "lighting": "on", "outdoor_air": "on", "demand_limit": "on",
+            "occupied_setpoint": "27,5", "break_ac": "off"}
+    page = client.post("/strategies/", data=form).data.decode()
+    rows = re.findall(r'<tr data-point="([^"]+)"><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>',
+                      page)
+    sp = {pid: (_html.unescape(a), _html.unescape(b)) for pid, a, b in rows
+          if pid.endswith(".sp")}
+    # (in the admin's language: 27.5 or 27,5)
+    assert sp and all(after.replace(",", ".") == "27.5" for _b, after in sp.values()), sp
+    assert 'value="27.5"' in page or 'value="27,5"' in page  # the form keeps what was entered
+    with Store(web_db) as st:
+        assert strategy_params.stored(st, site) == stored_before  # nothing saved
+        assert len(st.audit_rows()) == audits
+    bad = client.post("/strategies/", data={**form, "occupied_setpoint": "24"})
+    assert bad.status_code == 400 and "policy floor" in bad.data.decode()

@@ -91,6 +91,8 @@ def save():
             values[k] = bool(request.form.get(k))
         elif k in request.form:
             values[k] = request.form[k]
+    if request.form.get("action") == "preview":
+        return preview(values)
     try:
         strategy_params.save(store(), ctx()["site"], values, g.user["name"], now())
         flash(_("Strategies saved; they take effect at the next run."))
@@ -105,12 +107,37 @@ def save():
 LABELS = {k: label for _g, fields in GROUPS for k, label, *_rest in fields}
 
 
+def preview(values: dict):
+    """What would change now if these settings were saved: nothing is saved."""
+    site = ctx()["site"]
+    clean, problems = strategy_params.validate(values, site.control.policy_min_cooling_setpoint,
+                                               from_form=True, base=site.strategies)
+    if problems:
+        for field, code, _msg in problems:
+            flash(f"{LABELS.get(field, field)}: {MESSAGES.get(code, MESSAGES['number_invalid'])()}",
+                  "error")
+        return index(), 400
+    t = now()
+    before = {(i.point): (z.mode, i.value, i.reason)
+              for z in decide(site, store(), t).zones for i in z.intents}
+    after = {(i.point): (z.mode, i.value, i.reason)
+             for z in decide(site, store(), t, params=clean).zones for i in z.intents}
+    points = {p.id: p.name or p.id for p in site.points}
+    changes = [{"point": points.get(pid, pid), "id": pid,
+                "before": before.get(pid, (None, None, ""))[1], "after": a[1], "why": a[2]}
+               for pid, a in sorted(after.items())
+               if before.get(pid, (None, None, ""))[1] != a[1]]
+    changes += [{"point": points.get(pid, pid), "id": pid, "before": b[1], "after": None,
+                 "why": ""} for pid, b in sorted(before.items()) if pid not in after]
+    return index(preview=changes, entered=clean)
+
+
 @bp.route("/")
-def index():
+def index(preview: list | None = None, entered: dict | None = None):
     base = ctx()["site"]
     site = effective_site(base, store())
     d = decide(base, store(), now())
-    params = dataclasses.asdict(site.strategies)
+    params = {**dataclasses.asdict(site.strategies), **(entered or {})}
     defaults = dataclasses.asdict(base.strategies)
     types = StrategyParams.field_types()
     names = {z.id: z.name for z in base.zones}
@@ -122,4 +149,4 @@ def index():
     return render_template("strategies.html", rows=rows, params=params, level=d.level,
                            groups=GROUPS, defaults=defaults, ranges=strategy_params.RANGES,
                            choices=CHOICE_LABELS, floor=base.control.policy_min_cooling_setpoint,
-                           bools={k for k, t in types.items() if t is bool})
+                           bools={k for k, t in types.items() if t is bool}, preview=preview)
