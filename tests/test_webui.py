@@ -279,6 +279,7 @@ def test_strategy_preview_shows_what_would_change_and_saves_nothing(site, web_db
 
     client = _app(site, web_db, csrf=False).test_client()
     _login(client, "admin1")
+    client.post("/lang/en")
     with Store(web_db) as st:
         stored_before = strategy_params.stored(st, site)
         audits = len(st.audit_rows())
