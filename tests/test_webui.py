@@ -299,3 +299,23 @@ def test_strategy_preview_shows_what_would_change_and_saves_nothing(site, web_db
         assert len(st.audit_rows()) == audits
     bad = client.post("/strategies/", data={**form, "occupied_setpoint": "24"})
     assert bad.status_code == 400 and "policy floor" in bad.data.decode()
+
+
+def test_floor_plans_and_a_page_per_zone(client, site):
+    _login(client, "op1")
+    client.post("/lang/en", data={"csrf_token": _token(client.get("/").data)})
+    page = client.get("/zones/").data.decode()
+    floors = sorted({z.floor for z in site.zones})
+    assert page.count('<svg class="floorplan"') == len(floors)
+    for z in site.zones:  # every zone drawn, linked to its page, coloured by its band
+        m = re.search(rf'<a href="/zones/{re.escape(z.id)}" id="plan-{re.escape(z.id)}" '
+                      r'class="zone band-(\w+)">', page)
+        assert m and m.group(1) in ("cold", "ok", "warm", "hot", "none"), z.id
+    zp = client.get("/zones/f2.p1")
+    assert zp.status_code == 200
+    body = zp.data.decode()
+    assert "<h1>" + next(z.name for z in site.zones if z.id == "f2.p1") in body
+    assert 'id="who"' in body and '<svg class="chart"' in body
+    assert 'href="/overrides/?point=f2.p1.sp"' in body  # an operator may override from here
+    assert client.get("/zones/no-such-zone").status_code == 404
+    assert 'value="f2.p1.sp" selected' in client.get("/overrides/?point=f2.p1.sp").data.decode()

@@ -9,12 +9,19 @@ STYLES = (("#1f4e79", ""), ("#888", "6 4"), ("#c55a11", "2 3"))
 
 def lines(series: list[tuple[str, list[tuple[float, float | None]]]], width: int = 640,
           height: int = 200, unit: str = "", x_labels: list[tuple[float, str]] | None = None,
-          x_range: tuple[float, float] | None = None) -> Markup:
+          x_range: tuple[float, float] | None = None, from_zero: bool = False) -> Markup:
+    """`from_zero`: the y axis starts at 0 (power, energy); otherwise it fits the data with a
+    margin (a temperature between 25 and 28 °C fills the chart, not its top tenth)."""
     pts = [(x, y) for _, s in series for x, y in s if y is not None]
     if not pts:
         return Markup('<p class="muted">–</p>')
     x0, x1 = x_range or (min(p[0] for p in pts), max(p[0] for p in pts))
-    y0, y1 = min(0.0, min(p[1] for p in pts)), max(p[1] for p in pts)
+    lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
+    if from_zero:
+        y0, y1 = min(0.0, lo), hi
+    else:
+        margin = max((hi - lo) * 0.1, 0.5)
+        y0, y1 = lo - margin, hi + margin
     y1 = y1 if y1 > y0 else y0 + 1
     x1 = x1 if x1 > x0 else x0 + 1
     pad_l, pad_b, pad_t = 48, 22, 8

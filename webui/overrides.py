@@ -55,7 +55,10 @@ def index():
     default_exp = (now().astimezone(site.tz) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
     return render_template("overrides.html", targets=_targets(site),
                            active=store().overrides(active_at=now()), error=error,
-                           default_exp=default_exp, form=request.form), (400 if error else 200)
+                           default_exp=default_exp,
+                           # a zone's page links here with ?point=… chosen
+                           form=request.form if request.method == "POST" else request.args), \
+        (400 if error else 200)
 
 
 @bp.route("/<int:oid>/release", methods=["POST"])

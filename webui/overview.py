@@ -22,7 +22,7 @@ def index():
         chart = charts.lines([(_("Actual"), hours(e["today_actual"])),
                               (_("Forecast"), hours(e["today_forecast"]))], unit="kW",
                              x_labels=[(h, f"{h:02d}:00") for h in range(0, 25, 6)],
-                             x_range=(0, 24))
+                             x_range=(0, 24), from_zero=True)
     zones = state.zone_rows(site, store(), t)
     alarms = [a for a in state.alarms(site, store(), t) if not a["ack"]]
     return render_template("overview.html", e=e, chart=chart,

@@ -40,8 +40,10 @@ def index():
     point = request.args.get("point") or (site.zones[0].temperature if site.zones else "")
     start, end, days = _period(site)
     rows = _series(point, start, end, days) if point else []
-    name = next((p.name or p.id for p in site.points if p.id == point), point)
-    chart = charts.lines([(name, [((t - start).total_seconds() / 3600, v) for t, v in rows])])
+    pt = next((p for p in site.points if p.id == point), None)
+    name = (pt.name or pt.id) if pt else point
+    chart = charts.lines([(name, [((t - start).total_seconds() / 3600, v) for t, v in rows])],
+                         from_zero=bool(pt and pt.kind in ("power", "energy")))
     return render_template("trends.html", points=site.points, point=point, days=days,
                            chart=chart, n=len(rows))
 

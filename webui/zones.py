@@ -1,12 +1,21 @@
-"""Zones and floors: temperature, setpoint, AC and lighting, and who commands them."""
+"""Zones and floors: a plan of each floor coloured by temperature, the table of temperature,
+setpoint, AC and lighting, who commands them; and a page per zone."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import datetime as dt
 
-from webui import ctx, now, state, store
+from flask import Blueprint, abort, render_template, url_for
+from flask_babel import gettext as _
+
+from bems.status import COMFORT
+from webui import charts, ctx, floorplan, now, state, store
 
 bp = Blueprint("zones", __name__, url_prefix="/zones")
+
+
+def _labels() -> dict:
+    return {"ac": _("AC on"), "light": _("lights on"), "none": _("no data")}
 
 
 @bp.route("/")
@@ -14,5 +23,35 @@ def index():
     site, t = ctx()["site"], now()
     rows = state.zone_rows(site, store(), t)
     floors = sorted({r["zone"].floor for r in rows})
-    return render_template("zones.html", rows=rows, floors=floors,
-                           clock=t.astimezone(site.tz).strftime("%H:%M"))
+    by_id = {r["zone"].id: r for r in rows}
+    plans = {f: floorplan.floor_svg([z for z in site.zones if z.floor == f], by_id, *COMFORT,
+                                    lambda zid: url_for("zones.zone", zid=zid), _labels())
+             for f in floors}
+    return render_template("zones.html", rows=rows, floors=floors, plans=plans,
+                           clock=t.astimezone(site.tz).strftime("%H:%M"), comfort=COMFORT)
+
+
+@bp.route("/<zid>")
+def zone(zid: str):
+    site, t = ctx()["site"], now()
+    z = next((z for z in site.zones if z.id == zid), None)
+    if z is None:
+        abort(404)
+    row = next(r for r in state.zone_rows(site, store(), t) if r["zone"].id == zid)
+    start = t - dt.timedelta(days=2)
+    series = []
+    for label, pid in ((_("Temperature"), z.temperature), (_("Setpoint"), z.cooling_setpoint)):
+        if pid:
+            pts = [((ts - start).total_seconds() / 3600, v)
+                   for ts, v, _q in store().readings(pid, start, t) if v is not None]
+            series.append((label, pts))
+    x_labels = []
+    local0 = start.astimezone(site.tz)
+    for h in range(0, 49, 12):
+        x_labels.append((h, (local0 + dt.timedelta(hours=h)).strftime("%d/%m %H:%M")))
+    chart = charts.lines(series, unit="°C", x_labels=x_labels, x_range=(0, 48))
+    points = {role: site.point(pid) for role, pid in z.points().items()}
+    overrides = [o for o in store().overrides(active_at=t)
+                 if o["point"] in {p.id for p in points.values()}]
+    return render_template("zone.html", z=z, row=row, chart=chart, points=points,
+                           overrides=overrides)

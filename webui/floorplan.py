@@ -1,0 +1,67 @@
+"""Floor plans: each floor drawn from the site file's zones, coloured by temperature against
+the comfort band, with AC and lights, each zone a link to its page.
+
+A floor whose zones are the classic core-and-perimeter set (`*.core`, `*.p1`…`*.p4`: south,
+east, north, west, as in the energy model) is drawn as that plan; any other floor as a grid in
+the site file's order. Server-side SVG: no script needed to read it; the values in it move with
+the zones' live values (static/live.js)."""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+W, H, DEPTH = 420, 260, 60
+COLOURS = {"cold": "#9dc3e6", "ok": "#a9d18e", "warm": "#f4b183", "hot": "#e06666",
+           "none": "#d9d9d9"}
+
+
+def band(temp: float | None, low: float, high: float) -> str:
+    if temp is None:
+        return "none"
+    if temp < low:
+        return "cold"
+    if temp <= high:
+        return "ok"
+    return "warm" if temp <= high + 1.0 else "hot"
+
+
+def _rects(zones: list) -> dict[str, tuple[float, float, float, float]]:
+    ends = {z.id.rsplit(".", 1)[-1]: z.id for z in zones}
+    if set(ends) == {"core", "p1", "p2", "p3", "p4"}:
+        return {ends["p3"]: (0, 0, W, DEPTH), ends["p1"]: (0, H - DEPTH, W, DEPTH),
+                ends["p4"]: (0, DEPTH, DEPTH, H - 2 * DEPTH),
+                ends["p2"]: (W - DEPTH, DEPTH, DEPTH, H - 2 * DEPTH),
+                ends["core"]: (DEPTH, DEPTH, W - 2 * DEPTH, H - 2 * DEPTH)}
+    cols = max(1, min(4, len(zones)))
+    rows = -(-len(zones) // cols)
+    w, h = W / cols, H / max(rows, 1)
+    return {z.id: ((i % cols) * w, (i // cols) * h, w, h) for i, z in enumerate(zones)}
+
+
+def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: dict) -> Markup:
+    """`rows`: zone id → its zone_rows entry; `href(zone_id)` its page; `labels`: translated
+    words ("AC", "lights", "no data")."""
+    out = [f'<svg class="floorplan" viewBox="-2 -2 {W + 4} {H + 4}" role="img" '
+           f'xmlns="http://www.w3.org/2000/svg">']
+    for zid, (x, y, w, h) in _rects(zones).items():
+        z = next(z for z in zones if z.id == zid)
+        r = rows.get(zid, {})
+        temp = r.get("temp")
+        b = band(temp, low, high)
+        t = f"{temp:.1f} °C" if temp is not None else labels["none"]
+        state = " · ".join(s for s, on in ((labels["ac"], r.get("ac")),
+                                           (labels["light"], r.get("light"))) if on)
+        out.append(
+            f'<a href="{escape(href(zid))}" id="plan-{escape(zid)}" class="zone band-{b}">'
+            f'<title>{escape(z.name)}: {escape(t)}</title>'
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}" '
+            f'fill="{COLOURS[b]}" stroke="#333" stroke-width="1.5"/>'
+            f'<text x="{x + w / 2:.0f}" y="{y + h / 2 - 8:.0f}" text-anchor="middle" '
+            f'font-size="11">{escape(z.name[:28])}</text>'
+            f'<text x="{x + w / 2:.0f}" y="{y + h / 2 + 8:.0f}" text-anchor="middle" '
+            f'font-size="13" font-weight="bold" data-live="zone:{escape(zid)}:temp" '
+            f'data-unit="°C">{escape(t)}</text>'
+            f'<text x="{x + w / 2:.0f}" y="{y + h / 2 + 22:.0f}" text-anchor="middle" '
+            f'font-size="10">{escape(state)}</text></a>')
+    out.append("</svg>")
+    return Markup("".join(out))
