@@ -171,6 +171,16 @@ def test_facility_manager_day(demo, browser, tmp_path):
     _shot(page, "schedule-editor-vi")
 
     # a trend as CSV, a report as PDF
+    # a zone's temperature, setpoint, AC and occupancy on one chart, with the week before
+    page.goto(base + "/trends/?days=2&compare=1")
+    page.wait_for_selector("#trend-chart[data-ready]", timeout=15000)
+    assert int(page.get_attribute("#trend-chart", "data-ready")) >= 4
+    canvas = page.locator("#trend-chart canvas").first
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2)
+    values = page.locator(".u-legend .u-value").all_inner_texts()
+    assert any(any(c.isdigit() for c in v) for v in values[1:]), values  # values on hover
+    _shot(page, "trends-4-series-vi")
     page.goto(base + "/trends/?point=f2.p1.temp&days=2")
     with page.expect_download() as dl:
         page.click("#csv")

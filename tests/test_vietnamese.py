@@ -56,9 +56,10 @@ def english_in(text: str, vocab: set[str], site: set[str]) -> set[str]:
     text = re.sub(r"\[[a-z_]+\]", " ", text)  # a site-file table named as it is: [strategies]
     text = re.sub(r"(?<![\w])/[\w/.\-]*", " ", text)  # a page's address (/schedules/office)
     words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}
-    # day abbreviations are three letters: Mon, Tue … are English too
-    words |= {w.lower() for w in re.findall(r"\b(?:mon|tue|wed|thu|fri|sat|sun)\b", text,
-                                             re.I)}
+    # day abbreviations are three letters: "mon, tue: 07:30" is English too (but "thu nhỏ" is
+    # Vietnamese: only a day in a list counts)
+    words |= {w.lower() for w in re.findall(r"\b(mon|tue|wed|thu|fri|sat|sun)\b(?=\s*[,:–-])",
+                                             text, re.I)}
     return (words & vocab) - site
 
 

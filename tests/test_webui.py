@@ -319,3 +319,25 @@ def test_floor_plans_and_a_page_per_zone(client, site):
     assert 'href="/overrides/?point=f2.p1.sp"' in body  # an operator may override from here
     assert client.get("/zones/no-such-zone").status_code == 404
     assert 'value="f2.p1.sp" selected' in client.get("/overrides/?point=f2.p1.sp").data.decode()
+
+
+def test_trend_data_for_several_series_and_the_week_before(client, site):
+    _login(client, "viewer1")
+    doc = client.get("/trends/data.json?days=2").get_json()
+    z = site.zones[0]
+    assert [s["id"] for s in doc["series"]] == [p for p in (
+        z.temperature, z.cooling_setpoint, z.ac_status, z.occupancy) if p]
+    assert doc["tz"] == "Asia/Ho_Chi_Minh" and all(len(s["t"]) == len(s["v"]) for s in doc["series"])
+    assert all(len(s["t"]) > 100 for s in doc["series"])
+    two = client.get("/trends/data.json?point=f2.p1.temp&point=meter.main.kw&point=nope&days=2"
+                     "&compare=1").get_json()["series"]
+    assert [(s["id"], bool(s.get("previous"))) for s in two] == [
+        ("f2.p1.temp", False), ("f2.p1.temp", True), ("meter.main.kw", False), ("meter.main.kw", True)]
+    # the week before is drawn on this period's axis
+    assert abs(two[1]["t"][-1] - two[0]["t"][-1]) < 3600 and len(two[1]["t"]) > 50
+    page = client.get("/trends/?point=f2.p1.temp&point=meter.main.kw&compare=1").data.decode()
+    assert "uPlot.iife.min.js" in page and 'id="trend-chart"' in page
+    csv_text = client.get("/trends/csv?point=f2.p1.temp&point=meter.main.kw&days=1").data.decode()
+    assert {"f2.p1.temp", "meter.main.kw"} == {r.split(",")[2] for r in csv_text.splitlines()[1:]}
+    assert client.get("/trends/csv?point=f2.p1.temp&point=<x>").status_code == 404
+    assert client.get("/static/vendor/uplot/LICENSE").status_code == 200

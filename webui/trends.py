@@ -6,8 +6,9 @@ import csv
 import datetime as dt
 import io
 import re
+import urllib.parse
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from flask_babel import gettext as _
 
@@ -34,34 +35,84 @@ def _series(point: str, start, end, days):
     return [(r["bucket"], r["mean"]) for r in store().rollups(level, [point], start, end)]
 
 
+MAX_SERIES = 4
+
+
+def _points(site) -> list:
+    """The points asked for (repeat ?point=), known ones only, at most four; by default a
+    zone's temperature, setpoint, AC and occupancy — what answers "why is this room hot?"."""
+    known = {p.id: p for p in site.points}
+    asked = [known[p] for p in dict.fromkeys(request.args.getlist("point")) if p in known]
+    if asked:
+        return asked[:MAX_SERIES]
+    z = site.zones[0] if site.zones else None
+    return [known[p] for p in (z.temperature, z.cooling_setpoint, z.ac_status, z.occupancy)
+            if z and p in known] if z else []
+
+
+def _data(site) -> dict:
+    start, end, days = _period(site)
+    compare = request.args.get("compare") == "1"
+    out = []
+    for p in _points(site):
+        name = p.name or p.id
+        rows = _series(p.id, start, end, days)
+        out.append({"id": p.id, "label": name, "unit": p.unit or "", "kind": p.kind,
+                    "t": [int(t.timestamp()) for t, _v in rows], "v": [v for _t, v in rows]})
+        if compare:  # the same hours a week earlier, drawn on this period's time axis
+            week = dt.timedelta(days=7)
+            prev = _series(p.id, start - week, end - week, days)
+            out.append({"id": p.id, "label": _("%(name)s, a week earlier", name=name),
+                        "unit": p.unit or "", "kind": p.kind, "previous": True,
+                        "t": [int((t + week).timestamp()) for t, _v in prev],
+                        "v": [v for _t, v in prev]})
+    return {"tz": site.timezone, "from": int(start.timestamp()), "to": int(end.timestamp()),
+            "series": out}
+
+
 @bp.route("/")
 def index():
     site = ctx()["site"]
-    point = request.args.get("point") or (site.zones[0].temperature if site.zones else "")
     start, end, days = _period(site)
-    rows = _series(point, start, end, days) if point else []
-    pt = next((p for p in site.points if p.id == point), None)
-    name = (pt.name or pt.id) if pt else point
-    chart = charts.lines([(name, [((t - start).total_seconds() / 3600, v) for t, v in rows])],
-                         from_zero=bool(pt and pt.kind in ("power", "energy")))
-    return render_template("trends.html", points=site.points, point=point, days=days,
-                           chart=chart, n=len(rows))
+    data = _data(site)
+    # the server-drawn chart: what prints, and what shows without the script
+    hours = [(s["label"], [((t - start.timestamp()) / 3600, v) for t, v in zip(s["t"], s["v"])])
+             for s in data["series"] if s["kind"] not in ("status", "occupancy", "lighting")]
+    chart = charts.lines(hours[:3], from_zero=all(s["kind"] in ("power", "energy")
+                                                  for s in data["series"]))
+    chosen = [s["id"] for s in data["series"] if not s.get("previous")]
+    query = urllib.parse.urlencode([("point", p) for p in chosen] +
+                                   [("days", days), ("compare", request.args.get("compare", ""))])
+    return render_template("trends.html", points=site.points, chosen=chosen, days=days,
+                           chart=chart, n=sum(len(s["t"]) for s in data["series"]),
+                           query=query, compare=request.args.get("compare") == "1",
+                           max_series=MAX_SERIES)
+
+
+@bp.route("/data.json")
+def data_json():
+    resp = jsonify(_data(ctx()["site"]))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.route("/csv")
 def export():
     site = ctx()["site"]
-    point = request.args.get("point", "")
-    if point not in {p.id for p in site.points}:
+    known = {p.id for p in site.points}
+    points = [p for p in dict.fromkeys(request.args.getlist("point")) if p in known]
+    if not points or len(points) != len(set(request.args.getlist("point"))):
         return render_template("error.html", message=_("Unknown point.")), 404
+    points = points[:MAX_SERIES]
     start, end, days = _period(site)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["time_local", "time_utc", "point", "value"])
-    w.writerows(safe_rows([t.astimezone(site.tz).strftime("%Y-%m-%d %H:%M:%S"),
-                           t.strftime("%Y-%m-%dT%H:%M:%SZ"), point, v]
-                          for t, v in _series(point, start, end, days)))
+    for point in points:
+        w.writerows(safe_rows([t.astimezone(site.tz).strftime("%Y-%m-%d %H:%M:%S"),
+                               t.strftime("%Y-%m-%dT%H:%M:%SZ"), point, v]
+                              for t, v in _series(point, start, end, days)))
     # a file name made only of safe characters, quoted (no header injection whatever the id)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"trend-{point}-{days}d") + ".csv"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"trend-{'+'.join(points)}-{days}d")[:120] + ".csv"
     return Response(buf.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
