@@ -1,5 +1,6 @@
-"""Web benchmark: median and 95th-percentile response time of the overview and trends pages,
-over HTTP to the real server, with a year of 5-minute readings from 500 points in the store.
+"""Web benchmark: median and 95th-percentile response time of the overview, trends (one point;
+four points over 30 days: the page and its chart's data) and floor-plan pages, over HTTP to the
+real server, with a year of 5-minute readings from 500 points in the store.
 
     python bench/web.py
     python bench/web.py --days 30 --requests 20
@@ -89,16 +90,24 @@ def main() -> None:
             r.read()
             cookie = r.getheader("Set-Cookie").split(";")[0]
             results = {}
-            for name, path in (("overview", "/"),
-                               ("trends", "/trends/?point=f1.core.temp&days=1"),
-                               ("trends_30d", "/trends/?point=meter.main.kw&days=30")):
+            four = "&".join(f"point={p}" for p in ("f1.core.temp", "f1.core.sp",
+                                                   "f1.core.ac", "meter.main.kw"))
+            for name, paths in (
+                    ("overview", ("/",)),
+                    ("trends", ("/trends/?point=f1.core.temp&days=1",)),
+                    ("trends_30d", ("/trends/?point=meter.main.kw&days=30",)),
+                    # what a browser asks for: the page, then its chart's data
+                    ("trends_4series_30d", (f"/trends/?{four}&days=30",
+                                            f"/trends/data.json?{four}&days=30")),
+                    ("floorplan", ("/zones/",))):
                 times = []
                 for _ in range(args.requests):
                     t = time.perf_counter()
-                    conn.request("GET", path, headers={"Cookie": cookie})
-                    resp = conn.getresponse()
-                    resp.read()
-                    assert resp.status == 200, (path, resp.status)
+                    for path in paths:
+                        conn.request("GET", path, headers={"Cookie": cookie})
+                        resp = conn.getresponse()
+                        resp.read()
+                        assert resp.status == 200, (path, resp.status)
                     times.append((time.perf_counter() - t) * 1000)
                 times.sort()
                 results[name] = (statistics.median(times),
@@ -113,7 +122,9 @@ def main() -> None:
     print("aim: p95 under 300 ms")
     print(json.dumps({"overview_p95_ms": round(results["overview"][1], 1),
                       "trends_p95_ms": round(results["trends"][1], 1),
-                      "trends_30d_p95_ms": round(results["trends_30d"][1], 1)}))
+                      "trends_30d_p95_ms": round(results["trends_30d"][1], 1),
+                      "trends_4series_30d_p95_ms": round(results["trends_4series_30d"][1], 1),
+                      "floorplan_p95_ms": round(results["floorplan"][1], 1)}))
 
 
 if __name__ == "__main__":
