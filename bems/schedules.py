@@ -56,6 +56,24 @@ def save(store: Store, site: Site, schedule: Schedule, user: str, now: dt.dateti
     store.audit(user, "schedule.save", {"schedule": schedule.id, **to_dict(schedule)}, now)
 
 
+MAX_RANGE_DAYS = 31
+
+
+def add_exceptions(store: Store, first: dt.date, last: dt.date, kind: str, name: str,
+                   user: str, now: dt.datetime, site: Site | None = None) -> list[int]:
+    """Every day from `first` to `last` (a Tết closure is a week): all of them, or none if one
+    is refused."""
+    if last < first or (last - first).days >= MAX_RANGE_DAYS:
+        raise ScheduleError([("until", "range_invalid")])
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    taken = {e["day"] for e in store.exceptions()}
+    if site is not None:
+        taken |= {d for d, _ in site.calendar.closures + site.calendar.workdays}
+    if any(d in taken for d in days):
+        raise ScheduleError([("day", "day_taken")])
+    return [add_exception(store, d, kind, name, user, now, site) for d in days]
+
+
 def add_exception(store: Store, day: dt.date, kind: str, name: str, user: str,
                   now: dt.datetime, site: Site | None = None) -> int:
     """A closure or a make-up working day; one per date (a day cannot be both)."""

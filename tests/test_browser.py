@@ -210,3 +210,96 @@ def test_facility_manager_day(demo, browser, tmp_path):
     assert "No data from" not in page.inner_text("body")
     _shot(page, "overview-tablet-en")
     page.close()
+
+
+SIZES = {"desktop": {"width": 1280, "height": 900}, "tablet": {"width": 768, "height": 1024}}
+SCREENS = ("/", "/zones/", "/zones/f2.p1", "/schedules/", "/overrides/", "/strategies/",
+           "/trends/", "/forecasts/", "/alarms/", "/reports/", "/audit/", "/users/")
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_tasks_in_few_clicks(demo, browser, size, tmp_path):
+    """A facility manager's tasks, from the overview, in Vietnamese, each in a counted number
+    of clicks (typing into a field is not a click; choosing from a list is one)."""
+    centre = demo["centre"]
+    page = browser.new_page(locale="vi-VN", accept_downloads=True, viewport=SIZES[size])
+    base = f"http://127.0.0.1:{demo['port']}"
+    page.goto(base + "/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", demo["password"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Tổng quan')")
+    if page.locator("#lang-vi").count():
+        page.click("#lang-vi")
+    counts: dict[str, int] = {}
+    clicks = [0]
+
+    def click(selector: str) -> None:
+        clicks[0] += 1
+        page.click(selector)
+
+    def task(name: str) -> None:
+        page.goto(base + "/")  # every task starts at the overview
+        clicks[0] = 0
+        counts[name] = -1
+        counts["_current"] = name
+
+    def done() -> None:
+        counts[counts.pop("_current")] = clicks[0]
+
+    year = 2028 if size == "desktop" else 2029
+    # 1. a Tết closure: a week of days in one go
+    task("tet_closure")
+    click("nav a[href='/schedules/']")
+    page.fill("#exc-day", f"{year}-01-24" if year == 2028 else f"{year}-02-12")
+    page.fill("#exc-until", f"{year}-01-30" if year == 2028 else f"{year}-02-18")
+    page.fill("#exc-name", "Nghỉ Tết")
+    click("#exc-add")
+    page.wait_for_selector("text=Đã thêm 7 ngày.")
+    done()
+    # 2. next Saturday a make-up working day
+    task("saturday_workday")
+    local = centre.sim_now
+    sat = local.date() + dt.timedelta(days=(5 - local.weekday()) % 7 or 7)
+    sat += dt.timedelta(days=7 if size == "tablet" else 0)
+    click("nav a[href='/schedules/']")
+    page.fill("#exc-day", sat.isoformat())
+    clicks[0] += 1  # choosing from the list
+    page.select_option("#exc-kind", "workday")
+    click("#exc-add")
+    page.wait_for_selector("text=Đã thêm ngày.")
+    done()
+    # 3. keep the third floor's central (meeting) area cooled until 19:00 today
+    task("keep_cooled")
+    click("nav a[href='/zones/']")
+    click("#plan-f3\\.core")
+    if centre.sim_now.hour >= 18:  # run late in the day: a later time, same clicks
+        page.fill("#keep-cool input[name=until]", "23:30")
+    click("#keep-cool button")
+    page.wait_for_selector("text=được giữ mát đến")
+    done()
+    assert _wait(lambda: centre.devices.priority_array("f3.core.ac") == {12: 1.0}, 30)
+    # 4. why is a room hot: its page says who commands it and why, with its trend
+    task("why_hot")
+    click("nav a[href='/zones/']")
+    click("#plan-f2\\.p4")
+    page.wait_for_selector("#who")
+    assert page.locator("svg.chart, .chart").count() >= 1
+    done()
+    # 5. last month's report in Vietnamese
+    task("report_last_month")
+    click("nav a[href='/reports/']")
+    click("#make-report")
+    month = page.input_value("input[name=month]")
+    with page.expect_download() as dl:
+        click(f"text=report-{month}-vi.pdf")
+    assert dl.value.suggested_filename == f"report-{month}-vi.pdf"
+    done()
+    assert counts == {"tet_closure": 2, "saturday_workday": 3, "keep_cooled": 3, "why_hot": 2,
+                      "report_last_month": 3}, counts
+    (ARTIFACTS / f"clicks-{size}.txt").write_text(
+        "\n".join(f"{k}: {v}" for k, v in counts.items()) + "\n")
+    for path in SCREENS:  # every screen at this size, in Vietnamese
+        page.goto(base + path)
+        _shot(page, f"{size}-vi-" + (path.strip("/").replace("/", "-") or "overview"))
+    page.close()

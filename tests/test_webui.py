@@ -341,3 +341,38 @@ def test_trend_data_for_several_series_and_the_week_before(client, site):
     assert {"f2.p1.temp", "meter.main.kw"} == {r.split(",")[2] for r in csv_text.splitlines()[1:]}
     assert client.get("/trends/csv?point=f2.p1.temp&point=<x>").status_code == 404
     assert client.get("/static/vendor/uplot/LICENSE").status_code == 200
+
+
+def test_a_closure_of_several_days_all_or_nothing_and_keep_a_zone_cooled(site, web_db):
+    client = _app(site, web_db, csrf=False).test_client()
+    _login(client, "op1")
+    client.post("/lang/en")
+    with Store(web_db) as st:
+        before = len(st.exceptions())
+    r = client.post("/schedules/exceptions", data={"day": "2030-02-01", "until": "2030-02-05",
+                                                   "kind": "closure", "name": "Tết"})
+    assert r.status_code == 302
+    with Store(web_db) as st:
+        assert len(st.exceptions()) == before + 5
+    # overlapping a day already taken: nothing added; too long a range: refused
+    for until, day in (("2030-02-08", "2030-02-05"), ("2030-04-01", "2030-02-10"),
+                       ("2030-02-01", "2030-02-10")):
+        r = client.post("/schedules/exceptions", data={"day": day, "until": until,
+                                                       "kind": "closure", "name": "x"})
+        assert r.status_code == 400
+    with Store(web_db) as st:
+        assert len(st.exceptions()) == before + 5
+    # keep a zone cooled until 19:00 (NOW is 09:30): AC held on, setpoint at the occupied one
+    r = client.post("/zones/f3.core/keep-cool", data={"until": "19:00"})
+    assert r.status_code == 302
+    with Store(web_db) as st:
+        held = {o["point"]: o for o in st.overrides(active_at=NOW)}
+    assert held["f3.core.ac"]["value"] == 1.0 and held["f3.core.sp"]["value"] >= 25.0
+    assert held["f3.core.ac"]["expires_at"].astimezone(site.tz).strftime("%H:%M") == "19:00"
+    for bad in ("25:00", "08:00", "", "nan"):  # not a time, or already past
+        client.post("/zones/f3.core/keep-cool", data={"until": bad})
+    with Store(web_db) as st:
+        assert len([o for o in st.overrides(active_at=NOW) if o["point"].startswith("f3.core")]) == 2
+    viewer = _app(site, web_db, csrf=False).test_client()
+    _login(viewer, "viewer1")
+    assert viewer.post("/zones/f3.core/keep-cool", data={"until": "19:00"}).status_code == 403

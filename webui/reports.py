@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pathlib import Path
 
 from flask import (Blueprint, abort, flash, g, redirect, render_template, request, send_file,
@@ -29,7 +31,9 @@ def folder() -> Path:
 @bp.route("/")
 def index():
     files = sorted(folder().glob("report-*"), reverse=True) if folder().exists() else []
-    return render_template("reports.html", files=[f.name for f in files])
+    first = now().astimezone(ctx()["site"].tz).date().replace(day=1)
+    last_month = (first - dt.timedelta(days=1)).strftime("%Y-%m")  # what is usually wanted
+    return render_template("reports.html", files=[f.name for f in files], last_month=last_month)
 
 
 @bp.route("/make", methods=["POST"])

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 
 from bems.schedules import (
-    ScheduleError, add_exception, delete_exception, effective_site, from_dict, save, to_dict,
+    ScheduleError, add_exceptions, delete_exception, effective_site, from_dict, save, to_dict,
 )
 from bems.site import WEEKDAYS
 from webui import ctx, now, store
@@ -31,6 +31,7 @@ MESSAGES = {
     "seasons_gap": lambda: _("The seasons must cover every day of the year."),
     "day_taken": lambda: _("That date already is a closure or a make-up working day."),
     "day_invalid": lambda: _("Dates are YYYY-MM-DD."),
+    "range_invalid": lambda: _("The last day must be on or after the first, at most 31 days."),
 }
 
 
@@ -88,9 +89,12 @@ def edit(sid: str):
 def add_day():
     try:
         day = dt.date.fromisoformat(request.form.get("day", ""))
-        add_exception(store(), day, request.form.get("kind", ""), request.form.get("name", ""),
-                      g.user["name"], now(), ctx()["site"])
-        flash(_("Day added."))
+        until = request.form.get("until", "").strip()
+        last = dt.date.fromisoformat(until) if until else day
+        added = add_exceptions(store(), day, last, request.form.get("kind", ""),
+                               request.form.get("name", ""), g.user["name"], now(),
+                               ctx()["site"])
+        flash(_("Day added.") if len(added) == 1 else _("%(n)s days added.", n=len(added)))
     except ValueError:
         flash(_("Dates are YYYY-MM-DD."), "error")
         return index(), 400

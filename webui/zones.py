@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from bems.overrides import OverrideError, add_override
 from bems.status import COMFORT
 from webui import charts, ctx, floorplan, now, state, store
+from webui.auth import requires
 
 bp = Blueprint("zones", __name__, url_prefix="/zones")
 
@@ -55,3 +57,33 @@ def zone(zid: str):
                  if o["point"] in {p.id for p in points.values()}]
     return render_template("zone.html", z=z, row=row, chart=chart, points=points,
                            overrides=overrides)
+
+
+@bp.route("/<zid>/keep-cool", methods=["POST"])
+@requires("operator")
+def keep_cool(zid: str):
+    """Keep a zone cooled after hours until a time today (a late meeting): its AC held on and
+    its setpoint at the occupied one, as two operator overrides that end by themselves."""
+    site, t = ctx()["site"], now()
+    z = next((z for z in site.zones if z.id == zid), None)
+    if z is None or not z.ac_status or not z.cooling_setpoint:
+        abort(404)
+    try:
+        hh, mm = (int(x) for x in request.form.get("until", "").split(":"))
+        local = t.astimezone(site.tz)
+        until = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    except ValueError:
+        flash(_("Enter a time of day, e.g. 19:00."), "error")
+        return redirect(url_for("zones.zone", zid=zid))
+    sp = max(z.occupied_setpoint or site.strategies.occupied_setpoint,
+             site.control.policy_min_cooling_setpoint)
+    why = _("kept cooled until %(t)s", t=until.strftime("%H:%M"))
+    try:
+        add_override(site, store(), z.ac_status, 1.0, until, g.user["name"], why, t)
+        add_override(site, store(), z.cooling_setpoint, sp, until, g.user["name"], why, t)
+    except OverrideError:
+        flash(_("The time must be later today."), "error")
+        return redirect(url_for("zones.zone", zid=zid))
+    flash(_("%(zone)s stays cooled until %(t)s.", zone=z.name, t=until.strftime("%H:%M")))
+    return redirect(url_for("zones.zone", zid=zid))
+
