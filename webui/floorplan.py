@@ -38,9 +38,10 @@ def _rects(zones: list) -> dict[str, tuple[float, float, float, float]]:
     return {z.id: ((i % cols) * w, (i // cols) * h, w, h) for i, z in enumerate(zones)}
 
 
-def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: dict) -> Markup:
+def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: dict,
+              fmt=lambda v: f"{v:.1f}") -> Markup:
     """`rows`: zone id → its zone_rows entry; `href(zone_id)` its page; `labels`: translated
-    words ("AC", "lights", "no data")."""
+    words ("AC", "lights", "no data"); `fmt` a number in the reader's language."""
     out = [f'<svg class="floorplan" viewBox="-2 -2 {W + 4} {H + 4}" role="img" '
            f'xmlns="http://www.w3.org/2000/svg">']
     for zid, (x, y, w, h) in _rects(zones).items():
@@ -48,7 +49,7 @@ def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: di
         r = rows.get(zid, {})
         temp = r.get("temp")
         b = band(temp, low, high)
-        t = f"{temp:.1f} °C" if temp is not None else labels["none"]
+        t = f"{fmt(temp)} °C" if temp is not None else labels["none"]
         state = " · ".join(s for s, on in ((labels["ac"], r.get("ac")),
                                            (labels["light"], r.get("light"))) if on)
         out.append(
@@ -57,7 +58,8 @@ def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: di
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}" '
             f'fill="{COLOURS[b]}" stroke="#333" stroke-width="1.5"/>'
             f'<text x="{x + w / 2:.0f}" y="{y + h / 2 - 8:.0f}" text-anchor="middle" '
-            f'font-size="11">{escape(z.name[:28])}</text>'
+            f'font-size="{11 if w >= 100 else 9}">{escape(z.name[:28 if w >= 100 else 12])}'
+            f'</text>'
             f'<text x="{x + w / 2:.0f}" y="{y + h / 2 + 8:.0f}" text-anchor="middle" '
             f'font-size="13" font-weight="bold" data-live="zone:{escape(zid)}:temp" '
             f'data-unit="°C">{escape(t)}</text>'

@@ -12,6 +12,7 @@ from bems.overrides import OverrideError, add_override
 from bems.status import COMFORT
 from webui import charts, ctx, floorplan, now, state, store
 from webui.auth import requires
+from webui.i18n import number
 
 bp = Blueprint("zones", __name__, url_prefix="/zones")
 
@@ -27,7 +28,8 @@ def index():
     floors = sorted({r["zone"].floor for r in rows})
     by_id = {r["zone"].id: r for r in rows}
     plans = {f: floorplan.floor_svg([z for z in site.zones if z.floor == f], by_id, *COMFORT,
-                                    lambda zid: url_for("zones.zone", zid=zid), _labels())
+                                    lambda zid: url_for("zones.zone", zid=zid), _labels(),
+                                    fmt=lambda v: number(v, 1))
              for f in floors}
     return render_template("zones.html", rows=rows, floors=floors, plans=plans,
                            clock=t.astimezone(site.tz).strftime("%H:%M"), comfort=COMFORT)
