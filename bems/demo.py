@@ -25,6 +25,24 @@ def demo_admin(store: Store) -> str | None:
     return None
 
 
+def _history_as_baseline(site, store: Store, now: dt.datetime):
+    """The demo's history ran the building's own time clock, before BEMS: when the site file
+    names no savings baseline, those weeks are it, so the report's IPMVP section is filled."""
+    import dataclasses
+
+    if site.reports.baseline_from:
+        return site
+    first, _last, n = store.time_span()
+    if first is None or n == 0:
+        return site
+    start = first.astimezone(site.tz).date() + dt.timedelta(days=1)
+    end = now.date() - dt.timedelta(days=1)
+    if (end - start).days < 14:  # too short to train a model on
+        return site
+    return dataclasses.replace(site, reports=dataclasses.replace(
+        site.reports, baseline_from=start, baseline_to=end))
+
+
 def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: int = 8080,
              bacnet_port: int = 47808, ready: threading.Event | None = None,
              stop: threading.Event | None = None, interval_s: float = 60.0,
@@ -46,6 +64,7 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
             click.echo(f"history: {history_days} days of the simulated centre, {n} readings "
                        f"into {db_path}")
         password = demo_admin(store)
+        site = _history_as_baseline(site, store, now)
 
     import asyncio
 

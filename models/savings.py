@@ -24,8 +24,7 @@ def option_c(site: Site, store: Store, main: Meter, start: dt.datetime,
     [reports] baseline_from / baseline_to), given this month's weather and working days."""
     rep = site.reports
     if not rep.baseline_from or not rep.baseline_to:
-        return Savings(False, "no baseline period in the site file ([reports] baseline_from, "
-                              "baseline_to)")
+        return Savings(False, "no_baseline")
     b0 = dt.datetime.combine(rep.baseline_from, dt.time(0), site.tz)
     b1 = dt.datetime.combine(rep.baseline_to, dt.time(0), site.tz) + dt.timedelta(days=1)
     days = DayTypes.for_site(site)
@@ -33,7 +32,7 @@ def option_c(site: Site, store: Store, main: Meter, start: dt.datetime,
         base, _ = clean_hourly(meter_series(site, store, main.id, b0, b1), name="baseline")
         month, _ = clean_hourly(meter_series(site, store, main.id, start, end), name="month")
     except DataError as err:
-        return Savings(False, f"baseline period unusable: {err}")
+        return Savings(False, f"baseline_unusable: {err}")
     base["off"] = days.off_series(base["ds"]).to_numpy()
     month["off"] = days.off_series(month["ds"]).to_numpy()
     weeks = max(1, int((b1 - b0).days // 7))

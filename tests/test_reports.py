@@ -130,6 +130,16 @@ def test_pdf_opens_and_holds_the_figures_in_both_languages(site, rstore, tmp_pat
         assert fmt(r.cost.total_vnd, lang, 0) in text
         subprocess.run(["pdftoppm", "-r", "70", "-png", str(pdf),
                         str(ARTIFACTS / f"report-2026-07-{lang}")], check=True)
+        # a heading is on the page of its chart (the daily chart is the second image)
+        pages = text.split("\f")
+        head = next(i for i, p in enumerate(pages) if ("Điện năng theo ngày" if lang == "vi"
+                                                         else "Daily energy") in p)
+        images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True,
+                                text=True, check=True).stdout.splitlines()[2:]
+        assert int(images[1].split()[0]) == head + 1, (head, images)
+        if lang == "vi":  # no English reason inside the Vietnamese report
+            assert "not available" not in text and "no baseline" not in text
+            assert "chưa ước tính tiết kiệm" in text  # (built without a savings model)
     assert fmt(1234.5, "vi") == "1.234,5" and fmt(1234.5, "en") == "1,234.5"
 
 
@@ -144,7 +154,7 @@ def test_savings_against_a_baseline_period(site, rstore):
     none = build_monthly(site, rstore, "2026-07", option_c).savings
     assert not none.available and "baseline" in none.reason
     unasked = build_monthly(with_baseline, rstore, "2026-07").savings
-    assert not unasked.available and "not estimated" in unasked.reason
+    assert not unasked.available and "not_estimated" in unasked.reason
 
 
 def test_no_data_and_missing_meters_are_clear(site, rstore, tmp_path):

@@ -176,7 +176,7 @@ def build_monthly(site: Site, store: Store, month: str,
         eui_12m_kwh_m2=sum(year_hours.values()) / area if full_year else None,
         previous_month_kwh=month_kwh(1), same_month_last_year_kwh=month_kwh(12),
         savings=(savings(site, store, main, start, end) if savings is not None else
-                 Savings(False, "savings were not estimated (no savings model given)")),
+                 Savings(False, "not_estimated: no savings model given")),
         compliance=compliance(site, store, start, end),
         events=events(store, start, end))
 

@@ -21,6 +21,13 @@ TEXT = {
     "unmetered": {"en": "Unmetered", "vi": "Không có công tơ riêng"},
     "end_use": {"en": "Energy by end use", "vi": "Điện năng theo mục đích sử dụng"},
     "daily": {"en": "Daily energy", "vi": "Điện năng theo ngày"},
+    "no_baseline": {"en": "no baseline period in the site file ([reports] baseline_from, "
+                          "baseline_to)",
+                    "vi": "chưa có giai đoạn cơ sở trong tệp cấu hình ([reports] baseline_from, "
+                          "baseline_to)"},
+    "not_estimated": {"en": "savings were not estimated", "vi": "chưa ước tính tiết kiệm"},
+    "baseline_unusable": {"en": "the baseline period's readings cannot be used",
+                          "vi": "số liệu của giai đoạn cơ sở không dùng được"},
     "max_day": {"en": "Day with the highest use", "vi": "Ngày dùng nhiều nhất"},
     "peak": {"en": "Peak demand (largest 15-min mean)", "vi": "Công suất đỉnh (trung bình 15 phút lớn nhất)"},
     "cost": {"en": "Cost before VAT", "vi": "Chi phí trước thuế GTGT"},
@@ -91,7 +98,7 @@ def rows(r: MonthlyReport, lang: str = "en") -> list[tuple[str, str, object, str
                 ("savings", "model_cv_rmse", round(s.cv_rmse, 2), "%"),
                 ("savings", "model_nmbe", round(s.nmbe, 2), "%")]
     else:
-        out.append(("savings", "not_available", s.reason, ""))
+        out.append(("savings", "not_available", why_not(s.reason, "en"), ""))
     for k, v in r.compliance.items():
         out.append(("compliance", k, v, "zone-h"))
     return out
@@ -134,6 +141,15 @@ def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     neutralise_workbook(wb)
     wb.save(path)
     return path
+
+
+def why_not(reason: str, lang: str) -> str:
+    """Why savings are not shown, in the report's language (the English detail after a code
+    only in English)."""
+    code, _sep, detail = reason.partition(": ")
+    if code in TEXT:
+        return t(code, lang) + (f" ({detail})" if detail and lang == "en" else "")
+    return reason
 
 
 def _charts(r: MonthlyReport, lang: str, folder: Path) -> tuple[Path, Path]:
@@ -221,6 +237,9 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
         for k, v in r.end_uses.items():
             line(t(k, lang), f"{fmt(v, lang)} kWh")
         pdf.image(str(end_use_png), w=170)
+        # a heading stays with its chart: a new page when both do not fit
+        if pdf.get_y() + 12 + 170 * 2.6 / 7 > pdf.h - pdf.b_margin:
+            pdf.add_page()
         h(t("daily", lang))
         pdf.image(str(daily_png), w=170)
     h(t("meters", lang))
@@ -239,8 +258,8 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
                                    f"NMBE {fmt(s.nmbe, lang)} % ({s.model})"[:70])
     else:
         pdf.set_font("DejaVu", "", 10)
-        pdf.multi_cell(0, 6, f"{t('not_available', lang)}: {s.reason}", new_x="LMARGIN",
-                       new_y="NEXT")
+        pdf.multi_cell(0, 6, f"{t('not_available', lang)}: {why_not(s.reason, lang)}",
+                       new_x="LMARGIN", new_y="NEXT")
     h(t("compliance", lang))
     for k, v in r.compliance.items():
         line(t(k, lang), fmt(v, lang, 1))
