@@ -300,7 +300,22 @@ def test_tasks_in_few_clicks(demo, browser, size, tmp_path):
                       "report_last_month": 3}, counts
     (ARTIFACTS / f"clicks-{size}.txt").write_text(
         "\n".join(f"{k}: {v}" for k, v in counts.items()) + "\n")
+    contrast = (Path(__file__).parent / "contrast.js").read_text()
+    low: dict[str, list[str]] = {}
     for path in SCREENS:  # every screen at this size, in Vietnamese
         page.goto(base + path)
         _shot(page, f"{size}-vi-" + (path.strip("/").replace("/", "-") or "overview"))
+        bad = page.evaluate(contrast)  # WCAG AA: 4.5:1, 3:1 for large text
+        if bad:
+            low[path] = bad[:5]
+    assert low == {}, low
+    # keyboard: Tab reaches the navigation and the focus can be seen
+    page.goto(base + "/zones/")
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    focused = page.evaluate("() => { const e = document.activeElement; const s = "
+                            "getComputedStyle(e); return [e.tagName, s.outlineStyle, "
+                            "s.outlineWidth, s.boxShadow]; }")
+    assert focused[0] in ("A", "BUTTON", "INPUT", "SELECT"), focused
+    assert focused[1] != "none" or focused[3] != "none", focused  # a visible focus ring
     page.close()
