@@ -376,3 +376,15 @@ def test_a_closure_of_several_days_all_or_nothing_and_keep_a_zone_cooled(site, w
     viewer = _app(site, web_db, csrf=False).test_client()
     _login(viewer, "viewer1")
     assert viewer.post("/zones/f3.core/keep-cool", data={"until": "19:00"}).status_code == 403
+
+
+def test_a_meter_on_the_trends_chart_comes_with_its_forecast(client, site, web_db):
+    with Store(web_db) as st:  # a day-ahead forecast issued an hour ago, 15-minute steps
+        st.save_forecast("main", NOW - dt.timedelta(hours=1), "test",
+                         [(NOW + dt.timedelta(minutes=15 * k), 100.0 + k) for k in range(-4, 96)])
+    _login(client, "viewer1")
+    series = client.get("/trends/data.json?point=meter.main.kw&days=1").get_json()["series"]
+    kinds = [(s["id"], bool(s.get("forecast"))) for s in series]
+    assert kinds == [("meter.main.kw", False), ("meter.main.kw", True)], kinds
+    fc = series[1]
+    assert fc["t"] and fc["t"][-1] > series[0]["t"][-1]  # it reaches past now

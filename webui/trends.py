@@ -59,6 +59,16 @@ def _data(site) -> dict:
         rows = _series(p.id, start, end, days)
         out.append({"id": p.id, "label": name, "unit": p.unit or "", "kind": p.kind,
                     "t": [int(t.timestamp()) for t, _v in rows], "v": [v for _t, v in rows]})
+        meter = next((m for m in site.meters if m.power == p.id), None)
+        if meter is not None:  # a meter's power: its latest forecast beside it, and ahead
+            fc = store().latest_forecasts(meter.id).get(meter.id, [])
+            ahead = end + dt.timedelta(hours=48)
+            fc = [f for f in fc if start <= f["ts"] <= ahead]
+            if fc:
+                out.append({"id": p.id, "label": _("%(name)s, forecast", name=name),
+                            "unit": p.unit or "", "kind": p.kind, "previous": True,
+                            "forecast": True, "t": [int(f["ts"].timestamp()) for f in fc],
+                            "v": [f["yhat"] for f in fc]})
         if compare:  # the same hours a week earlier, drawn on this period's time axis
             week = dt.timedelta(days=7)
             prev = _series(p.id, start - week, end - week, days)
