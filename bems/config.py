@@ -269,7 +269,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     lon = r.get(s, ("site",), "longitude", float, 106.68,
                 lambda v: None if -180 <= v <= 180 else "must be within -180..180")
 
-    buildings = [_building(r, p, d) for p, d in r.tables(data, "buildings")]
+    buildings = [_building(r, p, d, source) for p, d in r.tables(data, "buildings")]
     devices = [_device(r, p, d) for p, d in r.tables(data, "devices")]
     control = _control(r, data.get("control", {}))
     points = [_point(r, p, d) for p, d in r.tables(data, "points")]
@@ -314,11 +314,36 @@ def _strategies(r: _Reader, d: Any, control: Control) -> StrategyParams:
     return StrategyParams(**clean) if not problems else StrategyParams()
 
 
-def _building(r: _Reader, p: Path_, d: Any) -> Building | None:
-    d = r.table(d, p, ("id", "name", "floors", "floor_area_m2"))
+def _building(r: _Reader, p: Path_, d: Any, source: Path | None = None) -> Building | None:
+    d = r.table(d, p, ("id", "name", "floors", "floor_area_m2", "plans"))
+    floors = r.get(d, p, "floors", int, 1, _positive)
+    plans = []
+    here = source.parent if source else Path.cwd()
+    raw = d.get("plans", []) if isinstance(d, dict) else []
+    if not isinstance(raw, list):
+        r.error(p + ("plans",), "must be a list of { floor = N, file = \"plan.svg\" }")
+        raw = []
+    for i, plan in enumerate(raw[:200]):
+        q = p + ("plans", i)
+        plan = r.table(plan, q, ("floor", "file"))
+        floor = r.get(plan, q, "floor", int, check=lambda v: None if floors is None or
+                      1 <= v <= floors else f"must be 1..{floors}")
+        name = r.get(plan, q, "file", str)
+        if floor is None or name is None:
+            continue
+        f = Path(name) if Path(name).is_absolute() else here / name
+        from bems.plans import PlanError, check_plan
+
+        try:
+            check_plan(f)
+        except PlanError as err:
+            r.error(q + ("file",), str(err))
+            continue
+        plans.append((floor, f))
     return Building(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
-                    floors=r.get(d, p, "floors", int, 1, _positive),
-                    floor_area_m2=r.get(d, p, "floor_area_m2", float, check=_positive))
+                    floors=floors,
+                    floor_area_m2=r.get(d, p, "floor_area_m2", float, check=_positive),
+                    plans=tuple(plans))
 
 
 def _device(r: _Reader, p: Path_, d: Any) -> Device | None:

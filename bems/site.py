@@ -39,6 +39,8 @@ class Building:
     name: str
     floors: int
     floor_area_m2: float
+    # floor plans the site drew: (floor, SVG file); zones are the elements with id "zone-ID"
+    plans: tuple[tuple[int, Path], ...] = ()
 
 
 MAX_INSTANCE = 4194303  # BACnet object instances are 22 bits; 4194303 means "none"

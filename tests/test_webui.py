@@ -388,3 +388,54 @@ def test_a_meter_on_the_trends_chart_comes_with_its_forecast(client, site, web_d
     assert kinds == [("meter.main.kw", False), ("meter.main.kw", True)], kinds
     fc = series[1]
     assert fc["t"] and fc["t"][-1] > series[0]["t"][-1]  # it reaches past now
+
+
+PLAN = """<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+  viewBox="0 0 100 50" onload="alert(1)">
+  <script>alert(2)</script>
+  <foreignObject><div xmlns="http://www.w3.org/1999/xhtml">x</div></foreignObject>
+  <rect id="zone-f1.core" x="0" y="0" width="50" height="50" onclick="steal()"/>
+  <rect id="zone-f1.p1" x="50" y="0" width="50" height="50"/>
+  <a href="https://evil.example/"><text x="5" y="5">Lobby</text></a>
+  <use xlink:href="javascript:alert(3)"/>
+</svg>"""
+
+
+def test_a_floor_plan_the_site_drew_is_cleaned_coloured_and_linked(site, web_db, tmp_path):
+    import dataclasses
+
+    from bems.config import ConfigError, parse_site
+
+    plan = tmp_path / "f1.svg"
+    plan.write_text(PLAN)
+    b = site.buildings[0]
+    drawn = dataclasses.replace(site, buildings=(dataclasses.replace(b, plans=((1, plan),)),)
+                                + site.buildings[1:])
+    client = _app(drawn, web_db).test_client()
+    _login(client, "viewer1")
+    page = client.get("/zones/").data.decode()
+    first = page[page.index("<svg"):page.index("</svg>")]
+    for bad in ("<script", "alert", "onload", "onclick", "foreignObject", "evil.example",
+                "javascript:"):
+        assert bad not in first, bad
+    assert 'href="/zones/f1.core" id="plan-f1.core"' in first and 'fill="#' in first
+    assert "Zones not on this plan" in page  # f1.p2..p4 are not drawn: said, not hidden
+    # in the site file: a plan is checked when the file is read
+    base = ('[site]\nname = "x"\n[[buildings]]\nid = "B"\nfloors = 2\nfloor_area_m2 = 100\n'
+            'plans = [{ floor = 1, file = "PLAN" }]\n')
+    bomb = tmp_path / "bomb.svg"
+    bomb.write_text('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa">'
+                    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><svg>&b;</svg>')
+    big = tmp_path / "big.svg"
+    big.write_text("<svg>" + " " * 1_100_000 + "</svg>")
+    html_file = tmp_path / "page.svg"
+    html_file.write_text("<html><body/></html>")
+    for bad, why in ((bomb, "not a safe SVG"), (big, "larger than 1 MB"),
+                     (html_file, "not an SVG drawing"), (tmp_path / "none.svg", "cannot read")):
+        with pytest.raises(ConfigError, match=why):
+            parse_site(base.replace("PLAN", str(bad)), str(tmp_path / "s.toml"),
+                       source=tmp_path / "s.toml")
+    with pytest.raises(ConfigError, match="must be 1..2"):
+        parse_site(base.replace("floor = 1", "floor = 3").replace("PLAN", str(plan)), "s.toml")
+    ok = parse_site(base.replace("PLAN", "f1.svg"), "s.toml", source=tmp_path / "s.toml")
+    assert ok.buildings[0].plans == ((1, tmp_path / "f1.svg"),)

@@ -67,3 +67,45 @@ def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: di
             f'font-size="10">{escape(state)}</text></a>')
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def site_svg(path, zones: list, rows: dict, low: float, high: float, href, labels: dict,
+             fmt=lambda v: f"{v:.1f}") -> Markup:
+    """A plan the site drew (bems.plans cleans it): each zone element (id "zone-ID") filled by
+    its band, wrapped in a link to its page, with its name and temperature as a tooltip and
+    a live label; zones the drawing lacks are listed under it."""
+    import xml.etree.ElementTree as ET
+
+    from bems.plans import SVG, PlanError, check_plan, zone_elements
+
+    try:
+        root = check_plan(path)
+    except PlanError as err:
+        return Markup(f'<p class="flash error">{escape(str(err))}</p>')
+    parents = {child: parent for parent in root.iter() for child in parent}
+    found = zone_elements(root)
+    names = {z.id: z for z in zones}
+    for zid, el in found.items():
+        z = names.get(zid)
+        parent = parents.get(el)
+        if z is None or parent is None:
+            continue
+        r = rows.get(zid, {})
+        temp = r.get("temp")
+        b = band(temp, low, high)
+        el.set("fill", COLOURS[b])
+        t = f"{fmt(temp)} °C" if temp is not None else labels["none"]
+        link = ET.Element(f"{{{SVG}}}a", {"href": href(zid), "id": f"plan-{zid}",
+                                          "class": f"zone band-{b}"})
+        title = ET.SubElement(link, f"{{{SVG}}}title")
+        title.text = f"{z.name}: {t}"
+        index = list(parent).index(el)
+        parent.remove(el)
+        link.append(el)
+        parent.insert(index, link)
+    root.set("class", "floorplan")
+    root.set("role", "img")
+    missing = [names[z].name for z in names if z not in found]
+    note = (f'<p class="muted">{escape(labels.get("missing", ""))}: '
+            f'{escape(", ".join(missing))}</p>') if missing else ""
+    return Markup(ET.tostring(root, encoding="unicode") + note)

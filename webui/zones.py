@@ -18,7 +18,8 @@ bp = Blueprint("zones", __name__, url_prefix="/zones")
 
 
 def _labels() -> dict:
-    return {"ac": _("AC on"), "light": _("lights on"), "none": _("no data")}
+    return {"ac": _("AC on"), "light": _("lights on"), "none": _("no data"),
+            "missing": _("Zones not on this plan")}
 
 
 @bp.route("/")
@@ -27,10 +28,15 @@ def index():
     rows = state.zone_rows(site, store(), t)
     floors = sorted({r["zone"].floor for r in rows})
     by_id = {r["zone"].id: r for r in rows}
-    plans = {f: floorplan.floor_svg([z for z in site.zones if z.floor == f], by_id, *COMFORT,
-                                    lambda zid: url_for("zones.zone", zid=zid), _labels(),
-                                    fmt=lambda v: number(v, 1))
-             for f in floors}
+    drawn = {f: path for b in site.buildings for f, path in b.plans}
+    plans = {}
+    for f in floors:
+        on_floor = [z for z in site.zones if z.floor == f]
+        draw = floorplan.site_svg if f in drawn else floorplan.floor_svg
+        args = (drawn[f],) if f in drawn else ()
+        plans[f] = draw(*args, on_floor, by_id, *COMFORT,
+                        lambda zid: url_for("zones.zone", zid=zid), _labels(),
+                        fmt=lambda v: number(v, 1))
     return render_template("zones.html", rows=rows, floors=floors, plans=plans,
                            clock=t.astimezone(site.tz).strftime("%H:%M"), comfort=COMFORT)
 
