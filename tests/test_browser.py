@@ -180,6 +180,8 @@ def test_facility_manager_day(demo, browser, tmp_path):
     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2)
     values = page.locator(".u-legend .u-value").all_inner_texts()
     assert any(any(c.isdigit() for c in v) for v in values[1:]), values  # values on hover
+    page.click("#pan-left")  # pan: the window moves back in time
+    assert page.get_attribute("#trend-chart", "data-window")
     _shot(page, "trends-4-series-vi")
     page.goto(base + "/trends/?point=f2.p1.temp&days=2")
     with page.expect_download() as dl:

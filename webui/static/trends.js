@@ -72,6 +72,17 @@
     window.addEventListener("resize", function () {
       plot.setSize({width: Math.max(320, box.clientWidth), height: 320});
     });
+    // pan: move the visible window by half its width
+    [["pan-left", -0.5], ["pan-right", 0.5]].forEach(function (b) {
+      var btn = document.getElementById(b[0]);
+      if (!btn) { return; }
+      btn.hidden = false;
+      btn.addEventListener("click", function () {
+        var min = plot.scales.x.min, max = plot.scales.x.max, d = (max - min) * b[1];
+        plot.setScale("x", {min: min + d, max: max + d});
+        box.setAttribute("data-window", Math.round(min + d) + "-" + Math.round(max + d));
+      });
+    });
     var png = document.getElementById("png");
     if (png) {
       png.hidden = false;
