@@ -43,6 +43,9 @@ def site_words(site) -> set[str]:
     names += [d.name for d in site.devices] + [m.name for m in site.meters]
     names += [b.name for b in site.buildings] + [s.name for s in site.schedules]
     names += [t.name for t in site.tariffs]
+    # ids are the site's too (a meter "main", a zone "f1.core")
+    for group in (site.zones, site.points, site.devices, site.meters, site.buildings):
+        names += [x.id for x in group]
     return {w.lower() for n in names for w in re.findall(r"[A-Za-z]{4,}", n or "")}
 
 
@@ -54,6 +57,7 @@ def visible_text(page: str) -> str:
 
 def english_in(text: str, vocab: set[str], site: set[str]) -> set[str]:
     text = re.sub(r"\[[a-z_]+\]", " ", text)  # a site-file table named as it is: [strategies]
+    text = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", " ", text)  # and a key in it: baseline_from
     text = re.sub(r"(?<![\w])/[\w/.\-]*", " ", text)  # a page's address (/schedules/office)
     words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text)}
     # day abbreviations are three letters: "mon, tue: 07:30" is English too (but "thu nhỏ" is
@@ -126,3 +130,24 @@ def test_every_reason_the_strategies_give_reads_in_vietnamese(site, web_db):
     assert bad == {}
     # the day really went through the modes whose reasons are checked
     assert {"cooldown", "occupied", "unoccupied", "outdoor-air", "override"} <= seen, seen
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdftotext") is None, reason="poppler-utils")
+def test_the_vietnamese_monthly_report_has_no_english_from_our_code(site, web_db, tmp_path):
+    import subprocess
+
+    from bems.reports.monthly import build_monthly
+    from bems.reports.render import TEXT, render
+    from bems.storage import Store
+    from models.savings import option_c
+
+    vocab = english_vocabulary() | {w.lower() for v in TEXT.values()
+                                    for w in re.findall(r"[A-Za-z]{4,}", v["en"])}
+    # the model's name and fit statistics are proper names and abbreviations
+    vocab -= {"towt", "lbnl", "rmse", "nmbe", "ipmvp", "option"}
+    with Store(web_db) as store:
+        r = build_monthly(site, store, "2026-07", option_c)
+    pdf = render(r, "pdf", tmp_path, "vi")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert english_in(text, vocab, site_words(site)) == set()

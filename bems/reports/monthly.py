@@ -218,13 +218,15 @@ def events(store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:
     out = []
     for w in store.writes(sources=("override", "cli"), since=start, until=end, limit=500):
         out.append({"time": w.ts, "what": f"{w.action} {w.point} = {w.value} ({w.outcome})",
-                    "who": w.source, "why": w.reason or ""})
+                    "who": w.source, "why": w.reason or "", "action": w.action,
+                    "point": w.point, "value": w.value, "outcome": w.outcome})
     for a in store.audit_rows(limit=1000, since=start, until=end, oldest_first=True,
                               exclude=ROUTINE + ("login.failed",)):
         out.append({"time": a["ts"], "what": a["action"], "who": clean_text(a["user"], 64),
-                    "why": clean_text(a["detail"], 300)})
+                    "why": clean_text(a["detail"], 300), "action": a["action"]})
     # failed logins: one line a day, however many (they must not push real events out)
     for day, n in store.audit_count_by_day("login.failed", start, end).items():
         out.append({"time": dt.datetime.combine(day, dt.time(23, 59), start.tzinfo),
-                    "what": f"login.failed ×{n}", "who": "", "why": ""})
+                    "what": f"login.failed ×{n}", "who": "", "why": "",
+                    "action": "login.failed", "count": n})
     return sorted(out, key=lambda e: e["time"])

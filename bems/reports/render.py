@@ -143,6 +143,47 @@ def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     return path
 
 
+# what an event line in the report says, by language
+EVENTS = {
+    "write": ("wrote", "ghi"), "release": ("released", "trả quyền"),
+    "restore": ("restored", "khôi phục"), "override.set": ("override set", "đặt ghi đè"),
+    "override.release": ("override released", "hủy ghi đè"),
+    "schedule.save": ("schedule saved", "lưu lịch"),
+    "exception.add": ("exception day added", "thêm ngày ngoại lệ"),
+    "exception.delete": ("exception day removed", "xóa ngày ngoại lệ"),
+    "strategies.save": ("strategies saved", "lưu chiến lược"),
+    "report.make": ("report made", "lập báo cáo"),
+    "report.monthly": ("monthly report made", "lập báo cáo tháng"),
+    "alarm.ack": ("alarm acknowledged", "xác nhận cảnh báo"),
+    "user.add": ("user added", "thêm người dùng"), "user.delete": ("user deleted", "xóa người dùng"),
+    "user.disable": ("user disabled", "khóa người dùng"),
+    "user.enable": ("user enabled", "mở khóa người dùng"),
+    "user.password": ("password changed", "đổi mật khẩu"), "user.role": ("role changed", "đổi vai trò"),
+    "login.failed": ("failed sign-ins", "đăng nhập không thành công"),
+    "forbidden": ("refused: not allowed for the role", "từ chối: vai trò không được phép"),
+    "db.purge": ("old readings purged", "xóa số liệu cũ"),
+    "override": ("operator override", "ghi đè"), "cli": ("command line", "dòng lệnh"),
+    "done": ("done", "xong"), "unchanged": ("unchanged", "không đổi"),
+    "rejected": ("rejected", "bị từ chối"), "failed": ("failed", "thất bại"),
+    "unconfirmed": ("unconfirmed", "chưa xác nhận"), "released": ("released", "đã trả quyền"),
+    "restored": ("restored", "đã khôi phục"),
+}
+
+
+def event_line(e: dict, lang: str) -> str:
+    """One event of the month in the report's language."""
+    def word(key: str) -> str:
+        pair = EVENTS.get(str(key))
+        return pair[0 if lang == "en" else 1] if pair else str(key)
+    what = word(e.get("action", e["what"]))
+    if "point" in e:
+        value = "" if e.get("value") is None else f" = {fmt(float(e['value']), lang)}"
+        what = f"{what} {e['point']}{value} ({word(e.get('outcome', ''))})"
+    elif "count" in e:
+        what = f"{what} ×{e['count']}"
+    return f"{e['time']:%d/%m %H:%M} {word(e['who']) if e['who'] else ''}: {what}"
+
+
 def why_not(reason: str, lang: str) -> str:
     """Why savings are not shown, in the report's language (the English detail after a code
     only in English)."""
@@ -268,8 +309,7 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     if not r.events:
         pdf.cell(0, 6, t("none", lang), new_x="LMARGIN", new_y="NEXT")
     for e in r.events[:40]:
-        pdf.multi_cell(0, 5, f"{e['time']:%d/%m %H:%M} {e['who']}: {e['what']}"[:120],
-                       new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, event_line(e, lang)[:120], new_x="LMARGIN", new_y="NEXT")
     pdf.output(str(path))
     return path
 
