@@ -439,3 +439,16 @@ def test_a_floor_plan_the_site_drew_is_cleaned_coloured_and_linked(site, web_db,
         parse_site(base.replace("floor = 1", "floor = 3").replace("PLAN", str(plan)), "s.toml")
     ok = parse_site(base.replace("PLAN", "f1.svg"), "s.toml", source=tmp_path / "s.toml")
     assert ok.buildings[0].plans == ((1, tmp_path / "f1.svg"),)
+
+
+def test_the_audit_ledger_reads_in_names_and_plain_words(site, web_db):
+    with Store(web_db) as st:
+        st.record_write(point="f2.p1.sp", action="write", value=26.0, priority=12,
+                        source="strategy", reason="break until 13:30", outcome="done", ts=NOW)
+    client = _app(site, web_db).test_client()
+    _login(client, "admin1")
+    client.post("/lang/en", data={"csrf_token": _token(client.get("/").data)})
+    page = client.get("/audit/").data.decode()
+    name = next(p.name for p in site.points if p.id == "f2.p1.sp")
+    row = next(r for r in page.split("<tr>") if "lunch break until 13:30" in r)
+    assert name in row and ">strategies<" in row and ">done" in row
