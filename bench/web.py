@@ -1,5 +1,5 @@
 """Web benchmark: median and 95th-percentile response time of the overview, trends (one point;
-four points over 30 days: the page and its chart's data) and floor-plan pages, over HTTP to the
+four points over 30 days, the page with its chart's data) and floor-plan pages, over HTTP to the
 real server, with a year of 5-minute readings from 500 points in the store.
 
     python bench/web.py
@@ -96,9 +96,8 @@ def main() -> None:
                     ("overview", ("/",)),
                     ("trends", ("/trends/?point=f1.core.temp&days=1",)),
                     ("trends_30d", ("/trends/?point=meter.main.kw&days=30",)),
-                    # what a browser asks for: the page, then its chart's data
-                    ("trends_4series_30d", (f"/trends/?{four}&days=30",
-                                            f"/trends/data.json?{four}&days=30")),
+                    # the page carries its chart's data: one request is the whole view
+                    ("trends_4series_30d", (f"/trends/?{four}&days=30",)),
                     ("floorplan", ("/zones/",))):
                 times = []
                 for _ in range(args.requests):

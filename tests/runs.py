@@ -4,6 +4,8 @@ block it; a failure shows the log's tail."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -64,3 +66,43 @@ class BemsRun:
             self.proc.wait(10)
         self.proc.stdout.close()
         self.log.close()
+
+
+_HOLDER = """
+import json, sys, time
+from bems.config import load_site
+from bems.control import Writer
+from bems.intents import WriteIntent
+from bems.storage import Store
+from connectors.bacnet.gateway import BacnetGateway
+site = load_site(sys.argv[2])
+gw = BacnetGateway(port=int(sys.argv[3])).start()
+w = Writer(site, gw, Store(sys.argv[1]))
+for pid, v in json.loads(sys.argv[4]):
+    assert w.apply(WriteIntent(pid, v, "held by a process about to die")).outcome == "done"
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+class Holder:
+    """A BEMS process that writes `writes` [(point, value)] through the one writer, says
+    "holding", and is then killed with SIGKILL: what a crash leaves in the ledger."""
+
+    def __init__(self, site: Path, db: Path, writes: list[tuple[str, float]]):
+        self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(db), str(site),
+                                      str(free_port()), json.dumps(writes)],
+                                     stdout=subprocess.PIPE, text=True)
+
+    def __enter__(self) -> "Holder":
+        assert self.proc.stdout.readline().strip() == "holding"
+        return self
+
+    def crash(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc.stdout.close()

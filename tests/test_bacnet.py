@@ -4,11 +4,6 @@ recovery, writes with read-back and release, COV, and no stuck override after ki
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -24,7 +19,7 @@ from connectors.bacnet.gateway import BacnetError, BacnetGateway
 from connectors.bacnet.poller import CovSubscriptions, Poller
 from tests.bacnet_helpers import RunningCentre, quick_site
 from tests.ports import free_port
-from tests.runs import BemsRun
+from tests.runs import BemsRun, Holder
 
 pytestmark = [pytest.mark.bacnet, pytest.mark.energyplus]  # against the virtual centre
 MONDAY_0800 = dt.datetime(2026, 7, 6, 8, 0)
@@ -165,35 +160,13 @@ def test_taken_port_is_a_clear_error_at_once(gateway):
     assert time.monotonic() - t < 3
 
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from bems.config import load_site
-    from bems.control import WriteIntent, Writer
-    from bems.storage import Store
-    from connectors.bacnet.gateway import BacnetGateway
-    site = load_site(sys.argv[2])
-    gw = BacnetGateway(port=int(sys.argv[3])).start()
-    w = Writer(site, gw, Store(sys.argv[1]))
-    for pid, v in (("f1.p1.sp", 27.5), ("f2.core.ac", 0), ("f3.p4.light", 0)):
-        assert w.apply(WriteIntent(pid, v, "held by a process about to die")).outcome == "done"
-    print("holding", flush=True)
-    time.sleep(600)
-""")
-
-
 def test_kill_9_then_restart_leaves_no_stuck_override(centre, site_file, tmp_path):
     db = tmp_path / "bems.sqlite"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(site_file),
-                               str(free_port())], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "holding"
+    with Holder(site_file, db, [("f1.p1.sp", 27.5), ("f2.core.ac", 0), ("f3.p4.light", 0)]) \
+            as holder:
         for pid in ("f1.p1.sp", "f2.core.ac", "f3.p4.light"):
             assert 12 in centre.devices.priority_array(pid)
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait(10)
-    finally:
-        holder.kill()
-        holder.stdout.close()
+        holder.crash()
     # restart: `bems run` recovers (releases) what the ledger says is held. Dry-run keeps the
     # strategies from writing what they would want now, so the release itself is what we see.
     with BemsRun(site_file, db, "--poll-interval", "3600", "--dry-run") as run:

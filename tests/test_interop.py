@@ -7,11 +7,6 @@ over real UDP on loopback.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -25,7 +20,7 @@ from connectors.bacnet.fieldbus import BacnetFieldBus
 from connectors.bacnet.gateway import BacnetGateway
 from tests.interop import LegacyDevice
 from tests.ports import free_port
-from tests.runs import BemsRun
+from tests.runs import BemsRun, Holder
 
 pytestmark = pytest.mark.bacnet
 
@@ -169,39 +164,15 @@ def test_poll_write_release_and_refused_cov_against_the_other_stack(site, bus, t
     assert bus.poll().values["gw.meter"] == (12.5, "good")
 
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from bems.config import load_site
-    from bems.control import Writer
-    from bems.intents import WriteIntent
-    from bems.storage import Store
-    from connectors.bacnet.gateway import BacnetGateway
-    site = load_site(sys.argv[2])
-    gw = BacnetGateway(port=int(sys.argv[3])).start()
-    w = Writer(site, gw, Store(sys.argv[1]))
-    for pid, v in (("gw.sp", 23.0), ("gw.room_sp", 25.5), ("gw.lights", 40)):
-        assert w.apply(WriteIntent(pid, v, "held by a process about to die")).outcome == "done"
-    print("holding", flush=True)
-    time.sleep(600)
-""")
-
-
 def test_a_crash_leaves_nothing_held_on_the_other_stack(site_path, legacy, tmp_path):
     db = tmp_path / "bems.sqlite"
     addr = legacy.address
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(site_path),
-                               str(free_port())], stdout=subprocess.PIPE, text=True)
     with BacnetGateway(port=free_port()) as gw:
-        try:
-            assert holder.stdout.readline().strip() == "holding"
+        with Holder(site_path, db, [("gw.sp", 23.0), ("gw.room_sp", 25.5),
+                                    ("gw.lights", 40)]) as holder:
             assert gw.read(addr, "analog-value,1") == 23.0
             assert 12 in gw.priority_array(addr, "analog-value,2")
-            os.kill(holder.pid, signal.SIGKILL)
-            holder.wait(10)
-        finally:
-            holder.kill()
-            holder.wait(10)
-            holder.stdout.close()
+            holder.crash()
         with BemsRun(site_path, db, "--poll-interval", "3600", "--dry-run") as run:
             assert float(gw.read(addr, "analog-value,1")) == 26.0  # restored, not relinquished
             assert gw.priority_array(addr, "analog-value,2") == {}

@@ -321,16 +321,25 @@ def test_floor_plans_and_a_page_per_zone(client, site):
     assert 'value="f2.p1.sp" selected' in client.get("/overrides/?point=f2.p1.sp").data.decode()
 
 
+def _trend_data(client, path: str) -> dict:
+    """The chart's data the trends page carries (a JSON block the script reads)."""
+    import json
+
+    page = client.get(path).data.decode()
+    return json.loads(re.search(r'<script type="application/json" id="trend-data">(.*?)'
+                                r'</script>', page, re.S).group(1))
+
+
 def test_trend_data_for_several_series_and_the_week_before(client, site):
     _login(client, "viewer1")
-    doc = client.get("/trends/data.json?days=2").get_json()
+    doc = _trend_data(client, "/trends/?days=2")
     z = site.zones[0]
     assert [s["id"] for s in doc["series"]] == [p for p in (
         z.temperature, z.cooling_setpoint, z.ac_status, z.occupancy) if p]
     assert doc["tz"] == "Asia/Ho_Chi_Minh" and all(len(s["t"]) == len(s["v"]) for s in doc["series"])
     assert all(len(s["t"]) > 100 for s in doc["series"])
-    two = client.get("/trends/data.json?point=f2.p1.temp&point=meter.main.kw&point=nope&days=2"
-                     "&compare=1").get_json()["series"]
+    two = _trend_data(client, "/trends/?point=f2.p1.temp&point=meter.main.kw&point=nope&days=2"
+                              "&compare=1")["series"]
     assert [(s["id"], bool(s.get("previous"))) for s in two] == [
         ("f2.p1.temp", False), ("f2.p1.temp", True), ("meter.main.kw", False), ("meter.main.kw", True)]
     # the week before is drawn on this period's axis
@@ -383,7 +392,7 @@ def test_a_meter_on_the_trends_chart_comes_with_its_forecast(client, site, web_d
         st.save_forecast("main", NOW - dt.timedelta(hours=1), "test",
                          [(NOW + dt.timedelta(minutes=15 * k), 100.0 + k) for k in range(-4, 96)])
     _login(client, "viewer1")
-    series = client.get("/trends/data.json?point=meter.main.kw&days=1").get_json()["series"]
+    series = _trend_data(client, "/trends/?point=meter.main.kw&days=1")["series"]
     kinds = [(s["id"], bool(s.get("forecast"))) for s in series]
     assert kinds == [("meter.main.kw", False), ("meter.main.kw", True)], kinds
     fc = series[1]

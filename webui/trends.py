@@ -8,7 +8,7 @@ import io
 import re
 import urllib.parse
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from flask_babel import gettext as _
 
@@ -96,14 +96,8 @@ def index():
     return render_template("trends.html", points=site.points, chosen=chosen, days=days,
                            chart=chart, n=sum(len(s["t"]) for s in data["series"]),
                            query=query, compare=request.args.get("compare") == "1",
+                           data=data,  # the chart's data in the page: no second request
                            max_series=MAX_SERIES)
-
-
-@bp.route("/data.json")
-def data_json():
-    resp = jsonify(_data(ctx()["site"]))
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
 
 
 @bp.route("/csv")

@@ -25,25 +25,18 @@ _SKIP = ("device", "network-port")
 def discover(gw: BacnetGateway, addresses: list[str] = (), broadcast: bool = False,
              low: int | None = None, high: int | None = None, networks: list[int] = (),
              wait_s: float = 3.0, timeout_s: float = 3.0) -> list[dict]:
-    """Every device that answers, with its objects: Who-Is by global broadcast (`broadcast`),
-    to each remote network in `networks`, and unicast to each of `addresses` (silent ones
-    are skipped: a scan hits many); `low`..`high` limits device instances."""
-    addresses = [parse_address(a) for a in addresses]
-    budget = wait_s * (1 + len(networks)) + 120 + 5 * len(addresses)
-    return gw.call(_discover(gw, addresses, broadcast, low, high, list(networks), wait_s,
-                             timeout_s), budget)
-
-
-def routers(gw: BacnetGateway, wait_s: float = 2.0) -> dict[str, list[int]]:
-    """Who-Is-Router-To-Network: the routers that answer and the networks behind each."""
-    return gw.call(gw.arouters(wait_s), wait_s + 5)
+    """The devices `survey` finds, without the routers."""
+    return survey(gw, addresses, broadcast, low, high, networks, wait_s, timeout_s)["devices"]
 
 
 def survey(gw: BacnetGateway, addresses: list[str] = (), broadcast: bool = False,
            low: int | None = None, high: int | None = None, networks: list[int] = (),
            wait_s: float = 3.0, timeout_s: float = 3.0) -> dict:
-    """`discover` and, when broadcasting, `routers` at the same time (both listen for
-    answers): {"routers": {...}, "devices": [...]}."""
+    """Every device that answers, with its objects, and (when broadcasting) the routers and
+    the networks behind them, asked at the same time: {"routers": {...}, "devices": [...]}.
+    Who-Is goes by global broadcast (`broadcast`), to each remote network in `networks`, and
+    unicast to each of `addresses` (silent ones are skipped: a scan hits many); `low`..`high`
+    limits device instances."""
     addresses = [parse_address(a) for a in addresses]
 
     async def both() -> tuple:
