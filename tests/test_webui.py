@@ -185,7 +185,8 @@ def test_trend_csv_and_reports(client, tmp_path):
     r = client.post("/reports/make", data={"month": "2026-07", "csrf_token": _token(page)})
     assert r.status_code == 302
     listing = client.get("/reports/").data.decode()
-    assert "report-2026-07-vi.pdf" in listing
+    assert "report-2026-07-vi.pdf" in listing  # the link; the reader sees the month and kind
+    assert "Tháng 07/2026" in listing and "PDF tiếng Việt" in listing  # the admin reads Vietnamese
     pdf = client.get("/reports/file/report-2026-07-vi.pdf")
     assert pdf.status_code == 200 and pdf.data[:4] == b"%PDF"
     assert client.get("/reports/file/..%2Fweb.sqlite").status_code == 404

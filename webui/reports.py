@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pathlib import Path
 
@@ -33,7 +34,39 @@ def index():
     files = sorted(folder().glob("report-*"), reverse=True) if folder().exists() else []
     first = now().astimezone(ctx()["site"].tz).date().replace(day=1)
     last_month = (first - dt.timedelta(days=1)).strftime("%Y-%m")  # what is usually wanted
-    return render_template("reports.html", files=[f.name for f in files], last_month=last_month)
+    return render_template("reports.html", months=_by_month(f.name for f in files),
+                           last_month=last_month)
+
+
+_FILE = re.compile(r"report-(\d{4})-(\d{2})-(vi|en)\.(pdf|xlsx|csv)")
+
+
+def _by_month(names) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The report files grouped by month, newest first, each with a label a person reads
+    ("Tháng 11/2026", "PDF tiếng Việt") rather than its file name."""
+    kinds = {("pdf", "vi"): lambda: _("PDF in Vietnamese"),
+             ("pdf", "en"): lambda: _("PDF in English"),
+             ("xlsx", "vi"): lambda: _("Spreadsheet (XLSX)"),
+             ("csv", "en"): lambda: _("Data (CSV)")}
+    months: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        m = _FILE.fullmatch(name)
+        if not m:
+            continue
+        year, month, lang, ext = m.groups()
+        label = kinds.get((ext, lang), lambda: f"{ext.upper()} ({lang})")()
+        months.setdefault(_("%(month)s/%(year)s", month=month, year=year), []).append((label, name))
+    order = ["pdf-vi", "pdf-en", "xlsx", "csv"]
+    rank = {k: i for i, k in enumerate(order)}
+    for files in months.values():
+        files.sort(key=lambda f: rank.get(_kind_key(f[1]), 9))
+    return list(months.items())
+
+
+def _kind_key(name: str) -> str:
+    lang_ext = name.rsplit("-", 1)[-1]  # "vi.pdf"
+    lang, ext = lang_ext.split(".")
+    return f"{ext}-{lang}" if ext == "pdf" else ext
 
 
 @bp.route("/make", methods=["POST"])
