@@ -55,3 +55,10 @@ class SiteCalendar:
         t = local.time()
         return any(p.start <= t < (p.end if p.end != dt.time(0) else dt.time.max)
                    for p in self.periods(schedule, local.date()))
+
+
+def main_schedule(site: Site) -> str:
+    """The schedule most zones follow: the building works when it has periods (one desk
+    open on Saturday mornings does not make Saturday a working day)."""
+    schedules = [z.schedule for z in site.zones if z.schedule]
+    return max(sorted(set(schedules)), key=schedules.count) if schedules else ""

@@ -17,7 +17,7 @@ from bems.errors import BemsError
 from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
-    METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
+    AHU_POINTS, AirHandler, METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
     Bacnet, Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address,
     canonical_device_address, canonical_ip_address, routed_parts,
     canonical_object,
@@ -245,7 +245,8 @@ def _priority(v: int) -> str | None:
 # --- building the site --------------------------------------------------------------------
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
-        "devices", "points", "zones", "meters", "schedules", "web", "bacnet")
+        "devices", "points", "zones", "meters", "schedules", "web", "bacnet", "air_handlers",
+        "faults")
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -275,6 +276,8 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     points = [_point(r, p, d) for p, d in r.tables(data, "points")]
     zones = [_zone(r, p, d) for p, d in r.tables(data, "zones")]
     meters = [_meter(r, p, d) for p, d in r.tables(data, "meters")]
+    ahus = [_air_handler(r, p, d) for p, d in r.tables(data, "air_handlers")]
+    faults = _faults(r, data.get("faults", {}))
     schedules = [_schedule(r, p, d) for p, d in r.tables(data, "schedules")]
     tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
     calendar = _calendar(r, data.get("calendar", {}))
@@ -292,6 +295,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
             reports.baseline_to < reports.baseline_from:
         r.error(("reports", "baseline_to"), "must not be before baseline_from")
     _check_refs(r, data, buildings, devices, points, zones, meters, schedules, control)
+    _check_air_handlers(r, ahus, points, zones)
     if r.issues:
         return None
     return Site(name=name, timezone=tz, latitude=lat, longitude=lon,
@@ -300,7 +304,8 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
                 web=_web(r, data.get("web", {}), source),
                 bacnet=_bacnet(r, data.get("bacnet", {})),
-                strategies=strategies, reports=reports, source=source)
+                strategies=strategies, reports=reports, air_handlers=tuple(ahus),
+                faults=faults, source=source)
 
 
 def _strategies(r: _Reader, d: Any, control: Control) -> StrategyParams:
@@ -527,6 +532,52 @@ def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
                 schedule=r.get(d, p, "schedule", str, ""), setpoint_min=lo, setpoint_max=hi,
                 occupied_setpoint=r.get(d, p, "occupied_setpoint", float, None),
                 sim_zone=r.get(d, p, "sim_zone", str, ""), **refs)
+
+
+def _air_handler(r: _Reader, p: Path_, d: Any) -> AirHandler | None:
+    d = r.table(d, p, ("id", "name", "floor", "zones") + AHU_POINTS)
+    zones = d.get("zones", []) if isinstance(d, dict) else []
+    if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones) \
+            or len(zones) > 1000:
+        r.error(p + ("zones",), "must be a list of zone ids (at most 1000)")
+        zones = []
+    return AirHandler(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
+                      floor=r.get(d, p, "floor", int, None), zones=tuple(zones),
+                      **{k: r.get(d, p, k, str, None) for k in AHU_POINTS})
+
+
+def _faults(r: _Reader, d: Any) -> dict[str, float]:
+    from bems.faults.rules import check_threshold
+
+    if not isinstance(d, dict):
+        r.error(("faults",), "must be a table")
+        return {}
+    out = {}
+    for k, v in d.items():
+        problem = check_threshold(k, v)
+        if problem:
+            r.error(("faults", k), problem)
+        else:
+            out[k] = float(v)
+    return out
+
+
+def _check_air_handlers(r: _Reader, ahus: list, points: list, zones: list) -> None:
+    p_ids = {p.id for p in points if p is not None}
+    z_ids = {z.id for z in zones if z is not None}
+    seen: set = set()
+    for i, a in enumerate(ahus):
+        if a is None:
+            continue
+        if a.id in seen:
+            r.error(("air_handlers", i, "id"), f"duplicate id {a.id!r}")
+        seen.add(a.id)
+        for z in a.zones:
+            if z not in z_ids:
+                r.error(("air_handlers", i, "zones"), f"no zone with id {z!r}")
+        for role, ref in a.points().items():
+            if ref not in p_ids:
+                r.error(("air_handlers", i, role), f"no point with id {ref!r}")
 
 
 def _meter(r: _Reader, p: Path_, d: Any) -> Meter | None:

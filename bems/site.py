@@ -23,6 +23,12 @@ POINT_KINDS = (
     "dimming",  # lighting level, %
     "occupancy",
     "outdoor_air",  # an air handler's outdoor-air damper (on/off)
+    "supply_air_temperature",  # an air handler's, °C
+    "supply_air_setpoint",  # °C
+    "mixed_air_temperature",  # °C
+    "return_air_temperature",  # °C
+    "outdoor_air_fraction",  # share of outdoor air in the supply, %
+    "fan_speed",  # %
     "power",  # kW
     "energy",  # kWh, accumulating
     "heartbeat",
@@ -210,6 +216,32 @@ class Zone:
         return {r: getattr(self, r) for r in roles if getattr(self, r)}
 
 
+AHU_POINTS = ("supply_air_temperature", "supply_air_setpoint", "mixed_air_temperature",
+              "return_air_temperature", "outdoor_air_fraction", "fan_status", "fan_speed",
+              "outdoor_air")
+
+
+@dataclass(frozen=True)
+class AirHandler:
+    """An air handler (a packaged unit) and the zones it serves; its points by role."""
+
+    id: str
+    name: str
+    zones: tuple[str, ...] = ()
+    floor: int | None = None
+    supply_air_temperature: str | None = None
+    supply_air_setpoint: str | None = None
+    mixed_air_temperature: str | None = None
+    return_air_temperature: str | None = None
+    outdoor_air_fraction: str | None = None
+    fan_status: str | None = None
+    fan_speed: str | None = None
+    outdoor_air: str | None = None  # the outdoor-air damper command
+
+    def points(self) -> dict[str, str]:
+        return {r: getattr(self, r) for r in AHU_POINTS if getattr(self, r)}
+
+
 @dataclass(frozen=True)
 class Meter:
     id: str
@@ -347,6 +379,8 @@ class Site:
     web: Web = field(default_factory=Web)
     bacnet: Bacnet = field(default_factory=Bacnet)
     strategies: "StrategyParams" = field(default_factory=lambda: _default_params())
+    air_handlers: tuple[AirHandler, ...] = ()
+    faults: dict[str, float] = field(default_factory=dict)  # [faults] thresholds over defaults
     source: Path | None = None
 
     @property

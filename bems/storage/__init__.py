@@ -4,7 +4,8 @@ made and upgraded by migrations, split by concern:
 - `timeseries`: readings and their 15-minute, hourly and daily rollups;
 - `ledger`: every attempt to write a device;
 - `operations`: schedules, exception days, overrides, users, the audit of user actions;
-- `forecasts`: forecasts and fitted models.
+- `forecasts`: forecasts and fitted models;
+- `faults`: faults the rules found, and what people did about them.
 
 `Store` is all of them over one connection. Callers pass typed arguments, never SQL.
 """
@@ -21,6 +22,7 @@ import sqlite_utils
 
 from bems.errors import StoreError
 from bems.storage.common import QUALITY, QUALITY_NAMES, from_epoch, to_epoch
+from bems.storage.faults import Faults
 from bems.storage.forecasts import Forecasts
 from bems.storage.ledger import Ledger, WriteRecord
 from bems.storage.operations import Operations
@@ -31,7 +33,7 @@ __all__ = ["Store", "WriteRecord", "QUALITY", "QUALITY_NAMES", "LEVELS", "migrat
            "to_epoch", "from_epoch"]
 
 
-class Store(TimeSeries, Ledger, Operations, Forecasts):
+class Store(TimeSeries, Ledger, Operations, Forecasts, Faults):
     """A BEMS database file. One Store per thread; SQLite itself serialises writers."""
 
     def __init__(self, path: str | Path, timezone: str = "Asia/Ho_Chi_Minh",

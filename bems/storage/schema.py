@@ -84,3 +84,18 @@ def _m0003(db: sqlite_utils.Database) -> None:
 def _m0004(db: sqlite_utils.Database) -> None:
     # a write to a point without a priority array replaces a value: kept, to restore it
     db.execute("ALTER TABLE writes ADD COLUMN previous TEXT")
+
+
+@migrations(name="0005_faults")
+def _m0005(db: sqlite_utils.Database) -> None:
+    # a fault found by the rules (bems/faults): one row per occurrence; a rule that finds the
+    # same fault on the same target again within a day extends it instead of adding a row
+    db.execute("CREATE TABLE faults (id INTEGER PRIMARY KEY, rule TEXT NOT NULL, "
+               "target TEXT NOT NULL, target_kind TEXT NOT NULL, first_ts INTEGER NOT NULL, "
+               "last_ts INTEGER NOT NULL, detected_ts INTEGER NOT NULL, "
+               "kwh_per_day REAL NOT NULL DEFAULT 0, vnd_per_day REAL NOT NULL DEFAULT 0, "
+               "discomfort_kh REAL NOT NULL DEFAULT 0, evidence TEXT, "
+               "status TEXT NOT NULL DEFAULT 'open', assignee TEXT, notes TEXT, "
+               "updated_at INTEGER)")
+    db.execute("CREATE INDEX faults_target ON faults (rule, target, last_ts)")
+    db.execute("CREATE INDEX faults_last ON faults (last_ts)")

@@ -45,6 +45,15 @@ def occupancy_fraction(calendar: SiteCalendar, zone: Zone, local: dt.datetime) -
     return 0.0
 
 
+# air-handler role → (key in the model's Step.extra, scale)
+AHU_SENSORS = (("supply_air_temperature", "supply_c", 1.0),
+               ("supply_air_setpoint", "supply_sp_c", 1.0),
+               ("mixed_air_temperature", "mixed_c", 1.0),
+               ("return_air_temperature", "return_c", 1.0),
+               ("outdoor_air_fraction", "oa_fraction", 100.0),
+               ("fan_status", "fan_on", 1.0), ("fan_speed", "fan_speed", 100.0))
+
+
 @dataclass
 class Binding:
     """How the site's points map onto the model."""
@@ -125,6 +134,14 @@ class Binding:
                 out[z.temperature] = round(step.zone_c[z.sim_zone], 2)
             if z.occupancy:
                 out[z.occupancy] = 1.0 if step.occupants[z.sim_zone] > 0.5 else 0.0
+        for a in self.site.air_handlers:  # the units' own sensors, from the model's nodes
+            if a.floor is None:
+                continue
+            for role, key, scale in AHU_SENSORS:
+                pid = getattr(a, role)
+                v = step.extra.get(f"ahu{a.floor}.{key}")
+                if pid and v is not None:
+                    out[pid] = round(v * scale, 2)
         for kind, (kw, kwh) in self.meters.items():
             if kw:
                 out[kw] = round(step.power_kw[kind], 3)

@@ -14,8 +14,12 @@ from bems.calendar import SiteCalendar
 from bems.site import Site
 from bems.strategies.plan import Learned, demand_level, intents_of, learn, plan
 from bems.tariff import cost
+from typing import Callable, TYPE_CHECKING
 from connectors.simulator.centre import Binding
 from connectors.simulator.physics import EnergyPlusModel, Step
+
+if TYPE_CHECKING:
+    from connectors.simulator.faults import Injector
 
 COMFORT = (23.0, 27.0)
 
@@ -57,7 +61,14 @@ class Kpis:
         }
 
 
-def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems") -> Kpis:
+def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
+             injector: "Injector | None" = None,
+             sink: Callable[[list[tuple]], None] | None = None,
+             on_write: Callable[[str, float | None, dt.datetime], None] | None = None) -> Kpis:
+    """Run the days with a strategy in the loop and score them. `injector` applies faults
+    (connectors/simulator/faults.py) to the equipment and to what BEMS reads; `sink` gets
+    every interval's readings, as BEMS would store them: (point, UTC time, value) rows;
+    `on_write` each change of BEMS's commands: (point, value or None for a release, UTC)."""
     if strategy not in ("baseline", "bems"):
         raise ValueError("strategy must be 'baseline' or 'bems'")
     binding = Binding(site)
@@ -69,6 +80,7 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems") -> K
     learned = Learned()
     state = {"level": 0, "prev": None, "effective": {}}
     kpi = Kpis(days=days, area_m2=site.floor_area_m2, zones=len(binding.zones))
+    registers = {k: 0.0 for k in binding.meters}  # the meters' energy registers, kWh
     first = dt.datetime.combine(start, dt.time(0))
     last = first + dt.timedelta(days=days)
     floor = site.control.policy_min_cooling_setpoint
@@ -85,14 +97,23 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems") -> K
         clock = binding.time_clock_values(local)
         if strategy == "bems":
             decisions = plan(site, calendar, values, local, learned, state["level"])
+            before = dict(slots)
             for it in intents_of(decisions):
                 if it.value is None:
                     slots.pop(it.point, None)
                 elif it.point in points and points[it.point].writable:
                     slots[it.point] = clamp(it.point, it.value)
+            if on_write is not None:
+                when = local.replace(tzinfo=site.tz).astimezone(dt.timezone.utc)
+                for pid in set(before) | set(slots):
+                    if before.get(pid) != slots.get(pid):
+                        on_write(pid, slots.get(pid), when)
         effective = {pid: slots.get(pid, v) for pid, v in clock.items()}
+        if injector is not None:
+            effective = injector.points(local, effective)
         state["effective"] = effective
-        return binding.commands_from(effective, calendar, local)
+        cmd = binding.commands_from(effective, calendar, local)
+        return injector.physics(local, cmd) if injector is not None else cmd
 
     def observer(step: Step) -> None:
         end = step.time.astimezone(site.tz).replace(tzinfo=None)
@@ -100,8 +121,14 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems") -> K
         if begin < first or begin >= last:
             return
         h = step.seconds / 3600
-        sensors = binding.sensor_values(step, {k: 0.0 for k in binding.meters})
+        for k in registers:
+            registers[k] += step.energy_kwh.get(k, 0.0)
+        sensors = binding.sensor_values(step, registers)
         now_values = {**state["effective"], **sensors}
+        if injector is not None:
+            now_values = injector.sensed(begin, now_values)
+        if sink is not None:
+            sink([(pid, step.time, v) for pid, v in now_values.items()])
         if strategy == "bems" and state["prev"] is not None:
             learn(site, learned, state["prev"], now_values, h, begin.date())
         state["prev"] = dict(now_values)

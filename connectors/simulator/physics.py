@@ -53,6 +53,13 @@ class Commands:
     people: dict[str, float] = field(default_factory=dict)  # fraction of design occupants, by zone
     plugs: float = 0.3  # fraction of design plug load
     outdoor_air: dict[int, bool] = field(default_factory=dict)  # by floor; absent: with the AC
+    # injected faults (connectors/simulator/faults.py); absent: the equipment as designed
+    # a packaged unit short of capacity (a refrigerant leak): its coil cannot bring the supply
+    # air below this temperature, °C, by floor
+    supply_air_min_c: dict[int, float] = field(default_factory=dict)
+    open_window_m3s: dict[str, float] = field(default_factory=dict)  # outside air let in
+    # an outdoor-air damper stuck open: this fraction of the fan's flow is outdoor air, by floor
+    outdoor_air_stuck: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,7 +163,11 @@ class EnergyPlusModel:
                         "Zone People Occupant Count"):
                 ex.request_variable(state, var, zone)
         ex.request_variable(state, "Site Outdoor Air Drybulb Temperature", "Environment")
+        for loop in AIR_LOOPS:  # what an air handler's own sensors show
+            for var, node in _ahu_nodes(loop).values():
+                ex.request_variable(state, var, node)
         h: dict = {}
+        last: dict = {}
         step_s = 3600.0 / self.timestep_per_hour
 
         def handles() -> bool:
@@ -181,6 +192,8 @@ class EnergyPlusModel:
                                                           "Schedule Value", f"BEMS_VAV_{zone}")
                 h[("peoplen", zone)] = ex.get_internal_variable_value(
                     state, ex.get_internal_variable_handle(state, "People Count Design Level", zone))
+                h[("window", zone)] = ex.get_actuator_handle(
+                    state, "Zone Infiltration", "Air Exchange Flow Rate", f"{zone}_INFILTRATION")
             h["out"] = ex.get_variable_handle(state, "Site Outdoor Air Drybulb Temperature",
                                               "Environment")
             for loop in AIR_LOOPS:
@@ -189,12 +202,20 @@ class EnergyPlusModel:
                 h[("oa", loop)] = ex.get_actuator_handle(state, "Outdoor Air Controller",
                                                          "Air Mass Flow Rate",
                                                          f"{loop}_OA_Controller")
+                h[("sat", loop)] = [ex.get_actuator_handle(
+                    state, "System Node Setpoint", "Temperature Setpoint", node) for node in
+                    (f"{loop}_COOLC-{loop}_HEATCNODE", f"{loop}_HEATC-{loop} FANNODE")]
+                for key, (var, node) in _ahu_nodes(loop).items():
+                    h[("ahu", loop, key)] = ex.get_variable_handle(state, var, node)
+                h[("fanmax", loop)] = ex.get_internal_variable_value(state, ex.get_internal_variable_handle(
+                    state, "Fan Maximum Mass Flow Rate", f"{loop} FAN"))
             for sched in ("HVACOperationSchd", "MinOA_MotorizedDamper_Sched", EQUIP_SCHEDULE):
                 h[("sched", sched)] = ex.get_actuator_handle(state, "Schedule:Compact",
                                                              "Schedule Value", sched)
             for kind, meter in {**METERS, **EXTRA_METERS}.items():
                 h[("meter", kind)] = ex.get_meter_handle(state, meter)
-            missing = [k for k, v in h.items() if isinstance(v, int) and v < 0]
+            missing = [k for k, v in h.items() if (isinstance(v, int) and v < 0 and
+                       k[0] != "window") or (isinstance(v, list) and min(v) < 0)]
             if missing:
                 raise RuntimeError(f"EnergyPlus handles not found: {missing}")
             return True
@@ -214,14 +235,17 @@ class EnergyPlusModel:
                 return
             # Warm-up days repeat the first day: drive them with the same controller, so the
             # building's thermal mass starts where that control would have left it.
-            cmd = controller(step_start_local())
+            cmd = last["cmd"] = controller(step_start_local())
             any_on = False
             for i, loop in enumerate(AIR_LOOPS):
                 floor_zones = [z for z in self.zones if _floor_of(z) == i + 1]
                 on = any(cmd.zones[z].ac_on for z in floor_zones if z in cmd.zones)
                 any_on |= on
                 ex.set_actuator_value(s, h[("loop", loop)], 2.0 if on else 1.0)  # CycleOn/ForceOff
-                if cmd.outdoor_air.get(i + 1, True):
+                if on and i + 1 in cmd.outdoor_air_stuck:  # the damper cannot close
+                    ex.set_actuator_value(s, h[("oa", loop)],
+                                          h[("fanmax", loop)] * cmd.outdoor_air_stuck[i + 1])
+                elif cmd.outdoor_air.get(i + 1, True):
                     ex.reset_actuator(s, h[("oa", loop)])  # the loop's own OA control
                 else:
                     ex.set_actuator_value(s, h[("oa", loop)], 0.0)  # damper shut
@@ -240,12 +264,38 @@ class EnergyPlusModel:
                                       zc.dim / 100.0 if zc.light_on else 0.0)
                 ex.set_actuator_value(s, h[("people", zone)],
                                       h[("peoplen", zone)] * cmd.people.get(zone, 0.0))
+                if h[("window", zone)] >= 0:  # core zones have no infiltration object
+                    if zone in cmd.open_window_m3s:
+                        ex.set_actuator_value(s, h[("window", zone)], cmd.open_window_m3s[zone])
+                    else:
+                        ex.reset_actuator(s, h[("window", zone)])
+
+        def managers(s) -> None:  # after the setpoint managers: a capacity fault overrides
+            if not handles() or ex.kind_of_sim(s) != 3 or last.get("cmd") is None:
+                return
+            for i, loop in enumerate(AIR_LOOPS):
+                floor_min = last["cmd"].supply_air_min_c.get(i + 1)
+                for handle in h[("sat", loop)]:  # the coil's own setpoint nodes
+                    if floor_min is not None:
+                        ex.set_actuator_value(s, handle, floor_min)
+                    else:
+                        ex.reset_actuator(s, handle)
 
         def after(s) -> None:
             if not handles() or not in_run_period():
                 return
             end_local = step_start_local() + dt.timedelta(seconds=step_s)
             energy = {k: ex.get_meter_value(s, h[("meter", k)]) / 3.6e6 for k in METERS}
+            extra = {k: ex.get_meter_value(s, h[("meter", k)]) / 3.6e6 for k in EXTRA_METERS}
+            for i, loop in enumerate(AIR_LOOPS):
+                v = {key: ex.get_variable_value(s, h[("ahu", loop, key)])
+                     for key in _ahu_nodes(loop)}
+                flow = v.pop("supply_kg_s")
+                oa = v.pop("oa_kg_s")
+                v["oa_fraction"] = min(1.0, oa / flow) if flow > 1e-3 else 0.0
+                v["fan_on"] = 1.0 if flow > 1e-3 else 0.0
+                v["fan_speed"] = min(1.0, flow / h[("fanmax", loop)]) if h[("fanmax", loop)] else 0.0
+                extra.update({f"ahu{i + 1}.{k}": x for k, x in v.items()})
             observer(Step(
                 time=(end_local - UTC_OFFSET).replace(tzinfo=dt.timezone.utc),
                 outdoor_c=ex.get_variable_value(s, h["out"]),
@@ -253,12 +303,12 @@ class EnergyPlusModel:
                 operative_c={z: ex.get_variable_value(s, h[("op", z)]) for z in self.zones},
                 occupants={z: ex.get_variable_value(s, h[("n", z)]) for z in self.zones},
                 power_kw={k: e * 3600.0 / step_s for k, e in energy.items()},
-                energy_kwh=energy, seconds=step_s,
-                extra={k: ex.get_meter_value(s, h[("meter", k)]) / 3.6e6 for k in EXTRA_METERS}))
+                energy_kwh=energy, seconds=step_s, extra=extra))
             if self._stop.is_set():
                 api.runtime.stop_simulation(s)
 
         api.runtime.callback_begin_system_timestep_before_predictor(state, before)
+        api.runtime.callback_after_predictor_after_hvac_managers(state, managers)
         api.runtime.callback_end_zone_timestep_after_zone_reporting(state, after)
         out = self.workdir / "out"
         out.mkdir(exist_ok=True)
@@ -269,6 +319,18 @@ class EnergyPlusModel:
             self._state = None
             if self._own_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _ahu_nodes(loop: str) -> dict[str, tuple[str, str]]:
+    """The air handler's measurements: (EnergyPlus output variable, node) by our name."""
+    return {
+        "supply_c": ("System Node Temperature", f"{loop} SUPPLY EQUIPMENT OUTLET NODE"),
+        "supply_sp_c": ("System Node Setpoint Temperature", f"{loop} SUPPLY EQUIPMENT OUTLET NODE"),
+        "mixed_c": ("System Node Temperature", f"{loop}_OA-{loop}_COOLCNODE"),
+        "return_c": ("System Node Temperature", f"{loop} SUPPLY EQUIPMENT INLET NODE"),
+        "supply_kg_s": ("System Node Mass Flow Rate", f"{loop} SUPPLY EQUIPMENT OUTLET NODE"),
+        "oa_kg_s": ("System Node Mass Flow Rate", f"{loop}_OAINLET NODE"),
+    }
 
 
 def _floor_of(zone: str) -> int:

@@ -1,0 +1,1 @@
+"""Fault detection and diagnostics (rules in `rules`, loading and storing in `engine`)."""
