@@ -920,6 +920,65 @@ def report(month: str | None, year: int | None, fmt_name: str, lang: str, out_di
     click.echo(str(path))
 
 
+@main.command()
+@click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--days", type=click.IntRange(1, 400), default=7, show_default=True,
+              help="Faults seen in the last DAYS days.")
+@click.option("--detect", is_flag=True,
+              help="Run the rules over the last DAYS days first and record what they find.")
+@click.option("--all", "show_all", is_flag=True, help="Closed faults too.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def faults(db_path: Path, site_file: Path | None, days: int, detect: bool, show_all: bool,
+           lang: str, as_json: bool) -> None:
+    """Faults found by the rules, most costly first: what, where, since when, what it costs
+    a day, the likely cause and what to check.
+
+    Example:
+
+    \b
+        bems faults --db bems.sqlite --lang vi
+        bems faults --detect --days 28 --db bems.sqlite --json
+    """
+    import json as _json
+
+    from bems.faults import target_name
+    from bems.faults.engine import run as detect_faults
+    from bems.faults.texts import fault_text
+
+    site = load_site(site_file)
+    with Store(db_path, site.timezone) as store:
+        now = store.time_span()[1] or dt.datetime.now(dt.timezone.utc)
+        if detect:
+            detect_faults(site, store, now, hours=24 * days)
+        rows = store.faults(since=now - dt.timedelta(days=days),
+                            status=None if show_all else "active")
+    out = []
+    for f in rows:
+        name = target_name(site, f["target_kind"], f["target"])
+        text = fault_text(f["rule"], f["evidence"], name, lang)
+        out.append({"id": f["id"], "rule": f["rule"], "target": f["target"], "name": name,
+                    "first": f["first"].isoformat(), "last": f["last"].isoformat(),
+                    "status": f["status"], "kwh_per_day": f["kwh_per_day"],
+                    "vnd_per_day": f["vnd_per_day"], "discomfort_kh": f["discomfort_kh"], **text})
+    if as_json:
+        click.echo(_json.dumps(out, ensure_ascii=False, indent=1))
+        return
+    if not out:
+        click.echo("no faults" if lang == "en" else "không có lỗi")
+        return
+    tz = site.tz
+    for f in out:
+        first = dt.datetime.fromisoformat(f["first"]).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"#{f['id']} {f['title']} — {f['name']} ({f['status']})")
+        click.echo(f"    {first}; {f['kwh_per_day']:.1f} kWh/day, {f['vnd_per_day']:,.0f} VND/day"
+                   + (f", {f['discomfort_kh']:.1f} K·h" if f["discomfort_kh"] else ""))
+        click.echo(f"    {f['cause']}")
+        click.echo(f"    → {f['check']}")
+
+
 @main.group()
 def user() -> None:
     """Users of the web UI: viewer, operator (overrides, schedules), admin.

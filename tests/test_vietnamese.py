@@ -23,7 +23,7 @@ ALLOWED = {"english", "bems", "ipmvp", "csv", "pdf", "xlsx", "html", "bacnet", "
            "operator", "ashrae", "ieee", "json", "mqtt", "utc", "wcag", "evn", "vnd", "svg"}
 PAGES = ("/", "/zones/", "/zones/f2.p1", "/zones/f1.core", "/schedules/", "/schedules/office", "/overrides/", "/strategies/",
          "/trends/", "/trends/?point=f2.p1.temp&days=2", "/forecasts/", "/alarms/",
-         "/reports/", "/audit/", "/users/")
+         "/reports/", "/audit/", "/users/", "/faults/", "/faults/?all=1", "/faults/1")
 
 
 def english_vocabulary() -> set[str]:
@@ -34,6 +34,10 @@ def english_vocabulary() -> set[str]:
     plan = (ROOT / "bems/strategies/plan.py").read_text(encoding="utf-8")
     texts = [i if isinstance(i, str) else " ".join(i) for i in ids]
     texts += re.findall(r'f?"([^"]*)"', plan)
+    from bems.faults.texts import TEXTS, WORDS
+
+    texts += [v["en"] for t in TEXTS.values() for v in t.values()]  # fault texts
+    texts += [v["en"] for v in WORDS.values()]
     words = {w.lower() for t in texts for w in re.findall(r"[A-Za-z]{4,}", t)}
     words |= {"mon", "tue", "wed", "thu", "fri", "sat", "sun", "summer", "winter", "year"}
     return words - ALLOWED

@@ -25,6 +25,10 @@ def web_db(tmp_path_factory, site):
     with Store(db) as store:
         for name, role in (("viewer1", "viewer"), ("op1", "operator"), ("admin1", "admin")):
             store.add_user(name, role, hash_password(PASSWORD), "en")
+        # the fault rules over the week: the faults screens have something to show
+        from bems.faults.engine import run as detect_faults
+
+        detect_faults(site, store, NOW, hours=24 * 7)
     return db
 
 

@@ -65,10 +65,11 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
 
     words.register(app)
 
-    from webui import (alarms, audit, auth, forecasts, live, overrides, overview, reports,
-                       schedules, strategies, trends, users, zones)
+    from webui import (alarms, audit, auth, faults, forecasts, live, overrides, overview,
+                       reports, schedules, strategies, trends, users, zones)
     for bp in (auth.bp, overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp,
-               trends.bp, forecasts.bp, alarms.bp, reports.bp, audit.bp, users.bp, live.bp):
+               trends.bp, forecasts.bp, alarms.bp, faults.bp, reports.bp, audit.bp, users.bp,
+               live.bp):
         app.register_blueprint(bp)
 
     @app.before_request

@@ -25,6 +25,8 @@ def index():
                              x_range=(0, 24), from_zero=True)
     zones = state.zone_rows(site, store(), t)
     alarms = [a for a in state.alarms(site, store(), t) if not a["ack"]]
-    return render_template("overview.html", e=e, chart=chart,
+    from webui.faults import active_count
+
+    return render_template("overview.html", e=e, chart=chart, faults=active_count(),
                            out_of_band=[z for z in zones if z["out_of_band"]],
                            overrides=store().overrides(active_at=t), alarms=alarms)

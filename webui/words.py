@@ -10,6 +10,8 @@ planner comes with its translation).
 
 from __future__ import annotations
 
+import json
+
 import re
 from typing import Callable
 
@@ -129,8 +131,41 @@ USER_ACTIONS = {
     "user.add": _l("user added"), "user.delete": _l("user deleted"),
     "user.disable": _l("user disabled"), "user.enable": _l("user enabled"),
     "user.password": _l("password changed"), "user.role": _l("role changed"),
-    "db.purge": _l("old readings purged"),
+    "db.purge": _l("old readings purged"), "fault.update": _l("fault updated"),
 }
+
+DETAIL_KEYS = {  # the fields of a user action, as the audit screen shows them
+    "address": _l("address"), "month": _l("month"), "year": _l("year"), "file": _l("file"),
+    "before": _l("before"), "name": _l("name"), "role": _l("role"), "key": _l("alarm"),
+    "id": "#", "point": _l("point"), "value": _l("value"), "schedule": _l("schedule"),
+    "day": _l("day"), "kind": _l("kind"), "until": _l("until"), "rule": _l("rule"),
+    "target": _l("target"), "status": _l("status"), "assignee": _l("assigned to"),
+    "note": _l("note"), "expires_at": _l("until"), "reason": _l("reason"),
+}
+
+
+def detail(d) -> str:
+    """A user action's fields as "field: value" in the reader's language (keys we know)."""
+    if isinstance(d, str):
+        try:
+            d = json.loads(d)
+        except ValueError:
+            return d
+    if not isinstance(d, dict):
+        return str(d or "")
+    parts = []
+    for k, v in list(d.items())[:12]:
+        if v in (None, "", [], {}):
+            continue
+        if isinstance(v, (dict, list)):
+            v = "…"
+        label = DETAIL_KEYS.get(k)
+        parts.append(f"{label if label is not None else k}: {str(v)[:80]}")
+    return "; ".join(parts)
+
+
+FAULT_STATUSES = {"open": _l("open"), "acknowledged": _l("acknowledged"),
+                  "closed": _l("closed")}
 
 
 def day(name: str) -> str:
@@ -146,7 +181,9 @@ def register(app) -> None:
                      ("action", lambda a: str(ACTIONS.get(a, a))),
                      ("source", lambda s: str(SOURCES.get(s, s))),
                      ("outcome", lambda o: str(OUTCOMES.get(o, o))),
-                     ("user_action", lambda a: str(USER_ACTIONS.get(a, a)))):
+                     ("user_action", lambda a: str(USER_ACTIONS.get(a, a))),
+                     ("fault_status", lambda a: str(FAULT_STATUSES.get(a, a))),
+                     ("detail", detail)):
         app.jinja_env.filters[name] = fn
 
     def _reason(text: str) -> str:

@@ -63,8 +63,10 @@ def zone(zid: str):
     points = {role: site.point(pid) for role, pid in z.points().items()}
     overrides = [o for o in store().overrides(active_at=t)
                  if o["point"] in {p.id for p in points.values()}]
+    from webui.faults import for_target
+
     return render_template("zone.html", z=z, row=row, chart=chart, points=points,
-                           overrides=overrides)
+                           overrides=overrides, faults=for_target(z.id))
 
 
 @bp.route("/<zid>/keep-cool", methods=["POST"])

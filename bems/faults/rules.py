@@ -129,7 +129,9 @@ def _steps(minutes: float) -> int:
 
 def _finding(data: Data, rule: str, target: str, kind: str, i0: int, i1: int, detect_i: int,
              **kw) -> Finding:
-    return Finding(rule, target, kind, data.time(i0), data.time(i1), data.time(detect_i + 1), **kw)
+    f = Finding(rule, target, kind, data.time(i0), data.time(i1), data.time(detect_i + 1), **kw)
+    f.evidence.setdefault("hours", round((i1 - i0) * STEP_S / 3600, 2))
+    return f
 
 
 def _cost(data: Data, i0: int, i1: int, kw: float) -> tuple[float, float]:
@@ -461,7 +463,7 @@ def _usual_by_hour(kw, hours, days, kinds, s0, history_days) -> tuple[np.ndarray
         before &= kinds == kinds[here[0]]
         for h in np.unique(hours[here]):
             vals = kw[before & (hours == h)]
-            if len(vals) >= 4:
+            if len(vals) >= 12:  # three such days at least
                 usual[here[hours[here] == h]] = float(np.median(vals))
                 low[here[hours[here] == h]] = float(np.percentile(vals, 10))
     usual[:s0] = low[:s0] = np.nan
@@ -562,6 +564,8 @@ def suppress(findings: list[Finding], zone_ahu: dict[str, str]) -> list[Finding]
             continue
         if f.rule == "sensor_bias" and has("sensor_stuck", f.target, d):
             continue
+        if f.rule == "ahu_outdoor_air_high" and has("ahu_mixed_air_implausible", f.target, d):
+            continue  # the share comes from the mixed-air temperature, which is wrong
         kept.append(f)
     return kept
 

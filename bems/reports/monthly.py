@@ -80,6 +80,7 @@ class MonthlyReport:
     savings: Savings
     compliance: dict[str, float]
     events: list[dict] = field(default_factory=list)
+    faults: list[dict] = field(default_factory=list)  # seen in the month, most costly first
 
     @property
     def max_day(self) -> tuple[dt.date, float] | None:
@@ -178,7 +179,24 @@ def build_monthly(site: Site, store: Store, month: str,
         savings=(savings(site, store, main, start, end) if savings is not None else
                  Savings(False, "not_estimated: no savings model given")),
         compliance=compliance(site, store, start, end),
-        events=events(store, start, end))
+        events=events(store, start, end), faults=month_faults(site, store, start, end))
+
+
+def month_faults(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """The faults seen in the month, most costly first: rule, target and its name, first and
+    last sighting (clipped to the month), cost a day, status."""
+    from bems.faults import target_name
+
+    out = []
+    for f in store.faults(since=start, limit=2000):
+        if f["first"] >= end:
+            continue
+        out.append({"rule": f["rule"], "target": f["target"], "evidence": f["evidence"],
+                    "name": target_name(site, f["target_kind"], f["target"]),
+                    "first": max(f["first"], start), "last": min(f["last"], end),
+                    "kwh_per_day": f["kwh_per_day"], "vnd_per_day": f["vnd_per_day"],
+                    "discomfort_kh": f["discomfort_kh"], "status": f["status"]})
+    return out
 
 
 def compliance(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> dict[str, float]:

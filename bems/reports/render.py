@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from bems.faults.texts import fault_text
 from bems.text import neutralise_workbook, safe_rows
 from bems.formatting import number
 from bems.reports.monthly import MonthlyReport
@@ -50,11 +51,21 @@ TEXT = {
     "lights_after_hours_zone_h": {"en": "Lights on outside working hours (zone-hours)", "vi": "Đèn bật ngoài giờ làm việc (giờ-vùng)"},
     "ac_on_closed_days_zone_h": {"en": "AC on days the office is closed (zone-hours)", "vi": "Điều hòa chạy ngày nghỉ (giờ-vùng)"},
     "events": {"en": "Notable events", "vi": "Sự kiện đáng chú ý"},
+    "faults": {"en": "Faults found", "vi": "Sự cố được phát hiện"},
+    "faults_note": {"en": "{n} faults in the month, costing about {vnd} VND a day while they "
+                          "lasted; the most costly:",
+                    "vi": "{n} sự cố trong tháng, tốn khoảng {vnd} đồng mỗi ngày khi còn xảy "
+                          "ra; tốn kém nhất:"},
+
     "meters": {"en": "Meters", "vi": "Công tơ"},
     "coverage": {"en": "data coverage", "vi": "độ phủ dữ liệu"},
     "area": {"en": "Floor area", "vi": "Diện tích sàn"},
     "none": {"en": "none", "vi": "không có"},
 }
+
+
+FAULT_STATUS = {"en": {"open": "open", "acknowledged": "acknowledged", "closed": "closed"},
+                "vi": {"open": "đang mở", "acknowledged": "đã ghi nhận", "closed": "đã đóng"}}
 
 
 def t(key: str, lang: str) -> str:
@@ -101,6 +112,8 @@ def rows(r: MonthlyReport, lang: str = "en") -> list[tuple[str, str, object, str
         out.append(("savings", "not_available", why_not(s.reason, "en"), ""))
     for k, v in r.compliance.items():
         out.append(("compliance", k, v, "zone-h"))
+    for f in r.faults:
+        out.append(("fault", f"{f['rule']}:{f['target']}", round(f["vnd_per_day"]), "VND/day"))
     return out
 
 
@@ -134,6 +147,14 @@ def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     for m in r.meters:
         meters.append([m.id, m.name, m.measures, m.building, m.floor,
                        round(m.kwh, 3) if m.kwh is not None else None, round(m.coverage, 4)])
+    fs = wb.create_sheet("Faults")
+    fs.append(["rule", "target", "name", "first_local", "last_local", "kwh_per_day",
+               "vnd_per_day", "discomfort_kh", "status", "title"])
+    for f in r.faults:
+        fs.append([f["rule"], f["target"], f["name"], f["first"].strftime("%Y-%m-%d %H:%M"),
+                   f["last"].strftime("%Y-%m-%d %H:%M"), f["kwh_per_day"], round(f["vnd_per_day"]),
+                   f["discomfort_kh"], f["status"],
+                   fault_text(f["rule"], f["evidence"], f["name"], lang)["title"]])
     ev = wb.create_sheet("Events")
     ev.append(["time_utc", "what", "who", "why"])
     for e in r.events:
@@ -304,6 +325,21 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     h(t("compliance", lang))
     for k, v in r.compliance.items():
         line(t(k, lang), fmt(v, lang, 1))
+    h(t("faults", lang))
+    pdf.set_font("DejaVu", "", 9)
+    if not r.faults:
+        pdf.cell(0, 6, t("none", lang), new_x="LMARGIN", new_y="NEXT")
+    else:
+        vnd = sum(f["vnd_per_day"] for f in r.faults)
+        pdf.multi_cell(0, 5, t("faults_note", lang).format(n=len(r.faults), vnd=fmt(vnd, lang, 0)),
+                       new_x="LMARGIN", new_y="NEXT")
+        for f in r.faults[:12]:
+            title = fault_text(f["rule"], f["evidence"], f["name"], lang)["title"]
+            when = f["first"].astimezone(r.start.tzinfo).strftime("%d/%m")
+            pdf.multi_cell(0, 5, f"{title} — {f['name']} ({when}, {fmt(f['vnd_per_day'], lang, 0)} "
+                                 f"VND/{'ngày' if lang == 'vi' else 'day'}, "
+                                 f"{FAULT_STATUS[lang][f['status']]})"[:140],
+                           new_x="LMARGIN", new_y="NEXT")
     h(t("events", lang))
     pdf.set_font("DejaVu", "", 9)
     if not r.events:

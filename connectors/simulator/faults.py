@@ -4,7 +4,8 @@ hand-made series.
 Each fault type acts where such a fault lives: on the equipment (the model's commands: an AC
 held on by a wall panel, a coil short of capacity, a damper stuck open, a window open, plug
 loads creeping at night, an empty room with its lights on, a unit short-cycling) or on what
-BEMS reads (a biased or stuck room sensor, a meter register reset, a sub-meter dropping out).
+BEMS reads (a biased or stuck room sensor, an air handler's mixed-air sensor reading low, a
+meter register reset, a sub-meter dropping out).
 Sensor faults are on BEMS's room sensor; the unit controls on its own thermostat, as a split or
 VRF indoor unit does. Each type has two severities; `plan` schedules them on seeded random
 days and targets, with fault-free zone-days left as controls.
@@ -49,6 +50,8 @@ FAULT_TYPES: dict[str, FaultType] = {
                                                                  "supply air no colder than"),
     "oa_damper_stuck": FaultType("ahu", True, (0.6, 1.0), "", "outdoor-air damper stuck open "
                                                                "(outdoor-air share)"),
+    "mixed_air_sensor": FaultType("ahu", True, (-3.0, -6.0), "K", "mixed-air sensor reads low "
+                                                                   "by"),
     "plug_creep": FaultType("meter", False, (0.2, 0.4), "", "night plug load up by"),
     "meter_reset": FaultType("meter", False, (1.0, 2.0), "", "main meter register reset "
                                                               "(1: to zero, 2: back 100 kWh)"),
@@ -223,6 +226,10 @@ class Injector:
                     drop = true if inj.severity == 1 else min(100.0, true)
                     self.register_offset[m.energy] = self.register_offset.get(m.energy, 0) - drop
                     self._reset_done.add(inj)
+            elif inj.kind == "mixed_air_sensor" and inj.target in self.ahus:
+                pid = self.ahus[inj.target].mixed_air_temperature
+                if pid in out:
+                    out[pid] = round(out[pid] + inj.level, 2)
             elif inj.kind == "submeter_dropout":
                 m = self.meters[inj.target]
                 if inj.severity == 1 and 9.0 <= h < 11.0:
