@@ -65,13 +65,16 @@ def fault(fid: int):
         p = known[pid]
         pts = [((ts - start).total_seconds() / 3600, v)
                for ts, v, _q in store().readings(pid, start, end) if v is not None]
-        groups.setdefault(p.unit or p.kind, []).append((p.name or pid, pts))
+        on_off = p.kind in ("status", "lighting", "occupancy", "outdoor_air")
+        groups.setdefault("on/off" if on_off else (p.unit or p.kind), []).append(
+            (p.name or pid, pts))
     local0 = start.astimezone(site.tz)
     step = max(1, int(hours // 4))
     x_labels = [(h, (local0 + dt.timedelta(hours=h)).strftime("%d/%m %H:%M"))
                 for h in range(0, int(hours) + 1, step)]
-    charts_ = [charts.lines(series, unit="" if unit in ("status", "lighting") else unit,
-                            x_labels=x_labels, x_range=(0, hours))
+    charts_ = [charts.lines(series, unit="" if unit == "on/off" else unit, x_labels=x_labels,
+                            x_range=(0, hours), from_zero=unit in ("on/off", "kW", "kWh"),
+                            height=120 if unit == "on/off" else 200)
                for unit, series in groups.items()]
     users = [u["name"] for u in store().users() if not u.get("disabled")]
     return render_template("fault.html", f=f, charts=charts_, points=points, users=users)

@@ -56,8 +56,10 @@ def check_threshold(name: str, value: object) -> str | None:
     """Why a `[faults]` value is refused, or None."""
     if name not in THRESHOLDS:
         return f"unknown threshold (one of {', '.join(THRESHOLDS)})"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "must be a number"
+    if not np.isfinite(float(value)):
+        return "must be a finite number"
     _, lo, hi, unit = THRESHOLDS[name]
     if not lo <= float(value) <= hi:
         return f"must be within {lo:g}..{hi:g} {unit}".rstrip()
@@ -404,8 +406,9 @@ def ahu_rules(data: Data, ahu, outdoor: np.ndarray, th: dict, served_kw: float,
         oa_high = steady & hot & (oaf - expected > th["oa_excess_pct"] / 100.0)
     report("ahu_outdoor_air_high", oa_high, 0.3 * served_kw, usual_pct=usual_oaf * 100,
            seen_pct=float(np.nanmax(oaf[oa_high])) * 100 if oa_high.any() else None)
-    # a unit taking in too much outdoor air cannot hold its supply air either: one fault
-    high &= ~oa_high
+    # a unit found taking in too much outdoor air cannot hold its supply air either: one fault
+    for i0, i1 in runs(oa_high, persist):
+        high[i0:i1] = False
     report("ahu_supply_air_high", high, 0.15 * served_kw,
            above_k=float(np.nanmax((sat - sat_sp)[high])) if high.any() else None)
     report("ahu_mixed_air_implausible", mat_bad)
@@ -502,7 +505,9 @@ def _base_load(data: Data, meter, kw, hours, days, th, no_ac=None) -> list[Findi
 
 
 def _off_day(data: Data, meter, kw, days, th) -> list[Finding]:
-    """A closed day (weekend, holiday) using more than the usual closed day."""
+    """A closed day (weekend, holiday) using more than the usual closed day of the same kind
+    (a Saturday with its morning desk against Saturdays; a Sunday or a holiday against
+    Sundays and holidays), from at least two such days in the five weeks before."""
     if data.workday is None:
         return []
     out = []
@@ -510,11 +515,13 @@ def _off_day(data: Data, meter, kw, days, th) -> list[Finding]:
     for d in np.unique(days):
         sel = days == d
         if sel.sum() == 96 and not data.workday[sel][0] and np.isfinite(kw[sel]).sum() >= 88:
-            energy[int(d)] = (float(np.nanmean(kw[sel])) * 24, int(np.flatnonzero(sel)[-1]))
-    for d, (kwh, i_last) in energy.items():
+            weekday = data.local[int(np.flatnonzero(sel)[0])].weekday()
+            energy[int(d)] = (float(np.nanmean(kw[sel])) * 24, int(np.flatnonzero(sel)[-1]),
+                              "sat" if weekday == 5 else "closed")
+    for d, (kwh, i_last, kind) in energy.items():
         if i_last < data.start:
             continue
-        past = [v[0] for e, v in energy.items() if d - 2 * th["history_days"] <= e < d]
+        past = [v[0] for e, v in energy.items() if d - 35 <= e < d and v[2] == kind]
         if len(past) < 2:
             continue
         usual = float(np.median(past))

@@ -16,15 +16,16 @@ class Faults:
     db: Any
 
     def record_fault(self, f: dict, now: dt.datetime | int) -> int:
-        """Record a finding: extend the occurrence of the same rule on the same target whose
-        last sighting is at most a day before this one (unless it was closed), or start a new
+        """Record a finding: extend the occurrence of the same rule on the same target that
+        it overlaps or comes within a day of (unless that one was closed), or start a new
         one. `f` has rule, target, target_kind, first, last, detected (datetimes), kwh_per_day,
         vnd_per_day, discomfort_kh, evidence (dict). Returns the fault's id."""
         first, last = to_epoch(f["first"]), to_epoch(f["last"])
         row = self.db.execute(
             "SELECT id, first_ts, last_ts, detected_ts FROM faults WHERE rule = ? AND target = ? "
-            "AND status != 'closed' AND last_ts >= ? ORDER BY last_ts DESC LIMIT 1",
-            [f["rule"], f["target"], first - MERGE_S]).fetchone()
+            "AND status != 'closed' AND last_ts >= ? AND first_ts <= ? "
+            "ORDER BY last_ts DESC LIMIT 1",
+            [f["rule"], f["target"], first - MERGE_S, last + MERGE_S]).fetchone()
         values = [f["kwh_per_day"], f["vnd_per_day"], f["discomfort_kh"],
                   json.dumps(f.get("evidence", {}), ensure_ascii=False), to_epoch(now)]
         with self.db.atomic():
