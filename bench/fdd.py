@@ -5,7 +5,7 @@ zone out of band, AC or lights after hours, setpoint under the floor) scored the
 (NREL/TP-5500-72801): per fault type the share of faulty target-days detected within 24 h
 and the median time to detect; false alarms on the fault-free target-days.
 
-    python bench/fdd.py                       # 7 days to learn, then 28 scored days
+    python bench/fdd.py                       # 14 days to learn, then 28 scored days
     python bench/fdd.py --start 2026-07-06 --days 28 --seed 7
 
 A target-day is a zone, an air handler or the building's meters on one local day. A zone-day
@@ -167,7 +167,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--start", default="2026-07-06", help="first scored day (a Monday)")
     ap.add_argument("--days", type=int, default=28)
-    ap.add_argument("--warmup", type=int, default=7, help="fault-free days to learn from first")
+    ap.add_argument("--warmup", type=int, default=14,
+                    help="fault-free days to learn from first (the rules look 14 days back)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--db", type=Path, help="keep the database here (default: a temporary one)")
     args = ap.parse_args()

@@ -308,6 +308,7 @@ def bias_rule(data: Data, zones: list, th: dict) -> list[Finding]:
             off_for[i] = count
         night = (hours < 5) & (off_for >= _steps(120))
         history: list[list[tuple[int, float, bool | None]]] = [[] for _ in range(m)]
+        streak = [0] * m  # nights in a row found shifted
 
         def usual(k: int, d: int) -> tuple[float, float] | None:
             past = [(o, w) for e, o, w in history[k] if d - th["history_days"] <= e < d]
@@ -343,7 +344,14 @@ def bias_rule(data: Data, zones: list, th: dict) -> list[Finding]:
                     continue
                 if norms[k] is None or abs(final[k] - norms[k][0]) <= norms[k][1]:
                     history[k].append((d, float(final[k]), after_work.get(d)))
+                    streak[k] = 0
                     continue
+                # a shift that lasts is reported, then learnt: after three nights it is the
+                # zone's new normal (a season, a long closure), and the fault stays open in
+                # the list until someone closes it
+                streak[k] += 1
+                if streak[k] >= 3:
+                    history[k].append((d, float(final[k]), after_work.get(d)))
                 if i_last < data.start:
                     continue
                 i0 = int(np.flatnonzero(days == d)[0])
