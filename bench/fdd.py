@@ -42,7 +42,8 @@ EXPECTED = {  # the rule that names each injected fault (the right diagnosis)
     "capacity_loss": "ahu_supply_air_high", "oa_damper_stuck": "ahu_outdoor_air_high",
     "mixed_air_sensor": "ahu_mixed_air_implausible",
     "plug_creep": "base_load_high", "meter_reset": "meter_reset",
-    "submeter_dropout": "meter_dropout"}
+    "submeter_dropout": "meter_dropout", "setpoint_held_low": "setpoint_below_floor",
+    "submeter_ct_ratio": "meter_tree_mismatch"}
 
 
 def run(start: dt.date, days: int, seed: int, warmup: int, db: Path) -> dict:

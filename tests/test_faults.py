@@ -35,6 +35,8 @@ def _plan():
         Injection("empty_room_lights", "f2.p4", d[2], 2), Injection("meter_reset", "main", d[2], 1),
         Injection("plug_creep", "main", d[2], 2), Injection("oa_damper_stuck", "ahu3", d[2], 2),
         Injection("submeter_dropout", "lighting", d[3], 2),
+        Injection("setpoint_held_low", "f2.p1", d[3], 2),
+        Injection("submeter_ct_ratio", "lighting", d[0], 1),
         # days 4 to 6: no fault anywhere (the controls)
     ]
 
@@ -45,7 +47,8 @@ EXPECTED = {"ac_held_on": "ac_after_hours", "lights_left_on": "lights_after_hour
             "open_window": "cannot_reach_setpoint", "mixed_air_sensor": "ahu_mixed_air_implausible",
             "empty_room_lights": "lights_unoccupied", "meter_reset": "meter_reset",
             "plug_creep": "base_load_high", "oa_damper_stuck": "ahu_outdoor_air_high",
-            "submeter_dropout": "meter_dropout"}
+            "submeter_dropout": "meter_dropout", "setpoint_held_low": "setpoint_below_floor",
+            "submeter_ct_ratio": "meter_tree_mismatch"}
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +275,8 @@ def test_every_rule_has_its_texts_in_both_languages():
     sample = {"hours": 2.5, "above_k": 1.26, "bias_k": 3.0, "usual_k": -0.2, "value": 29.1,
               "changes_3h": 8, "seen_pct": 80.0, "usual_pct": 22.0, "drop_kwh": 1234.5,
               "how": "zero", "unmetered_kwh": 40.0, "night_kw": 24.0, "usual_kw": 19.0,
-              "kwh": 619.0, "usual_kwh": 448.0, "closed_day": True, "window_likely": True}
+              "kwh": 619.0, "usual_kwh": 448.0, "closed_day": True, "window_likely": True,
+              "setpoint": 23.0, "floor": 25.0, "parent_kw": 40.0, "children_kw": 52.0}
     for rule in TEXTS:
         vi, en = fault_text(rule, sample, "Phòng họp", "vi"), fault_text(rule, sample, "X", "en")
         for t in (vi, en):

@@ -176,7 +176,8 @@ def detect(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> li
     ac_kw, light_kw = _zone_loads(site, data)
     found: list[Finding] = []
     for z in site.zones:
-        found += rules.zone_rules(data, z, th, ac_kw[z.id], light_kw[z.id], outdoor)
+        found += rules.zone_rules(data, z, th, ac_kw[z.id], light_kw[z.id], outdoor,
+                                  site.control.policy_min_cooling_setpoint)
     found += [f for f in rules.bias_rule(data, list(site.zones), th)]
     zone_ahu = {}
     for a in site.air_handlers:
@@ -197,6 +198,9 @@ def detect(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> li
             no_ac &= ~(data.get(z.ac_status) > 0.5)
     for m in site.meters:
         found += rules.meter_rules(data, m, th, fresh, no_ac)
+        children = [c for c in site.meters if c.parent == m.id]
+        if children:
+            found += rules.tree_rule(data, m, children, th)
     found = [f for f in found if f.last.timestamp() > to_epoch(start)]
     return rules.suppress(found, zone_ahu)
 

@@ -148,7 +148,8 @@ def _cost(data: Data, i0: int, i1: int, kw: float) -> tuple[float, float]:
 # --- zones ----------------------------------------------------------------------------------
 
 def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
-               outdoor: np.ndarray) -> list[Finding]:
+               outdoor: np.ndarray, floor_c: float | None = None) -> list[Finding]:
+    """`floor_c`: the policy's lowest cooling setpoint while occupied (25 °C in Vietnam)."""
     out: list[Finding] = []
     n, s0 = data.n, data.start
     persist = _steps(th["persist_min"])
@@ -193,6 +194,23 @@ def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
         report("sensor_out_of_range", bad, 2, value=_r(np.nanmax(np.abs(temp[bad])))
                if bad.any() else None)
         out += _stuck(data, zone, temp, ac, outdoor, th)
+    # cooled below the policy floor while occupied: an override, a wall panel at a priority
+    # above BEMS's, or a controller's own program (its cost: 6 % of the AC a kelvin, a
+    # common rule of thumb for split units)
+    if floor_c is not None and zone.cooling_setpoint and zone.ac_status:
+        cooling_now = ac & ~(np.isfinite(mode) & (np.round(mode) == 2))
+        with np.errstate(invalid="ignore"):
+            below = is_open & (sp < floor_c - 0.05)  # (the AC may cycle; the setpoint stays)
+        for i0, i1 in runs(below, persist):
+            if i1 <= s0 or not cooling_now[i0:i1].any():
+                continue
+            k_below = float(np.nanmax(floor_c - sp[i0:i1]))
+            kwh, vnd = _cost(data, i0, i1, 0.06 * k_below * ac_kw)
+            out.append(_finding(data, "setpoint_below_floor", zone.id, "zone", i0, i1,
+                                i0 + persist - 1, kwh_per_day=kwh, vnd_per_day=vnd,
+                                evidence={"points": [zone.cooling_setpoint, zone.ac_status],
+                                          "setpoint": _r(np.nanmin(sp[i0:i1])),
+                                          "floor": _r(floor_c)}))
     # cannot reach the setpoint while cooling, after the pull-down
     if zone.temperature and zone.cooling_setpoint and zone.ac_status:
         cooling = ac & ~(np.isfinite(mode) & (np.round(mode) == 2))
@@ -540,6 +558,29 @@ def _off_day(data: Data, meter, kw, days, th) -> list[Finding]:
                                 i_last, kwh_per_day=kwh - usual, vnd_per_day=vnd,
                                 evidence={"points": [meter.power], "kwh": _r(kwh),
                                           "usual_kwh": _r(usual)}))
+    return out
+
+
+def tree_rule(data: Data, parent, children: list, th: dict) -> list[Finding]:
+    """Sub-meters that together read more than their parent meter (a wrong CT ratio, a
+    meter counted twice, a parent reading low) for `meter_missing_h` hours."""
+    kw = data.get(parent.power)
+    subs = [data.get(c.power) for c in children if c.power]
+    if not parent.power or not subs:
+        return []
+    total = np.sum(subs, axis=0)  # NaN where a sub-meter is silent: that is another rule's
+    with np.errstate(invalid="ignore"):
+        over = np.isfinite(total) & np.isfinite(kw) & (total > kw * 1.05 + 1.0)
+    gap = _steps(th["meter_missing_h"] * 60)
+    out = []
+    for i0, i1 in runs(over, gap):
+        if i1 > data.start:
+            out.append(_finding(data, "meter_tree_mismatch", parent.id, "meter", i0, i1,
+                                i0 + gap - 1, evidence={
+                                    "points": [parent.power] + [c.power for c in children
+                                                                if c.power][:3],
+                                    "parent_kw": _r(np.nanmean(kw[i0:i1])),
+                                    "children_kw": _r(np.nanmean(total[i0:i1]))}))
     return out
 
 

@@ -28,6 +28,21 @@ TEXTS: dict[str, dict[str, dict[str, str]]] = {
                   "vi": "Đi kiểm tra khu vực; xem công tắc và lịch của bộ điều khiển chiếu "
                         "sáng."},
     },
+    "setpoint_below_floor": {
+        "title": {"en": "Cooled below the 25 °C floor", "vi": "Làm mát dưới mức sàn 25 °C"},
+        "cause": {"en": "{target} was cooled to {setpoint} °C while occupied, below the policy "
+                        "floor of {floor} °C, for {hours} h. A person's override, a wall panel "
+                        "at a priority above BEMS, or the controller's own program holds it.",
+                  "vi": "{target} được làm mát đến {setpoint} °C khi có người, thấp hơn mức sàn "
+                        "{floor} °C, trong {hours} giờ. Một lệnh ghi đè, bảng điều khiển trên "
+                        "tường ở mức ưu tiên cao hơn BEMS, hoặc chương trình của bộ điều khiển "
+                        "đang giữ nó."},
+        "check": {"en": "Look at the setpoint's priority array (who commands it) and the wall "
+                        "panel; remind the room of the 25 °C rule (Joint Circular 111/2009).",
+                  "vi": "Xem mảng ưu tiên của điểm đặt (ai đang ra lệnh) và bảng điều khiển "
+                        "trên tường; nhắc phòng về quy định 25 °C (Thông tư liên tịch "
+                        "111/2009)."},
+    },
     "lights_unoccupied": {
         "title": {"en": "Lights on in an empty zone", "vi": "Đèn bật khi khu vực không có người"},
         "cause": {"en": "The occupancy sensor of {target} saw no one for {hours} h while its "
@@ -153,6 +168,18 @@ TEXTS: dict[str, dict[str, dict[str, str]]] = {
                         "current transformers.",
                   "vi": "Kiểm tra truyền thông của công tơ (bộ chuyển đổi, dây, địa chỉ) và "
                         "biến dòng."},
+    },
+    "meter_tree_mismatch": {
+        "title": {"en": "Sub-meters read more than their main meter",
+                  "vi": "Công tơ nhánh đọc nhiều hơn công tơ tổng"},
+        "cause": {"en": "The meters under {target} read {children_kw} kW together while it read "
+                        "{parent_kw} kW, for {hours} h.",
+                  "vi": "Các công tơ nhánh dưới {target} cộng lại đọc {children_kw} kW trong khi "
+                        "nó đọc {parent_kw} kW, trong {hours} giờ."},
+        "check": {"en": "Check the current transformer ratios and wiring of each meter, and "
+                        "that no load is counted twice in the meter tree of the site file.",
+                  "vi": "Kiểm tra tỷ số và cách đấu biến dòng của từng công tơ, và cây công tơ "
+                        "trong tệp cấu hình không tính một phụ tải hai lần."},
     },
     "base_load_high": {
         "title": {"en": "Night load higher than usual", "vi": "Phụ tải ban đêm cao hơn thường lệ"},

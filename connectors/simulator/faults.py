@@ -42,6 +42,8 @@ FAULT_TYPES: dict[str, FaultType] = {
                                                                 "2: all night)"),
     "empty_room_lights": FaultType("zone", True, (1.0, 2.0), "", "no one in the room, lights on "
                                                                   "(1: morning, 2: all day)"),
+    "setpoint_held_low": FaultType("zone", True, (23.0, 20.0), "°C", "setpoint held low by a "
+                                                                     "wall panel at priority 8"),
     "short_cycling": FaultType("zone", True, (1.0, 2.0), "", "unit cycling (1: off one step in "
                                                               "three, 2: every other step)"),
     "open_window": FaultType("zone", True, (1.6, 3.0), "m³/s", "window or door open while "
@@ -55,6 +57,8 @@ FAULT_TYPES: dict[str, FaultType] = {
     "plug_creep": FaultType("meter", False, (0.2, 0.4), "", "night plug load up by"),
     "meter_reset": FaultType("meter", False, (1.0, 2.0), "", "main meter register reset "
                                                               "(1: to zero, 2: back 100 kWh)"),
+    "submeter_ct_ratio": FaultType("meter", True, (2.0, 3.0), "x", "lighting sub-meter reads "
+                                                                    "high (wrong CT ratio)"),
     "submeter_dropout": FaultType("meter", True, (1.0, 2.0), "", "lighting sub-meter (1: silent "
                                                                   "2 h, 2: reads zero 6 h)"),
 }
@@ -77,7 +81,7 @@ class Injection:
         return {"sensor_stuck": self.level, "ac_held_on": 18.0 if self.severity == 1 else 0.0,
                 "lights_left_on": 18.0 if self.severity == 1 else 0.0,
                 "empty_room_lights": 7.5, "short_cycling": 8.0, "open_window": 8.0,
-                "meter_reset": 10.0,
+                "meter_reset": 10.0, "setpoint_held_low": 8.0, "submeter_ct_ratio": 7.0,
                 "submeter_dropout": 9.0 if self.severity == 1 else 8.0}.get(self.kind, 0.0)
 
     @property
@@ -127,7 +131,7 @@ def plan(site: Site, first: dt.date, days: int, seed: int = 7,
         if d % 3 == 1:
             k, s = next_of("meter", work)
             if k:
-                target = meters.get("lighting" if k == "submeter_dropout" else "main")
+                target = meters.get("lighting" if k.startswith("submeter") else "main")
                 if target:
                     out.append(Injection(k, target, day, s))
         healthy = [z for z in zones if z.floor != sick_floor]
@@ -178,6 +182,8 @@ class Injector:
                 out[z.lighting] = 1.0
                 if z.lighting_level:
                     out[z.lighting_level] = 100.0
+            elif inj.kind == "setpoint_held_low" and z.cooling_setpoint and 8.0 <= h < 17.0:
+                out[z.cooling_setpoint] = inj.level  # the panel wins (priority 8)
             elif inj.kind == "short_cycling" and z.ac_status and out.get(z.ac_status, 0) > 0.5:
                 off = step % 3 == 2 if inj.severity == 1 else step % 2 == 1
                 if off and 8.0 <= h < 17.0:
@@ -230,6 +236,10 @@ class Injector:
                 pid = self.ahus[inj.target].mixed_air_temperature
                 if pid in out:
                     out[pid] = round(out[pid] + inj.level, 2)
+            elif inj.kind == "submeter_ct_ratio" and inj.target in self.meters:
+                pid = self.meters[inj.target].power
+                if pid in out and 7.0 <= h < 18.0:
+                    out[pid] = round(out[pid] * inj.level, 3)
             elif inj.kind == "submeter_dropout":
                 m = self.meters[inj.target]
                 if inj.severity == 1 and 9.0 <= h < 11.0:
