@@ -311,3 +311,40 @@ def test_runs_and_usual_by_hour_are_causal():
     usual, low = rules._usual_by_hour(kw, hours, days, np.zeros(5 * 96), 4 * 96, 14)
     assert np.all(usual[4 * 96:] == 5.0) and np.all(low[4 * 96:] == 5.0)  # from days before
     assert np.isnan(usual[: 4 * 96]).all()
+
+
+def test_the_night_load_is_judged_against_bems_own_forecast_where_there_is_one(tmp_path, site):
+    """Three weeks of nights at 20 kW, then a night at 26 kW: above the usual nights. Where
+    BEMS forecast that night (before it came) the forecast is the baseline: 26 kW against a
+    forecast of 25.5 kW is no fault, against a forecast of 20 kW it is."""
+    from bems.faults.engine import detect
+
+    main = next(m for m in site.meters if m.measures == "main")
+    tz = site.tz
+    last = dt.datetime(2026, 7, 22, tzinfo=tz)
+    rows = []
+    for day in range(21, -1, -1):
+        base = last - dt.timedelta(days=day)
+        for q in range(96):
+            t = base + dt.timedelta(minutes=15 * q)
+            night = q < 20
+            rows.append((main.power, t, (26.0 if day == 0 else 20.0) if night else 60.0))
+    for forecast_kw, expect in ((25.5, False), (20.0, True)):
+        with Store(tmp_path / f"n{forecast_kw}.sqlite", site.timezone) as s:
+            s.insert_readings(rows)
+            s.refresh_rollups()
+            s.save_forecast(main.id, last - dt.timedelta(hours=12), "test",
+                            [(last + dt.timedelta(hours=h), forecast_kw) for h in range(6)])
+            found = [f for f in detect(site, s, last, last + dt.timedelta(hours=23))
+                     if f.rule == "base_load_high"]
+        assert bool(found) == expect, (forecast_kw, found)
+        if found:
+            assert found[0].evidence["from_forecast"] and found[0].evidence["usual_kw"] == 20.0
+            assert "theo dự báo" in fault_text("base_load_high", found[0].evidence, "X", "vi")[
+                "cause"]
+    with Store(tmp_path / "none.sqlite", site.timezone) as s:  # no forecast: the usual nights
+        s.insert_readings(rows)
+        s.refresh_rollups()
+        found = [f for f in detect(site, s, last, last + dt.timedelta(hours=23))
+                 if f.rule == "base_load_high"]
+    assert found and not found[0].evidence["from_forecast"]

@@ -69,6 +69,15 @@ def load(site: Site, store: Store, start: dt.datetime, end: dt.datetime,
                     drops.append(((to_epoch(when) - t0) // STEP_S, prev - v))
                 prev = v
             data.drops[m.energy] = drops
+    for m in site.meters:  # what BEMS forecast for the main and plug loads, hour by hour
+        if m.measures in ("main", "plugs") and m.power:
+            fc = store.forecast_for(m.id, t0, t_end)
+            if fc:
+                arr = np.full(n, np.nan)
+                for ts, y in fc:
+                    i = (to_epoch(ts) - t0) // STEP_S
+                    arr[max(0, i):max(0, min(n, i + 3600 // STEP_S))] = y
+                data.expected[m.id] = arr
     _calendar(site, data)
     _overrides(site, store, data)
     data.price_vnd = _prices(site, data)

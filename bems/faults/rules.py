@@ -106,6 +106,7 @@ class Data:
     allow_light: dict[str, np.ndarray] = field(default_factory=dict)
     overridden: dict[str, np.ndarray] = field(default_factory=dict)
     workday: np.ndarray | None = None  # the site's main schedule has periods that day
+    expected: dict[str, np.ndarray] = field(default_factory=dict)  # meter → forecast kW
     price_vnd: np.ndarray | None = None  # VND/kWh incl. VAT at each step
 
     def time(self, i: int) -> dt.datetime:
@@ -474,7 +475,8 @@ def meter_rules(data: Data, meter, th: dict, all_fresh: np.ndarray,
                                                                 "how": what,
                                                                 "unmetered_kwh": _r(kwh)}))
     if meter.power and meter.measures in ("main", "plugs"):  # plugs: where creep shows first
-        out += _base_load(data, meter, kw, hours, days, th, no_ac)
+        out += _base_load(data, meter, kw, hours, days, th, no_ac,
+                          data.expected.get(meter.id))
     if meter.power and meter.measures == "main":
         out += _off_day(data, meter, kw, days, th)
     return out
@@ -499,9 +501,11 @@ def _usual_by_hour(kw, hours, days, kinds, s0, history_days) -> tuple[np.ndarray
     return usual, low
 
 
-def _base_load(data: Data, meter, kw, hours, days, th, no_ac=None) -> list[Finding]:
+def _base_load(data: Data, meter, kw, hours, days, th, no_ac=None,
+               forecast: np.ndarray | None = None) -> list[Finding]:
     """The night load (00:00 to 05:00, while no AC runs: pre-cooling follows the weather)
-    above the usual nights of the weeks before."""
+    above what was expected: BEMS's own forecast for those hours where one was made before
+    them, else the usual nights of the weeks before."""
     out = []
     night = hours < 5
     if no_ac is not None:
@@ -510,23 +514,30 @@ def _base_load(data: Data, meter, kw, hours, days, th, no_ac=None) -> list[Findi
     for d in np.unique(days):
         sel = night & (days == d) & np.isfinite(kw)
         if sel.sum() >= 8:
-            per_day[int(d)] = (float(np.mean(kw[sel])), int(np.flatnonzero(sel)[-1]))
-    for d, (load, i_last) in per_day.items():
+            fc = float(np.mean(forecast[sel])) if forecast is not None and \
+                np.isfinite(forecast[sel]).all() else None
+            per_day[int(d)] = (float(np.mean(kw[sel])), int(np.flatnonzero(sel)[-1]), fc)
+    for d, (load, i_last, fc) in per_day.items():
         if i_last < data.start:
             continue
         past = [v[0] for e, v in per_day.items() if d - th["history_days"] <= e < d]
-        if len(past) < 3:
+        if fc is not None:  # the forecast is the baseline; its own error sets no margin here
+            usual, margin = fc, fc * th["base_load_excess_pct"] / 100
+        elif len(past) >= 3:
+            usual = float(np.median(past))
+            mad = float(np.median(np.abs(np.array(past) - usual)))
+            margin = max(usual * th["base_load_excess_pct"] / 100, 4 * 1.4826 * mad)
+        else:
             continue
-        usual = float(np.median(past))
-        mad = float(np.median(np.abs(np.array(past) - usual)))
         excess = load - usual
-        if excess > max(usual * th["base_load_excess_pct"] / 100, 4 * 1.4826 * mad):
+        if excess > max(margin, 0.5):
             i0 = int(np.flatnonzero(days == d)[0])
             kwh, vnd = _cost(data, i0, i0 + 96, excess * 0.5)  # about half the day is night
             out.append(_finding(data, "base_load_high", meter.id, "meter", i0, i_last + 1,
                                 i_last, kwh_per_day=kwh, vnd_per_day=vnd,
                                 evidence={"points": [meter.power], "night_kw": _r(load),
-                                          "usual_kw": _r(usual)}))
+                                          "usual_kw": _r(usual),
+                                          "from_forecast": fc is not None}))
     return out
 
 

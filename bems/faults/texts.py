@@ -183,10 +183,10 @@ TEXTS: dict[str, dict[str, dict[str, str]]] = {
     },
     "base_load_high": {
         "title": {"en": "Night load higher than usual", "vi": "Phụ tải ban đêm cao hơn thường lệ"},
-        "cause": {"en": "{target} drew {night_kw} kW at night against a usual {usual_kw} kW: "
+        "cause": {"en": "{target} drew {night_kw} kW at night against {usual_kw} kW {basis}: "
                         "equipment left on, or loads creeping up.",
-                  "vi": "{target} tiêu thụ {night_kw} kW ban đêm so với thường lệ {usual_kw} "
-                        "kW: thiết bị để bật, hoặc phụ tải tăng dần."},
+                  "vi": "{target} tiêu thụ {night_kw} kW ban đêm so với {usual_kw} kW {basis}: "
+                        "thiết bị để bật, hoặc phụ tải tăng dần."},
         "check": {"en": "Walk the building at night: computers, water heaters, printers, "
                         "server room, pumps.",
                   "vi": "Đi kiểm tra tòa nhà ban đêm: máy tính, bình nóng lạnh, máy in, "
@@ -213,6 +213,8 @@ WORDS = {
                "vi": " Khu vực nóng lên khi ngoài trời nóng hơn: có thể cửa sổ hoặc cửa ra "
                      "vào đang mở."},
     "missing": {"en": "sent nothing", "vi": "không gửi gì"},
+    "forecast": {"en": "forecast", "vi": "theo dự báo"},
+    "usual": {"en": "on usual nights", "vi": "của các đêm thường lệ"},
     "zero": {"en": "read zero", "vi": "đọc bằng 0"},
 }
 
@@ -227,6 +229,7 @@ def fault_text(rule: str, evidence: dict, target: str, lang: str = "en") -> dict
     ev["target"] = target
     ev["closed"] = WORDS["closed_day"][lang] if evidence.get("closed_day") else ""
     ev["window"] = WORDS["window"][lang] if evidence.get("window_likely") else ""
+    ev["basis"] = WORDS["forecast" if evidence.get("from_forecast") else "usual"][lang]
     if "how" in evidence:
         ev["how"] = WORDS.get(str(evidence["how"]), {}).get(lang, "")
 

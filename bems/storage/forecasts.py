@@ -38,6 +38,18 @@ class Forecasts:
                        "issued_at": from_epoch(issued)} for ts, y, model in cur]
         return out
 
+    def forecast_for(self, meter: str, start: dt.datetime | int,
+                     end: dt.datetime | int) -> list[tuple[dt.datetime, float]]:
+        """What was forecast for each hour in [start, end) before it came: for every hour,
+        the value of the latest forecast issued at or before it (a baseline that never saw
+        the hour it judges)."""
+        cur = self.db.execute(
+            "SELECT f.ts, f.yhat FROM forecasts f WHERE f.meter = ? AND f.ts >= ? AND f.ts < ? "
+            "AND f.issued_at = (SELECT max(g.issued_at) FROM forecasts g WHERE "
+            "g.meter = f.meter AND g.ts = f.ts AND g.issued_at <= f.ts) ORDER BY f.ts",
+            [meter, to_epoch(start), to_epoch(end)])
+        return [(from_epoch(ts), y) for ts, y in cur if y is not None]
+
     def save_model(self, meter: str, name: str, payload: str, scores: dict,
                    when: dt.datetime | int, selected: bool = True) -> int:
         with self.db.atomic():
