@@ -40,7 +40,7 @@ EXPECTED = {  # the rule that names each injected fault (the right diagnosis)
     "lights_left_on": "lights_after_hours", "empty_room_lights": "lights_unoccupied",
     "short_cycling": "short_cycling", "open_window": "cannot_reach_setpoint",
     "capacity_loss": "ahu_supply_air_high", "oa_damper_stuck": "ahu_outdoor_air_high",
-    "mixed_air_sensor": "ahu_mixed_air_implausible",
+    "mixed_air_sensor": "ahu_mixed_air_implausible", "return_air_sensor": "ahu_return_air_drift",
     "plug_creep": "base_load_high", "meter_reset": "meter_reset",
     "submeter_dropout": "meter_dropout", "setpoint_held_low": "setpoint_below_floor",
     "submeter_ct_ratio": "meter_tree_mismatch"}

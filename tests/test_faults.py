@@ -36,6 +36,7 @@ def _plan():
         Injection("plug_creep", "main", d[2], 2), Injection("oa_damper_stuck", "ahu3", d[2], 2),
         Injection("submeter_dropout", "lighting", d[3], 2),
         Injection("setpoint_held_low", "f2.p1", d[3], 2),
+        Injection("return_air_sensor", "ahu3", d[3], 2),
         Injection("submeter_ct_ratio", "lighting", d[0], 1),
         # days 4 to 6: no fault anywhere (the controls)
     ]
@@ -48,7 +49,7 @@ EXPECTED = {"ac_held_on": "ac_after_hours", "lights_left_on": "lights_after_hour
             "empty_room_lights": "lights_unoccupied", "meter_reset": "meter_reset",
             "plug_creep": "base_load_high", "oa_damper_stuck": "ahu_outdoor_air_high",
             "submeter_dropout": "meter_dropout", "setpoint_held_low": "setpoint_below_floor",
-            "submeter_ct_ratio": "meter_tree_mismatch"}
+            "submeter_ct_ratio": "meter_tree_mismatch", "return_air_sensor": "ahu_return_air_drift"}
 
 
 @pytest.fixture(scope="module")

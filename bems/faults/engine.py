@@ -200,6 +200,8 @@ def detect(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> li
                      for z in zs]
             cooling = np.sum(votes, axis=0) * 2 >= len(zs)
         found += rules.ahu_rules(data, a, outdoor, th, served, cooling)
+        if a.return_air_temperature:
+            found += rules.return_air_rule(data, a, list(site.zones), th)
     fresh = data.mean["_fresh"] > 0
     no_ac = np.ones(data.n, bool)  # no zone's AC on: the building's base load shows
     for z in site.zones:
@@ -211,7 +213,7 @@ def detect(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> li
         if children:
             found += rules.tree_rule(data, m, children, th)
     found = [f for f in found if f.last.timestamp() > to_epoch(start)]
-    return rules.suppress(found, zone_ahu)
+    return rules.suppress(found, zone_ahu, site.tz)
 
 
 def run(site: Site, store: Store, now: dt.datetime, hours: float = 30.0) -> list[Finding]:

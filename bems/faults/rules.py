@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import warnings
+
 import numpy as np
 
 STEP_S = 900  # the grid: 15-minute means (the store's 15-min rollups)
@@ -381,6 +383,66 @@ def bias_rule(data: Data, zones: list, th: dict) -> list[Finding]:
     return out
 
 
+def return_air_rule(data: Data, ahu, zones: list, th: dict) -> list[Finding]:
+    """The air handler's return-air sensor against the zones it serves: while the fan has run
+    an hour, the return air is the mix of the zones it cools (their median stands for it), so its offset from their mean moves
+    only when a sensor drifts (this one, or the zones' together). One warm or biased zone moves
+    the mean by a fifth of its error; a unit short of capacity warms both alike. The day's
+    offset against the usual days, as the night check does for a zone."""
+    served = [z for z in zones if z.id in ahu.zones and z.temperature]
+    rat = data.get(ahu.return_air_temperature)
+    if len(served) < 2 or not np.isfinite(rat).any():
+        return []
+    fan = data.get(ahu.fan_status) > 0.5 if ahu.fan_status else np.isfinite(rat)
+    steady = np.zeros(data.n, bool)
+    run = 0
+    for i in range(data.n):
+        run = run + 1 if fan[i] else 0
+        steady[i] = run > _steps(60)
+    # the return air comes from the zones whose boxes are open: those with their AC on
+    temps = np.vstack([data.get(z.temperature) for z in served])
+    on = np.vstack([data.get(z.ac_status) > 0.5 if z.ac_status else np.ones(data.n, bool)
+                    for z in served]) & np.isfinite(temps)
+    ok = on.sum(axis=0) >= 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (steps with no zone on: NaN)
+        # the median, not the mean: one zone with a fault of its own (a biased sensor, an
+        # open window) does not move it
+        mean = np.where(ok, np.nanmedian(np.where(on, temps, np.nan), axis=0), np.nan)
+    days = np.array([t.date().toordinal() for t in data.local])
+    history: list[tuple[int, float]] = []
+    streak, out = 0, []
+    for d in np.unique(days):
+        sel = steady & ok & np.isfinite(rat) & (days == d)
+        if sel.sum() < 8:
+            continue
+        d = int(d)
+        off = float(np.mean(rat[sel] - mean[sel]))
+        past = [o for e, o in history if d - th["history_days"] <= e < d]
+        if len(past) < 3:
+            history.append((d, off))
+            continue
+        usual = float(np.median(past))
+        mad = float(np.median(np.abs(np.array(past) - usual)))
+        if abs(off - usual) <= max(th["bias_k"], min(2.0, 4 * 1.4826 * mad)):
+            history.append((d, off))
+            streak = 0
+            continue
+        streak += 1
+        if streak >= 3:  # a lasting shift becomes the usual
+            history.append((d, off))
+        i_last = int(np.flatnonzero(sel)[-1])
+        if i_last < data.start:
+            continue
+        idx = np.flatnonzero(sel)
+        out.append(_finding(data, "ahu_return_air_drift", ahu.id, "ahu", int(idx[0]), i_last + 1,
+                            int(idx[min(7, len(idx) - 1)]),
+                            evidence={"points": [ahu.return_air_temperature] +
+                                      [z.temperature for z in served][:3],
+                                      "bias_k": _r(off - usual), "usual_k": _r(usual)}))
+    return out
+
+
 # --- air handlers (ASHRAE Guideline 36 fault conditions that our points support) ---------
 
 def ahu_rules(data: Data, ahu, outdoor: np.ndarray, th: dict, served_kw: float,
@@ -597,13 +659,13 @@ def tree_rule(data: Data, parent, children: list, th: dict) -> list[Finding]:
 
 # --- dependencies ----------------------------------------------------------------------------
 
-def suppress(findings: list[Finding], zone_ahu: dict[str, str]) -> list[Finding]:
+def suppress(findings: list[Finding], zone_ahu: dict[str, str], tz=dt.timezone.utc) -> list[Finding]:
     all_ahus = sorted(set(zone_ahu.values()))
     """Drop the findings another finding explains: a zone too warm while its air handler
     cannot cool or its own sensor is faulty; a bias reported when the sensor is stuck."""
-    def days_of(f: Finding) -> set:
-        d0 = f.first.date()
-        return {d0 + dt.timedelta(days=k) for k in range((f.last.date() - d0).days + 1)}
+    def days_of(f: Finding) -> set:  # the site's local days the finding spans
+        d0, d1 = f.first.astimezone(tz).date(), f.last.astimezone(tz).date()
+        return {d0 + dt.timedelta(days=k) for k in range((d1 - d0).days + 1)}
 
     by: dict[tuple[str, str], set] = {}
     for f in findings:
@@ -612,12 +674,13 @@ def suppress(findings: list[Finding], zone_ahu: dict[str, str]) -> list[Finding]
     def has(rule: str, target: str | None, days: set) -> bool:
         return target is not None and bool(by.get((rule, target), set()) & days)
 
-    # every air handler short of supply air on the same day: the weather beyond their design,
-    # not a fault of one unit
+    # most air handlers short of supply air on the same day (two thirds of them, three units
+    # or more): the weather beyond their design, not a fault of one unit
     common = set()
     if len(all_ahus) >= 3:
-        for day in {f.first.date() for f in findings}:
-            if all(has("ahu_supply_air_high", a, {day}) for a in all_ahus):
+        for day in {f.first.astimezone(tz).date() for f in findings}:
+            short = sum(has("ahu_supply_air_high", a, {day}) for a in all_ahus)
+            if short >= max(2, 2 * len(all_ahus) / 3):
                 common.add(day)
     kept = []
     for f in findings:
@@ -631,8 +694,10 @@ def suppress(findings: list[Finding], zone_ahu: dict[str, str]) -> list[Finding]
             continue
         if f.rule == "sensor_bias" and has("sensor_stuck", f.target, d):
             continue
-        if f.rule == "ahu_outdoor_air_high" and has("ahu_mixed_air_implausible", f.target, d):
-            continue  # the share comes from the mixed-air temperature, which is wrong
+        if f.rule == "ahu_outdoor_air_high" and (
+                has("ahu_mixed_air_implausible", f.target, d) or
+                has("ahu_return_air_drift", f.target, d)):
+            continue  # the share comes from the mixed and return air temperatures: one is wrong
         kept.append(f)
     return kept
 

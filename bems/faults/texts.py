@@ -135,6 +135,20 @@ TEXTS: dict[str, dict[str, dict[str, str]]] = {
                   "vi": "Kiểm tra van gió tươi và bộ truyền động (kẹt, tuột khớp nối), và cảm "
                         "biến gió hòa trộn."},
     },
+    "ahu_return_air_drift": {
+        "title": {"en": "Return-air sensor reads off (drift)",
+                  "vi": "Cảm biến gió hồi đọc sai (trôi)"},
+        "cause": {"en": "With the fan running, the return air of {target} read {bias_k} K away "
+                        "from its usual difference to the zones it serves ({usual_k} K): its "
+                        "sensor drifts, or the zones' sensors drift together.",
+                  "vi": "Khi quạt chạy, gió hồi của {target} lệch {bias_k} K so với chênh lệch "
+                        "thường ngày với các khu vực nó phục vụ ({usual_k} K): cảm biến của nó "
+                        "bị trôi, hoặc các cảm biến khu vực cùng trôi."},
+        "check": {"en": "Compare the return-air sensor with a hand-held thermometer in the "
+                        "return duct; the air handler's controls use it.",
+                  "vi": "So cảm biến gió hồi với nhiệt kế cầm tay trong ống gió hồi; bộ điều "
+                        "khiển của máy dùng giá trị này."},
+    },
     "ahu_mixed_air_implausible": {
         "title": {"en": "Air handler temperatures disagree",
                   "vi": "Nhiệt độ của máy xử lý không khí mâu thuẫn"},

@@ -54,6 +54,8 @@ FAULT_TYPES: dict[str, FaultType] = {
                                                                "(outdoor-air share)"),
     "mixed_air_sensor": FaultType("ahu", True, (-3.0, -6.0), "K", "mixed-air sensor reads low "
                                                                    "by"),
+    "return_air_sensor": FaultType("ahu", True, (1.5, 3.0), "K", "return-air sensor reads high "
+                                                                  "by"),
     "plug_creep": FaultType("meter", False, (0.2, 0.4), "", "night plug load up by"),
     "meter_reset": FaultType("meter", False, (1.0, 2.0), "", "main meter register reset "
                                                               "(1: to zero, 2: back 100 kWh)"),
@@ -232,8 +234,11 @@ class Injector:
                     drop = true if inj.severity == 1 else min(100.0, true)
                     self.register_offset[m.energy] = self.register_offset.get(m.energy, 0) - drop
                     self._reset_done.add(inj)
-            elif inj.kind == "mixed_air_sensor" and inj.target in self.ahus:
-                pid = self.ahus[inj.target].mixed_air_temperature
+            elif inj.kind in ("mixed_air_sensor", "return_air_sensor") and \
+                    inj.target in self.ahus:
+                a = self.ahus[inj.target]
+                pid = a.mixed_air_temperature if inj.kind == "mixed_air_sensor" else \
+                    a.return_air_temperature
                 if pid in out:
                     out[pid] = round(out[pid] + inj.level, 2)
             elif inj.kind == "submeter_ct_ratio" and inj.target in self.meters:
