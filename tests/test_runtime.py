@@ -234,3 +234,26 @@ def test_clocks_more_than_a_minute_off_are_set_when_the_site_says_so(site, bus, 
         assert len(rt.store.writes(action="time-sync")) == 1
     finally:
         rt.stop()
+
+
+def test_the_fault_rules_run_on_their_own_worker_and_record_what_they_find(rt, site, bus,
+                                                                           clock):
+    """An AC left on in the evening: the runtime's fault job (its own connection, its own
+    worker) finds it and records it; a second pass extends the same occurrence."""
+    bus.set("f1.p1.ac", 1.0)
+    for q in range(12 * 4):  # 08:00 to 20:00, a poll every 15 minutes
+        clock.t = MONDAY_0800 + dt.timedelta(minutes=15 * q)
+        rt.poll()
+    assert rt.detect_faults() >= 1
+    faults = [f for f in rt.store.faults() if f["rule"] == "ac_after_hours"]
+    assert [f["target"] for f in faults] == ["f1.p1"]
+    clock.t += dt.timedelta(minutes=15)
+    rt.poll()
+    rt.detect_faults()
+    assert len([f for f in rt.store.faults() if f["rule"] == "ac_after_hours"]) == 1
+    rt.start()  # scheduled on its own worker, beside the polls
+    try:
+        assert rt.scheduler.get_job("faults").executor == "faults"
+        assert rt.scheduler.get_job("poll").executor == "default"
+    finally:
+        rt.stop()

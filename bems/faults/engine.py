@@ -217,7 +217,8 @@ def detect(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> li
 
 
 def run(site: Site, store: Store, now: dt.datetime, hours: float = 30.0) -> list[Finding]:
-    """Detect over the last `hours` and record what was found (the runtime calls this)."""
+    """Detect over the last `hours` and record what was found (`bems faults --detect`; the
+    runtime reads through a connection of its own and records apart)."""
     found = detect(site, store, now - dt.timedelta(hours=hours), now)
     for f in found:
         store.record_fault(f.as_dict(), now)
