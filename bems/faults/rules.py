@@ -171,6 +171,8 @@ def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
         for i0, i1 in runs(mask, min_len):
             if i1 <= s0:
                 continue
+            if "closed_day" in ev and data.workday is not None:  # the day this run is on
+                ev["closed_day"] = not bool(data.workday[i0])
             kwh, vnd = _cost(data, i0, i1, kw) if kw else (0.0, 0.0)
             out.append(_finding(data, rule, zone.id, "zone", i0, i1, i0 + min_len - 1,
                                 kwh_per_day=kwh, vnd_per_day=vnd, evidence={
@@ -182,8 +184,7 @@ def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
     # schedule: AC or lights on while the zone is closed (a person's override excepted)
     if zone.ac_status:
         allow = data.allow_ac.get(zone.id, is_open)
-        closed_day = data.workday is not None and not bool(data.workday[min(n - 1, s0)])
-        report("ac_after_hours", ac & ~allow & ~over, persist, ac_kw, closed_day=closed_day)
+        report("ac_after_hours", ac & ~allow & ~over, persist, ac_kw, closed_day=False)
     if zone.lighting:
         allow = data.allow_light.get(zone.id, is_open)
         report("lights_after_hours", light & ~allow & ~over, persist, light_kw)
