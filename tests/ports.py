@@ -1,13 +1,17 @@
 """Free ports for tests, so two suites (or a suite beside `bems demo`) run side by side.
 
-Ports come from the kernel (bind to port 0), or from BEMS_TEST_PORTS=FIRST-LAST when a machine
-wants tests kept to a range.
+Ports come from below the kernel's ephemeral range (net.ipv4.ip_local_port_range), counted
+on from a random start, each checked free: a port the kernel hands out for a bind to port 0
+(a client socket anywhere in the run) can never be one a session-wide site file already
+promised to a simulated device (that happened: "UDP 127.0.0.1:55298 is already in use").
+BEMS_TEST_PORTS=FIRST-LAST keeps tests to a range instead.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 import socket
 from pathlib import Path
@@ -15,7 +19,20 @@ from pathlib import Path
 from bems.config import demo_site_path
 
 _range = os.environ.get("BEMS_TEST_PORTS", "")
-_next = itertools.count(int(_range.split("-")[0])) if _range else None
+
+
+def _below_ephemeral() -> tuple[int, int]:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1024, low - 12000), max(1025, low - 1)
+
+
+if not _range:
+    _lo, _hi = _below_ephemeral()
+    _range = f"{random.randint(_lo, _lo + (_hi - _lo) // 2)}-{_hi}"
+_next = itertools.count(int(_range.split("-")[0]))
 
 
 def _bindable(port: int) -> bool:
@@ -30,19 +47,13 @@ def _bindable(port: int) -> bool:
 
 def free_port() -> int:
     """A port free on 127.0.0.1 for both UDP and TCP."""
-    if _next is not None:
-        last = int(_range.split("-")[1])
-        for port in _next:
-            if port > last:
-                raise RuntimeError(f"BEMS_TEST_PORTS={_range}: no free port left")
-            if _bindable(port):
-                return port
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    last = int(_range.split("-")[1])
+    for port in _next:
+        if port > last:
+            raise RuntimeError(f"test ports {_range}: no free port left")
         if _bindable(port):
             return port
+    raise AssertionError("unreachable")
 
 
 def demo_site_on_free_ports(path: Path) -> Path:
