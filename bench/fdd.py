@@ -30,20 +30,10 @@ from bems.config import load_site  # noqa: E402
 from bems.faults.engine import detect  # noqa: E402
 from bems.status import alarms  # noqa: E402
 from bems.storage import Store  # noqa: E402
-from connectors.simulator.closedloop import simulate  # noqa: E402
-from connectors.simulator.faults import FAULT_TYPES, Injector, plan  # noqa: E402
+from connectors.simulator.faults import FAULT_TYPES, plan, run_with_faults  # noqa: E402
 
 SITE = Path(__file__).resolve().parent.parent / "bems" / "data" / "demo_site.toml"
 WITHIN_H = 24.0
-EXPECTED = {  # the rule that names each injected fault (the right diagnosis)
-    "sensor_bias": "sensor_bias", "sensor_stuck": "sensor_stuck", "ac_held_on": "ac_after_hours",
-    "lights_left_on": "lights_after_hours", "empty_room_lights": "lights_unoccupied",
-    "short_cycling": "short_cycling", "open_window": "cannot_reach_setpoint",
-    "capacity_loss": "ahu_supply_air_high", "oa_damper_stuck": "ahu_outdoor_air_high",
-    "mixed_air_sensor": "ahu_mixed_air_implausible", "return_air_sensor": "ahu_return_air_drift",
-    "plug_creep": "base_load_high", "meter_reset": "meter_reset",
-    "submeter_dropout": "meter_dropout", "setpoint_held_low": "setpoint_below_floor",
-    "submeter_ct_ratio": "meter_tree_mismatch"}
 
 
 def run(start: dt.date, days: int, seed: int, warmup: int, db: Path) -> dict:
@@ -52,14 +42,7 @@ def run(start: dt.date, days: int, seed: int, warmup: int, db: Path) -> dict:
     injections = plan(site, start, days, seed)
     store = Store(db, site.timezone)
     t = time.perf_counter()
-    def wrote(point: str, value: float | None, when: dt.datetime) -> None:  # BEMS's ledger
-        store.record_write(point=point, action="write" if value is not None else "release",
-                           value=value, priority=site.control.write_priority, source="strategy",
-                           reason="", outcome="done", ts=when)
-
-    simulate(site, start - dt.timedelta(days=warmup), days + warmup, "bems",
-             Injector(site, injections), sink=store.insert_readings, on_write=wrote)
-    store.refresh_rollups()
+    run_with_faults(site, start - dt.timedelta(days=warmup), days + warmup, injections, store)
     sim_s = time.perf_counter() - t
 
     def utc(day: dt.date, hour: float = 0.0) -> dt.datetime:
@@ -118,7 +101,7 @@ def score(site, injections, found, naive, start, days, utc) -> dict:
             k["hours"].append((first.detected - t0).total_seconds() / 3600)
             for rule in {f.rule for f in hits}:
                 k["rules"][rule] = k["rules"].get(rule, 0) + 1
-            k["diagnosed"] = k.get("diagnosed", 0) + (EXPECTED[i.kind] in {f.rule for f in hits})
+            k["diagnosed"] = k.get("diagnosed", 0) + (FAULT_TYPES[i.kind].rule in {f.rule for f in hits})
         if base:
             k["baseline"] += 1
     # fault-free target-days and what was raised on them

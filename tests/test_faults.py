@@ -42,14 +42,6 @@ def _plan():
     ]
 
 
-EXPECTED = {"ac_held_on": "ac_after_hours", "lights_left_on": "lights_after_hours",
-            "sensor_bias": "sensor_bias", "capacity_loss": "ahu_supply_air_high",
-            "sensor_stuck": "sensor_stuck", "short_cycling": "short_cycling",
-            "open_window": "cannot_reach_setpoint", "mixed_air_sensor": "ahu_mixed_air_implausible",
-            "empty_room_lights": "lights_unoccupied", "meter_reset": "meter_reset",
-            "plug_creep": "base_load_high", "oa_damper_stuck": "ahu_outdoor_air_high",
-            "submeter_dropout": "meter_dropout", "setpoint_held_low": "setpoint_below_floor",
-            "submeter_ct_ratio": "meter_tree_mismatch", "return_air_sensor": "ahu_return_air_drift"}
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +50,11 @@ def injected(tmp_path_factory, site):
     what BEMS read stored in a real SQLite file; then the rules over the scored days."""
     require_energyplus()
     from bems.faults.engine import detect
-    from connectors.simulator.closedloop import simulate
-    from connectors.simulator.faults import Injector
+    from connectors.simulator.faults import run_with_faults
 
     db = tmp_path_factory.mktemp("fdd") / "fdd.sqlite"
     store = Store(db, site.timezone)
-
-    def wrote(point, value, when):
-        store.record_write(point=point, action="write" if value is not None else "release",
-                           value=value, priority=site.control.write_priority, source="strategy",
-                           reason="", outcome="done", ts=when)
-
-    simulate(site, START - dt.timedelta(days=WARMUP), WARMUP + SCORED, "bems",
-             Injector(site, _plan()), sink=store.insert_readings, on_write=wrote)
-    store.refresh_rollups()
+    run_with_faults(site, START - dt.timedelta(days=WARMUP), WARMUP + SCORED, _plan(), store)
     t0 = dt.datetime.combine(START, dt.time(0), site.tz)
     found = detect(site, store, t0, t0 + dt.timedelta(days=SCORED))
     yield {"store": store, "found": found, "db": db}
@@ -83,11 +66,13 @@ def _utc(site, day: dt.date, hour: float = 0.0) -> dt.datetime:
 
 
 @pytest.mark.energyplus
-@pytest.mark.parametrize("kind", list(EXPECTED))
+@pytest.mark.parametrize("kind", [i.kind for i in _plan()])
 def test_each_injected_fault_is_found_by_its_rule_within_a_day(injected, site, kind):
     inj = next(i for i in _plan() if i.kind == kind)
     onset = _utc(site, inj.day, inj.onset_h)
-    hits = [f for f in injected["found"] if f.rule == EXPECTED[kind]
+    from connectors.simulator.faults import FAULT_TYPES
+
+    hits = [f for f in injected["found"] if f.rule == FAULT_TYPES[kind].rule
             and (f.target == inj.target or (inj.target_kind == "meter" == f.target_kind))
             and onset <= f.detected <= onset + dt.timedelta(hours=24)]
     assert hits, (kind, [(f.rule, f.target, f.detected) for f in injected["found"]])
@@ -272,6 +257,9 @@ def test_every_rule_has_its_texts_in_both_languages():
     emitted |= set(re.findall(r'"(ahu_[a-z_]+|meter_[a-z_]+|base_load_high|off_day_energy_high|'
                               r'cannot_reach_setpoint|sensor_[a-z_]+|short_cycling)"', src))
     emitted -= set(rules.THRESHOLDS)  # (names of thresholds, not rules)
+    from connectors.simulator.faults import FAULT_TYPES
+
+    assert {t.rule for t in FAULT_TYPES.values()} <= emitted  # each injected fault has its rule
     assert len(emitted) >= 14 and emitted - set(TEXTS) == set(), emitted - set(TEXTS)
     sample = {"hours": 2.5, "above_k": 1.26, "bias_k": 3.0, "usual_k": -0.2, "value": 29.1,
               "changes_3h": 8, "seen_pct": 80.0, "usual_pct": 22.0, "drop_kwh": 1234.5,

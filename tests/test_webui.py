@@ -466,3 +466,27 @@ def test_the_audit_ledger_reads_in_names_and_plain_words(site, web_db):
     name = next(p.name for p in site.points if p.id == "f2.p1.sp")
     row = next(r for r in page.split("<tr>") if "lunch break until 13:30" in r)
     assert name in row and ">strategies<" in row and ">done" in row
+
+
+def test_fault_updates_are_checked_clipped_and_audited(site, web_db):
+    viewer = _app(site, web_db, csrf=False).test_client()
+    _login(viewer, "viewer1")
+    fid = Store(web_db).faults()[0]["id"]
+    assert viewer.post(f"/faults/{fid}/update", data={"status": "closed"}).status_code == 403
+    op = _app(site, web_db, csrf=False).test_client()
+    _login(op, "op1")
+    r = op.post(f"/faults/{fid}/update", data={"status": "<script>", "note": "x"})
+    assert r.status_code == 302 and Store(web_db).fault(fid)["status"] != "<script>"
+    r = op.post(f"/faults/{fid}/update", data={"status": "closed", "note": "  "})
+    assert Store(web_db).fault(fid)["status"] != "closed"  # closing needs a note
+    note = "Đã thay cảm biến\x00\n" + "ư" * 10_000
+    r = op.post(f"/faults/{fid}/update", data={"status": "acknowledged", "assignee": "Minh " * 50,
+                                               "note": note, "nan": "nan"})
+    assert r.status_code == 302
+    f = Store(web_db).fault(fid)
+    assert f["status"] == "acknowledged" and len(f["assignee"]) <= 64
+    assert len(f["notes"][-1]["note"]) <= 500 and "\x00" not in f["notes"][-1]["note"]
+    assert op.post("/faults/999999/update", data={"status": "closed", "note": "x"}).status_code \
+        == 404
+    assert op.get("/faults/999999").status_code == 404
+    assert op.get("/faults/abc").status_code == 404

@@ -128,6 +128,14 @@ def runs(mask: np.ndarray, min_len: int = 1) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a >= min_len]
 
 
+def on_for(mask: np.ndarray) -> np.ndarray:
+    """At each step, how many steps in a row `mask` has been true (0 where it is false)."""
+    mask = np.asarray(mask, bool)
+    idx = np.arange(len(mask))
+    last_off = np.maximum.accumulate(np.where(~mask, idx, -1))
+    return np.where(mask, idx - last_off, 0)
+
+
 def _steps(minutes: float) -> int:
     return max(1, int(round(minutes * 60 / STEP_S)))
 
@@ -218,11 +226,7 @@ def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
     # cannot reach the setpoint while cooling, after the pull-down
     if zone.temperature and zone.cooling_setpoint and zone.ac_status:
         cooling = ac & ~(np.isfinite(mode) & (np.round(mode) == 2))
-        since_on = np.zeros(n)
-        run_len = 0
-        for i in range(n):
-            run_len = run_len + 1 if cooling[i] else 0
-            since_on[i] = run_len * STEP_S / 3600
+        since_on = on_for(cooling) * STEP_S / 3600
         err = temp - sp
         warm = cooling & is_open & (since_on > th["pulldown_h"]) & (err > th["setpoint_error_k"])
         for i0, i1 in runs(warm, _steps(th["reach_persist_h"] * 60)):
@@ -395,11 +399,7 @@ def return_air_rule(data: Data, ahu, zones: list, th: dict) -> list[Finding]:
     if len(served) < 2 or not np.isfinite(rat).any():
         return []
     fan = data.get(ahu.fan_status) > 0.5 if ahu.fan_status else np.isfinite(rat)
-    steady = np.zeros(data.n, bool)
-    run = 0
-    for i in range(data.n):
-        run = run + 1 if fan[i] else 0
-        steady[i] = run > _steps(60)
+    steady = on_for(fan) > _steps(60)
     # the return air comes from the zones whose boxes are open: those with their AC on
     temps = np.vstack([data.get(z.temperature) for z in served])
     on = np.vstack([data.get(z.ac_status) > 0.5 if z.ac_status else np.ones(data.n, bool)
@@ -455,11 +455,7 @@ def ahu_rules(data: Data, ahu, outdoor: np.ndarray, th: dict, served_kw: float,
     fan = data.get(ahu.fan_status) > 0.5 if ahu.fan_status else data.get(ahu.fan_speed) > 5
     if cooling is None:
         cooling = np.ones(n, bool)
-    steady = np.zeros(n, bool)  # fan on for an hour: transients over
-    run = 0
-    for i in range(n):
-        run = run + 1 if fan[i] else 0
-        steady[i] = run > _steps(60)
+    steady = on_for(fan) > _steps(60)  # fan on for an hour: transients over
     sat, sat_sp = data.get(ahu.supply_air_temperature), data.get(ahu.supply_air_setpoint)
     mat, rat = data.get(ahu.mixed_air_temperature), data.get(ahu.return_air_temperature)
     persist = _steps(th["reach_persist_h"] * 60)

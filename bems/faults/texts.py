@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bems.formatting import number
+
 TEXTS: dict[str, dict[str, dict[str, str]]] = {
     "ac_after_hours": {
         "title": {"en": "AC on outside working hours", "vi": "Điều hòa chạy ngoài giờ làm việc"},
@@ -256,7 +258,5 @@ def fault_text(rule: str, evidence: dict, target: str, lang: str = "en") -> dict
 
 def _fmt(v: Any, lang: str) -> Any:
     if isinstance(v, float):
-        s = f"{v:.1f}" if abs(v) < 100 else f"{v:,.0f}"
-        return s.replace(".", ",") if lang == "vi" and abs(v) < 100 else \
-            s.replace(",", ".") if lang == "vi" else s
+        return number(v, lang, 1 if abs(v) < 100 else 0)
     return v

@@ -30,39 +30,56 @@ class FaultType:
     levels: tuple[float, float]  # severity 1, 2
     unit: str
     what: str
+    rule: str = ""  # the fault rule (bems/faults) that names it: the right diagnosis
 
 
 FAULT_TYPES: dict[str, FaultType] = {
-    "sensor_bias": FaultType("zone", False, (1.5, 3.0), "K", "room sensor reads high"),
-    "sensor_stuck": FaultType("zone", False, (10.0, 0.0), "h", "room sensor stuck from this hour"),
+    "sensor_bias": FaultType("zone", False, (1.5, 3.0), "K", "room sensor reads high",
+        rule="sensor_bias"),
+    "sensor_stuck": FaultType("zone", False, (10.0, 0.0), "h", "room sensor stuck from this hour",
+        rule="sensor_stuck"),
     "ac_held_on": FaultType("zone", False, (1.0, 2.0), "", "AC held on after hours by a wall "
                                                             "panel at priority 8 (1: evening, "
-                                                            "2: all night)"),
+                                                            "2: all night)",
+        rule="ac_after_hours"),
     "lights_left_on": FaultType("zone", False, (1.0, 2.0), "", "lights left on (1: evening, "
-                                                                "2: all night)"),
+                                                                "2: all night)",
+        rule="lights_after_hours"),
     "empty_room_lights": FaultType("zone", True, (1.0, 2.0), "", "no one in the room, lights on "
-                                                                  "(1: morning, 2: all day)"),
+                                                                  "(1: morning, 2: all day)",
+        rule="lights_unoccupied"),
     "setpoint_held_low": FaultType("zone", True, (23.0, 20.0), "°C", "setpoint held low by a "
-                                                                     "wall panel at priority 8"),
+                                                                     "wall panel at priority 8",
+        rule="setpoint_below_floor"),
     "short_cycling": FaultType("zone", True, (1.0, 2.0), "", "unit cycling (1: off one step in "
-                                                              "three, 2: every other step)"),
+                                                              "three, 2: every other step)",
+        rule="short_cycling"),
     "open_window": FaultType("zone", True, (1.6, 3.0), "m³/s", "window or door open while "
-                                                                "cooling"),
+                                                                "cooling",
+        rule="cannot_reach_setpoint"),
     "capacity_loss": FaultType("ahu", True, (16.5, 19.5), "°C", "coil short of capacity: "
-                                                                 "supply air no colder than"),
+                                                                 "supply air no colder than",
+        rule="ahu_supply_air_high"),
     "oa_damper_stuck": FaultType("ahu", True, (0.6, 1.0), "", "outdoor-air damper stuck open "
-                                                               "(outdoor-air share)"),
+                                                               "(outdoor-air share)",
+        rule="ahu_outdoor_air_high"),
     "mixed_air_sensor": FaultType("ahu", True, (-3.0, -6.0), "K", "mixed-air sensor reads low "
-                                                                   "by"),
+                                                                   "by",
+        rule="ahu_mixed_air_implausible"),
     "return_air_sensor": FaultType("ahu", True, (1.5, 3.0), "K", "return-air sensor reads high "
-                                                                  "by"),
-    "plug_creep": FaultType("meter", False, (0.2, 0.4), "", "night plug load up by"),
+                                                                  "by",
+        rule="ahu_return_air_drift"),
+    "plug_creep": FaultType("meter", False, (0.2, 0.4), "", "night plug load up by",
+        rule="base_load_high"),
     "meter_reset": FaultType("meter", False, (1.0, 2.0), "", "main meter register reset "
-                                                              "(1: to zero, 2: back 100 kWh)"),
+                                                              "(1: to zero, 2: back 100 kWh)",
+        rule="meter_reset"),
     "submeter_ct_ratio": FaultType("meter", True, (2.0, 3.0), "x", "lighting sub-meter reads "
-                                                                    "high (wrong CT ratio)"),
+                                                                    "high (wrong CT ratio)",
+        rule="meter_tree_mismatch"),
     "submeter_dropout": FaultType("meter", True, (1.0, 2.0), "", "lighting sub-meter (1: silent "
-                                                                  "2 h, 2: reads zero 6 h)"),
+                                                                  "2 h, 2: reads zero 6 h)",
+        rule="meter_dropout"),
 }
 
 
@@ -142,6 +159,25 @@ def plan(site: Site, first: dt.date, days: int, seed: int = 7,
             if k:
                 out.append(Injection(k, z.id, day, s))
     return out
+
+
+def run_with_faults(site: Site, first: dt.date, days: int, injections: list[Injection],
+                    store, strategy: str = "bems"):
+    """The closed loop over [first, first + days) with these faults, BEMS's strategies in the
+    loop, and what BEMS would store going into `store`: every interval's readings and, in
+    its ledger, every change of its own commands (the short-cycling rule reads it). Rolls
+    the store up at the end; returns the KPIs."""
+    from connectors.simulator.closedloop import simulate
+
+    def wrote(point: str, value: float | None, when: dt.datetime) -> None:
+        store.record_write(point=point, action="write" if value is not None else "release",
+                           value=value, priority=site.control.write_priority, source="strategy",
+                           reason="", outcome="done", ts=when)
+
+    kpis = simulate(site, first, days, strategy, Injector(site, injections),
+                    sink=store.insert_readings, on_write=wrote)
+    store.refresh_rollups()
+    return kpis
 
 
 class Injector:
