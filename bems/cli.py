@@ -713,20 +713,32 @@ def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, 
               help="Site file (default: the embedded demo centre).")
 @click.option("--start", "start", required=True, help="First day, YYYY-MM-DD (local).")
 @click.option("--days", type=int, default=14, show_default=True, help="Days to simulate.")
-@click.option("--strategy", type=click.Choice(["baseline", "bems"]), default="bems",
-              show_default=True, help="The building's time clock alone, or BEMS in the loop.")
+@click.option("--strategy", type=click.Choice(["baseline", "rules", "predictive", "bems"]),
+              default="rules", show_default=True,
+              help="The building's time clock alone, the rule set, or the predictive "
+                   "strategy in the loop (bems: the rule set, its older name).")
+@click.option("--warmup-days", type=click.IntRange(0, 60), default=14, show_default=True,
+              help="Days run before --start and not scored: the predictive strategy learns "
+                   "its zone models from them (under the rule set).")
+@click.option("--comfort-weight", type=click.FloatRange(0, 100), default=None,
+              help="Predictive: the energy (0) to comfort (100) slider (default: the site "
+                   "file's, else 50).")
+@click.option("--seed", type=click.IntRange(0, 2**31), default=1, show_default=True,
+              help="Predictive: the seed of the forecast's error.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def simulate(site_file: Path | None, start: str, days: int, strategy: str,
-             as_json: bool) -> None:
+def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmup_days: int,
+             comfort_weight: float | None, seed: int, as_json: bool) -> None:
     """Closed loop, fast: EnergyPlus unpaced with the strategies in the loop; BOPTEST KPIs.
 
     Discomfort counts occupied hours outside 23-27 °C, on air and on operative temperature.
+    The predictive strategy gets the weather file's future with a forecast's error added.
 
     Example:
 
     \b
         bems simulate --start 2026-07-06 --days 14 --strategy baseline --json
-        bems simulate --start 2026-11-09 --days 14 --strategy bems
+        bems simulate --start 2026-11-09 --days 14 --strategy rules
+        bems simulate --start 2026-07-06 --days 14 --strategy predictive --comfort-weight 60
     """
     import json as _json
 
@@ -737,7 +749,15 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str,
         first = dt.date.fromisoformat(start)
     except ValueError:
         raise click.BadParameter(f"{start!r}: use YYYY-MM-DD") from None
-    k = run_sim(site, first, days, strategy).as_dict()
+    if days < 1 or days > 366:
+        raise click.BadParameter(f"{days}: 1..366 days", param_hint="--days")
+    if comfort_weight is not None:
+        import dataclasses
+
+        site = dataclasses.replace(site, strategies=dataclasses.replace(
+            site.strategies, comfort_weight=comfort_weight))
+    k = run_sim(site, first, days, strategy, warmup_days=warmup_days,
+                forecast_seed=seed).as_dict()
     if as_json:
         click.echo(_json.dumps({key: v for key, v in k.items() if key != "peak_at"}))
         return

@@ -246,7 +246,7 @@ def _priority(v: int) -> str | None:
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
         "devices", "points", "zones", "meters", "schedules", "web", "bacnet", "air_handlers",
-        "faults")
+        "faults", "weather")
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -278,6 +278,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     meters = [_meter(r, p, d) for p, d in r.tables(data, "meters")]
     ahus = [_air_handler(r, p, d) for p, d in r.tables(data, "air_handlers")]
     faults = _faults(r, data.get("faults", {}))
+    weather = _weather(r, data["weather"]) if "weather" in data else None
     schedules = [_schedule(r, p, d) for p, d in r.tables(data, "schedules")]
     tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
     calendar = _calendar(r, data.get("calendar", {}))
@@ -305,7 +306,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 web=_web(r, data.get("web", {}), source),
                 bacnet=_bacnet(r, data.get("bacnet", {})),
                 strategies=strategies, reports=reports, air_handlers=tuple(ahus),
-                faults=faults, source=source)
+                faults=faults, weather=weather, source=source)
 
 
 def _strategies(r: _Reader, d: Any, control: Control) -> StrategyParams:
@@ -544,6 +545,31 @@ def _air_handler(r: _Reader, p: Path_, d: Any) -> AirHandler | None:
     return AirHandler(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
                       floor=r.get(d, p, "floor", int, None), zones=tuple(zones),
                       **{k: r.get(d, p, k, str, None) for k in AHU_POINTS})
+
+
+def _weather(r: _Reader, d: Any):
+    from urllib.parse import urlsplit
+
+    from bems.site import Weather
+
+    p = ("weather",)
+    d = r.table(d, p, ("url", "refresh_min", "timeout_s"))
+
+    def url_ok(v: str) -> str | None:
+        try:
+            u = urlsplit(v)
+        except ValueError:
+            return "must be an http:// or https:// address"
+        if u.scheme not in ("http", "https") or not u.hostname:
+            return "must be an http:// or https:// address"
+        return None
+
+    url = r.get(d, p, "url", str, ..., url_ok)
+    refresh = r.get(d, p, "refresh_min", float, 60.0,
+                    lambda v: None if 5 <= v <= 1440 else "must be 5..1440 minutes")
+    timeout = r.get(d, p, "timeout_s", float, 10.0,
+                    lambda v: None if 1 <= v <= 120 else "must be 1..120 seconds")
+    return Weather(url, refresh, timeout) if url else None
 
 
 def _faults(r: _Reader, d: Any) -> dict[str, float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
@@ -19,6 +20,9 @@ from bems.schedules import effective_site
 from bems.site import Site
 from bems.storage import Store
 from bems.strategies.plan import Learned, Override, ZoneDecision, demand_level, intents_of, plan
+
+if TYPE_CHECKING:
+    from bems.predictive.mpc import Plan
 
 # readings older than this are not used to control (the runtime polls every minute); a runtime
 # that polls less often in its own time (a demo at 60x) stores a longer one, for everyone
@@ -31,6 +35,10 @@ class Decision:
     at: dt.datetime
     level: int
     zones: list[ZoneDecision]
+    strategy: str = "rules"  # what decided: "rules" or "predictive"
+    note: str = ""  # predictive: why (some) zones were left to the rules ("" when none)
+    plan: "Plan | None" = None  # predictive: the day's plan the intents come from
+    fresh_plan: bool = False  # solved for this decision (else reused, under 15 minutes old)
 
     @property
     def intents(self) -> list[WriteIntent]:
@@ -75,11 +83,54 @@ def decide(site: Site, store: Store, now: dt.datetime, params: dict | None = Non
         next_kw = ahead[0] if ahead else None
     level = demand_level(eff.strategies, site_kw, next_kw, int(store.get_meta(LEVEL_KEY, 0) or 0))
     local = now.astimezone(eff.tz).replace(tzinfo=None)
+    if eff.strategies.mode == "predictive":
+        return _predictive(eff, store, now, local, values, overrides, level)
     zones = plan(eff, SiteCalendar(eff), values, local, load_learned(store), level, overrides,
                  now_aware=now)
     return Decision(now, level, zones)
 
 
+def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
+                values: dict, overrides: list[Override], level: int) -> Decision:
+    """The predictive strategy over the store: its zone models (refitted nightly), the
+    outdoor forecast (the provider's, cached, else persistence), the zones' surface
+    temperatures from the last two days; the day's plan is solved at most every 15 minutes and
+    reused in between."""
+    from bems.predictive import store as pstore
+    from bems.predictive import strategy as predictive
+    from bems.predictive.model import history_from_store
+    from bems.predictive.weather import outdoor_forecast
+
+    calendar = SiteCalendar(site)
+    learned = load_learned(store)
+    model = pstore.load_model(store)
+    cached = pstore.latest_plan(store)
+    if model is not None and cached is not None and cached.comfort_weight == \
+            site.strategies.comfort_weight:
+        k = pstore.step_of(cached, local)
+        if k is not None:
+            out = predictive.follow(site, calendar, values, local, now, learned, level,
+                                    overrides, cached, k)
+            return Decision(now, level, out.decisions, "predictive", out.note, cached)
+    mass, forecast, source = {}, None, ""
+    if model is not None:
+        mass = predictive.mass_now(site, model, history_from_store(
+            site, store, now - dt.timedelta(days=2), now))
+        t_out = next((values.get(p.id) for p in site.points
+                      if p.kind == "outdoor_temperature"), None)
+        forecast, source = outdoor_forecast(site, store, now, 96, t_out)
+    out = predictive.decide(site, calendar, values, local, now, learned, level, overrides,
+                            model, mass, forecast, source)
+    return Decision(now, level, out.decisions, "predictive", out.note, out.plan,
+                    fresh_plan=out.plan is not None)
+
+
 def commit(store: Store, decision: Decision) -> None:
-    """Keep the demand level decided (the next decision's hysteresis starts from it)."""
+    """Keep the demand level decided (the next decision's hysteresis starts from it), and a
+    predictive plan solved for it (the next 15 minutes reuse it; the UI shows it against what
+    happened)."""
     store.set_meta(LEVEL_KEY, decision.level)
+    if decision.plan is not None and decision.fresh_plan:
+        from bems.predictive import store as pstore
+
+        pstore.save_plan(store, decision.plan, decision.note)

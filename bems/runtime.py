@@ -71,6 +71,7 @@ class Runtime:
         self._lookback = 0
         self._lock = threading.Lock()  # one thread writes the store at a time
         self._cov_rows: list[tuple] = []
+        self._note = ""
 
     def _store_rows(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -120,6 +121,18 @@ class Runtime:
                                next_run_time=now + dt.timedelta(seconds=30))
         self.scheduler.add_job(self.push_schedules, "cron", hour=0, minute=5, id="schedules")
         self.scheduler.add_job(self.refit_forecasts, "cron", hour=0, minute=30, id="forecasts")
+        # the predictive strategy's zone models, nightly (and now, for a site without them
+        # that runs the predictive strategy); the outdoor forecast as often as the site says
+        self.scheduler.add_job(self.refit_zone_models, "cron", hour=0, minute=15, id="zones",
+                               executor="faults")
+        if self.site.strategies.mode == "predictive" and self.store.get_meta(
+                "predictive_model") is None:
+            self.scheduler.add_job(self.refit_zone_models, "date", id="first-zones",
+                                   executor="faults", run_date=now + dt.timedelta(seconds=5))
+        if self.site.weather is not None:
+            self.scheduler.add_job(self.refresh_weather, "interval", id="weather",
+                                   executor="faults", minutes=self.site.weather.refresh_min,
+                                   next_run_time=now + dt.timedelta(seconds=3))
         self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
                                id="reports")
         if not self.store.latest_forecasts():  # a new site: the first forecasts now, not tonight
@@ -162,6 +175,41 @@ class Runtime:
         self.store_maintenance()
         for r in refit_all(self.site, self.db, self.clock()):
             log.info("forecast %s", describe(r))
+
+    def refit_zone_models(self) -> None:
+        """Nightly: every zone's model refitted on the last 14 days (a second connection reads;
+        only the result is written under the runtime's lock)."""
+        from bems.predictive import store as pstore
+        from bems.predictive.model import fit, history_from_store
+
+        try:
+            now = self.clock()
+            with Store(self.db, self.site.timezone, migrate=False) as reader:
+                h = history_from_store(self.site, reader,
+                                       now - dt.timedelta(days=pstore.HISTORY_DAYS), now)
+                previous = pstore.load_model(reader)
+            model = fit(self.site, h, now, previous)
+            with self._lock:
+                self.store.set_meta(pstore.MODEL_KEY, model.to_json())
+            bad = [f"{z} ({m.why})" for z, m in model.zones.items() if not m.fit]
+            log.info("zone models refitted: %d fit%s", len(model.usable()),
+                     f"; unfit: {', '.join(bad)}" if bad else "")
+        except Exception:
+            log.exception("zone model refit failed")
+
+    def refresh_weather(self) -> None:
+        """The outdoor forecast from the site's provider, cached; on an error the cache keeps
+        what it had (persistence takes over when it is stale) and the error is logged."""
+        from bems.predictive.weather import WeatherError, cache, fetch
+
+        try:
+            points = fetch(self.site.weather)
+            with self._lock:
+                cache(self.store, self.site.weather, points, self.clock())
+        except WeatherError as exc:
+            log.warning("weather forecast not refreshed: %s", exc)
+        except Exception:
+            log.exception("weather forecast refresh failed")
 
     @property
     def reports_dir(self) -> Path:
@@ -227,6 +275,12 @@ class Runtime:
             self.level, self.last_decisions = d.level, d.zones
             with self._lock:
                 decision_path.commit(self.store, d)
+            if d.strategy == "predictive" and d.note != self._note:
+                # said once when it changes: why the rule set decides for some or all zones
+                level = logging.INFO if not d.note or d.note == "nobody_today" \
+                    else logging.WARNING
+                log.log(level, "predictive strategy: %s", d.note or "every zone follows the plan")
+            self._note = d.note
             if self.dry_run:
                 return
             for intent in d.intents:

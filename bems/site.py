@@ -305,6 +305,15 @@ class Tariff:
 
 
 @dataclass(frozen=True)
+class Weather:
+    """An HTTP JSON outdoor temperature forecast (Open-Meteo's layout), for the predictive
+    strategy; without it, persistence (yesterday's same hours)."""
+    url: str
+    refresh_min: float = 60.0
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Calendar:
     country: str = "VN"
     closures: tuple[tuple[dt.date, str], ...] = ()  # extra off days (Tết closure, events)
@@ -381,6 +390,7 @@ class Site:
     strategies: "StrategyParams" = field(default_factory=lambda: _default_params())
     air_handlers: tuple[AirHandler, ...] = ()
     faults: dict[str, float] = field(default_factory=dict)  # [faults] thresholds over defaults
+    weather: "Weather | None" = None  # [weather]: the outdoor forecast's provider
     source: Path | None = None
 
     @property

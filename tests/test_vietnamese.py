@@ -31,9 +31,9 @@ def english_vocabulary() -> set[str]:
 
     with open(ROOT / "webui/translations/vi/LC_MESSAGES/messages.po", "rb") as f:
         ids = [m.id for m in read_po(f, locale="vi") if m.id]
-    plan = (ROOT / "bems/strategies/plan.py").read_text(encoding="utf-8")
     texts = [i if isinstance(i, str) else " ".join(i) for i in ids]
-    texts += re.findall(r'f?"([^"]*)"', plan)
+    for planner in ("bems/strategies/plan.py", "bems/predictive/strategy.py"):
+        texts += re.findall(r'f?"([^"]*)"', (ROOT / planner).read_text(encoding="utf-8"))
     from bems.faults.texts import TEXTS, WORDS
 
     texts += [v["en"] for t in TEXTS.values() for v in t.values()]  # fault texts
@@ -135,6 +135,60 @@ def test_every_reason_the_strategies_give_reads_in_vietnamese(site, web_db):
     assert bad == {}
     # the day really went through the modes whose reasons are checked
     assert {"cooldown", "occupied", "unoccupied", "outdoor-air", "override"} <= seen, seen
+
+
+def test_every_reason_of_the_predictive_strategy_reads_in_vietnamese(site, web_db):
+    """The predictive plan's reasons through a working day (pre-cool, cool, off, the rest of
+    the day), and why the rule set would decide instead: no English in Vietnamese."""
+    import datetime as dt
+
+    import numpy as np
+    from flask_babel import force_locale
+
+    from bems.calendar import SiteCalendar
+    from bems.predictive import strategy as predictive
+    from bems.predictive.model import STEP_S, History, fit
+    from bems.strategies.plan import Learned
+    from tests.test_predictive import synthetic_history
+    from webui.strategies import NOTES, note_text
+    from webui.words import mode, reason
+
+    app = _app(site, web_db)
+    vocab, own = english_vocabulary(), site_words(site)
+    names = {z.id: z.name for z in site.zones}
+    h = synthetic_history(site)
+    model = fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
+    cal = SiteCalendar(site)
+    seen, bad = set(), {}
+    for minutes in range(4 * 60, 18 * 60, 30):
+        local = dt.datetime(2026, 7, 3) + dt.timedelta(minutes=minutes)
+        aware = local.replace(tzinfo=site.tz)
+        k = int((aware.timestamp() - h.t0) // STEP_S)
+        sub = History(h.t0 + (k - 192) * STEP_S, 193,
+                      {p: v[k - 192:k + 1] for p, v in h.mean.items()})
+        values = {p: float(v[k]) for p, v in h.mean.items()}
+        for w in (0, 100):
+            s2 = __import__("dataclasses").replace(site, strategies=__import__(
+                "dataclasses").replace(site.strategies, comfort_weight=w))
+            out = predictive.decide(s2, cal, values, local, aware, Learned(), 0, None, model,
+                                    predictive.mass_now(site, model, sub),
+                                    np.asarray(h.mean["outdoor.temp"][k:k + 96]))
+            for z in out.decisions:
+                for i in z.intents:
+                    seen.add(i.reason.split(";")[0][:30])
+                    with app.test_request_context(), force_locale("vi"):
+                        text = reason(i.reason, names) + " " + mode(z.mode)
+                    words = english_in(text, vocab, own)
+                    if words:
+                        bad[i.reason] = sorted(words)
+    with app.test_request_context(), force_locale("vi"):
+        for code in NOTES:
+            words = english_in(note_text(f"{code}: f1.p1", names), vocab, own)
+            if words:
+                bad[code] = sorted(words)
+    assert bad == {}
+    for start in ("predictive: pre-cool to", "predictive: AC off until", "predictive: cool to"):
+        assert any(s.startswith(start) for s in seen), (start, seen)
 
 
 @pytest.mark.skipif(__import__("shutil").which("pdftotext") is None, reason="poppler-utils")

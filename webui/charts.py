@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-STYLES = (("#1f4e79", ""), ("#888", "6 4"), ("#c55a11", "2 3"))
+STYLES = (("#1f4e79", ""), ("#888", "6 4"), ("#c55a11", "2 3"), ("#2e7d32", "8 3 2 3"))
 
 
 def lines(series: list[tuple[str, list[tuple[float, float | None]]]], width: int = 640,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -20,6 +21,16 @@ bp = Blueprint("strategies", __name__, url_prefix="/strategies")
 
 # what a facility manager sets, grouped as the day runs: (group, [(key, label, unit, help)])
 GROUPS = (
+    (_l("Control"), (
+        ("mode", _l("Strategy"), "",
+         _l("The rule set, or a plan of the day from each room's learned model and the "
+            "weather forecast (the rule set decides whenever no plan can be made).")),
+        ("comfort_weight", _l("Energy ↔ comfort"), "",
+         _l("Predictive: left saves more energy, right keeps rooms cooler. In the middle, "
+            "one kelvin-hour too warm in a room is worth about 32,000 VND of electricity.")),
+        ("predictive_margin_k", _l("Comfort margin"), "K",
+         _l("Predictive: plan this far under the comfort limit (the models' error).")),
+    )),
     (_l("Working hours"), (
         ("occupancy", _l("Follow the working-hours schedule"), "",
          _l("AC and lights follow the schedule and the calendar; off outside them.")),
@@ -69,7 +80,8 @@ GROUPS = (
     )),
 )
 EDITABLE = tuple(k for _g, fields in GROUPS for k, *_rest in fields)
-CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint")}
+CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint"),
+                 "rules": _l("rule set"), "predictive": _l("predictive")}
 MESSAGES = {
     "number_invalid": lambda: _("Enter a number."),
     "choice_invalid": lambda: _("Choose one of the options."),
@@ -149,4 +161,54 @@ def index(preview: list | None = None, entered: dict | None = None):
     return render_template("strategies.html", rows=rows, params=params, level=d.level,
                            groups=GROUPS, defaults=defaults, ranges=strategy_params.RANGES,
                            choices=CHOICE_LABELS, floor=base.control.policy_min_cooling_setpoint,
-                           bools={k for k, t in types.items() if t is bool}, preview=preview)
+                           bools={k for k, t in types.items() if t is bool}, preview=preview,
+                           decision=d, predictive=predictive_status(base, d))
+
+
+NOTES = {
+    "nobody_today": _l("nobody comes any more today"),
+    "no_model": _l("no fitted model for"), "no_temperature": _l("no current temperature for"),
+    "no_forecast": _l("no outdoor forecast"), "solver_failed": _l("the solver found no plan"),
+    "too_slow": _l("the solver was too slow"),
+}
+WEATHER = {"forecast": _l("the provider's forecast"),
+           "persistence": _l("persistence (the same hours yesterday)"),
+           "weather file + forecast error": _l("the weather file with a forecast's error")}
+
+
+def note_text(note: str, names: dict[str, str]) -> str:
+    """A predictive note ("code: detail") in the reader's language."""
+    if not note:
+        return ""
+    code, _sep, detail = note.partition(":")
+    text = str(NOTES.get(code.strip(), code))
+    if code.strip() in ("no_model", "no_temperature") and detail.strip():
+        text += " " + ", ".join(names.get(z.strip(), z.strip()) for z in detail.split(","))
+    elif detail.strip():
+        text += f" ({detail.strip()})"
+    return text
+
+
+def predictive_status(site, d) -> dict:
+    """The zone models (fit error per zone), the plan in use and why zones follow the rules."""
+    from bems.predictive import store as pstore
+
+    names = {z.id: z.name for z in site.zones}
+    model = pstore.load_model(store())
+    zones = []
+    if model is not None:
+        for z in site.zones:
+            m = model.zones.get(z.id)
+            if m is not None:
+                zones.append({"id": z.id, "name": z.name, "fit": m.fit,
+                              "rmse_1h": m.rmse_1h, "rmse_4h": m.rmse_4h,
+                              "why": _("the 4-hour error is over 1.5 K") if m.why.startswith(
+                                  "4-hour") else (_("too little data with the AC off")
+                                                  if m.why else ""),
+                              "samples": m.samples})
+    plan = d.plan
+    return {"model": model, "zones": zones,
+            "made_at": dt.datetime.fromisoformat(plan.made_at) if plan else None,
+            "fitted_at": dt.datetime.fromisoformat(model.fitted_at) if model else None,
+            "note": note_text(d.note, names), "plan": plan,
+            "weather": WEATHER.get(plan.weather, plan.weather) if plan else ""}

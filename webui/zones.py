@@ -66,7 +66,45 @@ def zone(zid: str):
     from webui.faults import for_target
 
     return render_template("zone.html", z=z, row=row, chart=chart, points=points,
-                           overrides=overrides, faults=for_target(z.id))
+                           overrides=overrides, faults=for_target(z.id),
+                           plan=plan_view(site, z, t))
+
+
+def plan_view(site, z, t: dt.datetime) -> dict | None:
+    """Today's plan for the zone against what happened: the measured air temperature, the
+    air temperature the day's first plan and the latest plan expected, and the latest plan's
+    operative temperature."""
+    from bems.predictive import store as pstore
+
+    day = t.astimezone(site.tz).date()
+    first, latest, _note = pstore.day_plans(store(), day)
+    if (first is None or z.id not in first.zones) and (latest is None or
+                                                        z.id not in latest.zones):
+        return None
+    midnight = dt.datetime.combine(day, dt.time(0), tzinfo=site.tz)
+
+    def hours(p, values):
+        start = dt.datetime.fromisoformat(p.zones[z.id].start).replace(tzinfo=site.tz)
+        h0 = (start - midnight).total_seconds() / 3600
+        return [(h0 + k / 4, v) for k, v in enumerate(values)]
+
+    series = []
+    if z.temperature:
+        series.append((_("Measured"), [((ts - midnight).total_seconds() / 3600, v)
+                                       for ts, v, _q in store().readings(z.temperature,
+                                                                         midnight, t)
+                                       if v is not None]))
+    for label, p in ((_("First plan of the day"), first), (_("Latest plan"), latest)):
+        if p is not None and z.id in p.zones:
+            series.append((label, hours(p, p.zones[z.id].air)))
+    if latest is not None and z.id in latest.zones:
+        series.append((_("Latest plan, operative"), hours(latest, latest.zones[z.id].operative)))
+    x_labels = [(h, f"{h:02d}:00") for h in range(0, 25, 3)]
+    model = pstore.load_model(store())
+    m = model.zones.get(z.id) if model else None
+    return {"chart": charts.lines(series, unit="°C", x_labels=x_labels, x_range=(0, 24)),
+            "first": first, "latest": latest, "model": m,
+            "made_at": dt.datetime.fromisoformat(latest.made_at) if latest else None}
 
 
 @bp.route("/<zid>/keep-cool", methods=["POST"])

@@ -10,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import time
+
+import numpy as np
+
 from bems.calendar import SiteCalendar
 from bems.site import Site
 from bems.strategies.plan import Learned, demand_level, intents_of, learn, plan
@@ -42,6 +46,11 @@ class Kpis:
     setpoint_violation_h: float = 0.0  # zone-hours cooling below the policy floor
     holiday_ac_h: float = 0.0  # zone-hours of AC on days the office is closed
     zones: int = 1
+    decisions: int = 0  # the strategy's decisions over the scored days
+    cpu_s: float = 0.0  # the controller's CPU time for them (a nightly model fit apart)
+    fit_cpu_s: float = 0.0
+    fits: int = 0
+    fallbacks: dict = field(default_factory=dict)  # why the predictive plan was not used
     energy_by_step: list = field(default_factory=list, repr=False)
     discomfort: list = field(default_factory=list, repr=False)  # (local time, zone, K·h, kind)
 
@@ -58,19 +67,37 @@ class Kpis:
             "setpoint_below_floor_zone_h": round(self.setpoint_violation_h, 2),
             "ac_on_closed_days_zone_h": round(self.holiday_ac_h, 2),
             "peak_at": self.peak_at,
+            "cpu_s_per_decision": round(self.cpu_s / self.decisions, 4) if self.decisions
+            else 0.0,
+            "decisions": self.decisions, "fallback_steps": sum(self.fallbacks.values()),
+            "fallbacks": dict(self.fallbacks),
+            "fit_cpu_s_per_fit": round(self.fit_cpu_s / self.fits, 2) if self.fits else 0.0,
         }
 
 
-def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
+STRATEGIES = ("baseline", "rules", "predictive", "bems")  # "bems": the rules (older name)
+HISTORY_DAYS = 14  # the predictive strategy refits its zone models nightly on this much
+
+
+def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
              injector: "Injector | None" = None,
              sink: Callable[[list[tuple]], None] | None = None,
-             on_write: Callable[[str, float | None, dt.datetime], None] | None = None) -> Kpis:
+             on_write: Callable[[str, float | None, dt.datetime], None] | None = None,
+             on_step: Callable[[Step], None] | None = None, warmup_days: int = 0,
+             forecast_seed: int = 1) -> Kpis:
     """Run the days with a strategy in the loop and score them. `injector` applies faults
     (connectors/simulator/faults.py) to the equipment and to what BEMS reads; `sink` gets
     every interval's readings, as BEMS would store them: (point, UTC time, value) rows;
-    `on_write` each change of BEMS's commands: (point, value or None for a release, UTC)."""
-    if strategy not in ("baseline", "bems"):
-        raise ValueError("strategy must be 'baseline' or 'bems'")
+    `on_write` each change of BEMS's commands: (point, value or None for a release, UTC);
+    `on_step` the simulator's own step (the truth a benchmark scores models against).
+
+    `warmup_days` run before `start` and are not scored: the building's time clock for the
+    baseline, the rule set for the others (the predictive strategy learns its zone models
+    from them, then refits every night on the last 14 days). Its outdoor forecast is the
+    weather file's future with a forecast's error (connectors/simulator/forecast.py)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
+    strategy = "rules" if strategy == "bems" else strategy
     binding = Binding(site)
     calendar = SiteCalendar(site)
     model = EnergyPlusModel(binding.sim_zones, site.latitude, site.longitude)
@@ -83,6 +110,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
     registers = {k: 0.0 for k in binding.meters}  # the meters' energy registers, kWh
     first = dt.datetime.combine(start, dt.time(0))
     last = first + dt.timedelta(days=days)
+    begin_sim = first - dt.timedelta(days=warmup_days)
+    brain = _Predictive(site, calendar, forecast_seed) if strategy == "predictive" else None
     floor = site.control.policy_min_cooling_setpoint
 
     def clamp(pid: str, v: float) -> float:
@@ -95,8 +124,15 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
 
     def controller(local: dt.datetime):
         clock = binding.time_clock_values(local)
-        if strategy == "bems":
-            decisions = plan(site, calendar, values, local, learned, state["level"])
+        if strategy != "baseline" and local >= begin_sim:
+            cpu0 = time.process_time()
+            if brain is not None and local >= first:
+                decisions = brain.decide(values, local, learned, state["level"], kpi)
+            else:
+                decisions = plan(site, calendar, values, local, learned, state["level"])
+            if first <= local < last:
+                kpi.decisions += 1
+                kpi.cpu_s += time.process_time() - cpu0
             before = dict(slots)
             for it in intents_of(decisions):
                 if it.value is None:
@@ -118,7 +154,7 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
     def observer(step: Step) -> None:
         end = step.time.astimezone(site.tz).replace(tzinfo=None)
         begin = end - dt.timedelta(seconds=step.seconds)
-        if begin < first or begin >= last:
+        if begin < begin_sim or begin >= last:
             return
         h = step.seconds / 3600
         for k in registers:
@@ -127,15 +163,21 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
         now_values = {**state["effective"], **sensors}
         if injector is not None:
             now_values = injector.sensed(begin, now_values)
-        if sink is not None:
-            sink([(pid, step.time, v) for pid, v in now_values.items()])
-        if strategy == "bems" and state["prev"] is not None:
+        if strategy != "baseline" and state["prev"] is not None:
             learn(site, learned, state["prev"], now_values, h, begin.date())
         state["prev"] = dict(now_values)
         values.clear()
         values.update(now_values)
+        if brain is not None:
+            brain.record(step.time, now_values)
         main_kw = step.power_kw.get("main", 0.0)
         state["level"] = demand_level(site.strategies, main_kw, None, state["level"])
+        if begin < first:
+            return
+        if on_step is not None:
+            on_step(step)
+        if sink is not None:
+            sink([(pid, step.time, v) for pid, v in now_values.items()])
         kpi.energy_kwh += step.energy_kwh.get("main", 0.0)
         kpi.hvac_kwh += step.energy_kwh.get("ac", 0.0)
         kpi.lighting_kwh += step.energy_kwh.get("lighting", 0.0)
@@ -164,7 +206,67 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "bems",
                     if dev > 0:
                         kpi.discomfort.append((begin, z.id, dev * h, attr))
 
-    run_days = days + 1  # the model runs whole days; one more covers a start after midnight
-    model.run(start, run_days, controller, observer)
+    run_days = warmup_days + days + 1  # whole days; one more covers a start after midnight
+    model.run(begin_sim.date(), run_days, controller, observer)
     kpi.cost_vnd = cost(site, kpi.energy_by_step).total_vnd
     return kpi
+
+
+class _Predictive:
+    """The predictive strategy in the loop, fed as the runtime feeds it: the readings (as
+    BEMS would have stored them, on the 15-minute grid), a nightly refit of the zone models on
+    the last 14 days, the surface temperatures from the last two days, and a forecast issued
+    every hour."""
+
+    def __init__(self, site: Site, calendar: SiteCalendar, seed: int):
+        from connectors.simulator.forecast import WeatherFileForecast
+
+        self.site, self.calendar = site, calendar
+        self.weather = WeatherFileForecast(site.latitude, site.longitude, seed)
+        self.t0: int | None = None
+        self.rows: dict[str, list[float]] = {}
+        self.n = 0
+        self.model = None
+        self.fit_day: dt.date | None = None
+        self.outdoor = next((p.id for p in site.points if p.kind == "outdoor_temperature"), None)
+
+    def record(self, when: dt.datetime, values: dict[str, float | None]) -> None:
+        from bems.predictive.model import points_needed
+
+        if self.t0 is None:
+            self.t0 = int(when.timestamp())
+            self.rows = {p: [] for p in points_needed(self.site)}
+        for p, col in self.rows.items():
+            v = values.get(p)
+            col.append(float(v) if v is not None else np.nan)
+        self.n += 1
+
+    def history(self, days: float):
+        from bems.predictive.model import History
+
+        k = min(self.n, int(days * 96))
+        return History(self.t0 + (self.n - k) * 900, k,
+                       {p: np.array(col[-k:], float) for p, col in self.rows.items()})
+
+    def decide(self, values, local, learned, level, kpi: Kpis):
+        from bems.predictive import strategy as predictive
+        from bems.predictive.model import fit
+        from bems.predictive.weather import align
+
+        aware = local.replace(tzinfo=self.site.tz)
+        if self.fit_day != local.date() and self.n >= 3 * 96:
+            cpu0 = time.process_time()
+            self.model = fit(self.site, self.history(HISTORY_DAYS), aware, self.model)
+            kpi.fit_cpu_s += time.process_time() - cpu0
+            kpi.fits += 1
+            self.fit_day = local.date()
+        mass = predictive.mass_now(self.site, self.model, self.history(2)) if self.model else {}
+        t0 = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
+        fc = self.weather.forecast(local, t0, 96)
+        fc = align(fc, values.get(self.outdoor) if self.outdoor else None)
+        out = predictive.decide(self.site, self.calendar, values, local, aware, learned, level,
+                                None, self.model, mass, fc, "weather file + forecast error")
+        if out.note and not out.note.startswith("nobody_today"):
+            code = out.note.split(":")[0]
+            kpi.fallbacks[code] = kpi.fallbacks.get(code, 0) + 1
+        return out.decisions

@@ -1,0 +1,399 @@
+"""The predictive strategy: zone models learned from readings, the outdoor forecast (provider,
+cache, persistence), the day's plan, its fallbacks to the rule set, the decision path and the
+screens. The closed loops (EnergyPlus, and through BACnet) are at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from bems.calendar import SiteCalendar
+from bems.predictive import store as pstore
+from bems.predictive import strategy as predictive
+from bems.predictive import weather
+from bems.predictive.model import (STEP_S, BuildingModel, History, ZoneModel, fit, fit_zone,
+                                   local_days, sun)
+from bems.predictive.mpc import PlanError, make_plan
+from bems.site import Weather
+from bems.strategies.plan import Learned, Override, intents_of, plan
+
+UTC = dt.timezone.utc
+
+# a known zone: slow surfaces, sun on the west façade, people's heat
+TRUE = ZoneModel("z", alpha=0.02, beta=0.004, a=0.03, b=0.3, c=0.25,
+                 d=[0.0, 0.0, 0.0, 0.0, 0.35], e=0.02, gm=0.03, sm=[0.05, 0, 0, 0, 0.2],
+                 qmax=2.5, qhold=0.8, rmse_1h=0, rmse_4h=0, samples=0, fit=True)
+
+
+def synthetic_history(site, days: int = 14, end_local=dt.datetime(2026, 7, 6, 0, 0),
+                      truth: ZoneModel = TRUE, noise: float = 0.03, seed: int = 3) -> History:
+    """Every zone of the site run by the same known model under a rule-like schedule (AC on at
+    26 °C in working hours, off at lunch and at night); the AC meter from its cooling."""
+    rng = np.random.default_rng(seed)
+    end = end_local.replace(tzinfo=site.tz)
+    t0 = int((end - dt.timedelta(days=days)).timestamp())
+    n = days * 96
+    h = History(t0, n, {})
+    hours = h.local_hours(site)
+    dayno = local_days(site, h)
+    weekday = np.array([dt.date.fromordinal(int(d)).weekday() < 5 for d in dayno])
+    to = 29 + 4 * np.sin(2 * math.pi * (hours - 9) / 24) + rng.normal(0, 0.2, n)
+    harm = sun(h.epochs(), site.latitude, site.longitude)
+    occ = (weekday & (((hours >= 7) & (hours < 11.5)) | ((hours >= 13.5) & (hours < 17))))
+    on = occ.astype(float)
+    sp = np.full(n, 26.0)
+    h.mean["outdoor.temp"] = to
+    ac_kw = np.zeros(n)
+    for z in site.zones:
+        ta, tm = np.zeros(n), np.zeros(n)
+        ta[0], tm[0] = 28.0, 28.0
+        q = np.zeros(n)
+        for k in range(n - 1):
+            a_, m_ = truth.free_step(ta[k], tm[k], to[k], occ[k], harm[k])
+            if on[k + 1] > 0.5 and a_ > sp[k + 1]:
+                q[k] = min(a_ - sp[k + 1], truth.qmax)
+                a_ -= q[k]
+            ta[k + 1], tm[k + 1] = a_, m_
+        ac_kw[1:] += z.area_m2 * (0.004 * q[:-1] + 0.003 * on[1:])
+        h.mean[z.temperature] = ta + rng.normal(0, noise, n)
+        h.mean[z.ac_status] = on
+        h.mean[z.cooling_setpoint] = sp
+        if z.occupancy:
+            h.mean[z.occupancy] = occ.astype(float)
+    for m in site.meters:
+        if m.measures == "ac" and m.power:
+            h.mean[m.power] = ac_kw
+        if m.measures == "main" and m.power:
+            h.mean[m.power] = ac_kw + 40 + 30 * occ
+    return h
+
+
+@pytest.fixture(scope="module")
+def learned_site():
+    from bems.config import load_site
+
+    site = load_site(None)
+    h = synthetic_history(site)
+    model = fit(site, h, dt.datetime(2026, 7, 6, tzinfo=UTC))
+    return site, h, model
+
+
+def test_a_known_zone_is_learned_from_its_readings(learned_site):
+    site, h, model = learned_site
+    assert len(model.usable()) == len(site.zones)
+    for m in model.zones.values():
+        # measured on every third day, which the fit did not see; the noise is 0.03 K
+        assert m.rmse_1h < 0.15 and m.rmse_4h < 0.3, m
+        assert 0.5 * TRUE.qmax < m.qmax <= 1.2 * TRUE.qmax
+    assert model.elec_r2 > 0.9 and model.k0 > 0
+    # the surfaces the model infers (the operative temperature's other half) follow the true
+    # surfaces it never saw
+    z = site.zones[0]
+    m = model.zones[z.id]
+    harm = h.sun(site)
+    occ = h.mean[z.occupancy] if z.occupancy else np.zeros(h.n)
+    est = m.operative(h.mean[z.temperature], m.mass(h.mean[z.temperature],
+                                                   h.mean["outdoor.temp"], occ, harm))
+    ta, tm = np.zeros(h.n), np.zeros(h.n)
+    ta[:], tm[0] = h.mean[z.temperature], 28.0
+    for k in range(h.n - 1):
+        tm[k + 1] = tm[k] + TRUE.alpha * (ta[k] - tm[k]) + TRUE.beta * (
+            h.mean["outdoor.temp"][k] - tm[k]) + TRUE.gm * occ[k] + harm[k] @ TRUE.sm
+    true_op = TRUE.operative(ta, tm)
+    err = (est - true_op)[200:]
+    assert np.sqrt(np.mean(err ** 2)) < 0.5
+
+
+def test_too_little_or_broken_data_is_not_a_model():
+    n = 60
+    m = fit_zone("z", np.full(n, 27.0), np.full(n, 30.0), np.zeros(n), np.zeros(n),
+                 np.zeros((n, 5)))
+    assert not m.fit and "too little" in m.why
+    # readings that are all missing
+    n = 96 * 5
+    m = fit_zone("z", np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), np.zeros(n),
+                 np.zeros((n, 5)))
+    assert not m.fit
+
+
+def _inputs(site, h, model, local):
+    aware = local.replace(tzinfo=site.tz)
+    k = int((aware.timestamp() - h.t0) // STEP_S)
+    sub = History(h.t0 + (k - 192) * STEP_S, 193, {p: v[k - 192:k + 1] for p, v in h.mean.items()})
+    mass = predictive.mass_now(site, model, sub)
+    temps = {z.id: float(h.mean[z.temperature][k]) for z in site.zones}
+    values = {p: float(v[k]) for p, v in h.mean.items()}
+    forecast = h.mean["outdoor.temp"][k:k + 96]
+    return aware, mass, temps, values, forecast
+
+
+def test_the_plan_keeps_the_floor_and_limits_and_trades_energy_for_comfort(learned_site):
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 5, 0)  # a Friday before work
+    aware, mass, temps, _values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    plans = {}
+    for w in (0, 50, 100):
+        cpu = time.process_time()
+        p = make_plan(site, cal, model, list(site.zones), temps, mass, fc, local, aware, w)
+        assert time.process_time() - cpu < 2.0  # the aim per decision, 15 zones
+        plans[w] = p
+        for z in site.zones:
+            zp = p.zones[z.id]
+            sent = [s for s in zp.setpoint if s is not None]
+            assert all(site.control.policy_min_cooling_setpoint <= s <= z.setpoint_max
+                       for s in sent)
+            assert len(zp.air) == p.steps + 1 and len(zp.cooling) == p.steps
+    # more weight on comfort: no more planned discomfort, no less energy
+    assert plans[100].discomfort_kh <= plans[50].discomfort_kh <= plans[0].discomfort_kh
+    assert plans[100].kwh >= plans[50].kwh >= plans[0].kwh
+    assert plans[0].kwh < plans[100].kwh  # the slider changes something
+    # the plan runs to the end of the last working period today
+    assert plans[50].steps == (17 - 5) * 4
+
+
+def test_a_peak_target_caps_the_planned_demand(learned_site):
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 5, 0)
+    aware, mass, temps, _values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    free = make_plan(site, cal, model, list(site.zones), temps, mass, fc, local, aware, 50)
+    target = 0.9 * max(free.building_kw)
+    capped_site = dataclasses.replace(site, strategies=dataclasses.replace(
+        site.strategies, peak_target_kw=target))
+    capped = make_plan(capped_site, cal, model, list(site.zones), temps, mass, fc, local,
+                       aware, 50)
+    assert max(capped.building_kw) <= target + 0.5 < max(free.building_kw)
+
+
+def test_the_rules_decide_when_no_plan_can_be_made(learned_site):
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 9, 0)
+    aware, mass, _temps, values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    rules = plan(site, cal, values, local, Learned(), 0, None, now_aware=aware)
+
+    def decide(**kw):
+        args = dict(model=model, mass=mass, forecast=fc)
+        args.update(kw)
+        return predictive.decide(site, cal, values, local, aware, Learned(), 0, None, **args)
+
+    for kw, code in ((dict(model=None), "no_model"), (dict(forecast=None), "no_forecast"),
+                     (dict(mass={}), "no_temperature"),
+                     (dict(forecast=fc[:3]), "no_forecast"),
+                     (dict(forecast=np.full(96, np.nan)), "no_forecast"),
+                     (dict(forecast=np.full(96, 1e300)), "no_forecast")):
+        out = decide(**kw)
+        assert out.plan is None and out.note.startswith(code), (kw.keys(), out.note)
+        assert intents_of(out.decisions) == intents_of(rules)
+    # an unfit zone is left to the rules, and named
+    broken = BuildingModel.from_json(model.to_json())
+    broken.zones["f1.p1"].fit = False
+    out = decide(model=broken)
+    assert out.plan is not None and "f1.p1" not in out.plan.zones
+    assert out.note == "no_model: f1.p1"
+    by = {d.zone: d for d in out.decisions}
+    assert by["f1.p1"].intents == next(d for d in rules if d.zone == "f1.p1").intents
+    # after the working day nobody needs a plan
+    evening = dt.datetime(2026, 7, 3, 18, 0)
+    out = predictive.decide(site, cal, values, evening, evening.replace(tzinfo=site.tz),
+                            Learned(), 0, None, model, mass, fc)
+    assert out.note == "nobody_today"
+    with pytest.raises(PlanError):
+        make_plan(site, cal, model, list(site.zones), {}, mass, fc, local, aware, 50)
+
+
+def test_each_intent_says_why_and_an_override_still_wins(learned_site):
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 9, 0)
+    aware, mass, _temps, values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    ov = Override("f2.p1.sp", 27.0, aware + dt.timedelta(hours=1), "hoa", "meeting")
+    out = predictive.decide(site, cal, values, local, aware, Learned(), 0, [ov], model, mass,
+                            fc)
+    assert out.plan is not None and out.note == ""
+    floor = site.control.policy_min_cooling_setpoint
+    for d in out.decisions:
+        for i in d.intents:
+            assert i.reason
+            if i.point.endswith(".sp") and i.source == "strategy":
+                assert i.value >= floor
+    by = {i.point: i for i in intents_of(out.decisions)}
+    assert by["f2.p1.sp"].value == 27.0 and by["f2.p1.sp"].source == "override"
+    ac = [i for i in intents_of(out.decisions) if i.point.endswith(".ac")]
+    assert ac and all(i.reason.startswith("predictive:") for i in ac)
+
+
+def test_weather_replies_are_checked_and_a_bad_one_changes_nothing(store):
+    t0 = dt.datetime(2026, 7, 6, tzinfo=UTC)
+    hours = [(t0 + dt.timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M") for i in range(48)]
+    good = {"utc_offset_seconds": 0,
+            "hourly": {"time": hours, "temperature_2m": [30.0 + i % 5 for i in range(48)]}}
+    pts = weather.parse(json.dumps(good).encode())
+    assert len(pts) == 48 and pts[0] == (int(t0.timestamp()), 30.0)
+    local = dict(good, utc_offset_seconds=7 * 3600)
+    assert weather.parse(json.dumps(local).encode())[0][0] == int(t0.timestamp()) - 7 * 3600
+    bad = [b"", b"null", b"[]", b"{", "không phải JSON".encode(), b"\xff\xfe",
+           json.dumps({"hourly": {"time": hours}}).encode(),
+           json.dumps({"hourly": {"time": hours, "temperature_2m": [30.0]}}).encode(),
+           b'{"hourly": {"time": ["2026-07-06T00:00"], "temperature_2m": [NaN]}}',
+           b'{"hourly": {"time": ["2026-07-06T00:00"], "temperature_2m": [Infinity]}}',
+           json.dumps({"hourly": {"time": ["2026-07-06T00:00"],
+                                  "temperature_2m": [1e300]}}).encode(),
+           json.dumps({"hourly": {"time": ["2026-07-06T00:00"],
+                                  "temperature_2m": ["30"]}}).encode(),
+           json.dumps({"hourly": {"time": ["2026-07-06T00:00"],
+                                  "temperature_2m": [True]}}).encode(),
+           json.dumps({"hourly": {"time": ["ngày mai"], "temperature_2m": [30]}}).encode(),
+           json.dumps({"hourly": {"time": [hours[1], hours[0]],
+                                  "temperature_2m": [30, 30]}}).encode(),
+           json.dumps({"utc_offset_seconds": 1e9, "hourly": good["hourly"]}).encode(),
+           json.dumps({"hourly": {"time": hours * 10, "temperature_2m": [30] * 480}}).encode(),
+           b" " * (weather.MAX_BYTES + 1)]
+    for payload in bad:
+        with pytest.raises(weather.WeatherError):
+            weather.parse(payload)
+
+
+class _Provider(BaseHTTPRequestHandler):
+    body = b""
+    status = 200
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_forecast_provider_over_http_is_cached_else_persistence(site, store):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1/forecast?latitude=20.86"
+        source = Weather(url, 60, 5)
+        now = dt.datetime(2026, 7, 6, 5, 0, tzinfo=UTC)
+        hours = [(now + dt.timedelta(hours=i - 1)).strftime("%Y-%m-%dT%H:%M")
+                 for i in range(30)]
+        _Provider.body = json.dumps({"hourly": {"time": hours, "temperature_2m":
+                                                [31.0] * 30}}).encode()
+        weather.refresh(store, source, now)
+        fc, src = weather.outdoor_forecast(site, store, now, 16, None)
+        assert src == "forecast" and np.allclose(fc, 31.0)
+        # the measured temperature corrects the start, fading over two hours
+        fc, _ = weather.outdoor_forecast(site, store, now, 16, 33.0)
+        assert fc[0] == pytest.approx(33.0) and fc[-1] < 31.4
+        for status, body in ((500, b"{}"), (200, b"<html>"),
+                             (200, b'{"hourly": {"time": ["x"], "temperature_2m": [NaN]}}')):
+            _Provider.status, _Provider.body = status, body
+            with pytest.raises(weather.WeatherError):
+                weather.refresh(store, source, now)
+            assert weather.outdoor_forecast(site, store, now, 16, None)[1] == "forecast"
+        # stale: persistence, from yesterday's readings
+        later = now + dt.timedelta(hours=weather.STALE_H + 1)
+        assert weather.outdoor_forecast(site, store, later, 16, None) == (None, "")
+        store.insert_readings([("outdoor.temp", later - dt.timedelta(days=1) +
+                                dt.timedelta(minutes=15 * i), 27.0 + i * 0.1, "good")
+                               for i in range(16)])
+        store.refresh_rollups()
+        fc, src = weather.outdoor_forecast(site, store, later, 16, None)
+        assert src == "persistence" and fc[0] == pytest.approx(27.0) and fc[-1] == \
+            pytest.approx(28.5)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    with pytest.raises(weather.WeatherError, match="unreachable"):
+        weather.fetch(Weather(f"http://127.0.0.1:{server.server_port}/", 60, 1))
+
+
+def test_predictive_settings_and_the_weather_table_are_checked(tmp_path):
+    from bems.config import ConfigError, load_site
+    from bems.strategies.params import validate
+
+    for v in ("abc", "nan", "inf", "1e300", "-1", "101", "", "5O", "50 %", "x" * 10_000):
+        clean, problems = validate({"comfort_weight": v}, 25.0, from_form=True)
+        assert problems and "comfort_weight" not in clean, v
+    for v in ("auto", "", "PREDICTIVE", None, 1):
+        assert validate({"mode": v}, 25.0)[1], v
+    assert validate({"comfort_weight": "５０"}, 25.0, from_form=True)[0] == {
+        "comfort_weight": 50.0}  # full-width digits are digits
+    assert validate({"mode": "predictive", "comfort_weight": "72,5"}, 25.0,
+                    from_form=True)[0] == {"mode": "predictive", "comfort_weight": 72.5}
+    from bems.data import __file__ as data_init  # noqa: F401
+
+    import importlib.resources
+
+    demo = importlib.resources.files("bems.data").joinpath("demo_site.toml").read_text()
+    good = tmp_path / "good.toml"
+    good.write_text(demo + '\n[weather]\nurl = "https://api.open-meteo.com/v1/forecast"\n'
+                    'refresh_min = 30\n')
+    assert load_site(good).weather.refresh_min == 30
+    for table in ('url = "ftp://x/y"', 'url = "javascript:alert(1)"', 'url = ""',
+                  'url = "http://"', f'url = "http://{"x" * 2000}"',
+                  'url = "http://x"\nrefresh_min = 0', 'url = "http://x"\ntimeout_s = nan',
+                  'url = "http://x"\nrefresh_min = 1e300', 'refresh_min = 60',
+                  'url = "http://x"\nsecret = 1'):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(demo + f"\n[weather]\n{table}\n")
+        with pytest.raises(ConfigError):
+            load_site(bad)
+
+
+def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_site, tmp_path):
+    from bems.decision import commit, decide
+    from bems.storage import Store
+
+    site, h, model = learned_site
+    psite = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies,
+                                                                     mode="predictive"))
+    with Store(tmp_path / "p.sqlite", site.timezone) as st:
+        rows = [(p, dt.datetime.fromtimestamp(h.t0 + i * STEP_S, UTC), float(v[i]), "good")
+                for p, v in h.mean.items() for i in range(h.n - 2 * 96, h.n)
+                if math.isfinite(v[i])]
+        st.insert_readings(rows)
+        st.refresh_rollups()
+        now = dt.datetime.fromtimestamp(h.t0 + h.n * STEP_S, UTC) - dt.timedelta(hours=19)
+        # no model yet: the rule set, and why
+        d = decide(psite, st, now)
+        assert d.strategy == "predictive" and d.plan is None and d.note == "no_model"
+        st.set_meta(pstore.MODEL_KEY, model.to_json())
+        d = decide(psite, st, now)
+        assert d.plan is not None and d.fresh_plan and d.plan.weather == "persistence"
+        commit(st, d)
+        again = decide(psite, st, now + dt.timedelta(minutes=5))
+        assert again.plan is not None and not again.fresh_plan  # reused
+        assert [i.point for i in again.intents] == [i.point for i in d.intents]
+        assert decide(psite, st, now + dt.timedelta(minutes=16)).fresh_plan
+        first, latest, _ = pstore.day_plans(st, now.astimezone(site.tz).date())
+        assert first is not None and latest is not None
+        # the rule set stays the default
+        assert decide(site, st, now).strategy == "rules"
+
+
+# --- closed loops ------------------------------------------------------------------------
+
+
+@pytest.mark.energyplus
+def test_closed_loop_predictive_keeps_the_policy(site):
+    from connectors.simulator.closedloop import simulate
+
+    k = simulate(site, dt.date(2026, 7, 9), 1, "predictive", warmup_days=5).as_dict()
+    assert k["policy_violations"] == 0
+    assert k["decisions"] == 96 and k["cpu_s_per_decision"] < 2.0
+    assert k["fallback_steps"] == 0, k["fallbacks"]
+    base = simulate(site, dt.date(2026, 7, 9), 1, "baseline", warmup_days=5).as_dict()
+    assert k["hvac_kwh"] < base["hvac_kwh"]
+    assert k["tdis_operative_kh_per_zone"] < 8.0
