@@ -99,6 +99,7 @@ def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
     from bems.predictive import store as pstore
     from bems.predictive import strategy as predictive
     from bems.predictive.model import history_from_store
+    from bems.predictive.mpc import horizon
     from bems.predictive.weather import outdoor_forecast
 
     calendar = SiteCalendar(site)
@@ -118,7 +119,8 @@ def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
             site, store, now - dt.timedelta(days=2), now))
         t_out = next((values.get(p.id) for p in site.points
                       if p.kind == "outdoor_temperature"), None)
-        forecast, source = outdoor_forecast(site, store, now, 96, t_out)
+        _t0, steps = horizon(site, calendar, list(site.zones), local)
+        forecast, source = outdoor_forecast(site, store, now, max(steps, 1), t_out)
     out = predictive.decide(site, calendar, values, local, now, learned, level, overrides,
                             model, mass, forecast, source)
     return Decision(now, level, out.decisions, "predictive", out.note, out.plan,

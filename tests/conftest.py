@@ -72,3 +72,16 @@ def simulated_db(path, site, end_local, days: int):
 @pytest.fixture
 def runner():
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def synthetic_model(site):
+    """The demo site's zones run by a known model for two weeks (tests/test_predictive.py),
+    and the zone models BEMS fits from those readings: fitted once for the whole run."""
+    import datetime as dt
+
+    from bems.predictive.model import fit
+    from tests.test_predictive import synthetic_history
+
+    h = synthetic_history(site)
+    return h, fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))

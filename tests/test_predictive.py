@@ -77,12 +77,8 @@ def synthetic_history(site, days: int = 14, end_local=dt.datetime(2026, 7, 6, 0,
 
 
 @pytest.fixture(scope="module")
-def learned_site():
-    from bems.config import load_site
-
-    site = load_site(None)
-    h = synthetic_history(site)
-    model = fit(site, h, dt.datetime(2026, 7, 6, tzinfo=UTC))
+def learned_site(site, synthetic_model):
+    h, model = synthetic_model
     return site, h, model
 
 
@@ -360,12 +356,13 @@ def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_sit
     psite = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies,
                                                                      mode="predictive"))
     with Store(tmp_path / "p.sqlite", site.timezone) as st:
+        now = dt.datetime(2026, 7, 3, 5, 0, tzinfo=site.tz)  # a Friday before work
+        k = int((now.timestamp() - h.t0) // STEP_S)
         rows = [(p, dt.datetime.fromtimestamp(h.t0 + i * STEP_S, UTC), float(v[i]), "good")
-                for p, v in h.mean.items() for i in range(h.n - 2 * 96, h.n)
+                for p, v in h.mean.items() for i in range(k - 2 * 96, k + 3)
                 if math.isfinite(v[i])]
         st.insert_readings(rows)
         st.refresh_rollups()
-        now = dt.datetime.fromtimestamp(h.t0 + h.n * STEP_S, UTC) - dt.timedelta(hours=19)
         # no model yet: the rule set, and why
         d = decide(psite, st, now)
         assert d.strategy == "predictive" and d.plan is None and d.note == "no_model"
@@ -397,3 +394,59 @@ def test_closed_loop_predictive_keeps_the_policy(site):
     base = simulate(site, dt.date(2026, 7, 9), 1, "baseline", warmup_days=5).as_dict()
     assert k["hvac_kwh"] < base["hvac_kwh"]
     assert k["tdis_operative_kh_per_zone"] < 8.0
+
+
+@pytest.mark.bacnet
+@pytest.mark.energyplus
+def test_closed_loop_predictive_through_bacnet_writes_and_releases(site, tmp_path):
+    """The predictive strategy in the runtime against the virtual centre over BACnet/IP: two
+    weeks of history (the rule set's, from the simulator, as BEMS would have stored them), the
+    zone models fitted from them, then a morning: the plan's cool-down and setpoints reach
+    the controllers at BEMS's priority, never under the floor, and are released at stop."""
+    from bems.runtime import Runtime
+    from bems.storage import Store
+    from connectors.simulator.closedloop import simulate
+    from tests.bacnet_helpers import RunningCentre, quick_site
+    from tests.ports import free_port
+
+    qsite = quick_site(dataclasses.replace(site, strategies=dataclasses.replace(
+        site.strategies, mode="predictive")))
+    db = tmp_path / "rt.sqlite"
+    with Store(db, site.timezone) as st:
+        simulate(site, dt.date(2026, 6, 23), 14, "rules",
+                 sink=lambda rows: st.insert_readings([(*r, "good") for r in rows
+                                                       if r[2] is not None]))
+        st.refresh_rollups()
+        model = pstore.refit(site, st, dt.datetime(2026, 7, 7, tzinfo=site.tz))
+    assert len(model.usable()) >= 12, {z: m.why for z, m in model.zones.items()}
+    rc = RunningCentre(qsite, dt.datetime(2026, 7, 7, 5, 30), speed=600, paused=True)
+    centre = rc.start()
+    rt = Runtime(qsite, db, bacnet_port=free_port(), poll_interval_s=1.0,
+                 strategy_interval_s=1.0,
+                 clock=lambda: centre.sim_now.replace(tzinfo=qsite.tz))
+    try:
+        rt.start()
+        rc.go()
+        deadline = time.monotonic() + 90
+        while centre.sim_now < dt.datetime(2026, 7, 7, 7, 30) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+        writes = rt.store.writes(sources=["strategy"], outcomes=["done"])
+        planned = [w for w in writes if w.reason.startswith("predictive:")]
+        assert planned, sorted({(w.point, w.reason[:50]) for w in writes})[:20]
+        sps = [w for w in planned if w.point.endswith(".sp")]
+        assert sps and all(float(w.value) >= site.control.policy_min_cooling_setpoint for w in sps)
+        assert any(w.point.endswith(".ac") and float(w.value) == 1.0 for w in planned)
+        first, latest, _note = pstore.day_plans(rt.store, dt.date(2026, 7, 7))
+        # replanned as the morning went (every 15 minutes of BEMS's time)
+        assert first is not None and latest is not None and latest.made_at != first.made_at
+        for z in ("f2.p1", "f3.p4"):
+            held = centre.devices.priority_array(f"{z}.sp")
+            assert set(held) == {12} and held[12] >= 25.0
+    finally:
+        rt.stop()
+        try:
+            for p in ("f2.p1.sp", "f2.p1.ac", "f3.p4.sp", "f2.oa", "bems.heartbeat"):
+                assert centre.devices.priority_array(p) == {}
+        finally:
+            rc.stop()

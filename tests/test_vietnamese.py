@@ -32,8 +32,11 @@ def english_vocabulary() -> set[str]:
     with open(ROOT / "webui/translations/vi/LC_MESSAGES/messages.po", "rb") as f:
         ids = [m.id for m in read_po(f, locale="vi") if m.id]
     texts = [i if isinstance(i, str) else " ".join(i) for i in ids]
-    for planner in ("bems/strategies/plan.py", "bems/predictive/strategy.py"):
-        texts += re.findall(r'f?"([^"]*)"', (ROOT / planner).read_text(encoding="utf-8"))
+    plan = (ROOT / "bems/strategies/plan.py").read_text(encoding="utf-8")
+    texts += re.findall(r'f?"([^"]*)"', plan)
+    predictive = (ROOT / "bems/predictive/strategy.py").read_text(encoding="utf-8")
+    texts += re.findall(r'f"([^"]*)"', predictive) + re.findall(r'"(predictive:[^"]*)"',
+                                                                 predictive)
     from bems.faults.texts import TEXTS, WORDS
 
     texts += [v["en"] for t in TEXTS.values() for v in t.values()]  # fault texts
@@ -137,7 +140,8 @@ def test_every_reason_the_strategies_give_reads_in_vietnamese(site, web_db):
     assert {"cooldown", "occupied", "unoccupied", "outdoor-air", "override"} <= seen, seen
 
 
-def test_every_reason_of_the_predictive_strategy_reads_in_vietnamese(site, web_db):
+def test_every_reason_of_the_predictive_strategy_reads_in_vietnamese(site, web_db,
+                                                                     synthetic_model):
     """The predictive plan's reasons through a working day (pre-cool, cool, off, the rest of
     the day), and why the rule set would decide instead: no English in Vietnamese."""
     import datetime as dt
@@ -147,20 +151,18 @@ def test_every_reason_of_the_predictive_strategy_reads_in_vietnamese(site, web_d
 
     from bems.calendar import SiteCalendar
     from bems.predictive import strategy as predictive
-    from bems.predictive.model import STEP_S, History, fit
+    from bems.predictive.model import STEP_S, History
     from bems.strategies.plan import Learned
-    from tests.test_predictive import synthetic_history
     from webui.strategies import NOTES, note_text
     from webui.words import mode, reason
 
     app = _app(site, web_db)
     vocab, own = english_vocabulary(), site_words(site)
     names = {z.id: z.name for z in site.zones}
-    h = synthetic_history(site)
-    model = fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
+    h, model = synthetic_model
     cal = SiteCalendar(site)
     seen, bad = set(), {}
-    for minutes in range(4 * 60, 18 * 60, 30):
+    for minutes in range(4 * 60, 18 * 60, 60):
         local = dt.datetime(2026, 7, 3) + dt.timedelta(minutes=minutes)
         aware = local.replace(tzinfo=site.tz)
         k = int((aware.timestamp() - h.t0) // STEP_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -490,3 +491,56 @@ def test_fault_updates_are_checked_clipped_and_audited(site, web_db):
         == 404
     assert op.get("/faults/999999").status_code == 404
     assert op.get("/faults/abc").status_code == 404
+
+
+def test_predictive_control_on_screen_slider_models_and_plan(site, web_db, tmp_path,
+                                                             synthetic_model):
+    """An admin switches to the predictive strategy with the energy ↔ comfort slider; the
+    strategies screen shows the room models' errors and the plan in use; a room's page shows
+    the day's plan against what was measured. Hostile slider values change nothing."""
+    import shutil
+
+    from bems.predictive import store as pstore
+    from bems.strategies import params as strategy_params
+
+    db = tmp_path / "p.sqlite"
+    shutil.copy(web_db, db)
+    client = _app(site, db, csrf=False).test_client()
+    _login(client, "admin1")
+    client.post("/lang/en")
+    page = client.get("/strategies/").data.decode()
+    assert 'type="range" id="f-comfort_weight"' in page and 'id="no-models"' in page
+    base = {"occupancy": "on", "optimal_start": "on", "early_stop": "on", "lighting": "on",
+            "outdoor_air": "on", "demand_limit": "on", "action": "save"}
+    for bad in ("nan", "1e300", "-5", "<script>", "", "x" * 5000):
+        r = client.post("/strategies/", data={**base, "mode": "predictive",
+                                              "comfort_weight": bad})
+        assert r.status_code == 400, bad
+    assert client.post("/strategies/", data={**base, "mode": "oracle"}).status_code == 400
+    with Store(db) as st:
+        assert "mode" not in strategy_params.stored(st, site)
+    r = client.post("/strategies/", data={**base, "mode": "predictive", "comfort_weight": "70"})
+    assert r.status_code == 302
+    with Store(db) as st:
+        saved = strategy_params.stored(st, site)
+        assert saved["mode"] == "predictive" and saved["comfort_weight"] == 70.0
+        # the room models, as the nightly refit keeps them
+        st.set_meta(pstore.MODEL_KEY, synthetic_model[1].to_json())
+    page = client.get("/strategies/").data.decode()
+    assert 'value="70"' in page and 'id="zone-models"' in page
+    assert page.count('data-fit="True"') == len(site.zones)
+    assert 'id="deciding"' in page
+    # the plan of a morning, kept as the runtime keeps it
+    with Store(db) as st:
+        from bems.decision import commit, decide
+
+        eff = dataclasses.replace(site, strategies=dataclasses.replace(
+            site.strategies, mode="predictive", comfort_weight=70.0))
+        d = decide(eff, st, NOW - dt.timedelta(hours=3))
+        assert d.strategy == "predictive" and d.plan is not None, d.note
+        commit(st, d)
+    zone = client.get("/zones/f2.p1").data.decode()
+    assert 'id="plan"' in zone and "First plan of the day" in zone and "<polyline" in zone
+    client.post("/lang/vi")
+    page = client.get("/strategies/").data.decode()
+    assert "Tiết kiệm điện ↔ dễ chịu" in page and "Điều khiển dự báo" in page

@@ -23,11 +23,9 @@ bp = Blueprint("strategies", __name__, url_prefix="/strategies")
 GROUPS = (
     (_l("Control"), (
         ("mode", _l("Strategy"), "",
-         _l("The rule set, or a plan of the day from each room's learned model and the "
-            "weather forecast (the rule set decides whenever no plan can be made).")),
+         _l("The rule set, or a day plan from each room's learned model and the forecast.")),
         ("comfort_weight", _l("Energy ↔ comfort"), "",
-         _l("Predictive: left saves more energy, right keeps rooms cooler. In the middle, "
-            "one kelvin-hour too warm in a room is worth about 32,000 VND of electricity.")),
+         _l("Predictive: left saves more energy, right keeps rooms cooler.")),
         ("predictive_margin_k", _l("Comfort margin"), "K",
          _l("Predictive: plan this far under the comfort limit (the models' error).")),
     )),
@@ -173,6 +171,7 @@ NOTES = {
 }
 WEATHER = {"forecast": _l("the provider's forecast"),
            "persistence": _l("persistence (the same hours yesterday)"),
+           "current": _l("the outdoor temperature now, held (no yesterday yet)"),
            "weather file + forecast error": _l("the weather file with a forecast's error")}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -219,7 +220,9 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
         if name not in cp.installed_solvers():
             continue
         try:
-            problem.solve(solver=name, **opts)
+            with warnings.catch_warnings():  # "inaccurate" is in the status, checked below
+                warnings.simplefilter("ignore", UserWarning)
+                problem.solve(solver=name, **opts)
         except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
             status = f"{name}: {exc}"[:200]
             continue

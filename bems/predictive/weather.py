@@ -119,8 +119,9 @@ def cached(store, now: dt.datetime) -> tuple[list[tuple[int, float]], str] | Non
 def outdoor_forecast(site, store, now: dt.datetime, steps: int,
                      measured: float | None) -> tuple[np.ndarray | None, str]:
     """°C for each 15-min step from `now` (aware, floored to the step), and where it came
-    from: "forecast" (the provider, cached), "persistence" (the same hours yesterday), or
-    None when neither covers the steps."""
+    from: "forecast" (the provider, cached), "persistence" (the same hours yesterday, gaps
+    interpolated), "current" (the measured temperature held: a site without a yesterday), or
+    None when there is nothing."""
     from bems.storage.common import to_epoch
 
     t0 = to_epoch(now) // 900 * 900
@@ -135,6 +136,9 @@ def outdoor_forecast(site, store, now: dt.datetime, steps: int,
     out = persistence(site, store, t0, steps)
     if out is not None:
         return align(out, measured), "persistence"
+    if measured is not None and math.isfinite(measured) and \
+            TEMP_RANGE[0] <= measured <= TEMP_RANGE[1]:
+        return np.full(steps, float(measured)), "current"  # a new site: no yesterday yet
     return None, ""
 
 
@@ -150,7 +154,7 @@ def persistence(site, store, t0: int, steps: int) -> np.ndarray | None:
         if 0 <= i < steps and r["mean"] is not None and math.isfinite(r["mean"]):
             vals[i] = r["mean"]
     ok = np.isfinite(vals)
-    if ok.sum() < steps * 0.8:
+    if ok.sum() < max(2, steps * 0.5):
         return None
     idx = np.arange(steps)
     return np.interp(idx, idx[ok], vals[ok])
