@@ -721,13 +721,18 @@ def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, 
               help="Days run before --start and not scored: the predictive strategy learns "
                    "its zone models from them (under the rule set).")
 @click.option("--comfort-weight", type=click.FloatRange(0, 100), default=None,
+              callback=lambda _c, _p, v: _finite(v, "--comfort-weight"),
               help="Predictive: the energy (0) to comfort (100) slider (default: the site "
                    "file's, else 50).")
 @click.option("--seed", type=click.IntRange(0, 2**31), default=1, show_default=True,
               help="Predictive: the seed of the forecast's error.")
+@click.option("--exact-forecast", is_flag=True,
+              help="Predictive: the weather file's future without a forecast's error (only to "
+                   "measure what the error costs).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmup_days: int,
-             comfort_weight: float | None, seed: int, as_json: bool) -> None:
+             comfort_weight: float | None, seed: int, exact_forecast: bool,
+             as_json: bool) -> None:
     """Closed loop, fast: EnergyPlus unpaced with the strategies in the loop; BOPTEST KPIs.
 
     Discomfort counts occupied hours outside 23-27 °C, on air and on operative temperature.
@@ -756,8 +761,8 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
 
         site = dataclasses.replace(site, strategies=dataclasses.replace(
             site.strategies, comfort_weight=comfort_weight))
-    k = run_sim(site, first, days, strategy, warmup_days=warmup_days,
-                forecast_seed=seed).as_dict()
+    k = run_sim(site, first, days, strategy, warmup_days=warmup_days, forecast_seed=seed,
+                forecast_error=not exact_forecast).as_dict()
     if as_json:
         click.echo(_json.dumps({key: v for key, v in k.items() if key != "peak_at"}))
         return
@@ -803,6 +808,15 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: str | None) ->
     for d in decision.zones:
         for it in d.intents:
             click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
+
+
+def _finite(v: float | None, name: str) -> float | None:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    import math
+
+    if v is not None and not math.isfinite(v):
+        raise click.BadParameter(f"{v}: must be a number", param_hint=name)
+    return v
 
 
 def _cli_user() -> str:

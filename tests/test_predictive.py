@@ -450,3 +450,16 @@ def test_closed_loop_predictive_through_bacnet_writes_and_releases(site, tmp_pat
                 assert centre.devices.priority_array(p) == {}
         finally:
             rc.stop()
+
+
+def test_simulate_refuses_hostile_arguments(runner):
+    from bems.cli import main
+
+    for args in (["--comfort-weight", "nan"], ["--comfort-weight", "inf"],
+                 ["--comfort-weight", "1e300"], ["--comfort-weight", "-1"],
+                 ["--days", "0"], ["--days", "100000"], ["--warmup-days", "-1"],
+                 ["--strategy", "oracle"], ["--start", "2026-02-30"], ["--seed", "-5"]):
+        base = {"--start": "2026-07-06", "--strategy": "predictive", "--days": "1"}
+        base.update(dict(zip(args[::2], args[1::2])))
+        r = runner.invoke(main, ["simulate", *[x for kv in base.items() for x in kv]])
+        assert r.exit_code != 0 and "Error" in r.output, (args, r.output)

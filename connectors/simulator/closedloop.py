@@ -84,7 +84,7 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
              sink: Callable[[list[tuple]], None] | None = None,
              on_write: Callable[[str, float | None, dt.datetime], None] | None = None,
              on_step: Callable[[Step], None] | None = None, warmup_days: int = 0,
-             forecast_seed: int = 1) -> Kpis:
+             forecast_seed: int = 1, forecast_error: bool = True) -> Kpis:
     """Run the days with a strategy in the loop and score them. `injector` applies faults
     (connectors/simulator/faults.py) to the equipment and to what BEMS reads; `sink` gets
     every interval's readings, as BEMS would store them: (point, UTC time, value) rows;
@@ -94,7 +94,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
     `warmup_days` run before `start` and are not scored: the building's time clock for the
     baseline, the rule set for the others (the predictive strategy learns its zone models
     from them, then refits every night on the last 14 days). Its outdoor forecast is the
-    weather file's future with a forecast's error (connectors/simulator/forecast.py)."""
+    weather file's future with a forecast's error (connectors/simulator/forecast.py; without
+    it, `forecast_error=False`, only to measure what the error costs)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     strategy = "rules" if strategy == "bems" else strategy
@@ -111,7 +112,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
     first = dt.datetime.combine(start, dt.time(0))
     last = first + dt.timedelta(days=days)
     begin_sim = first - dt.timedelta(days=warmup_days)
-    brain = _Predictive(site, calendar, forecast_seed) if strategy == "predictive" else None
+    brain = _Predictive(site, calendar, forecast_seed, forecast_error) \
+        if strategy == "predictive" else None
     floor = site.control.policy_min_cooling_setpoint
 
     def clamp(pid: str, v: float) -> float:
@@ -218,11 +220,11 @@ class _Predictive:
     the last 14 days, the surface temperatures from the last two days, and a forecast issued
     every hour."""
 
-    def __init__(self, site: Site, calendar: SiteCalendar, seed: int):
+    def __init__(self, site: Site, calendar: SiteCalendar, seed: int, error: bool = True):
         from connectors.simulator.forecast import WeatherFileForecast
 
         self.site, self.calendar = site, calendar
-        self.weather = WeatherFileForecast(site.latitude, site.longitude, seed)
+        self.weather = WeatherFileForecast(site.latitude, site.longitude, seed, error)
         self.t0: int | None = None
         self.rows: dict[str, list[float]] = {}
         self.n = 0
