@@ -72,6 +72,7 @@ class Runtime:
         self._lock = threading.Lock()  # one thread writes the store at a time
         self._cov_rows: list[tuple] = []
         self._note = ""
+        self._zone_fit_asked = False
 
     def _store_rows(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -281,6 +282,12 @@ class Runtime:
                     else logging.WARNING
                 log.log(level, "predictive strategy: %s", d.note or "every zone follows the plan")
             self._note = d.note
+            if d.strategy == "predictive" and d.note == "no_model" and \
+                    not self._zone_fit_asked:
+                # switched to the predictive strategy before any night's refit: fit now
+                self._zone_fit_asked = True
+                self.scheduler.add_job(self.refit_zone_models, "date", id="asked-zones",
+                                       executor="faults", replace_existing=True)
             if self.dry_run:
                 return
             for intent in d.intents:

@@ -76,7 +76,7 @@ def runner():
 
 @pytest.fixture(scope="session")
 def synthetic_model(site):
-    """The demo site's zones run by a known model for two weeks (tests/test_predictive.py),
+    """The demo site's zones run by a known model for ten days (tests/test_predictive.py),
     and the zone models BEMS fits from those readings: fitted once for the whole run."""
     import datetime as dt
 

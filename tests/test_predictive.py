@@ -33,7 +33,7 @@ TRUE = ZoneModel("z", alpha=0.02, beta=0.004, a=0.03, b=0.3, c=0.25,
                  qmax=2.5, qhold=0.8, rmse_1h=0, rmse_4h=0, samples=0, fit=True)
 
 
-def synthetic_history(site, days: int = 14, end_local=dt.datetime(2026, 7, 6, 0, 0),
+def synthetic_history(site, days: int = 10, end_local=dt.datetime(2026, 7, 6, 0, 0),
                       truth: ZoneModel = TRUE, noise: float = 0.03, seed: int = 3) -> History:
     """Every zone of the site run by the same known model under a rule-like schedule (AC on at
     26 °C in working hours, off at lunch and at night); the AC meter from its cooling."""

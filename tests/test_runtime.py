@@ -257,3 +257,40 @@ def test_the_fault_rules_run_on_their_own_worker_and_record_what_they_find(rt, s
         assert rt.scheduler.get_job("poll").executor == "default"
     finally:
         rt.stop()
+
+
+def test_switched_to_predictive_it_fits_the_rooms_then_plans(site, clock, tmp_path):
+    """A site switched to the predictive strategy before any nightly refit: the rule set decides
+    (and says why), the runtime asks for a fit at once on its second worker, and the next
+    decision follows a plan."""
+    import dataclasses
+    import math
+
+    from bems.predictive import store as pstore
+    from bems.predictive.model import STEP_S
+    from tests.test_predictive import synthetic_history
+
+    psite = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies,
+                                                                     mode="predictive"))
+    h = synthetic_history(site)
+    bus = MemoryBus(psite, clock=clock)
+    for z in site.zones:
+        bus.set(z.temperature, 26.5)
+    rt = Runtime(psite, tmp_path / "p.sqlite", bus=bus, clock=clock)
+    try:
+        rt.store.insert_readings([(p, dt.datetime.fromtimestamp(h.t0 + i * STEP_S, UTC),
+                                   float(v[i]), "good") for p, v in h.mean.items()
+                                  for i in range(h.n) if math.isfinite(v[i])])
+        rt.store.refresh_rollups()
+        rt.poll()
+        rt.run_strategies()
+        assert rt._note == "no_model"
+        assert rt.scheduler.get_job("asked-zones") is not None
+        rt.refit_zone_models()
+        model = pstore.load_model(rt.store)
+        assert model is not None and len(model.usable()) == len(site.zones)
+        d = rt.decide()
+        assert d.strategy == "predictive" and d.plan is not None and d.note == ""
+        assert any(i.reason.startswith("predictive:") for i in d.intents)
+    finally:
+        rt.stop()
