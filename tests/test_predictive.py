@@ -205,6 +205,12 @@ def test_the_rules_decide_when_no_plan_can_be_made(learned_site):
     assert out.note == "nobody_today"
     with pytest.raises(PlanError):
         make_plan(site, cal, model, list(site.zones), {}, mass, fc, local, aware, 50)
+    # a solver that cannot finish in its time: the rules decide
+    temps = {z.id: values[z.temperature] for z in site.zones}
+    with pytest.raises(PlanError) as err:
+        make_plan(site, cal, model, list(site.zones), temps, mass, fc, local, aware, 50,
+                  time_limit_s=1e-9)
+    assert err.value.code in ("solver_failed", "too_slow")
 
 
 def test_each_intent_says_why_and_an_override_still_wins(learned_site):
