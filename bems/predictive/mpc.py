@@ -247,7 +247,7 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
         opv = ta[i] + 0.5 * (tm[i] - ta[i])
         free = _free_run(m, ta0[i], tm0[i], to, occ[i], harm)
         on = q[i] > ON_FRACTION * m.qmax
-        sp = [round(_setpoint(site, z, ta[i, k + 1]), 1) if on[k] else None for k in range(H)]
+        sp = [setpoint_for(z, ta[i, k + 1], floor) if on[k] else None for k in range(H)]
         plan.zones[z.id] = ZonePlan(
             z.id, t0.isoformat(), _r(ta[i]), _r(opv), _r(free), _r(q[i], 3), sp,
             [bool(x) for x in occ[i]])
@@ -262,11 +262,10 @@ def _r(x, nd: int = 2) -> list[float]:
     return [round(float(v), nd) for v in x]
 
 
-def _setpoint(site: Site, z: Zone, planned: float) -> float:
+def setpoint_for(z: Zone, planned: float, floor: float) -> float:
     """What is sent for a planned air temperature: never under the policy floor, inside the
-    zone's limits."""
-    lo = max(site.control.policy_min_cooling_setpoint, z.setpoint_min)
-    return min(max(planned, lo), z.setpoint_max)
+    zone's limits, to a tenth of a kelvin."""
+    return round(min(max(planned, floor, z.setpoint_min), z.setpoint_max), 1)
 
 
 def _free_run(m: ZoneModel, ta: float, tm: float, to, occ, harm) -> np.ndarray:

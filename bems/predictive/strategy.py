@@ -17,7 +17,7 @@ import numpy as np
 from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
 from bems.predictive.model import BuildingModel, History, occupancy_grid, outdoor
-from bems.predictive.mpc import Plan, PlanError, ZonePlan, make_plan
+from bems.predictive.mpc import Plan, PlanError, ZonePlan, make_plan, setpoint_for
 from bems.site import Site
 from bems.strategies.plan import Learned, Override, ZoneDecision, outdoor_air, plan
 
@@ -118,7 +118,7 @@ def _apply(z, d: ZoneDecision, zp: ZonePlan, overridden: set[str], floor: float,
     if sp is None and zp.occupied[0]:
         # people are there: the unit follows the planned temperature rather than stopping on
         # the model's word; it idles (off) only well under it, as the rules' idle band does
-        planned = _setpoint_for(z, zp.air[1], floor)
+        planned = setpoint_for(z, zp.air[1], floor)
         if zp.air[0] > planned - idle_band:
             sp, mode = planned, "occupied"
             why = why.replace("predictive: AC off;", "predictive: follow the plan;")
@@ -134,10 +134,6 @@ def _apply(z, d: ZoneDecision, zp: ZonePlan, overridden: set[str], floor: float,
     mine = [i for i in ac if i.point not in overridden]
     return ZoneDecision(z.id, "override" if d.mode == "override" else mode,
                         tuple(mine + keep))
-
-
-def _setpoint_for(z, planned: float, floor: float) -> float:
-    return round(min(max(planned, floor, z.setpoint_min), z.setpoint_max), 1)
 
 
 def explain(zp: ZonePlan, rules_mode: str) -> tuple[str, str]:
