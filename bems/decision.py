@@ -111,7 +111,7 @@ def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
         k = pstore.step_of(cached, local)
         if k is not None:
             out = predictive.follow(site, calendar, values, local, now, learned, level,
-                                    overrides, cached, k)
+                                    overrides, cached, k, pstore.latest_note(store))
             return Decision(now, level, out.decisions, "predictive", out.note, cached)
     mass, forecast, source = {}, None, ""
     if model is not None:

@@ -380,6 +380,15 @@ def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_sit
         assert again.plan is not None and not again.fresh_plan  # reused
         assert [i.point for i in again.intents] == [i.point for i in d.intents]
         assert decide(psite, st, now + dt.timedelta(minutes=16)).fresh_plan
+        # a reused plan keeps the note of why some zones follow the rules
+        broken = BuildingModel.from_json(model.to_json())
+        broken.zones["f3.p4"].fit = False
+        st.set_meta(pstore.MODEL_KEY, broken.to_json())
+        later = now + dt.timedelta(minutes=30)
+        d = decide(psite, st, later)
+        assert d.fresh_plan and d.note == "no_model: f3.p4"
+        commit(st, d)
+        assert decide(psite, st, later + dt.timedelta(minutes=5)).note == "no_model: f3.p4"
         first, latest, _ = pstore.day_plans(st, now.astimezone(site.tz).date())
         assert first is not None and latest is not None
         # the rule set stays the default

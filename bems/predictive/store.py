@@ -59,6 +59,12 @@ def latest_plan(store) -> Plan | None:
     return _plan(store.get_meta(PLAN_KEY))
 
 
+def latest_note(store) -> str:
+    """Why some zones were left to the rules when the latest plan was made."""
+    d = store.get_meta(PLAN_KEY)
+    return str(d.get("note", "")) if isinstance(d, dict) else ""
+
+
 def day_plans(store, day: dt.date) -> tuple[Plan | None, Plan | None, str]:
     """(first plan of a local day, latest plan, the latest one's note)."""
     kept = store.get_meta(DAY_KEY + day.isoformat()) or {}
