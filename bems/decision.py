@@ -99,7 +99,6 @@ def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
     from bems.predictive import store as pstore
     from bems.predictive import strategy as predictive
     from bems.predictive.model import history_from_store
-    from bems.predictive.mpc import horizon
     from bems.predictive.weather import outdoor_forecast
 
     calendar = SiteCalendar(site)
@@ -114,13 +113,13 @@ def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
                                     overrides, cached, k, pstore.latest_note(store))
             return Decision(now, level, out.decisions, "predictive", out.note, cached)
     mass, forecast, source = {}, None, ""
-    if model is not None:
+    steps = predictive.steps_today(site, calendar, local)
+    if model is not None and steps > 0:  # nights and weekends: nothing to gather
         mass = predictive.mass_now(site, model, history_from_store(
             site, store, now - dt.timedelta(days=2), now))
         t_out = next((values.get(p.id) for p in site.points
                       if p.kind == "outdoor_temperature"), None)
-        _t0, steps = horizon(site, calendar, list(site.zones), local)
-        forecast, source = outdoor_forecast(site, store, now, max(steps, 1), t_out)
+        forecast, source = outdoor_forecast(site, store, now, steps, t_out)
     out = predictive.decide(site, calendar, values, local, now, learned, level, overrides,
                             model, mass, forecast, source)
     return Decision(now, level, out.decisions, "predictive", out.note, out.plan,

@@ -28,13 +28,10 @@ def load(site: Site, store: Store, start: dt.datetime, end: dt.datetime,
     local = [dt.datetime.fromtimestamp(t0 + i * STEP_S, dt.timezone.utc).astimezone(tz)
              .replace(tzinfo=None) for i in range(n)]
     pts = _points(site)
-    mean = {p: np.full(n, np.nan) for p in pts}
+    mean = {p: np.array(v, float) for p, v in store.rollup_grid("15min", pts, t0, n).items()}
     fresh = np.zeros(n, bool)
-    for r in store.rollups("15min", pts, t0, t_end):
-        i = (to_epoch(r["bucket"]) - t0) // STEP_S
-        if 0 <= i < n and r["mean"] is not None:
-            mean[r["point"]][i] = r["mean"]
-            fresh[i] = True
+    for v in mean.values():
+        fresh |= np.isfinite(v)
     data = Data(t0=t0, n=n, start=(t_start - t0) // STEP_S, local=local, mean=mean)
     data.mean["_fresh"] = fresh.astype(float)
     # on/off changes of the AC, counted in the raw readings (a 15-min mean hides them), less

@@ -171,12 +171,8 @@ def history_from_store(site: Site, store, start: dt.datetime, end: dt.datetime) 
     t0 = to_epoch(start) // STEP_S * STEP_S
     t1 = -(-to_epoch(end) // STEP_S) * STEP_S
     n = max(0, (t1 - t0) // STEP_S)
-    pts = points_needed(site)
-    mean = {p: np.full(n, np.nan) for p in pts}
-    for r in store.rollups("15min", pts, t0, t1):
-        i = (to_epoch(r["bucket"]) - t0) // STEP_S
-        if 0 <= i < n and r["mean"] is not None and math.isfinite(r["mean"]):
-            mean[r["point"]][i] = r["mean"]
+    grid = store.rollup_grid("15min", points_needed(site), t0, n)
+    mean = {p: np.array(v, float) for p, v in grid.items()}
     return History(t0, n, mean)
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
 from bems.predictive.model import BuildingModel, History, occupancy_grid, outdoor
-from bems.predictive.mpc import Plan, PlanError, ZonePlan, make_plan, setpoint_for
+from bems.predictive.mpc import (Plan, PlanError, ZonePlan, horizon, make_plan,
+                                 setpoint_for)
 from bems.site import Site
 from bems.strategies.plan import Learned, Override, ZoneDecision, outdoor_air, plan
 
@@ -52,18 +53,31 @@ def mass_now(site: Site, model: BuildingModel, h: History) -> dict[str, float]:
     return out
 
 
+def candidates(site: Site) -> list:
+    """The zones a plan can control: a temperature, an AC, a setpoint and a schedule."""
+    return [z for z in site.zones if z.temperature and z.ac_status and z.cooling_setpoint
+            and z.schedule]
+
+
+def steps_today(site: Site, calendar: SiteCalendar, now: dt.datetime) -> int:
+    """How many 15-minute steps the plan would cover from `now` (0: nobody comes any more
+    today, and the inputs of a plan need not be gathered)."""
+    return horizon(site, calendar, candidates(site), now)[1]
+
+
 def decide(site: Site, calendar: SiteCalendar, values: dict[str, float | None],
            now: dt.datetime, now_aware: dt.datetime, learned: Learned, level: int,
            overrides: list[Override] | None, model: BuildingModel | None,
            mass: dict[str, float], forecast: np.ndarray | None,
            weather_source: str = "") -> Outcome:
     rules = plan(site, calendar, values, now, learned, level, overrides, now_aware=now_aware)
+    if steps_today(site, calendar, now) == 0:
+        return Outcome(rules, None, "nobody_today")
     if model is None:
         return Outcome(rules, None, "no_model")
     if forecast is None:
         return Outcome(rules, None, "no_forecast")
-    cand = [z for z in site.zones if z.temperature and z.ac_status and z.cooling_setpoint
-            and z.schedule]
+    cand = candidates(site)
     fit = [z for z in cand if z.id in model.zones and model.zones[z.id].fit]
     if not fit:
         return Outcome(rules, None, "no_model")

@@ -147,12 +147,7 @@ def persistence(site, store, t0: int, steps: int) -> np.ndarray | None:
     pid = next((p.id for p in site.points if p.kind == "outdoor_temperature"), None)
     if pid is None:
         return None
-    day = 86400
-    vals = np.full(steps, np.nan)
-    for r in store.rollups("15min", [pid], t0 - day, t0 - day + steps * 900):
-        i = (int(r["bucket"].timestamp()) - (t0 - day)) // 900
-        if 0 <= i < steps and r["mean"] is not None and math.isfinite(r["mean"]):
-            vals[i] = r["mean"]
+    vals = np.array(store.rollup_grid("15min", [pid], t0 - 86400, steps)[pid], float)
     ok = np.isfinite(vals)
     if ok.sum() < max(2, steps * 0.5):
         return None

@@ -230,6 +230,19 @@ class TimeSeries:
                        "last_ts": from_epoch(last_ts) if last_ts is not None else None,
                        "last": last}
 
+    def rollup_grid(self, level: str, points: Iterable[str], t0: dt.datetime | int,
+                    n: int) -> dict[str, list[float]]:
+        """Each point's rollup mean in the `n` buckets from `t0` (a bucket start), NaN where
+        there is none: the regular grid models and rules compute on."""
+        width = LEVELS[level] if level in LEVELS else 0
+        s = to_epoch(t0)
+        grid = {p: [math.nan] * n for p in points}
+        for r in self.rollups(level, list(grid), s, s + n * width):
+            i = (to_epoch(r["bucket"]) - s) // width
+            if 0 <= i < n and r["mean"] is not None and math.isfinite(r["mean"]):
+                grid[r["point"]][i] = r["mean"]
+        return grid
+
     def summary(self, start: dt.datetime | int, end: dt.datetime | int,
                 points: Iterable[str] | None = None) -> dict[str, dict]:
         """Per point over [start, end): count, sum, mean, min, max, from the daily rollups.

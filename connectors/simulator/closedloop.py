@@ -262,10 +262,12 @@ class _Predictive:
             kpi.fit_cpu_s += time.process_time() - cpu0
             kpi.fits += 1
             self.fit_day = local.date()
-        mass = predictive.mass_now(self.site, self.model, self.history(2)) if self.model else {}
-        t0 = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
-        fc = self.weather.forecast(local, t0, 96)
-        fc = align(fc, values.get(self.outdoor) if self.outdoor else None)
+        mass, fc = {}, None
+        if self.model and predictive.steps_today(self.site, self.calendar, local):
+            mass = predictive.mass_now(self.site, self.model, self.history(2))
+            t0 = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
+            fc = align(self.weather.forecast(local, t0, 96),
+                       values.get(self.outdoor) if self.outdoor else None)
         out = predictive.decide(self.site, self.calendar, values, local, aware, learned, level,
                                 None, self.model, mass, fc, "weather file + forecast error")
         if out.note and not out.note.startswith("nobody_today"):
