@@ -207,6 +207,17 @@ class _Reader:
                 return None if default is ... else default
         return v
 
+    def file_path(self, d: dict, path: Path_, key: str, source: Path | None) -> Path | None:
+        """An optional file named in the site file, relative to the site file's folder."""
+        v = self.get(d, path, key, str, None)
+        if v is None:
+            return None
+        here = source.parent if source else Path.cwd()
+        f = (here / v) if not Path(v).is_absolute() else Path(v)
+        if not f.is_file():
+            self.error(path + (key,), f"no such file: {f}")
+        return f
+
     def date(self, d: dict, path: Path_, key: str, default: Any = ...) -> dt.date | None:
         v = self.get(d, path, key, (dt.date, str), default)
         return self._to_date(v, path + (key,))
@@ -246,7 +257,7 @@ def _priority(v: int) -> str | None:
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
         "devices", "points", "zones", "meters", "schedules", "web", "bacnet", "air_handlers",
-        "faults", "weather")
+        "faults", "weather", "portfolio")
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -279,6 +290,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     ahus = [_air_handler(r, p, d) for p, d in r.tables(data, "air_handlers")]
     faults = _faults(r, data.get("faults", {}))
     weather = _weather(r, data["weather"]) if "weather" in data else None
+    portfolio = _portfolio(r, data["portfolio"], source) if "portfolio" in data else None
     schedules = [_schedule(r, p, d) for p, d in r.tables(data, "schedules")]
     tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
     calendar = _calendar(r, data.get("calendar", {}))
@@ -306,7 +318,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 web=_web(r, data.get("web", {}), source),
                 bacnet=_bacnet(r, data.get("bacnet", {})),
                 strategies=strategies, reports=reports, air_handlers=tuple(ahus),
-                faults=faults, weather=weather, source=source)
+                faults=faults, weather=weather, portfolio=portfolio, source=source)
 
 
 def _strategies(r: _Reader, d: Any, control: Control) -> StrategyParams:
@@ -428,23 +440,13 @@ def _web(r: _Reader, d: Any, source: Path | None) -> Web:
     p: Path_ = ("web",)
     d = r.table(d, p, ("host", "port", "certificate", "private_key", "trust_proxy",
                        "session_hours"))
-    here = source.parent if source else Path.cwd()
-
-    def path_of(key: str) -> Path | None:
-        v = r.get(d, p, key, str, None)
-        if v is None:
-            return None
-        f = (here / v) if not Path(v).is_absolute() else Path(v)
-        if not f.is_file():
-            r.error(p + (key,), f"no such file: {f}")
-        return f
-
     web = Web(host=r.get(d, p, "host", str, "127.0.0.1",
                          lambda v: None if canonical_address(v) or v in ("0.0.0.0", "::")
                          else f"must be an address to listen on, got {v!r}"),
               port=r.get(d, p, "port", int, 8080,
                          lambda v: None if 0 < v < 65536 else "must be 1..65535"),
-              certificate=path_of("certificate"), private_key=path_of("private_key"),
+              certificate=r.file_path(d, p, "certificate", source),
+              private_key=r.file_path(d, p, "private_key", source),
               trust_proxy=r.get(d, p, "trust_proxy", bool, False),
               session_hours=r.get(d, p, "session_hours", float, 10.0,
                                   lambda v: None if 0.1 <= v <= 24 * 7 else "must be 0.1..168"))
@@ -570,6 +572,54 @@ def _weather(r: _Reader, d: Any):
     timeout = r.get(d, p, "timeout_s", float, 10.0,
                     lambda v: None if 1 <= v <= 120 else "must be 1..120 seconds")
     return Weather(url, refresh, timeout) if url else None
+
+
+def _portfolio(r: _Reader, d: Any, source: Path | None):
+    from urllib.parse import urlsplit
+
+    from bems.portfolio.schema import SITE_RE
+    from bems.site import Portfolio
+
+    p: Path_ = ("portfolio",)
+    d = r.table(d, p, ("broker", "site_id", "username", "password_file", "ca_file", "cert_file",
+                       "key_file", "readings", "interval_s", "keep_sent_days", "max_unsent"))
+    def broker_ok(v: str) -> str | None:
+        try:
+            u = urlsplit(v)
+            port = u.port
+        except ValueError:
+            return "must be mqtt://HOST:PORT or mqtts://HOST:PORT"
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname or u.path not in ("", "/") \
+                or port == 0:
+            return "must be mqtt://HOST:PORT or mqtts://HOST:PORT"
+        return None
+
+    broker = r.get(d, p, "broker", str, ..., broker_ok)
+    site_id = r.get(d, p, "site_id", str, ...,
+                    lambda v: None if SITE_RE.fullmatch(v) else
+                    "must be 1..40 lower-case letters, digits or '-', starting with a letter "
+                    "or digit")
+    user = r.get(d, p, "username", str, None,
+                 lambda v: None if 0 < len(v) <= 64 and v.isprintable() else
+                 "must be 1..64 printable characters")
+    pf = Portfolio(
+        broker=broker or "", site_id=site_id or "", username=user,
+        password_file=r.file_path(d, p, "password_file", source),
+        ca_file=r.file_path(d, p, "ca_file", source), cert_file=r.file_path(d, p, "cert_file", source),
+        key_file=r.file_path(d, p, "key_file", source),
+        readings=r.get(d, p, "readings", str, "15m", _one_of(("raw", "15m"))),
+        interval_s=r.get(d, p, "interval_s", int, 60,
+                         lambda v: None if 5 <= v <= 3600 else "must be 5..3600 seconds"),
+        keep_sent_days=r.get(d, p, "keep_sent_days", int, 7,
+                             lambda v: None if 1 <= v <= 365 else "must be 1..365 days"),
+        max_unsent=r.get(d, p, "max_unsent", int, 2_000_000,
+                         lambda v: None if 1000 <= v <= 100_000_000 else
+                         "must be 1000..100000000 messages"))
+    if (pf.cert_file is None) != (pf.key_file is None):
+        r.error(p + ("cert_file",), "cert_file and key_file go together")
+    if pf.broker.startswith("mqtt://") and pf.password_file is not None:
+        r.error(p + ("broker",), "a password is only sent over TLS: use mqtts://")
+    return pf
 
 
 def _faults(r: _Reader, d: Any) -> dict[str, float]:

@@ -314,6 +314,32 @@ class Weather:
 
 
 @dataclass(frozen=True)
+class Portfolio:
+    """[portfolio]: this centre reports to the city energy office over MQTT (see
+    bems/portfolio/schema.py for what it sends)."""
+    broker: str  # mqtt://host:port or mqtts://host:port (TLS)
+    site_id: str  # the centre's id at the city; its topics are bems/v1/<site_id>/...
+    username: str | None = None
+    password_file: Path | None = None  # the credential, kept out of the site file
+    ca_file: Path | None = None  # the city's CA, to check the broker's certificate
+    cert_file: Path | None = None  # a client certificate, if the broker asks for one
+    key_file: Path | None = None
+    readings: str = "15m"  # "raw" (every poll) or "15m" (the 15-minute means)
+    interval_s: int = 60  # how often new data is put in the outbox and sent
+    keep_sent_days: int = 7
+    max_unsent: int = 2_000_000  # messages; beyond, the oldest are dropped (and counted)
+
+    @property
+    def tls(self) -> bool:
+        return self.broker.startswith("mqtts://")
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
 class Calendar:
     country: str = "VN"
     closures: tuple[tuple[dt.date, str], ...] = ()  # extra off days (Tết closure, events)
@@ -391,6 +417,7 @@ class Site:
     air_handlers: tuple[AirHandler, ...] = ()
     faults: dict[str, float] = field(default_factory=dict)  # [faults] thresholds over defaults
     weather: "Weather | None" = None  # [weather]: the outdoor forecast's provider
+    portfolio: "Portfolio | None" = None  # [portfolio]: reporting to the city energy office
     source: Path | None = None
 
     @property

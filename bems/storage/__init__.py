@@ -5,7 +5,8 @@ made and upgraded by migrations, split by concern:
 - `ledger`: every attempt to write a device;
 - `operations`: schedules, exception days, overrides, users, the audit of user actions;
 - `forecasts`: forecasts and fitted models;
-- `faults`: faults the rules found, and what people did about them.
+- `faults`: faults the rules found, and what people did about them;
+- `outbox`: messages for the city portfolio until the broker has them.
 
 `Store` is all of them over one connection. Callers pass typed arguments, never SQL.
 """
@@ -26,6 +27,7 @@ from bems.storage.faults import Faults
 from bems.storage.forecasts import Forecasts
 from bems.storage.ledger import Ledger, WriteRecord
 from bems.storage.operations import Operations
+from bems.storage.outbox import Outbox
 from bems.storage.schema import LEVELS, migrations
 from bems.storage.timeseries import TimeSeries
 
@@ -33,7 +35,7 @@ __all__ = ["Store", "WriteRecord", "QUALITY", "QUALITY_NAMES", "LEVELS", "migrat
            "to_epoch", "from_epoch"]
 
 
-class Store(TimeSeries, Ledger, Operations, Forecasts, Faults):
+class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
     """A BEMS database file. One Store per thread; SQLite itself serialises writers."""
 
     def __init__(self, path: str | Path, timezone: str = "Asia/Ho_Chi_Minh",

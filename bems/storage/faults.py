@@ -65,6 +65,15 @@ class Faults:
         cols = [c[0] for c in cur.description]
         return [_row(dict(zip(cols, r))) for r in cur]
 
+    def faults_changed(self, since: dt.datetime | int, limit: int = 1000) -> list[dict]:
+        """Faults seen again or edited by someone at or after `since`, oldest change first."""
+        t = to_epoch(since)
+        cur = self.db.execute("SELECT * FROM faults WHERE last_ts >= ? OR updated_at >= ? "
+                              "ORDER BY max(last_ts, coalesce(updated_at, 0)), id LIMIT ?",
+                              [t, t, limit])
+        cols = [c[0] for c in cur.description]
+        return [_row(dict(zip(cols, r))) for r in cur]
+
     def fault(self, fault_id: int) -> dict | None:
         cur = self.db.execute("SELECT * FROM faults WHERE id = ?", [fault_id])
         r = cur.fetchone()

@@ -99,3 +99,12 @@ def _m0005(db: sqlite_utils.Database) -> None:
                "updated_at INTEGER)")
     db.execute("CREATE INDEX faults_target ON faults (rule, target, last_ts)")
     db.execute("CREATE INDEX faults_last ON faults (last_ts)")
+
+
+@migrations(name="0006_portfolio_outbox")
+def _m0006(db: sqlite_utils.Database) -> None:
+    # What the city portfolio has not yet acknowledged. The row id is the message's sequence
+    # number (AUTOINCREMENT: never reused, so the receiver can count gaps).
+    db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+               "body TEXT NOT NULL, created INTEGER NOT NULL, sent INTEGER)")
+    db.execute("CREATE INDEX outbox_unsent ON outbox (sent, id)")

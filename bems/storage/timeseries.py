@@ -187,6 +187,14 @@ class TimeSeries:
                               "AND point = ? ORDER BY ts", [to_epoch(start), to_epoch(end), key])
         return [(from_epoch(ts), v, QUALITY_NAMES.get(q, "bad")) for ts, v, q in cur]
 
+    def readings_between(self, start: dt.datetime | int, end: dt.datetime | int,
+                         ) -> list[tuple[int, str, float | None]]:
+        """Every point's raw readings in [start, end) as (epoch s, point id, value), by time."""
+        return self.db.execute(
+            "SELECT r.ts, k.id, r.value FROM readings r JOIN point_keys k ON k.key = r.point "
+            "WHERE r.ts >= ? AND r.ts < ? ORDER BY r.ts, k.id",
+            [to_epoch(start), to_epoch(end)]).fetchall()
+
     def latest(self, points: Iterable[str] | None = None, now: dt.datetime | int | None = None,
                lookback_s: int = 3600) -> dict[str, tuple[dt.datetime, float | None, str]]:
         """The newest reading of each point within `lookback_s` before `now` (default: the

@@ -1,0 +1,222 @@
+"""Fill the outbox from the store: what is new since the last run, one message per device per
+interval, each kind behind its own cursor moved in the same transaction as its messages.
+
+A site joining the portfolio sends its last `READINGS_BACKFILL` of readings, `ENERGY_BACKFILL`
+of meter energy and `MONTHS_BACKFILL` months of figures (what the city's comparisons need: a
+year, and the same months a year before). Readings stored later with an older time stamp than
+the cursor (a trend-log backfill of a gap) are not sent as readings; the meter energy and the
+monthly figures they change are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections import defaultdict
+
+from bems.metering import quarter_hour_kwh
+from bems.portfolio.schema import MAX_SAMPLES, VALUE_LIMIT
+from bems.site import Site
+from bems.storage import Store, to_epoch
+
+LAG_S = 120  # readings younger than this may still be arriving (COV flush, a slow poll)
+READINGS_BACKFILL = dt.timedelta(days=2)
+ENERGY_BACKFILL = dt.timedelta(days=35)
+MONTHS_BACKFILL = 25
+CATCH_UP = 6 * 3600  # the most one run takes from the readings at a time
+QUARTER = 900
+OK_OUTCOMES = ("done", "unchanged", "released", "restored")
+
+
+def _value(v) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return round(f, 4) if math.isfinite(f) and abs(f) <= VALUE_LIMIT else None
+
+
+class Collector:
+    def __init__(self, site: Site, store: Store, readings: str = "15m", interval_s: int = 60):
+        self.site, self.store = site, store
+        self.readings = readings
+        self.interval_s = interval_s
+        self.device_of = {p.id: p.device for p in site.points}
+
+    # --- readings -------------------------------------------------------------------------
+
+    def _reading_batches(self, lo: int, hi: int) -> list[tuple[str, dict]]:
+        by_dev: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        if self.readings == "raw":
+            for ts, point, value in self.store.readings_between(lo, hi):
+                dev = self.device_of.get(point)
+                if dev is not None:
+                    by_dev[dev][point].append((ts, _value(value)))
+        else:
+            points = list(self.device_of)
+            for r in self.store.rollups("15min", points, lo, hi):
+                by_dev[self.device_of[r["point"]]][r["point"]].append(
+                    (to_epoch(r["bucket"]), _value(r["mean"])))
+        out = []
+        for dev in sorted(by_dev):
+            chunk: dict[str, list] = {}
+            n = 0
+            for point in sorted(by_dev[dev]):
+                samples = by_dev[dev][point]
+                for i in range(0, len(samples), MAX_SAMPLES // 4):
+                    part = samples[i:i + MAX_SAMPLES // 4]
+                    if n + len(part) > MAX_SAMPLES // 2 and chunk:
+                        out.append(("readings", self._readings_body(dev, chunk)))
+                        chunk, n = {}, 0
+                    chunk.setdefault(point, []).extend(part)
+                    n += len(part)
+            if chunk:
+                out.append(("readings", self._readings_body(dev, chunk)))
+        return out
+
+    def _readings_body(self, dev: str, chunk: dict[str, list]) -> dict:
+        t0 = min(ts for samples in chunk.values() for ts, _ in samples)
+        return {"dev": dev, "t0": t0, "res": "raw" if self.readings == "raw" else "15m",
+                "p": {p: [[ts - t0, v] for ts, v in s] for p, s in chunk.items()}}
+
+    def _readings(self, now: int, cursors: dict) -> list:
+        step = 1 if self.readings == "raw" else QUARTER
+        end = (now - LAG_S) // step * step
+        lo = self.store.get_meta("portfolio.readings_to")
+        if lo is None:
+            lo = (now - int(READINGS_BACKFILL.total_seconds())) // QUARTER * QUARTER
+        hi = min(end, lo + CATCH_UP)
+        if hi <= lo:
+            return []
+        cursors["portfolio.readings_to"] = hi
+        return self._reading_batches(lo, hi)
+
+    # --- meter energy ---------------------------------------------------------------------
+
+    def _energy(self, now: int, cursors: dict) -> list:
+        end = (now - LAG_S) // QUARTER * QUARTER
+        lo = self.store.get_meta("portfolio.energy_to")
+        if lo is None:
+            lo = (now - int(ENERGY_BACKFILL.total_seconds())) // 86400 * 86400
+        out = []
+        while lo < end and len(out) < 40:
+            hi = min(end, lo + 86400)
+            series = {}
+            for m in self.site.meters:
+                vals: list = [None] * ((hi - lo) // QUARTER)
+                for t, kwh in quarter_hour_kwh(self.store, m, lo, hi):
+                    i = (to_epoch(t) - lo) // QUARTER
+                    if 0 <= i < len(vals):
+                        vals[i] = _value(kwh) if kwh is None or kwh >= 0 else None
+                if any(v is not None for v in vals):
+                    series[m.id] = vals
+            if series:
+                out.append(("energy", {"t0": lo, "step": QUARTER, "m": series}))
+            lo = hi
+        cursors["portfolio.energy_to"] = lo
+        return out
+
+    # --- faults, ledger, monthly figures, the registry ------------------------------------
+
+    def _faults(self, now: int, cursors: dict) -> list:
+        since = self.store.get_meta("portfolio.faults_at", 0)
+        changed = self.store.faults_changed(since)
+        if not changed:
+            return []
+        latest = max(max(to_epoch(f["last"]), to_epoch(f["updated"]) if f["updated"] else 0)
+                     for f in changed)
+        cursors["portfolio.faults_at"] = latest + 1
+        return [("faults", {"faults": [
+            {"id": f["id"], "rule": f["rule"][:200], "target": f["target"][:200],
+             "status": f["status"], "first": to_epoch(f["first"]), "last": to_epoch(f["last"]),
+             "kwh_per_day": float(max(0.0, f["kwh_per_day"] or 0.0)),
+             "vnd_per_day": float(max(0.0, f["vnd_per_day"] or 0.0))}
+            for f in changed[i:i + 200]]}) for i in range(0, len(changed), 200)]
+
+    def _ledger(self, now: int, cursors: dict) -> list:
+        tz = self.site.tz
+        today = dt.datetime.fromtimestamp(now, tz).date()
+        last = self.store.get_meta("portfolio.ledger_day")
+        day = dt.date.fromisoformat(last) + dt.timedelta(days=1) if last \
+            else today - dt.timedelta(days=7)
+        floor = self.site.control.policy_min_cooling_setpoint
+        cooling = {z.cooling_setpoint for z in self.site.zones if z.cooling_setpoint}
+        out = []
+        while day < today:
+            s = dt.datetime.combine(day, dt.time(), tz)
+            rows = self.store.writes(since=s, until=s + dt.timedelta(days=1), limit=100_000)
+            below = sum(1 for w in rows if w.point in cooling and w.action == "write"
+                        and _value(w.value) is not None and _value(w.value) < floor - 1e-6)
+            out.append(("ledger", {
+                "day": day.isoformat(), "writes": len(rows),
+                "failed": sum(1 for w in rows if w.outcome not in OK_OUTCOMES),
+                "released": sum(1 for w in rows if w.action == "release"),
+                "held": sum(1 for w in rows if w.released_at is None
+                            and w.outcome in ("done", "unconfirmed")),
+                "below_floor": below}))
+            cursors["portfolio.ledger_day"] = day.isoformat()
+            day += dt.timedelta(days=1)
+        return out
+
+    def _monthly(self, now: int, cursors: dict) -> list:
+        from bems.reports.monthly import ReportError, build_monthly
+
+        local = dt.datetime.fromtimestamp(now, self.site.tz)
+        this = (local.year, local.month)
+        last = self.store.get_meta("portfolio.month")
+        if last:
+            y, m = map(int, last.split("-"))
+            y, m = (y + (m == 12), m % 12 + 1)
+        else:
+            y, m = this[0], this[1] - MONTHS_BACKFILL
+            while m < 1:
+                y, m = y - 1, m + 12
+        out = []
+        while (y, m) < this and len(out) < MONTHS_BACKFILL:
+            month = f"{y:04d}-{m:02d}"
+            try:
+                r = build_monthly(self.site, self.store, month)
+            except ReportError:
+                r = None
+            if r is not None and r.main.kwh is not None:
+                out.append(("monthly", {
+                    "month": month, "kwh": _value(r.main.kwh),
+                    "kwh_ac": _value(r.end_uses.get("ac")), "vnd": _value(r.cost.total_vnd),
+                    "peak_kw": _value(r.peak_kw), "coverage": _value(min(1.0, r.main.coverage)),
+                    "hours_below_25": _value(r.compliance.get("ac_below_floor_zone_h"))}))
+            cursors["portfolio.month"] = month
+            y, m = (y + (m == 12), m % 12 + 1)
+        return out
+
+    def registry(self) -> dict:
+        s = self.site
+        return {"name": s.name[:200], "timezone": s.timezone,
+                "organisation": (s.reports.organisation or s.name)[:200],
+                "floor_area_m2": float(s.floor_area_m2), "staff": int(s.reports.staff),
+                "points": len(s.points),
+                "meters": [{"id": m.id, "name": m.name[:200], "measures": m.measures[:40],
+                            "parent": m.parent} for m in s.meters]}
+
+    def _site(self, now: int, cursors: dict) -> list:
+        body = self.registry()
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        if self.store.get_meta("portfolio.site_hash") == digest:
+            return []
+        cursors["portfolio.site_hash"] = digest
+        return [("site", body)]
+
+    def collect(self, now: dt.datetime | int) -> int:
+        """Put everything new in the outbox; the number of messages added."""
+        t = to_epoch(now)
+        cursors: dict = {}
+        messages = []
+        for part in (self._site, self._readings, self._energy, self._faults, self._ledger,
+                     self._monthly):
+            messages += part(t, cursors)
+        if not messages and not cursors:
+            return 0
+        return self.store.enqueue(messages, t, cursors)

@@ -1,0 +1,224 @@
+"""Topic layout and payload schema, version 1 — shared by the edge publisher and the ingest.
+
+Topics: ``bems/v1/<site>/<kind>`` where ``<site>`` is the site id (lower-case letters, digits
+and ``-``, at most 40) and ``<kind>`` one of `KINDS`. Every payload is one JSON object, UTF-8,
+at most `MAX_PAYLOAD` bytes, with the envelope
+
+    {"v": 1, "site": "<site>", "box": "<outbox id>", "seq": <int>, "sent": <epoch s>, ...}
+
+``box`` names the site's outbox (16 hex digits drawn when it was made: a reinstalled BEMS has a
+new one) and ``seq`` counts up from 1 in it without gaps (the outbox row id), so the receiver
+can count what it never got; the same (box, seq) arriving twice is a replay. The body per
+kind:
+
+- ``readings`` — one device over one interval: ``{"dev": "<device>", "t0": <epoch s>,
+  "res": "raw"|"15m", "p": {"<point>": [[<offset s>, <value or null>], ...]}}``; offsets are
+  from ``t0``, at most `MAX_SAMPLES` samples in a message.
+- ``energy`` — meters' energy per 15 minutes: ``{"t0": <epoch s>, "step": 900,
+  "m": {"<meter>": [<kWh or null>, ...]}}``.
+- ``faults`` — faults that changed: ``{"faults": [{"id", "rule", "target", "status",
+  "first", "last", "kwh_per_day", "vnd_per_day"}]}``.
+- ``ledger`` — one local day of the write ledger: ``{"day": "YYYY-MM-DD", "writes",
+  "failed", "released", "held", "below_floor"}``.
+- ``monthly`` — one month's figures: ``{"month": "YYYY-MM", "kwh", "kwh_ac", "vnd",
+  "peak_kw", "coverage", "hours_below_25"}``.
+- ``site`` — the registry entry: ``{"name", "timezone", "floor_area_m2", "staff",
+  "organisation", "meters": [{"id", "name", "measures", "parent"}], "points": <int>}``.
+
+Numbers must be finite; text is bounded; a message that breaks any rule is refused whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = 1
+PREFIX = f"bems/v{VERSION}"
+KINDS = ("readings", "energy", "faults", "ledger", "monthly", "site")
+MAX_PAYLOAD = 256 * 1024
+MAX_SAMPLES = 20_000
+MAX_TEXT = 200
+SITE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+BOX_RE = re.compile(r"[0-9a-f]{16}")
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+VALUE_LIMIT = 1e12  # any reading; beyond is a broken sensor or a hostile sender
+EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000 … 2100
+
+
+class PayloadError(ValueError):
+    """A message that breaks the schema; `code` names the rule (counted by the ingest)."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+
+
+def topic(site: str, kind: str) -> str:
+    return f"{PREFIX}/{site}/{kind}"
+
+
+def site_ok(site: Any) -> bool:
+    return isinstance(site, str) and SITE_RE.fullmatch(site) is not None
+
+
+def parse_topic(t: str) -> tuple[str, str]:
+    parts = t.split("/")
+    if len(parts) != 4 or "/".join(parts[:2]) != PREFIX or not site_ok(parts[2]) \
+            or parts[3] not in KINDS:
+        raise PayloadError("topic", t[:120])
+    return parts[2], parts[3]
+
+
+def encode(body: dict) -> bytes:
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return data.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Message:
+    site: str
+    kind: str
+    box: str
+    seq: int
+    sent: int
+    body: dict
+
+
+def _reject_constant(name: str) -> float:
+    raise PayloadError("number", name)  # NaN, Infinity, -Infinity
+
+
+def decode(topic_name: str, payload: bytes) -> Message:
+    """Check a message from the broker against version 1; raise PayloadError if it breaks it."""
+    site, kind = parse_topic(topic_name)
+    if len(payload) > MAX_PAYLOAD:
+        raise PayloadError("oversized", f"{len(payload)} bytes")
+    try:
+        body = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except PayloadError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise PayloadError("json", str(err)[:80]) from None
+    if not isinstance(body, dict):
+        raise PayloadError("json", "not an object")
+    if body.get("v") != VERSION:
+        raise PayloadError("version", repr(body.get("v"))[:20])
+    if body.get("site") != site:
+        raise PayloadError("site_mismatch", f"{str(body.get('site'))[:40]!r} under {site!r}")
+    seq, sent, box = body.get("seq"), body.get("sent"), body.get("box")
+    if not _int(seq, 1, 2**62) or not _int(sent, *EPOCH_RANGE) \
+            or not (isinstance(box, str) and BOX_RE.fullmatch(box)):
+        raise PayloadError("envelope", "box, seq or sent")
+    _CHECKS[kind](body)
+    return Message(site, kind, box, seq, sent, body)
+
+
+def _int(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _num(v: Any, lo: float = -VALUE_LIMIT, hi: float = VALUE_LIMIT) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+        and lo <= v <= hi
+
+
+def _text(v: Any, limit: int = MAX_TEXT) -> bool:
+    return isinstance(v, str) and len(v) <= limit
+
+
+def _ident(v: Any) -> bool:
+    return isinstance(v, str) and ID_RE.fullmatch(v) is not None
+
+
+def _need(cond: bool, code: str, detail: str = "") -> None:
+    if not cond:
+        raise PayloadError(code, detail)
+
+
+def _readings(b: dict) -> None:
+    _need(_ident(b.get("dev")), "field", "dev")
+    _need(_int(b.get("t0"), *EPOCH_RANGE), "field", "t0")
+    _need(b.get("res") in ("raw", "15m"), "field", "res")
+    pts = b.get("p")
+    _need(isinstance(pts, dict) and 0 < len(pts) <= 2000, "field", "p")
+    n = 0
+    for point, samples in pts.items():
+        _need(_ident(point), "field", "point id")
+        _need(isinstance(samples, list), "field", "samples")
+        n += len(samples)
+        _need(n <= MAX_SAMPLES, "oversized", "samples")
+        for s in samples:
+            _need(isinstance(s, list) and len(s) == 2 and _int(s[0], 0, 86_400 * 31)
+                  and (s[1] is None or _num(s[1])), "value", point)
+
+
+def _energy(b: dict) -> None:
+    _need(_int(b.get("t0"), *EPOCH_RANGE), "field", "t0")
+    _need(b.get("step") == 900, "field", "step")
+    m = b.get("m")
+    _need(isinstance(m, dict) and 0 < len(m) <= 500, "field", "m")
+    for meter, vals in m.items():
+        _need(_ident(meter), "field", "meter id")
+        _need(isinstance(vals, list) and len(vals) <= 96 * 31, "field", "kwh")
+        for v in vals:
+            _need(v is None or _num(v, 0, 1e7), "value", meter)
+
+
+_FAULT_FIELDS = {"id": int, "rule": str, "target": str, "status": str, "first": int, "last": int,
+                 "kwh_per_day": float, "vnd_per_day": float}
+
+
+def _faults(b: dict) -> None:
+    fs = b.get("faults")
+    _need(isinstance(fs, list) and len(fs) <= 1000, "field", "faults")
+    for f in fs:
+        _need(isinstance(f, dict) and set(f) == set(_FAULT_FIELDS), "field", "fault")
+        _need(_int(f["id"], 1, 2**62) and _int(f["first"], *EPOCH_RANGE)
+              and _int(f["last"], *EPOCH_RANGE), "value", "fault times")
+        _need(all(_text(f[k]) for k in ("rule", "target", "status")), "value", "fault text")
+        _need(f["status"] in ("open", "acknowledged", "closed"), "value", "fault status")
+        _need(_num(f["kwh_per_day"], 0, 1e7) and _num(f["vnd_per_day"], 0, 1e12), "value",
+              "fault cost")
+
+
+_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def _ledger(b: dict) -> None:
+    _need(isinstance(b.get("day"), str) and _DAY_RE.fullmatch(b["day"]) is not None,
+          "field", "day")
+    for k in ("writes", "failed", "released", "held", "below_floor"):
+        _need(_int(b.get(k), 0, 10**9), "field", k)
+
+
+def _monthly(b: dict) -> None:
+    _need(isinstance(b.get("month"), str) and _MONTH_RE.fullmatch(b["month"]) is not None,
+          "field", "month")
+    for k, hi in (("kwh", 1e10), ("kwh_ac", 1e10), ("vnd", 1e14), ("peak_kw", 1e6),
+                  ("coverage", 1.0), ("hours_below_25", 1e6)):
+        v = b.get(k)
+        _need(v is None or _num(v, 0, hi), "field", k)
+
+
+def _site(b: dict) -> None:
+    _need(_text(b.get("name")) and b["name"].strip() != "", "field", "name")
+    _need(_text(b.get("timezone"), 64), "field", "timezone")
+    _need(_text(b.get("organisation")), "field", "organisation")
+    _need(_num(b.get("floor_area_m2"), 1, 1e7), "field", "floor_area_m2")
+    _need(_int(b.get("staff"), 0, 10**6), "field", "staff")
+    _need(_int(b.get("points"), 0, 10**6), "field", "points")
+    ms = b.get("meters")
+    _need(isinstance(ms, list) and len(ms) <= 500, "field", "meters")
+    for m in ms:
+        _need(isinstance(m, dict) and _ident(m.get("id")) and _text(m.get("name"))
+              and _text(m.get("measures"), 40)
+              and (m.get("parent") is None or _ident(m.get("parent"))), "field", "meter")
+
+
+_CHECKS = {"readings": _readings, "energy": _energy, "faults": _faults, "ledger": _ledger,
+           "monthly": _monthly, "site": _site}

@@ -1,0 +1,70 @@
+"""The portfolio outbox: messages for the city energy office, kept until the broker has them.
+
+Rows are added in one transaction with the cursor that says what they cover, so a crash never
+sends something twice as a new message nor skips it; the row id is the message's sequence
+number. Sent rows are kept a while (for the UI and for a replay asked by hand), then pruned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from typing import Any, Iterable
+
+from bems.storage.common import to_epoch
+
+
+class Outbox:
+    def enqueue(self, messages: Iterable[tuple[str, dict]], now: dt.datetime | int,
+                cursors: dict[str, Any] | None = None) -> int:
+        """Add (kind, body) messages and move the named cursors, all or nothing."""
+        t = to_epoch(now)
+        rows = [(kind, json.dumps(body, separators=(",", ":"), ensure_ascii=False,
+                                  allow_nan=False), t) for kind, body in messages]
+        with self.db.atomic():
+            if self.db.execute("SELECT 1 FROM meta WHERE key = 'portfolio.box'").fetchone() \
+                    is None:
+                self.db.execute("INSERT INTO meta (key, value) VALUES ('portfolio.box', ?)",
+                                [json.dumps(secrets.token_hex(8))])
+            self.db.conn.executemany("INSERT INTO outbox (kind, body, created) VALUES (?, ?, ?)", rows)
+            for key, value in (cursors or {}).items():
+                self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                                "DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
+        return len(rows)
+
+    def outbox_id(self) -> str | None:
+        """The outbox's own id (made with its first message): sequence numbers count in it."""
+        return self.get_meta("portfolio.box")
+
+    def unsent(self, after: int = 0, limit: int = 500) -> list[tuple[int, str, str, int]]:
+        """(seq, kind, body, created) not yet acknowledged, oldest first, after seq `after`."""
+        return self.db.execute("SELECT id, kind, body, created FROM outbox WHERE sent IS NULL "
+                               "AND id > ? ORDER BY id LIMIT ?", [after, limit]).fetchall()
+
+    def mark_sent(self, seqs: Iterable[int], now: dt.datetime | int) -> None:
+        t = to_epoch(now)
+        with self.db.atomic():
+            self.db.conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?",
+                                [(t, s) for s in seqs])
+
+    def outbox_status(self) -> dict[str, Any]:
+        n, oldest = self.db.execute("SELECT count(*), min(created) FROM outbox "
+                                    "WHERE sent IS NULL").fetchone()
+        last_sent, last_seq = self.db.execute("SELECT max(sent), max(id) FROM outbox").fetchone()
+        return {"unsent": n, "oldest_unsent": oldest, "last_sent": last_sent,
+                "last_seq": last_seq or 0}
+
+    def prune_outbox(self, sent_before: dt.datetime | int, max_unsent: int) -> tuple[int, int]:
+        """Delete rows sent before `sent_before`; of the unsent, keep the newest `max_unsent`
+        (a link down for months must not fill the disk). Returns (pruned, dropped unsent)."""
+        with self.db.atomic():
+            pruned = self.db.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?",
+                                     [to_epoch(sent_before)]).rowcount
+            row = self.db.execute("SELECT id FROM outbox WHERE sent IS NULL ORDER BY id DESC "
+                                  "LIMIT 1 OFFSET ?", [max_unsent]).fetchone()
+            dropped = 0
+            if row is not None:
+                dropped = self.db.execute("DELETE FROM outbox WHERE sent IS NULL AND id <= ?",
+                                          [row[0]]).rowcount
+        return pruned, dropped

@@ -1,0 +1,460 @@
+"""The city portfolio: the schema and the outbox (fast), then real Mosquitto (TLS, a credential
+per site, the ACL) and real PostgreSQL started here: several sites publishing, a broker restart
+mid-stream, a site offline and replaying, a site writing under another's topic, malformed
+payloads."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bems.portfolio.collect import Collector
+from bems.portfolio.schema import (MAX_PAYLOAD, PayloadError, decode, encode, parse_topic,
+                                   topic)
+from bems.site import Portfolio
+from bems.storage import Store
+from tests.synthetic import synthetic_db
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 18, 8, 7, tzinfo=UTC)  # the synthetic store ends at 10:00
+
+
+def _env(site="hp-01", seq=1, **body):
+    return {"v": 1, "site": site, "box": "0123456789abcdef", "seq": seq, "sent": 1_790_000_000,
+            **body}
+
+
+def _readings(**over):
+    b = {"dev": "ahu-1", "t0": 1_790_000_000, "res": "raw", "p": {"z1.temp": [[0, 25.5], [60, None]]}}
+    b.update(over)
+    return b
+
+
+# --- the schema ---------------------------------------------------------------------------
+
+def test_a_good_message_is_read_back():
+    m = decode(topic("hp-01", "readings"), encode(_env(**_readings())))
+    assert (m.site, m.kind, m.seq) == ("hp-01", "readings", 1)
+    assert m.body["p"]["z1.temp"][1] == [60, None]
+
+
+@pytest.mark.parametrize("payload, code", [
+    (b"not json", "json"),
+    (b"\xff\xfe garbage", "json"),
+    (b"[1, 2]", "json"),
+    (encode(_env(**_readings())).replace(b"25.5", b"NaN"), "number"),
+    (encode(_env(**_readings())).replace(b"25.5", b"-Infinity"), "number"),
+    (encode(_env(**_readings(p={"x": [[0, 1e300]]}))), "value"),
+    (encode(_env(**_readings(p={"x": [[0, True]]}))), "value"),
+    (encode(_env(**_readings(p={"x": [[-5, 1.0]]}))), "value"),
+    (encode(_env(**_readings(p={"x": "25"}))), "field"),
+    (encode(_env(**_readings(p={}))), "field"),
+    (encode(_env(**_readings(p={"bad point ☃": [[0, 1.0]]}))), "field"),
+    (encode(_env(**_readings(dev=""))), "field"),
+    (encode(_env(**_readings(t0=10**12))), "field"),
+    (encode(_env(site="hp-02", **_readings())), "site_mismatch"),
+    (encode({**_env(**_readings()), "v": 2}), "version"),
+    (encode({**_env(**_readings()), "seq": 0}), "envelope"),
+    (encode({**_env(**_readings()), "seq": "1"}), "envelope"),
+    (encode({**_env(**_readings()), "box": "../../etc"}), "envelope"),
+    (encode({k: v for k, v in _env(**_readings()).items() if k != "box"}), "envelope"),
+    (b"[" * 100_000 + b"]" * 100_000, "json"),
+    (b" " * (MAX_PAYLOAD + 1), "oversized"),
+])
+def test_malformed_messages_are_refused_with_a_reason(payload, code):
+    with pytest.raises(PayloadError) as err:
+        decode(topic("hp-01", "readings"), payload)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize("t", ["bems/v1/hp-01", "bems/v2/hp-01/readings", "bems/v1/HP/readings",
+                               "bems/v1/hp-01/secrets", "bems/v1/hp-01/readings/x", "",
+                               "bems/v1/" + "a" * 41 + "/site"])
+def test_topics_outside_the_layout_are_refused(t):
+    with pytest.raises(PayloadError):
+        parse_topic(t)
+
+
+@pytest.mark.parametrize("kind, body", [
+    ("energy", {"t0": 1_790_000_000, "step": 900, "m": {"main": [-1.0]}}),
+    ("energy", {"t0": 1_790_000_000, "step": 60, "m": {"main": [1.0]}}),
+    ("faults", {"faults": [{"id": 1}]}),
+    ("ledger", {"day": "2026-13-45x", "writes": 1, "failed": 0, "released": 0, "held": 0,
+                "below_floor": 0}),
+    ("monthly", {"month": "2026-13", "kwh": 1.0}),
+    ("monthly", {"month": "2026-11", "kwh": -5.0}),
+    ("site", {"name": "", "timezone": "Asia/Ho_Chi_Minh", "organisation": "", "floor_area_m2": 1e300,
+              "staff": 1, "points": 1, "meters": []}),
+])
+def test_every_kind_checks_its_body(kind, body):
+    with pytest.raises(PayloadError):
+        decode(topic("hp-01", kind), encode(_env(**body)))
+
+
+def test_nan_never_leaves_a_site():
+    with pytest.raises(ValueError):
+        encode(_env(**_readings(p={"x": [[0, float("nan")]]})))
+
+
+# --- the site file ------------------------------------------------------------------------
+
+def _site_text(site_file: Path, table: str) -> str:
+    return site_file.read_text(encoding="utf-8") + "\n[portfolio]\n" + table
+
+
+@pytest.mark.parametrize("table, problem", [
+    ('broker = "http://x"\nsite_id = "hp-01"', "mqtt://"),
+    ('broker = "mqtt://"\nsite_id = "hp-01"', "mqtt://"),
+    ('broker = "mqtt://h:99999"\nsite_id = "hp-01"', "mqtt://"),
+    ('broker = "mqtts://h:8883"\nsite_id = "HP 01"', "lower-case"),
+    ('broker = "mqtts://h:8883"\nsite_id = ""', "lower-case"),
+    ('broker = "mqtts://h:8883"\nsite_id = "hp-01"\ninterval_s = nan', "whole number"),
+    ('broker = "mqtts://h:8883"\nsite_id = "hp-01"\ninterval_s = 1', "5..3600"),
+    ('broker = "mqtts://h:8883"\nsite_id = "hp-01"\nreadings = "1s"', "raw, 15m"),
+    ('broker = "mqtts://h:8883"\nsite_id = "hp-01"\npassword_file = "missing.txt"', "no such file"),
+    ('broker = "mqtts://h:8883"\nsite_id = "' + "é" * 5000 + '"', "characters"),
+    ('site_id = "hp-01"', "required"),
+])
+def test_a_bad_portfolio_table_is_refused(site_file, table, problem):
+    from bems.config import ConfigError, parse_site
+
+    with pytest.raises(ConfigError) as err:
+        parse_site(_site_text(site_file, table), source=site_file)
+    assert problem in str(err.value)
+
+
+def test_a_password_is_only_sent_over_tls(site_file, tmp_path):
+    from bems.config import ConfigError, parse_site
+
+    pw = tmp_path / "pw.txt"
+    pw.write_text("secret\n")
+    with pytest.raises(ConfigError, match="only sent over TLS"):
+        parse_site(_site_text(site_file, f'broker = "mqtt://h:1883"\nsite_id = "hp-01"\n'
+                                         f'password_file = "{pw}"'), source=site_file)
+    s = parse_site(_site_text(site_file, f'broker = "mqtts://h:8883"\nsite_id = "hp-01"\n'
+                                         f'password_file = "{pw}"'), source=site_file)
+    assert s.portfolio.tls and s.portfolio.password() == "secret"
+
+
+# --- the outbox ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def site_db(site, tmp_path_factory):
+    return synthetic_db(tmp_path_factory.mktemp("edge") / "edge.sqlite", site,
+                        dt.datetime(2026, 11, 18, 17, 0), days=40)
+
+
+def _copy(db: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copy(db, to)
+    return to
+
+
+@pytest.mark.parametrize("res", ["raw", "15m"])
+def test_the_collector_fills_the_outbox_with_valid_messages(site, site_db, tmp_path, res):
+    db = _copy(site_db, tmp_path / "s.sqlite")
+    with Store(db, site.timezone) as store:
+        c = Collector(site, store, readings=res)
+        runs = [c.collect(NOW) for _ in range(12)]  # a join catches up 6 h of readings a run
+        n = sum(runs)
+        assert runs[-1] == 0
+        rows = store.unsent(0, 100_000)
+        assert n == len(rows) > 0
+        kinds = [k for _, k, _, _ in rows]
+        assert kinds[0] == "site"  # the registry comes first
+        assert {"readings", "energy", "ledger", "monthly"} <= set(kinds)
+        for seq, kind, body, created in rows:
+            msg = {"v": 1, "site": "hp-01", "box": store.outbox_id(), "seq": seq,
+                   "sent": created, **json.loads(body)}
+            decode(topic("hp-01", kind), encode(msg))  # every one passes the schema
+        devices = {p.device for p in site.points}
+        batches = [json.loads(b) for _, k, b, _ in rows if k == "readings"]
+        assert {b["dev"] for b in batches} <= devices and all(b["res"] == res for b in batches)
+        # later: only what is new
+        added = Collector(site, store, readings=res).collect(NOW + dt.timedelta(minutes=30))
+        assert 0 < added <= 2 * len(devices) + 1
+
+
+def test_the_outbox_is_sent_in_order_and_pruned(store):
+    store.enqueue([("ledger", {"n": i}) for i in range(10)], NOW)
+    rows = store.unsent(0, 4)
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    store.mark_sent([1, 2, 3], NOW)
+    assert [r[0] for r in store.unsent(0, 100)] == list(range(4, 11))
+    assert store.outbox_status()["unsent"] == 7
+    assert store.prune_outbox(NOW + dt.timedelta(days=1), max_unsent=5) == (3, 2)
+    assert [r[0] for r in store.unsent(0, 100)] == [6, 7, 8, 9, 10]
+    store.enqueue([("ledger", {})], NOW)
+    assert store.unsent(10, 10)[0][0] == 11  # sequence numbers are never reused
+
+
+# --- real Mosquitto and PostgreSQL --------------------------------------------------------
+
+services = pytest.mark.integration
+SITES = ("hp-01", "hp-02", "hp-03", "hp-04")
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    from city.ingest import Ingest
+    from tests.services import Mosquitto, Postgres, make_pki
+
+    import shutil
+
+    root = tmp_path_factory.mktemp("city")
+    pki = make_pki()
+    pg = broker = ingest = None
+    try:
+        pg = Postgres().start()
+        broker = Mosquitto(pki)
+        broker.add_user("ingest", "ingest-secret")
+        for s in SITES:
+            broker.add_user(s, f"{s}-secret")
+        broker.start()
+        ingest = Ingest(pg.dsn, broker.url, username="ingest", password="ingest-secret",
+                        ca_file=broker.ca, client_id="ingest-test", linger_s=0.05)
+        order: dict[str, list[int]] = {}
+        ingest.on_batch = lambda msgs: [order.setdefault(m.box, []).append(m.seq)
+                                        for m in msgs]
+        ingest.start()
+        assert ingest.connected.wait(20)
+        yield {"pg": pg, "broker": broker, "ingest": ingest, "root": root, "order": order}
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        if broker is not None:
+            broker.remove()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(pki["ca"].parent, ignore_errors=True)
+
+
+def _portfolio(city, site_id: str, password: str | None = None) -> Portfolio:
+    pw = city["root"] / f"{site_id}.pw"
+    pw.write_text(password or f"{site_id}-secret")
+    return Portfolio(broker=city["broker"].url, site_id=site_id, username=site_id,
+                     password_file=pw, ca_file=city["broker"].ca, interval_s=5)
+
+
+def _sql(city, q: str, *args):
+    import psycopg
+
+    with psycopg.connect(city["pg"].dsn) as c:
+        return c.execute(q, args).fetchall()
+
+
+def _wait(cond, timeout=60.0, what=""):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _taken(city, site_id: str, db: Path) -> list[int]:
+    with Store(db) as store:
+        box = store.outbox_id()
+    return [r[0] for r in _sql(city, "SELECT seq FROM messages WHERE site = %s AND box = %s "
+                                     "ORDER BY seq", site_id, box)]
+
+
+def _publish(city, site_id, db, tz="Asia/Ho_Chi_Minh"):
+    from connectors.mqtt.publisher import Publisher
+
+    p = Publisher(_portfolio(city, site_id), db, tz)
+    p.start()
+    return p
+
+
+@services
+def test_several_sites_report_to_the_city(city, site, site_db, tmp_path):
+    pubs, last = [], {}
+    for i, sid in enumerate(SITES[:3]):
+        db = _copy(site_db, tmp_path / f"{sid}.sqlite")
+        big = dataclasses.replace(site, name=f"Trung tâm {i + 1} — Hải Phòng")
+        with Store(db, site.timezone) as store:
+            c = Collector(big, store, readings="15m")
+            while c.collect(NOW):
+                pass
+            last[sid] = store.outbox_status()["last_seq"]
+        pubs.append(_publish(city, sid, db))
+    try:
+        for sid in last:
+            db = tmp_path / f"{sid}.sqlite"
+            _wait(lambda: _taken(city, sid, db) == list(range(1, last[sid] + 1)), 90, sid)
+    finally:
+        for p in pubs:
+            p.stop()
+    for sid, p in zip(last, pubs):
+        with Store(tmp_path / f"{sid}.sqlite") as store:
+            assert store.outbox_status()["unsent"] == 0  # marked sent once the broker had them
+    rows = _sql(city, "SELECT id, name, floor_area_m2, staff, main_meter FROM sites "
+                      "WHERE id = ANY(%s) ORDER BY id", list(last))
+    assert [r[0] for r in rows] == list(last)
+    assert rows[1][1] == "Trung tâm 2 — Hải Phòng"  # Vietnamese survives the trip
+    assert rows[0][2] == site.floor_area_m2 and rows[0][4] == site.main_meter().id
+    # what was sent is what is stored: every 15-minute reading, once
+    with Store(tmp_path / "hp-01.sqlite") as store:
+        sent = sum(len(s) for _, k, b, _ in store.db.execute(
+            "SELECT id, kind, body, created FROM outbox").fetchall() if k == "readings"
+            for s in json.loads(b)["p"].values())
+    (n,), = _sql(city, "SELECT count(*) FROM readings WHERE site = 'hp-01'")
+    assert n == sent > 1000
+    days = _sql(city, "SELECT day, kwh FROM energy_daily WHERE site = 'hp-01' AND meter = %s "
+                      "ORDER BY day", site.main_meter().id)
+    assert len(days) >= 30 and all(k > 0 for _, k in days)
+    months = _sql(city, "SELECT month, kwh FROM monthly WHERE site = 'hp-01' ORDER BY month")
+    assert months and months[-1][0] == "2026-10" and months[-1][1] > 0
+
+
+def _stream(db: Path, n: int, start_t0: int = 1_790_000_000) -> int:
+    """`n` readings batches of one device, each 20 points × 1 minute."""
+    with Store(db) as store:
+        first = store.outbox_status()["last_seq"] + 1
+        store.enqueue([("readings", {"dev": "d1", "t0": start_t0 + 60 * i, "res": "raw",
+                                     "p": {f"p{j}": [[0, float(i + j)]] for j in range(20)}})
+                       for i in range(n)], start_t0)
+    return first
+
+
+@services
+def test_a_broker_restart_mid_stream_loses_nothing(city, tmp_path):
+    db = tmp_path / "restart.sqlite"
+    Store(db).close()
+    _stream(db, 4000)
+    p = _publish(city, "hp-04", db)
+    try:
+        _wait(lambda: p.sent > 500, 60, "the stream to start")
+        city["broker"].restart()
+        _wait(lambda: _taken(city, "hp-04", db) == list(range(1, 4001)), 120, "every message")
+        assert p.connects >= 2
+    finally:
+        p.stop()
+    (n, dup), = _sql(city, "SELECT count(*), count(*) - count(DISTINCT (point, t)) FROM "
+                           "readings WHERE site = 'hp-04'")
+    assert (n, dup) == (4000 * 20, 0)
+    with Store(db) as store:
+        seqs = city["order"][store.outbox_id()]
+    assert sorted(set(seqs)) == list(range(1, 4001))
+
+
+@services
+def test_a_site_offline_for_a_day_replays_in_order(city, tmp_path):
+    db = tmp_path / "offline.sqlite"
+    Store(db).close()
+    city["broker"].stop()
+    try:
+        p = _publish(city, "hp-02", db)
+        first = _stream(db, 1440, start_t0=1_791_000_000)  # a day of 1-minute batches
+        p.wake()
+        time.sleep(1.5)
+        assert p.sent == 0 and not p.connected and p.last_error
+    finally:
+        city["broker"].start()
+    try:
+        assert city["ingest"].connected.wait(30)
+        _wait(lambda: len(_taken(city, "hp-02", db)) == 1440, 120, "the replay")
+    finally:
+        p.stop()
+    with Store(db) as store:
+        replayed = city["order"][store.outbox_id()]
+    assert replayed == sorted(replayed)  # in order
+    assert first == 1 and set(replayed) == set(range(1, 1441))
+
+
+def _raw_client(city, user: str, password: str):
+    from connectors.mqtt.client import make_client
+
+    c, host, port = make_client(city["broker"].url, f"raw-{user}-{time.monotonic_ns()}",
+                                username=user, password=password, ca_file=city["broker"].ca)
+    got: list = []
+    c.on_message = lambda _c, _u, m: got.append(m.topic)
+    c.connect(host, port)
+    c.loop_start()
+    _wait(c.is_connected, 10, "connect")
+    return c, got
+
+
+@services
+def test_a_site_cannot_publish_as_another_nor_read_others(city):
+    before = _sql(city, "SELECT count(*) FROM messages WHERE site = 'hp-01'")
+    spy, seen = _raw_client(city, "hp-03", "hp-03-secret")
+    spy.subscribe("bems/v1/#", qos=1)
+    spy.subscribe("$share/x/bems/v1/#", qos=1)
+    c, _ = _raw_client(city, "hp-02", "hp-02-secret")
+    try:
+        forged = encode(_env("hp-01", 999_999, month="2026-01", kwh=1.0))
+        c.publish(topic("hp-01", "monthly"), forged, qos=1).wait_for_publish(10)
+        # its own topic, another's id inside: the ingest refuses it
+        dropped = city["ingest"].dropped["site_mismatch"]
+        c.publish(topic("hp-02", "monthly"), forged, qos=1).wait_for_publish(10)
+        _wait(lambda: city["ingest"].dropped["site_mismatch"] == dropped + 1, 20, "mismatch")
+        time.sleep(0.5)
+    finally:
+        for x in (c, spy):
+            x.disconnect()
+            x.loop_stop()
+    # the broker's ACL dropped the forged one
+    assert _sql(city, "SELECT count(*) FROM messages WHERE site = 'hp-01'") == before
+    assert not _sql(city, "SELECT 1 FROM monthly WHERE month = '2026-01'")
+    assert seen == []
+    (n,), = _sql(city, "SELECT n FROM dropped WHERE code = 'site_mismatch'")
+    assert n >= 1
+
+
+@services
+def test_malformed_payloads_are_counted_and_dropped(city):
+    c, _ = _raw_client(city, "hp-03", "hp-03-secret")
+    ingest = city["ingest"]
+    before = dict(ingest.dropped)
+    bad = [b"", b"\x00\xff", b"{", encode(_env("hp-03", 3)).replace(b"1790000000", b"NaN"),
+           encode({"v": 9, "site": "hp-03", "seq": 1, "sent": 1_790_000_000}),
+           b"[" * 50_000, b" " * (MAX_PAYLOAD + 10),
+           encode(_env("hp-03", 5, **_readings(p={"x": [[0, 1e300]]})))]
+    try:
+        for b in bad:
+            c.publish(topic("hp-03", "readings"), b, qos=1).wait_for_publish(10)
+        good = encode(_env("hp-03", 77, **_readings()))
+        c.publish(topic("hp-03", "readings"), good, qos=1).wait_for_publish(10)
+        _wait(lambda: _sql(city, "SELECT 1 FROM messages WHERE site = 'hp-03' AND seq = 77"),
+              20, "the good one after the bad")
+        _wait(lambda: sum(ingest.dropped.values()) - sum(before.values()) == len(bad), 5,
+              "every bad one counted")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    assert {"json", "oversized", "version", "value"} <= set(ingest.dropped)
+    assert ingest.connected.is_set()
+
+
+@services
+def test_a_wrong_credential_or_plain_tcp_is_refused(city, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    from connectors.mqtt.publisher import Publisher
+
+    db = tmp_path / "x.sqlite"
+    Store(db).close()
+    _stream(db, 3)
+    p = Publisher(_portfolio(city, "hp-01", password="wrong"), db)
+    p.start()
+    try:
+        _wait(lambda: p.last_error is not None, 20, "a refusal")
+        assert "refused" in p.last_error.lower() and p.sent == 0
+    finally:
+        p.stop()
+    plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plain")
+    plain.username_pw_set("hp-01", "hp-01-secret")
+    with pytest.raises(Exception):
+        plain.connect("127.0.0.1", city["broker"].port, keepalive=5)
+        plain.loop_start()
+        _wait(plain.is_connected, 3, "plain")
+    plain.loop_stop()
