@@ -1232,3 +1232,234 @@ def db_purge(db_path: Path, site_file: Path | None) -> None:
         store.audit("cli", "db.purge", {"before": cutoff.isoformat(), "deleted": n})
     click.echo(f"deleted {n} readings older than {cutoff:%Y-%m-%d} "
                f"({site.storage.retention_days} days)")
+
+
+# --- the city portfolio -------------------------------------------------------------------
+
+@main.group()
+def portfolio() -> None:
+    """The city portfolio: every centre's BEMS reports to the city energy office.
+
+    A centre reports when its site file has a [portfolio] table (`bems run` then publishes).
+    The city runs the broker (Mosquitto), `bems portfolio ingest` (into PostgreSQL) and
+    `bems portfolio web`.
+
+    Example:
+
+    \b
+        bems portfolio broker-config --out /etc/mosquitto/bems --port 8883 \\
+            --ca ca.pem --cert server.pem --key server.key
+        bems portfolio add-site hp-phuong-1 --broker-dir /etc/mosquitto/bems --password-stdin
+        bems portfolio ingest --dsn "host=127.0.0.1 dbname=city" --broker mqtts://127.0.0.1:8883 \\
+            --ca-file ca.pem --username ingest --password-file ingest.pw
+        bems portfolio web --dsn "host=127.0.0.1 dbname=city" --db city-users.sqlite
+    """
+
+
+def _dsn_option(f):
+    return click.option("--dsn", required=True, envvar="BEMS_CITY_DSN",
+                        help="PostgreSQL connection string (or BEMS_CITY_DSN).")(f)
+
+
+def _secret(path: Path | None, from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip()
+    return None
+
+
+@portfolio.command("broker-config")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for mosquitto.conf, the ACL, the password file and persistence.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True)
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--ca", "ca", required=True, type=click.Path(dir_okay=False, exists=True,
+                                                            path_type=Path))
+@click.option("--cert", required=True, type=click.Path(dir_okay=False, exists=True,
+                                                        path_type=Path))
+@click.option("--key", required=True, type=click.Path(dir_okay=False, exists=True,
+                                                       path_type=Path))
+@click.option("--ingest-user", "ingest_users", multiple=True, default=("ingest",),
+              show_default=True, help="Users that read every centre (the ingest).")
+def portfolio_broker_config(out_dir: Path, port: int, host: str, ca: Path, cert: Path,
+                            key: Path, ingest_users: tuple[str, ...]) -> None:
+    """Write Mosquitto's configuration: TLS only, a credential per centre, and the ACL under
+    which a centre publishes only below bems/v1/<its id>/ and reads nothing.
+
+    Example:
+
+    \b
+        bems portfolio broker-config --out /etc/mosquitto/bems --ca ca.pem \\
+            --cert server.pem --key server.key
+    """
+    from city.broker import write_config
+
+    conf = write_config(out_dir, port=port, cafile=ca.resolve(), certfile=cert.resolve(),
+                        keyfile=key.resolve(), ingest_users=list(ingest_users), host=host)
+    click.echo(f"wrote {conf}; run: mosquitto -c {conf}")
+
+
+@portfolio.command("add-site")
+@click.argument("site_id")
+@click.option("--broker-dir", required=True, type=click.Path(file_okay=False, exists=True,
+                                                              path_type=Path))
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def portfolio_add_site(site_id: str, broker_dir: Path, password_stdin: bool) -> None:
+    """Give a centre (or an ingest user) its credential on the broker; without
+    --password-stdin a new password is made and printed once.
+
+    Example:
+
+    \b
+        bems portfolio add-site hp-le-chan --broker-dir /etc/mosquitto/bems
+    """
+    import secrets
+
+    from bems.portfolio.schema import site_ok
+    from city.broker import set_password
+
+    if not (site_ok(site_id) or site_id.startswith("ingest")):
+        raise click.BadParameter("1..40 lower-case letters, digits or '-'", param_hint="SITE_ID")
+    password = _secret(None, True) if password_stdin else secrets.token_urlsafe(18)
+    if not password or len(password) > 200:
+        raise click.BadParameter("empty or longer than 200 characters",
+                                 param_hint="password")
+    set_password(broker_dir, site_id, password)
+    click.echo(f"{site_id}: credential set" + ("" if password_stdin else
+                                                f"; password: {password}"))
+
+
+@portfolio.command("register")
+@_dsn_option
+@click.argument("site_files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def portfolio_register(dsn: str, site_files: tuple[Path, ...]) -> None:
+    """Register centres from their site files (each needs [portfolio] site_id): name, floor
+    area, staff and meter tree. A centre also registers itself when it first reports.
+
+    Example:
+
+    \b
+        bems portfolio register --dsn "dbname=city" le-chan.toml hong-bang.toml
+    """
+    from bems.portfolio.collect import registry
+    from city.store import CityStore
+
+    with CityStore(dsn) as cs:
+        cs.migrate()
+        for f in site_files:
+            site = load_site(f)
+            if site.portfolio is None:
+                raise BemsError(f"{f}: no [portfolio] table (its site_id names the centre)")
+            with cs.conn.transaction():
+                cs.upsert_site(site.portfolio.site_id, registry(site))
+            click.echo(f"{site.portfolio.site_id}: {site.name}")
+
+
+@portfolio.command("ingest")
+@_dsn_option
+@click.option("--broker", required=True, help="mqtts://HOST:PORT")
+@click.option("--username", default="ingest", show_default=True)
+@click.option("--password-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--client-id", default="ingest-1", show_default=True,
+              help="Unique per ingest process; several share the stream.")
+@click.option("--group", default="ingest", show_default=True, help="The shared subscription.")
+def portfolio_ingest(dsn: str, broker: str, username: str, password_file: Path | None,
+                     ca_file: Path | None, client_id: str, group: str) -> None:
+    """Take every centre's messages from the broker into PostgreSQL until Ctrl-C. Several
+    processes (each its own --client-id) share the stream.
+
+    Example:
+
+    \b
+        bems portfolio ingest --dsn "dbname=city" --broker mqtts://127.0.0.1:8883 \\
+            --ca-file ca.pem --password-file ingest.pw
+    """
+    import logging
+    import re
+    import time
+
+    from city.ingest import Ingest
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", client_id) or \
+            not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", group):
+        raise click.BadParameter("letters, digits, '-' or '_' (1..64)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    ing = Ingest(dsn, broker, client_id=client_id, group=group, username=username,
+                 password=_secret(password_file, False), ca_file=ca_file)
+    ing.start()
+    click.echo(f"ingest {client_id}: {broker} → PostgreSQL")
+    try:
+        while True:
+            time.sleep(60)
+            click.echo(f"ingest: {ing.stats()}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ing.stop()
+
+
+@portfolio.command("web")
+@_dsn_option
+@click.option("--db", "db_path", default="city-users.sqlite", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file of the portfolio UI's users, sessions and audit.")
+@click.option("--name", default="Sở Xây dựng Hải Phòng", show_default=True,
+              help="The city office's name, shown in the UI and reports.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True)
+def portfolio_web(dsn: str, db_path: Path, name: str, host: str, port: int) -> None:
+    """Serve the city's UI: centres ranked, a centre's load and forecast, the city's month,
+    the consolidated yearly report. The first start makes user admin and prints its password.
+
+    Example:
+
+    \b
+        bems portfolio web --dsn "dbname=city" --db city-users.sqlite --port 8090
+    """
+    from bems.demo import demo_admin
+    from city.queries import CityQueries
+    from city.store import CityStore
+    from webui import create_app, portfolio_site
+    from webui.server import WebServer
+
+    name = name.strip()
+    if not name or len(name) > 200 or not name.isprintable():
+        raise click.BadParameter("1..200 printable characters", param_hint="--name")
+    with CityStore(dsn) as cs:
+        cs.migrate()
+    with Store(db_path) as store:
+        password = demo_admin(store)
+    app = create_app(portfolio_site(name), db_path, portfolio=CityQueries(dsn))
+    server = WebServer(app, host, port)
+    click.echo(server.url)
+    if password:
+        click.echo(f"user: admin\npassword: {password}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+@portfolio.command("report")
+@_dsn_option
+@click.option("--year", type=click.IntRange(2000, 2100), required=True)
+@click.option("--name", default="Sở Xây dựng Hải Phòng", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Default: tt25-YEAR.xlsx")
+def portfolio_report(dsn: str, year: int, name: str, out_file: Path | None) -> None:
+    """The consolidated yearly report (Circular 25 figures per centre, XLSX).
+
+    Example:
+
+    \b
+        bems portfolio report --dsn "dbname=city" --year 2026
+    """
+    from city.queries import CityQueries
+    from city.report import consolidated_xlsx
+
+    out = consolidated_xlsx(CityQueries(dsn).year(year), year, name,
+                            out_file or Path(f"tt25-{year}.xlsx"))
+    click.echo(str(out))

@@ -73,6 +73,7 @@ class Runtime:
         self._cov_rows: list[tuple] = []
         self._note = ""
         self._zone_fit_asked = False
+        self.publisher = None  # reporting to the city portfolio ([portfolio] in the site file)
 
     def _store_rows(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -136,10 +137,37 @@ class Runtime:
                                    next_run_time=now + dt.timedelta(seconds=3))
         self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
                                id="reports")
+        if self.site.portfolio is not None:
+            from connectors.mqtt.publisher import Publisher
+
+            self.publisher = Publisher(self.site.portfolio, self.db, self.site.timezone,
+                                       clock=self.clock)
+            self.publisher.start()
+            self.scheduler.add_job(self.report_to_city, "interval", id="portfolio",
+                                   executor="faults", seconds=self.site.portfolio.interval_s,
+                                   next_run_time=now + dt.timedelta(seconds=2))
         if not self.store.latest_forecasts():  # a new site: the first forecasts now, not tonight
             self.scheduler.add_job(self.refit_forecasts, "date", id="first-forecasts",
                                    run_date=now + dt.timedelta(seconds=10))
         self.scheduler.start()
+
+    def report_to_city(self) -> int:
+        """Put what is new in the outbox (its own connection: the faults worker's) and wake
+        the publisher; prune what the broker has had for `keep_sent_days`."""
+        from bems.portfolio.collect import Collector
+
+        cfg = self.site.portfolio
+        now = self.clock()
+        with Store(self.db, self.site.timezone) as store:
+            n = Collector(self.site, store, cfg.readings, cfg.interval_s).collect(now)
+            _, dropped = store.prune_outbox(now - dt.timedelta(days=cfg.keep_sent_days),
+                                            cfg.max_unsent)
+        if dropped:
+            log.warning("portfolio: the outbox was full; %d oldest unsent messages dropped",
+                        dropped)
+        if n and self.publisher is not None:
+            self.publisher.wake()
+        return n
 
     def backfill(self, max_days: float = 7.0) -> None:
         """Fill the gap since the last stored reading from the devices' trend logs."""
@@ -397,5 +425,7 @@ class Runtime:
             for r in self.writer.release_all("shutdown", "BEMS stopped"):
                 log.info("release at shutdown: %s %s", r.point, r.outcome)
         finally:
+            if self.publisher is not None:
+                self.publisher.stop()  # what is not acknowledged stays in the outbox
             self.bus.stop()
             self.store.close()

@@ -49,7 +49,7 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
 
 
 def test_core_imports_no_connector_model_or_ui():
-    forbidden = ("connectors", "models", "webui")
+    forbidden = ("connectors", "models", "webui", "city")
     assert _offenders("bems", forbidden, skip=COMPOSITION_ROOTS) == {}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -274,12 +275,15 @@ def _publish(city, site_id, db, tz="Asia/Ho_Chi_Minh"):
     return p
 
 
-@services
-def test_several_sites_report_to_the_city(city, site, site_db, tmp_path):
-    pubs, last = [], {}
+@pytest.fixture(scope="module")
+def reported(city, site, site_db, tmp_path_factory):
+    """Three centres (copies of the synthetic store) that reported everything to the city."""
+    folder = tmp_path_factory.mktemp("reported")
+    pubs, last, dbs = [], {}, {}
     for i, sid in enumerate(SITES[:3]):
-        db = _copy(site_db, tmp_path / f"{sid}.sqlite")
-        big = dataclasses.replace(site, name=f"Trung tâm {i + 1} — Hải Phòng")
+        db = dbs[sid] = _copy(site_db, folder / f"{sid}.sqlite")
+        big = dataclasses.replace(site, name=f"Trung tâm {i + 1} — Hải Phòng",
+                                  reports=dataclasses.replace(site.reports, staff=40 + 10 * i))
         with Store(db, site.timezone) as store:
             c = Collector(big, store, readings="15m")
             while c.collect(NOW):
@@ -288,13 +292,18 @@ def test_several_sites_report_to_the_city(city, site, site_db, tmp_path):
         pubs.append(_publish(city, sid, db))
     try:
         for sid in last:
-            db = tmp_path / f"{sid}.sqlite"
-            _wait(lambda: _taken(city, sid, db) == list(range(1, last[sid] + 1)), 90, sid)
+            _wait(lambda: _taken(city, sid, dbs[sid]) == list(range(1, last[sid] + 1)), 90, sid)
     finally:
         for p in pubs:
             p.stop()
-    for sid, p in zip(last, pubs):
-        with Store(tmp_path / f"{sid}.sqlite") as store:
+    return {"last": last, "dbs": dbs}
+
+
+@services
+def test_several_sites_report_to_the_city(city, site, reported):
+    last = reported["last"]
+    for sid in last:
+        with Store(reported["dbs"][sid]) as store:
             assert store.outbox_status()["unsent"] == 0  # marked sent once the broker had them
     rows = _sql(city, "SELECT id, name, floor_area_m2, staff, main_meter FROM sites "
                       "WHERE id = ANY(%s) ORDER BY id", list(last))
@@ -302,7 +311,7 @@ def test_several_sites_report_to_the_city(city, site, site_db, tmp_path):
     assert rows[1][1] == "Trung tâm 2 — Hải Phòng"  # Vietnamese survives the trip
     assert rows[0][2] == site.floor_area_m2 and rows[0][4] == site.main_meter().id
     # what was sent is what is stored: every 15-minute reading, once
-    with Store(tmp_path / "hp-01.sqlite") as store:
+    with Store(reported["dbs"]["hp-01"]) as store:
         sent = sum(len(s) for _, k, b, _ in store.db.execute(
             "SELECT id, kind, body, created FROM outbox").fetchall() if k == "readings"
             for s in json.loads(b)["p"].values())
@@ -458,3 +467,86 @@ def test_a_wrong_credential_or_plain_tcp_is_refused(city, tmp_path):
         plain.loop_start()
         _wait(plain.is_connected, 3, "plain")
     plain.loop_stop()
+
+
+# --- the portfolio UI ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def city_app(city, reported, tmp_path_factory):
+    from bems.users import hash_password
+    from city.queries import CityQueries
+    from webui import create_app, portfolio_site
+    from webui.auth import brake
+
+    db = tmp_path_factory.mktemp("cityweb") / "users.sqlite"
+    with Store(db) as store:
+        store.add_user("viewer1", "viewer", hash_password("pw-viewer-1"), "vi")
+        store.add_user("admin1", "admin", hash_password("pw-admin-1"), "en")
+    brake.clear()
+    app = create_app(portfolio_site("Sở Xây dựng Hải Phòng"), db, portfolio=CityQueries(
+        city["pg"].dsn), test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
+        clock=lambda: NOW)
+    return app, db
+
+
+def _client(city_app, user="viewer1", password="pw-viewer-1"):
+    c = city_app[0].test_client()
+    r = c.post("/login", data={"username": user, "password": password})
+    assert r.status_code == 302
+    return c
+
+
+@services
+def test_the_city_ranks_its_centres(city_app):
+    anon = city_app[0].test_client()
+    assert anon.get("/").status_code == 302  # a login first
+    c = _client(city_app)  # a viewer, in Vietnamese
+    page = c.get("/").get_data(as_text=True)
+    for sid in SITES[:3]:
+        assert f'id="centre-{sid}"' in page
+    assert "Trung tâm 2 — Hải Phòng" in page and "kWh/m²" in page
+    assert "Các trung tâm hành chính" in page  # Vietnamese
+    for sort in ("eui", "kwh_per_staff", "change", "savings", "faults", "compliance",
+                 "freshness", "name", "junk", "' OR 1=1 --", "é" * 5000):
+        r = c.get("/", query_string={"sort": sort})
+        assert r.status_code == 200
+    order = [m for m in re.findall(r'id="centre-([a-z0-9-]+)"',
+                                   c.get("/?sort=kwh_per_staff").get_data(as_text=True))]
+    assert order == ["hp-01", "hp-02", "hp-03"]  # the same energy, fewer people: more per person
+
+
+@services
+def test_a_centre_page_shows_its_load(city_app):
+    c = _client(city_app, "admin1", "pw-admin-1")
+    page = c.get("/centre/hp-01").get_data(as_text=True)
+    assert 'id="load-chart"' in page and 'id="measured"' in page
+    assert "2026-10" in page  # its months
+    for bad in ("/centre/nope", "/centre/HP-01", "/centre/%00", "/centre/" + "a" * 300,
+                "/centre/ắ"):
+        assert c.get(bad).status_code == 404
+
+
+@services
+def test_the_city_month_and_the_yearly_report(city_app):
+    import io
+
+    from openpyxl import load_workbook
+
+    c = _client(city_app, "admin1", "pw-admin-1")
+    page = c.get("/month?month=2026-10").get_data(as_text=True)
+    assert "3 of 3 centres reported" in page
+    for bad in ("2026-13", "../etc", "2026-1", "nan", "é"):
+        assert c.get("/month", query_string={"month": bad}).status_code == 400
+    r = c.get("/year.xlsx?year=2026")
+    assert r.status_code == 200 and r.mimetype.endswith("sheet")
+    ws = load_workbook(io.BytesIO(r.data)).active
+    rows = [[x.value for x in row] for row in ws.iter_rows(min_row=4)]
+    by = {r[0]: r for r in rows if r[0]}
+    assert set(by) == set(SITES[:3])
+    assert by["hp-02"][4] == 50 and by["hp-01"][5 + 9] > 0  # staff; October's kWh
+    assert rows[-1][1] == "Toàn thành phố"
+    assert abs(rows[-1][17] - sum(by[s][17] for s in by)) < 1
+    for bad in ("1e300", "nan", "", "-1", "99999"):
+        assert c.get("/year.xlsx", query_string={"year": bad}).status_code == 400
+    with Store(city_app[1]) as store:
+        assert any(a["action"] == "report.city_year" for a in store.audit_rows(limit=20))

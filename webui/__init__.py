@@ -31,7 +31,10 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 def create_app(site: Site, db_path: Path, runtime: Any = None,
                test_config: dict | None = None,
-               clock: Callable[[], dt.datetime] | None = None) -> Flask:
+               clock: Callable[[], dt.datetime] | None = None, portfolio: Any = None) -> Flask:
+    """The site's UI; with `portfolio` (a `city.queries.CityQueries`), the city's instead: the
+    same login, roles, languages and audit, over the portfolio store (`site` is then the
+    city's `webui.portfolio_site`)."""
     app = Flask(__name__)
     app.session_interface = _SessionInterface()
     app.config.update(
@@ -49,6 +52,7 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
         MAX_CONTENT_LENGTH=1024 * 1024,  # no form of ours is bigger
         MAX_FORM_MEMORY_SIZE=256 * 1024,
         MAX_FORM_PARTS=2000,
+        HOME_ENDPOINT="portfolio.ranking" if portfolio is not None else "overview.index",
     )
     if site.web.trust_proxy:  # only when the site says a reverse proxy is in front
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -57,7 +61,8 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
     if test_config:
         app.config.update(test_config)
     app.extensions["bems"] = {"site": site, "db": Path(db_path), "runtime": runtime,
-                              "clock": clock or (lambda: dt.datetime.now(dt.timezone.utc))}
+                              "clock": clock or (lambda: dt.datetime.now(dt.timezone.utc)),
+                              "portfolio": portfolio}
     csrf.init_app(app)
     Babel(app, locale_selector=i18n.select_locale)
     i18n.register_filters(app)
@@ -65,11 +70,18 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
 
     words.register(app)
 
-    from webui import (alarms, audit, auth, faults, forecasts, live, overrides, overview,
-                       reports, schedules, strategies, trends, users, zones)
-    for bp in (auth.bp, overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp,
-               trends.bp, forecasts.bp, alarms.bp, faults.bp, reports.bp, audit.bp, users.bp,
-               live.bp):
+    from webui import audit, auth, users
+    if portfolio is not None:
+        from webui import portfolio as city_screens
+
+        screens = (city_screens.bp,)
+    else:
+        from webui import (alarms, faults, forecasts, live, overrides, overview, reports,
+                           schedules, strategies, trends, zones)
+
+        screens = (overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp, trends.bp,
+                   forecasts.bp, alarms.bp, faults.bp, reports.bp, live.bp)
+    for bp in (auth.bp, *screens, audit.bp, users.bp):
         app.register_blueprint(bp)
 
     @app.before_request
@@ -119,6 +131,17 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
                 "now_local": now().astimezone(site.tz)}
 
     return app
+
+
+def portfolio_site(name: str, timezone: str = "Asia/Ho_Chi_Minh", web: Any = None):
+    """What the screens need of a 'site' when the UI is the city's."""
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from bems.site import Web
+
+    return SimpleNamespace(name=name, timezone=timezone, tz=ZoneInfo(timezone),
+                           web=web or Web(), points=(), zones=())
 
 
 def ctx() -> dict:

@@ -127,7 +127,7 @@ def login():
             session.permanent = True
             store().audit(name, "login", {"address": address}, now())
             nxt = safe_next(request.args.get("next", ""))
-            return redirect(nxt or url_for("overview.index"))
+            return redirect(nxt or url_for(current_app.config["HOME_ENDPOINT"]))
         store().audit(name or None, "login.failed", {"address": address}, now())
         return render_template("login.html", error=_("Wrong user name or password.")), 401
     return render_template("login.html")
@@ -149,4 +149,4 @@ def set_lang(lang: str):
         store().set_user_lang(g.user["name"], lang)
         flash(_("Language changed."))
     back = safe_next(urlsplit(request.referrer or "").path or "")
-    return redirect(back or url_for("overview.index"))
+    return redirect(back or url_for(current_app.config["HOME_ENDPOINT"]))

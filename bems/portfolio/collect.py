@@ -40,6 +40,16 @@ def _value(v) -> float | None:
     return round(f, 4) if math.isfinite(f) and abs(f) <= VALUE_LIMIT else None
 
 
+def registry(s: Site) -> dict:
+    """The centre as the city registers it: from its site file."""
+    return {"name": s.name[:200], "timezone": s.timezone,
+            "organisation": (s.reports.organisation or s.name)[:200],
+            "floor_area_m2": float(s.floor_area_m2), "staff": int(s.reports.staff),
+            "points": len(s.points),
+            "meters": [{"id": m.id, "name": m.name[:200], "measures": m.measures[:40],
+                        "parent": m.parent} for m in s.meters]}
+
+
 class Collector:
     def __init__(self, site: Site, store: Store, readings: str = "15m", interval_s: int = 60):
         self.site, self.store = site, store
@@ -192,17 +202,8 @@ class Collector:
             y, m = (y + (m == 12), m % 12 + 1)
         return out
 
-    def registry(self) -> dict:
-        s = self.site
-        return {"name": s.name[:200], "timezone": s.timezone,
-                "organisation": (s.reports.organisation or s.name)[:200],
-                "floor_area_m2": float(s.floor_area_m2), "staff": int(s.reports.staff),
-                "points": len(s.points),
-                "meters": [{"id": m.id, "name": m.name[:200], "measures": m.measures[:40],
-                            "parent": m.parent} for m in s.meters]}
-
     def _site(self, now: int, cursors: dict) -> list:
-        body = self.registry()
+        body = registry(self.site)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         if self.store.get_meta("portfolio.site_hash") == digest:
             return []
