@@ -1463,3 +1463,40 @@ def portfolio_report(dsn: str, year: int, name: str, out_file: Path | None) -> N
     out = consolidated_xlsx(CityQueries(dsn).year(year), year, name,
                             out_file or Path(f"tt25-{year}.xlsx"))
     click.echo(str(out))
+
+
+@portfolio.command("forecast")
+@_dsn_option
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="A Dask scheduler (tcp://HOST:8786); default: a local cluster.")
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="Workers of the local cluster.")
+@click.option("--model", type=click.Choice(["global", "per_meter"]), default="global",
+              show_default=True, help="One model across meters, or one per meter.")
+@click.option("--day", default=None, help="The day to forecast, YYYY-MM-DD (default: tomorrow).")
+def portfolio_forecast(dsn: str, scheduler: str | None, workers: int, model: str,
+                       day: str | None) -> None:
+    """Refit the day-ahead model of every meter in the portfolio on Dask and store tomorrow's
+    forecasts (the centre pages show them).
+
+    Example:
+
+    \b
+        bems portfolio forecast --dsn "dbname=city" --scheduler tcp://10.0.0.5:8786
+    """
+    from dask.distributed import Client, LocalCluster
+
+    from city.fleet import refit_city
+
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise click.BadParameter("YYYY-MM-DD", param_hint="--day") from None
+    if scheduler:
+        with Client(scheduler) as client:
+            info = refit_city(dsn, client, when, model)
+    else:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as lc, \
+                Client(lc) as client:
+            info = refit_city(dsn, client, when, model)
+    click.echo(f"{info['meters']} meters forecast ({info['model']}) in {info['seconds']:.1f} s")

@@ -166,7 +166,7 @@ class CityQueries:
             measured = c.execute("SELECT t, kwh * 4 FROM energy WHERE site = %s AND meter = %s "
                                  "AND t >= %s AND t < %s ORDER BY t",
                                  [site, meter, start, end]).fetchall()
-            forecast = c.execute("SELECT t, kwh * 4, model FROM forecasts WHERE site = %s AND "
+            forecast = c.execute("SELECT t, kw, model FROM forecasts WHERE site = %s AND "
                                  "meter = %s AND t >= %s AND t < %s ORDER BY t",
                                  [site, meter, start, end]).fetchall()
         return measured, forecast

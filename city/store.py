@@ -10,7 +10,7 @@ Tables:
 - `energy` (site, meter, t, kwh) — 15-minute energy, partitioned by year; `energy_daily` is its
   rollup per local day, refreshed for the days a batch touched;
 - `monthly`, `faults`, `ledger_days` — the figures sites send, last write wins;
-- `forecasts` — the fleet's day-ahead forecasts per meter;
+- `forecasts` — the fleet's day-ahead forecasts per meter (mean kW of each hour);
 - `dropped` — messages refused, counted by reason.
 """
 
@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS ledger_days (
     site text NOT NULL, day date NOT NULL, writes integer, failed integer, released integer,
     held integer, below_floor integer, PRIMARY KEY (site, day));
 CREATE TABLE IF NOT EXISTS forecasts (
-    site text NOT NULL, meter text NOT NULL, t timestamptz NOT NULL, kwh double precision,
+    site text NOT NULL, meter text NOT NULL, t timestamptz NOT NULL, kw double precision,
     model text, issued timestamptz NOT NULL, PRIMARY KEY (site, meter, t));
 CREATE TABLE IF NOT EXISTS dropped (code text PRIMARY KEY, n bigint NOT NULL DEFAULT 0,
     last timestamptz, last_topic text);
@@ -249,10 +249,22 @@ class CityStore:
             return 0
         with self.conn.transaction():
             return self._copy_upsert(
-                "forecasts", ("site", "meter", "t", "kwh", "model", "issued"),
-                "site text, meter text, t timestamptz, kwh double precision, model text, "
+                "forecasts", ("site", "meter", "t", "kw", "model", "issued"),
+                "site text, meter text, t timestamptz, kw double precision, model text, "
                 "issued timestamptz", [r + (issued,) for r in rows], "site, meter, t",
-                "kwh = excluded.kwh, model = excluded.model, issued = excluded.issued")
+                "kw = excluded.kw, model = excluded.model, issued = excluded.issued")
+
+    def hourly_energy(self, since: dt.datetime) -> list[tuple]:
+        """(site, meter, local hour, kWh) of every meter since `since`: an hour with fewer
+        than three of its quarters is left out."""
+        return self.conn.execute(
+            "SELECT e.site, e.meter, date_trunc('hour', e.t AT TIME ZONE s.timezone) AS h, "
+            "sum(e.kwh) * 4.0 / count(e.kwh) FROM energy e JOIN sites s ON s.id = e.site "
+            "WHERE e.t >= %s AND e.kwh IS NOT NULL GROUP BY 1, 2, 3 HAVING count(e.kwh) >= 3 "
+            "ORDER BY 1, 2, 3", [since]).fetchall()
+
+    def site_zones(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT id, timezone FROM sites").fetchall())
 
     def dropped(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT code, n FROM dropped").fetchall())

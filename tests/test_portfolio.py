@@ -550,3 +550,54 @@ def test_the_city_month_and_the_yearly_report(city_app):
         assert c.get("/year.xlsx", query_string={"year": bad}).status_code == 400
     with Store(city_app[1]) as store:
         assert any(a["action"] == "report.city_year" for a in store.audit_rows(limit=20))
+
+
+@services
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not __import__("os").environ.get(
+    "CI"), reason="Debian chromium missing (apt-get install chromium)")
+def test_the_city_office_in_the_browser(city_app, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.ports import free_port
+    from webui.server import WebServer
+
+    server = WebServer(city_app[0], "127.0.0.1", free_port()).start()
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                  args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = b.new_page(accept_downloads=True)
+            base = server.url.rstrip("/")
+            page.goto(base + "/")
+            page.fill("input[name=username]", "viewer1")
+            page.fill("input[name=password]", "pw-viewer-1")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#ranking")
+            assert page.locator("h1").inner_text() == "Các trung tâm hành chính"
+            assert page.locator("#ranking tbody tr").count() == 3
+            page.click("#sort-kwh_per_staff")
+            page.wait_for_selector("#ranking")
+            first = page.locator("#ranking tbody tr").first.get_attribute("id")
+            assert first == "centre-hp-01"
+            page.click("#lang-en")
+            page.wait_for_selector("text=Administrative centres")
+            page.click("#centre-hp-02 a")
+            page.wait_for_selector("#load-chart")
+            assert page.locator("#measured").count() == 1
+            assert "Trung tâm 2" in page.locator("h1").inner_text()
+            page.goto(base + "/month?month=2026-10")
+            assert "3 of 3 centres reported" in page.locator("#summary").inner_text()
+            page.goto(base + "/")
+            with page.expect_download() as dl:
+                page.click("#year-2026")
+            saved = tmp_path / "tt25.xlsx"
+            dl.value.save_as(saved)
+            assert saved.stat().st_size > 3000
+            ARTIFACTS = Path(__file__).parent / "artifacts"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.goto(base + "/")
+            page.screenshot(path=str(ARTIFACTS / "portfolio-ranking.png"), full_page=True)
+            b.close()
+    finally:
+        server.stop()
