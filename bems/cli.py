@@ -1471,8 +1471,11 @@ def portfolio_report(dsn: str, year: int, name: str, out_file: Path | None) -> N
               help="A Dask scheduler (tcp://HOST:8786); default: a local cluster.")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Workers of the local cluster.")
-@click.option("--model", type=click.Choice(["global", "per_meter"]), default="global",
-              show_default=True, help="One model across meters, or one per meter.")
+@click.option("--model", type=click.Choice(["stack", "global", "per_meter"]), default="stack",
+              show_default=True,
+              help="stack: the global model averaged with each meter's own two (the best on "
+                   "held-out meters, bench/fleet.py); global: one model across meters (the "
+                   "fastest); per_meter: each meter's day-type model.")
 @click.option("--day", default=None, help="The day to forecast, YYYY-MM-DD (default: tomorrow).")
 def portfolio_forecast(dsn: str, scheduler: str | None, workers: int, model: str,
                        day: str | None) -> None:

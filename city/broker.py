@@ -60,6 +60,25 @@ def write_config(folder: Path, *, port: int, cafile: Path, certfile: Path, keyfi
     return conf
 
 
+def set_passwords(folder: Path, credentials: dict[str, str]) -> None:
+    """Add many credentials at once (a city of hundreds of centres): written in clear, then
+    hashed in place by `mosquitto_passwd -U`."""
+    for user, password in credentials.items():
+        if not (site_ok(user) or user.startswith("ingest")) or not password \
+                or len(password) > 200 or ":" in user or "\n" in password:
+            raise ValueError(f"bad user name or password for {user!r}")
+    f = folder / "passwords"
+    existing = f.read_text(encoding="utf-8") if f.exists() else ""
+    keep = [ln for ln in existing.splitlines() if ln and ln.split(":", 1)[0] not in credentials]
+    tmp = folder / "passwords.new"  # only the new ones: -U would hash a hash again
+    tmp.write_text("".join(f"{u}:{p}\n" for u, p in credentials.items()), encoding="utf-8")
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    subprocess.run([tool, "-U", str(tmp)], check=True, capture_output=True, timeout=300)
+    hashed = tmp.read_text(encoding="utf-8").splitlines()
+    f.write_text("".join(ln + "\n" for ln in keep + hashed), encoding="utf-8")
+    tmp.unlink()
+
+
 def set_password(folder: Path, user: str, password: str) -> None:
     """Add or change a credential (mosquitto_passwd hashes it); a centre's user is its id."""
     if not (site_ok(user) or user.startswith("ingest")) or not password or len(password) > 200:

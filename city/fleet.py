@@ -1,8 +1,8 @@
 """`bems portfolio forecast`: tomorrow's load of every meter in the portfolio, refitted on Dask.
 
-The meters' hourly energy comes from the portfolio store; the models are `models.fleet`'s (one
-global model across meters by default: on the held-out meters of bench/fleet.py it beat the
-per-meter models). Dask runs the work: a scheduler address in production, a LocalCluster
+The meters' hourly energy comes from the portfolio store; the models are `models.fleet`'s (by
+default the stack of the global model and each meter's own two: the best on the held-out meters
+of bench/fleet.py, 0.955× GBM-lags in median hourly CV(RMSE)). Dask runs the work: a scheduler address in production, a LocalCluster
 otherwise. The forecasts land in `forecasts` (mean kW per hour) for the centre pages.
 """
 
@@ -42,7 +42,7 @@ def meter_frames(rows: list[tuple], end_local: pd.Timestamp) -> dict[tuple[str, 
     return out
 
 
-def refit_city(dsn: str, client=None, day: dt.date | None = None, model: str = "global",
+def refit_city(dsn: str, client=None, day: dt.date | None = None, model: str = "stack",
                country: str = "VN") -> dict:
     """Forecast `day` (default: tomorrow in Vietnam) for every meter; returns a summary."""
     tz = ZoneInfo("Asia/Ho_Chi_Minh")

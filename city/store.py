@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS sites (
     last_seq bigint NOT NULL DEFAULT 0, last_reading timestamptz);
 CREATE TABLE IF NOT EXISTS messages (
     site text NOT NULL, box text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
-    sent timestamptz NOT NULL, received timestamptz NOT NULL DEFAULT now(),
+    sent timestamptz NOT NULL, received timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (site, box, seq));
 CREATE TABLE IF NOT EXISTS readings (
     site text NOT NULL, point text NOT NULL, t timestamptz NOT NULL, value double precision,

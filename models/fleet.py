@@ -51,32 +51,51 @@ class GlobalGBM:
     """One LightGBM over many meters' scale-free features."""
     rounds: int = 400
     seed: int = 7
+    meter_ids: bool = True  # each meter's id as a category: shared shapes, own quirks
     booster: object = field(default=None, repr=False)
+    codes: dict = field(default_factory=dict, repr=False)
     name: str = "global"
 
-    def fit(self, histories: list[pd.DataFrame]) -> None:
+    def fit(self, histories: dict[str, pd.DataFrame]) -> None:
+        codes = {k: i for i, k in enumerate(sorted(histories))}
+        self.fit_parts([training_part(h, codes[k] if self.meter_ids else None)
+                        for k, h in histories.items()], codes)
+
+    def fit_parts(self, parts: list[tuple[pd.DataFrame, np.ndarray]], codes: dict,
+                  threads: int = 1) -> None:
+        """Fit on `training_part`s made elsewhere (in parallel, on Dask workers)."""
         import lightgbm as lgb
 
-        parts = []
-        for h in histories:
-            h = h.tail(POOL_DAYS * 24 + 24 * 40).reset_index(drop=True)
-            X, lvl = scaled_features(h)
-            y = h["y"].to_numpy() / lvl
-            ok = np.isfinite(y) & X["lag168"].notna().to_numpy()
-            parts.append((X[ok], y[ok]))
+        self.codes = codes
         X = pd.concat([p[0] for p in parts], ignore_index=True)
         y = np.concatenate([p[1] for p in parts])
         params = {"objective": "regression_l2", "learning_rate": 0.05, "num_leaves": 63,
                   "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
                   "bagging_freq": 1, "lambda_l2": 1.0, "seed": self.seed, "verbose": -1,
-                  "num_threads": 1}
-        self.booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=self.rounds)
+                  "num_threads": threads}
+        cat = ["meter"] if self.meter_ids else "auto"
+        self.booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=cat),
+                                 num_boost_round=self.rounds)
 
-    def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+    def predict(self, history: pd.DataFrame, future: pd.DataFrame,
+                meter: str | None = None) -> np.ndarray:
         frame = pd.concat([history.tail(24 * 40), future.assign(y=np.nan)], ignore_index=True)
         X, lvl = scaled_features(frame)
+        if self.meter_ids:
+            X["meter"] = self.codes.get(meter, -1)  # a meter it never saw: the shared model
         n = len(future)
         return self.booster.predict(X.tail(n)) * lvl[-n:]
+
+
+def training_part(h: pd.DataFrame, code: int | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """One meter's rows of the pooled training set (its last POOL_DAYS)."""
+    h = h.tail(POOL_DAYS * 24 + 24 * 40).reset_index(drop=True)
+    X, lvl = scaled_features(h)
+    if code is not None:
+        X["meter"] = code
+    y = h["y"].to_numpy() / lvl
+    ok = np.isfinite(y) & X["lag168"].notna().to_numpy()
+    return X[ok], y[ok]
 
 
 # --- one meter's work (runs on a Dask worker) -----------------------------------------------
@@ -102,7 +121,8 @@ def fit_meter(frame: pd.DataFrame, days: DayTypes, day: pd.Timestamp,
 
 
 def forecast_meter(frame: pd.DataFrame, days: DayTypes, day: pd.Timestamp, n_days: int,
-                   models: dict, global_model: GlobalGBM | None) -> pd.DataFrame:
+                   models: dict, global_model: GlobalGBM | None,
+                   meter: str | None = None) -> pd.DataFrame:
     """Day-ahead forecasts of `n_days` days from `day`, each from the data before it."""
     rows = []
     for i in range(n_days):
@@ -115,7 +135,7 @@ def forecast_meter(frame: pd.DataFrame, days: DayTypes, day: pd.Timestamp, n_day
         for name, m in models.items():
             out[name] = m.predict(history, target)
         if global_model is not None:
-            out["global"] = global_model.predict(history, target)
+            out["global"] = global_model.predict(history, target, meter)
             if "gbm_daytype" in models:
                 out["stack"] = (out["global"] + out["gbm_daytype"]) / 2
             if len(models) >= 2:
@@ -124,15 +144,15 @@ def forecast_meter(frame: pd.DataFrame, days: DayTypes, day: pd.Timestamp, n_day
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def _fit_global(frames: list[pd.DataFrame], day: pd.Timestamp, dayss: list[DayTypes],
+def _fit_global(frames: dict[str, pd.DataFrame], day: pd.Timestamp, dayss: list[DayTypes],
                 rounds: int) -> GlobalGBM:
     g = GlobalGBM(rounds=rounds)
-    g.fit([_labelled(f[f["ds"] < day], d) for f, d in zip(frames, dayss)])
+    g.fit({k: _labelled(f[f["ds"] < day], d) for (k, f), d in zip(frames.items(), dayss)})
     return g
 
 
-def _meter_window(frame, days, day, n, names, g) -> pd.DataFrame:
-    return forecast_meter(frame, days, day, n, fit_meter(frame, days, day, names), g)
+def _meter_window(frame, days, day, n, names, g, meter) -> pd.DataFrame:
+    return forecast_meter(frame, days, day, n, fit_meter(frame, days, day, names), g, meter)
 
 
 @dataclass
@@ -168,14 +188,14 @@ def fleet_backtest(meters: dict[str, tuple[pd.DataFrame, DayTypes, pd.Timestamp]
     submit = client.submit if client is not None else (lambda f, *a, **kw: _Done(f(*a, **kw)))
     globals_ = {}
     for off in offsets:
-        frames = [prepared[k][prepared[k]["ds"] < pool_day(k, off)] for k in names]
+        frames = {k: prepared[k][prepared[k]["ds"] < pool_day(k, off)] for k in names}
         globals_[off] = submit(_fit_global, frames, pd.Timestamp.max, [meters[k][1] for k in names],
                                rounds, pure=False)
     futures = []
     for k, day, n in windows:
         off = day - (meters[k][2] - pd.Timedelta(days=test_days))
         futures.append((k, submit(_meter_window, prepared[k], meters[k][1], day, n,
-                                  ("gbm_lags", "gbm_daytype"), globals_[off], pure=False)))
+                                  ("gbm_lags", "gbm_daytype"), globals_[off], k, pure=False)))
     results: dict[str, list] = {}
     for k, fut in futures:
         results.setdefault(k, []).append(fut.result())
@@ -198,22 +218,46 @@ class _Done:
 
 # --- production: tomorrow for every meter ---------------------------------------------------
 
+POOL_METERS = 200
+
+
+def _part(frame, days, code):
+    return training_part(_labelled(frame, days), code)
+
+
+def _fit_from_parts(parts, codes, rounds, threads) -> GlobalGBM:
+    g = GlobalGBM(rounds=rounds)
+    g.fit_parts(parts, codes, threads)
+    return g
+
+
 def refit_fleet(frames: dict[str, pd.DataFrame], days: DayTypes, day: pd.Timestamp,
-                client=None, model: str = "global", rounds: int = 400,
+                client=None, model: str = "global", rounds: int = 400, threads: int = 2,
                 ) -> tuple[dict[str, np.ndarray], dict]:
     """Fit on everything before `day` and forecast its 24 hours for every meter.
-    `model`: "global" (one model across meters) or "per_meter" (gbm_daytype each)."""
+    `model`: "global" (one model across meters), "per_meter" (gbm_daytype each) or "stack"
+    (the mean of the global model, gbm_lags and gbm_daytype of each meter)."""
     t = time.perf_counter()
     prepared = {k: prepare(f, days) for k, f in frames.items()}
     submit = client.submit if client is not None else (lambda f, *a, **kw: _Done(f(*a, **kw)))
     hours = pd.date_range(day, periods=24, freq="h")
     future = pd.DataFrame({"ds": hours, "y": np.nan, "temp_c": np.nan})
     future["off"] = days.off_series(future["ds"]).to_numpy()
-    if model == "global":
-        g = submit(_fit_global, list(prepared.values()), day, [days] * len(prepared), rounds,
-                   pure=False)
-        futs = {k: submit(_predict_global, g, f[f["ds"] < day], future, pure=False)
-                for k, f in prepared.items()}
+    if model in ("global", "stack"):
+        # learn from at most POOL_METERS meters (every n-th): more adds time, not accuracy;
+        # the others are forecast by the shared part of the model
+        keys = sorted(prepared)
+        pool = keys[::max(1, -(-len(keys) // POOL_METERS))]
+        codes = {k: i for i, k in enumerate(pool)}
+        parts = [submit(_part, prepared[k][prepared[k]["ds"] < day], days, codes[k], pure=False)
+                 for k in pool]
+        g = submit(_fit_from_parts, parts, codes, rounds, threads, pure=False)
+        if model == "global":
+            futs = {k: submit(_predict_global, g, f[f["ds"] < day], future, k, pure=False)
+                    for k, f in prepared.items()}
+        else:
+            futs = {k: submit(_stack_meter, g, f, days, day, future, k, pure=False)
+                    for k, f in prepared.items()}
     else:
         futs = {k: submit(_fit_predict_meter, f, days, day, future, pure=False)
                 for k, f in prepared.items()}
@@ -221,8 +265,19 @@ def refit_fleet(frames: dict[str, pd.DataFrame], days: DayTypes, day: pd.Timesta
     return out, {"meters": len(out), "seconds": time.perf_counter() - t, "model": model}
 
 
-def _predict_global(g: GlobalGBM, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
-    return np.maximum(g.predict(history, future), 0.0)
+def _predict_global(g: GlobalGBM, history: pd.DataFrame, future: pd.DataFrame,
+                    meter: str) -> np.ndarray:
+    return np.maximum(g.predict(history, future, meter), 0.0)
+
+
+def _stack_meter(g: GlobalGBM, frame, days, day, future, meter) -> np.ndarray:
+    """The mean of the global model and the meter's two own models (bench/fleet.py: the best
+    of those compared on held-out meters)."""
+    own = fit_meter(frame, days, day, ("gbm_lags", "gbm_daytype"))
+    history = _labelled(frame[frame["ds"] < day], days)
+    preds = [g.predict(history, future, meter)] + [m.predict(history, future)
+                                                    for m in own.values()]
+    return np.maximum(np.mean(preds, axis=0), 0.0)
 
 
 def _fit_predict_meter(frame, days, day, future) -> np.ndarray:

@@ -1,0 +1,404 @@
+"""The city portfolio under load: sites → Mosquitto (TLS, ACL, a credential each) → ingest →
+PostgreSQL, all real and on this machine, plus the ranking page and the fleet refit.
+
+    python bench/portfolio.py                          # the issue's sizes
+    python bench/portfolio.py --sites 30 --minutes 3 --outage-sites 5 --outage-hours 1 \\
+        --fleet-meters 50                              # a quick look
+
+1. Live: SITES sites × POINTS points (DEVICES devices each), one batch per device per minute,
+   replayed at SPEED simulated minutes per second from each site's real SQLite outbox by the
+   real publisher (two processes of sites), taken by INGESTS ingest processes (a shared
+   subscription). The broker is restarted half-way. Latency: the wall time from putting a
+   batch in the outbox to its row in PostgreSQL.
+2. Outage: OUTAGE_SITES more sites whose link was down for OUTAGE_HOURS: their outboxes are
+   full when they connect, all at once; drained as fast as the pipeline takes them.
+3. Lost (by sequence numbers, per site) and duplicates stored, over both phases.
+4. Ranking: a year of 15-minute energy for every site of phase 1, then the ranking page
+   (Flask, the real app) timed RANKING_RUNS times.
+5. Fleet: FLEET_METERS meters (the real loads of ../shared/data/loads, each scaled, shifted
+   and noised) refitted on a Dask LocalCluster of 2 workers, global model.
+
+Prints a table; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+T0 = 1_790_000_000  # the replayed data's first minute (2026-09-21)
+
+
+def _site_ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}-{i:03d}" for i in range(1, n + 1)]
+
+
+def _batches(minute: int, devices: int, points: int) -> list[tuple[str, dict]]:
+    per = points // devices
+    t0 = T0 + 60 * minute
+    return [("readings", {"dev": f"d{d}", "t0": t0, "res": "raw",
+                          "p": {f"d{d}.p{j}": [[0, round(20 + (minute % 60) * 0.1 + j * 0.01, 2)]]
+                                for j in range(per)}}) for d in range(devices)]
+
+
+def sites_process(ids, folder, broker, ca, minutes, speed, devices, points, prefill, start_at,
+                  out_file):
+    """One process of sites: an outbox and a publisher each; a feeder that puts one batch per
+    device per simulated minute in every outbox, on time; or (prefill) everything at once."""
+    from bems.site import Portfolio
+    from bems.storage import Store
+    from connectors.mqtt.publisher import Publisher
+
+    stores, pubs, enq = {}, {}, {}
+    for sid in ids:
+        db = Path(folder) / f"{sid}.sqlite"
+        stores[sid] = Store(db)
+        pw = Path(folder) / f"{sid}.pw"
+        pw.write_text(f"{sid}-pw")
+        pubs[sid] = Publisher(Portfolio(broker=broker, site_id=sid, username=sid,
+                                        password_file=pw, ca_file=Path(ca)), db)
+    if prefill:
+        for sid in ids:
+            for m0 in range(0, minutes, 60):
+                msgs = [b for m in range(m0, min(minutes, m0 + 60))
+                        for b in _batches(m, devices, points)]
+                stores[sid].enqueue(msgs, T0)
+    while time.time() < start_at:
+        time.sleep(0.01)
+    for p in pubs.values():
+        p.start()
+    if not prefill:
+        for m in range(minutes):
+            due = start_at + m / speed
+            while time.time() < due:
+                time.sleep(0.002)
+            for sid in ids:
+                first = stores[sid].outbox_status()["last_seq"] + 1
+                stores[sid].enqueue(_batches(m, devices, points), T0 + 60 * m)
+                now = time.time()
+                for k in range(devices):
+                    enq[(sid, first + k)] = now
+                pubs[sid].wake()
+    end = time.time() + 900
+    while time.time() < end:
+        if all(s.outbox_status()["unsent"] == 0 for s in stores.values()):
+            break
+        time.sleep(0.2)
+    sent_done = time.time()
+    for p in pubs.values():
+        p.stop()
+    info = {sid: {"box": stores[sid].outbox_id(),
+                  "last": stores[sid].outbox_status()["last_seq"],
+                  "connects": pubs[sid].connects} for sid in ids}
+    Path(out_file).write_text(json.dumps({"sites": info, "sent_done": sent_done,
+                                          "enqueued": [[s, q, t] for (s, q), t in enq.items()]}))
+
+
+def ingest_process(dsn, broker, ca, client_id, stop_file, out_file):
+    from city.ingest import Ingest
+
+    ing = Ingest(dsn, broker, client_id=client_id, username="ingest", password="ingest-pw",
+                 ca_file=Path(ca), batch=5000, linger_s=0.1)
+    ing.start()
+    while not Path(stop_file).exists():
+        time.sleep(0.2)
+    ing.stop()
+    Path(out_file).write_text(json.dumps(ing.stats()))
+
+
+def _count(dsn, q, *args):
+    import psycopg
+
+    with psycopg.connect(dsn) as c:
+        return c.execute(q, args).fetchall()
+
+
+def _wait_for(dsn, boxes_last: dict, timeout: float) -> float:
+    """Until PostgreSQL holds every message of these outboxes; the time it took."""
+    t = time.time()
+    want = sum(boxes_last.values())
+    while time.time() - t < timeout:
+        (n,), = _count(dsn, "SELECT count(*) FROM messages WHERE box = ANY(%s)", list(boxes_last))
+        if n >= want:
+            break
+        time.sleep(0.25)
+    return time.time()
+
+
+def phase(args, ctx, ids, minutes, speed, prefill, restart_after=None):
+    folder = Path(tempfile.mkdtemp(prefix="bench-sites-", dir=ctx["tmp"]))
+    start_at = time.time() + (5 if not prefill else 5 + len(ids) * minutes / 3000)
+    halves = [ids[: len(ids) // 2], ids[len(ids) // 2:]]
+    procs, outs = [], []
+    for i, part in enumerate(halves):
+        out = folder / f"out{i}.json"
+        outs.append(out)
+        p = ctx["mp"].Process(target=sites_process, args=(
+            part, str(folder), ctx["broker"].url, str(ctx["broker"].ca), minutes, speed,
+            args.devices, args.points, prefill, start_at, str(out)))
+        p.start()
+        procs.append(p)
+    if restart_after is not None:
+        while time.time() < start_at + restart_after:
+            time.sleep(0.05)
+        ctx["broker"].restart(down_s=1.0)
+        print(f"  broker restarted at {restart_after:.0f} s", flush=True)
+    for p in procs:
+        p.join()
+    info, enq, sent_done = {}, [], 0.0
+    for out in outs:
+        d = json.loads(out.read_text())
+        info.update(d["sites"])
+        enq += d["enqueued"]
+        sent_done = max(sent_done, d["sent_done"])
+    boxes = {v["box"]: v["last"] for v in info.values()}
+    done = _wait_for(ctx["dsn"], boxes, ctx.get("wait_s", 600))
+    readings = sum(v["last"] for v in info.values()) * (args.points // args.devices)
+    out = {"sites": len(ids), "messages": sum(boxes.values()), "readings": readings,
+           "seconds": done - start_at, "readings_per_s": readings / (done - start_at),
+           "boxes": boxes}
+    if enq:
+        rows = _count(ctx["dsn"], "SELECT site, seq, extract(epoch FROM received) FROM messages "
+                                  "WHERE box = ANY(%s)", list(boxes))
+        got = {(s, q): float(t) for s, q, t in rows}
+        lat = sorted(got[(s, q)] - t for s, q, t in enq if (s, q) in got)
+        out["p50_latency_s"] = lat[len(lat) // 2]
+        out["p99_latency_s"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        out["max_latency_s"] = lat[-1]
+    return out
+
+
+def lost_and_duplicates(dsn, boxes: dict) -> tuple[int, int, int]:
+    rows = _count(dsn, "SELECT box, count(*), max(seq) FROM messages WHERE box = ANY(%s) "
+                       "GROUP BY box", list(boxes))
+    have = {b: (n, mx) for b, n, mx in rows}
+    lost = sum(last - have.get(b, (0, 0))[0] for b, last in boxes.items())
+    (stored, distinct), = _count(dsn, "SELECT count(*), count(DISTINCT (site, point, t)) "
+                                      "FROM readings")
+    return lost, stored - distinct, stored
+
+
+def ranking(args, ctx, ids) -> dict:
+    """A year of 15-minute energy for every site, then the ranking page timed."""
+    import psycopg
+
+    from bems.storage import Store
+    from city.queries import CityQueries
+    from city.store import CityStore
+    from webui import create_app, portfolio_site
+
+    t = time.time()
+    with CityStore(ctx["dsn"]) as cs:
+        import datetime as dt
+
+        utc = dt.timezone.utc
+        cs.ensure_partitions("energy", [dt.datetime(2025, 6, 1, tzinfo=utc),
+                                        dt.datetime(2026, 6, 1, tzinfo=utc)])
+        cs.conn.commit()
+    with psycopg.connect(ctx["dsn"], autocommit=True) as c:
+        c.execute("""
+            INSERT INTO energy (site, meter, t, kwh)
+            SELECT s.id, 'main', g.t,
+                   (20 + 15 * (extract(hour FROM g.t AT TIME ZONE 'Asia/Ho_Chi_Minh') BETWEEN 7
+                    AND 17)::int) * (0.6 + 0.8 * (hashtext(s.id) & 1023) / 1023.0) / 4
+            FROM sites s, generate_series('2025-11-01 00:00+07'::timestamptz,
+                                          '2026-11-01 00:00+07'::timestamptz - interval '15 min',
+                                          interval '15 min') AS g(t)
+            WHERE s.id = ANY(%s) ON CONFLICT DO NOTHING""", [ids])
+        c.execute("""
+            INSERT INTO energy_daily (site, meter, day, kwh, n)
+            SELECT site, meter, (t AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, sum(kwh), count(*)
+            FROM energy WHERE site = ANY(%s) GROUP BY 1, 2, 3
+            ON CONFLICT (site, meter, day) DO UPDATE SET kwh = excluded.kwh, n = excluded.n""",
+                  [ids])
+        c.execute("""
+            INSERT INTO monthly (site, month, kwh, vnd, coverage, hours_below_25)
+            SELECT site, to_char(day, 'YYYY-MM'), sum(kwh), sum(kwh) * 2100, 1, 0
+            FROM energy_daily WHERE site = ANY(%s) GROUP BY 1, 2 ON CONFLICT DO NOTHING""", [ids])
+        c.execute("UPDATE sites SET main_meter = 'main', floor_area_m2 = 3000 + "
+                  "(hashtext(id) & 4095), staff = 40 + (hashtext(id) & 63) WHERE id = ANY(%s)",
+                  [ids])
+        c.execute("ANALYZE")
+        (rows,), = c.execute("SELECT count(*) FROM energy").fetchall()
+    fill_s = time.time() - t
+    db = Path(ctx["tmp"]) / "users.sqlite"
+    from bems.users import hash_password
+
+    with Store(db) as store:
+        store.add_user("bench", "viewer", hash_password("bench-password-1"), "vi")
+    import datetime as dt
+
+    app = create_app(portfolio_site("Hải Phòng"), db, portfolio=CityQueries(ctx["dsn"]),
+                     test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
+                     clock=lambda: dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.timezone.utc))
+    client = app.test_client()
+    client.post("/login", data={"username": "bench", "password": "bench-password-1"})
+    times = []
+    for i in range(args.ranking_runs):
+        s = time.perf_counter()
+        r = client.get("/", query_string={"sort": ("eui", "kwh_per_staff", "change")[i % 3]})
+        times.append(time.perf_counter() - s)
+        assert r.status_code == 200 and r.get_data(as_text=True).count('id="centre-') >= len(ids)
+    times.sort()
+    return {"energy_rows": rows, "fill_s": fill_s,
+            "p50_ms": times[len(times) // 2] * 1000,
+            "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))] * 1000}
+
+
+def fleet(n_meters: int, workers: int, model: str = "global") -> dict:
+    import numpy as np
+    import pandas as pd
+    from dask.distributed import Client, LocalCluster
+
+    from models.data import DayTypes, load_csv
+    from models.fleet import refit_fleet
+
+    loads = ROOT.parent / "shared" / "data" / "loads"
+    base = []
+    for f in sorted(loads.glob("cambridge-*.csv")):
+        df, _ = load_csv(f)
+        base.append(df[(df["ds"] >= "2018-10-01") & (df["ds"] < "2019-11-01")].reset_index(
+            drop=True))
+    rng = np.random.default_rng(7)
+    frames = {}
+    for i in range(n_meters):
+        b = base[i % len(base)]
+        shift = int(rng.integers(0, 24 * 14))
+        y = np.roll(b["y"].to_numpy(), shift) * rng.uniform(0.3, 3.0)
+        y = y * (1 + rng.normal(0, 0.03, len(y)))
+        frames[f"m{i:04d}"] = pd.DataFrame({"ds": b["ds"], "y": y, "temp_c": b["temp_c"]})
+    day = pd.Timestamp("2019-11-01")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as lc, \
+            Client(lc) as client:
+        t = time.perf_counter()
+        preds, info = refit_fleet(frames, DayTypes("GB"), day, client=client, model=model)
+        seconds = time.perf_counter() - t
+    assert len(preds) == n_meters and all(np.isfinite(p).all() and len(p) == 24
+                                          for p in preds.values())
+    return {"meters": n_meters, "seconds": seconds, "model": model}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sites", type=int, default=300)
+    ap.add_argument("--points", type=int, default=200)
+    ap.add_argument("--devices", type=int, default=10)
+    ap.add_argument("--minutes", type=int, default=20, help="simulated minutes, phase 1")
+    ap.add_argument("--speed", type=float, default=0.25,
+                    help="simulated minutes per wall second, phase 1")
+    ap.add_argument("--ingests", type=int, default=2)
+    ap.add_argument("--outage-sites", type=int, default=50)
+    ap.add_argument("--outage-hours", type=float, default=24)
+    ap.add_argument("--ranking-runs", type=int, default=40)
+    ap.add_argument("--fleet-meters", type=int, default=1000)
+    ap.add_argument("--stack-meters", type=int, default=100,
+                    help="meters refitted with the stack (per-meter fits too)")
+    args = ap.parse_args()
+    from city.broker import set_passwords
+    from tests.services import Mosquitto, Postgres, make_pki
+
+    ctx = {"mp": mp.get_context("spawn"), "tmp": tempfile.mkdtemp(prefix="bench-portfolio-")}
+    os.chmod(ctx["tmp"], 0o755)
+    pki = make_pki()
+    pg = Postgres().start()
+    broker = Mosquitto(pki)
+    live_ids = _site_ids("hp", args.sites)
+    out_ids = _site_ids("out", args.outage_sites)
+    set_passwords(broker.folder, {"ingest": "ingest-pw",
+                                  **{s: f"{s}-pw" for s in live_ids + out_ids}})
+    broker.start()
+    ctx.update(dsn=pg.dsn, broker=broker)
+    from city.store import CityStore
+
+    with CityStore(pg.dsn) as cs:
+        cs.migrate()
+        with cs.conn.transaction():
+            for s in live_ids + out_ids:
+                cs.upsert_site(s, {"name": f"Trung tâm {s}", "timezone": "Asia/Ho_Chi_Minh",
+                                   "organisation": "UBND", "floor_area_m2": 4000.0,
+                                   "staff": 50, "points": args.points, "meters": []})
+    stop = Path(ctx["tmp"]) / "stop-ingest"
+    ingests = []
+    for i in range(args.ingests):
+        out = Path(ctx["tmp"]) / f"ingest{i}.json"
+        p = ctx["mp"].Process(target=ingest_process, args=(
+            pg.dsn, broker.url, str(broker.ca), f"ingest-{i + 1}", str(stop), str(out)))
+        p.start()
+        ingests.append((p, out))
+    time.sleep(3)
+    results = {}
+    try:
+        print(f"phase 1: {args.sites} sites × {args.points} points, {args.minutes} min at "
+              f"{args.speed:g} min/s, broker restart half-way", flush=True)
+        live = phase(args, ctx, live_ids, args.minutes, args.speed, prefill=False,
+                     restart_after=args.minutes / args.speed / 2)
+        print(f"phase 2: {args.outage_sites} sites replay {args.outage_hours:g} h", flush=True)
+        outage = phase(args, ctx, out_ids, int(args.outage_hours * 60), 0, prefill=True) \
+            if args.outage_sites else None
+        boxes = {**live["boxes"], **(outage["boxes"] if outage else {})}
+        lost, dups, stored = lost_and_duplicates(pg.dsn, boxes)
+        print("ranking: a year of 15-minute energy per site", flush=True)
+        rank = ranking(args, ctx, live_ids)
+    finally:
+        stop.touch()
+        stats = []
+        for p, out in ingests:
+            p.join(60)
+            if out.exists():
+                stats.append(json.loads(out.read_text()))
+        broker.remove()
+        pg.stop()
+    print(f"fleet: {args.fleet_meters} meters", flush=True)
+    fl = fleet(args.fleet_meters, 2) if args.fleet_meters else {"meters": 0, "seconds": None}
+    st = fleet(args.stack_meters, 2, "stack") if args.stack_meters else None
+    replays = sum(s.get("replays", 0) for s in stats)
+    print()
+    print(f"{'measure':48} {'value':>14}  aim")
+    rows = [
+        ("phase 1: sites × points", f"{args.sites} × {args.points}", ""),
+        ("phase 1: readings", f"{live['readings']:,}", ""),
+        ("phase 1: sustained readings/s end to end", f"{live['readings_per_s']:,.0f}",
+         "≥ 10,000"),
+        ("phase 1: latency p50 / p99 / max, s",
+         f"{live['p50_latency_s']:.2f} / {live['p99_latency_s']:.2f} / "
+         f"{live['max_latency_s']:.1f}", "p99 < 5"),
+        ("phase 2: outage replay, readings",
+         f"{outage['readings']:,}" if outage else "-", ""),
+        ("phase 2: drained readings/s", f"{outage['readings_per_s']:,.0f}" if outage else "-",
+         ""),
+        ("messages lost (by sequence numbers)", f"{lost}", "0"),
+        ("readings stored / duplicates stored", f"{stored:,} / {dups}", "dups 0"),
+        ("messages delivered twice (dropped by the ingest)", f"{replays}", ""),
+        ("ranking page p50 / p95, ms", f"{rank['p50_ms']:.0f} / {rank['p95_ms']:.0f}",
+         "p95 < 1000"),
+        ("  energy rows (15-min) behind it", f"{rank['energy_rows']:,}", ""),
+        (f"fleet refit, {fl['meters']} meters, global model, s",
+         f"{fl['seconds']:.0f}" if fl["seconds"] else "-", "< 600"),
+        (f"fleet refit, {st['meters'] if st else 0} meters, stack, s",
+         f"{st['seconds']:.0f}" if st else "-", ""),
+    ]
+    for name, value, aim in rows:
+        print(f"{name:48} {value:>14}  {aim}")
+    print(json.dumps({"sites": args.sites, "readings_per_s": round(live["readings_per_s"]),
+                      "p99_latency_s": round(live["p99_latency_s"], 2), "lost": lost,
+                      "duplicates": dups, "ranking_p95_ms": round(rank["p95_ms"], 1),
+                      "fleet_refit_s": round(fl["seconds"], 1) if fl["seconds"] else None,
+                      "meters": fl["meters"],
+                      "outage_readings_per_s": round(outage["readings_per_s"]) if outage
+                      else None, "p50_latency_s": round(live["p50_latency_s"], 2),
+                      "replays_dropped": replays,
+                      "stack_refit_s": round(st["seconds"], 1) if st else None,
+                      "stack_meters": st["meters"] if st else 0}))
+
+
+if __name__ == "__main__":
+    main()
