@@ -153,7 +153,7 @@ class Runtime:
 
     def report_to_city(self) -> int:
         """Put what is new in the outbox (its own connection: the faults worker's) and wake
-        the publisher; prune what the broker has had for `keep_sent_days`."""
+        the publisher; prune what the city confirmed `keep_sent_days` ago."""
         from bems.portfolio.collect import Collector
 
         cfg = self.site.portfolio

@@ -7,7 +7,7 @@ PostgreSQL, all real and on this machine, plus the ranking page and the fleet re
 
 1. Live: SITES sites × POINTS points (DEVICES devices each), one batch per device per minute,
    replayed at SPEED simulated minutes per second from each site's real SQLite outbox by the
-   real publisher (two processes of sites), taken by INGESTS ingest processes (a shared
+   real publisher (processes of at most 50 sites), taken by INGESTS ingest processes (a shared
    subscription). The broker is restarted half-way. Latency: the wall time from putting a
    batch in the outbox to its row in PostgreSQL.
 2. Outage: OUTAGE_SITES more sites whose link was down for OUTAGE_HOURS: their outboxes are
@@ -137,9 +137,12 @@ def _wait_for(dsn, boxes_last: dict, timeout: float) -> float:
 def phase(args, ctx, ids, minutes, speed, prefill, restart_after=None):
     folder = Path(tempfile.mkdtemp(prefix="bench-sites-", dir=ctx["tmp"]))
     start_at = time.time() + (5 if not prefill else 5 + len(ids) * minutes / 3000)
-    halves = [ids[: len(ids) // 2], ids[len(ids) // 2:]]
+    # at most 50 sites a process: each site holds about seven file descriptors (SQLite, its
+    # socket, paho's wake-up pair), and paho's select() cannot watch one numbered over 1023
+    n = max(2, -(-len(ids) // 50))
+    parts = [ids[i::n] for i in range(n)]
     procs, outs = [], []
-    for i, part in enumerate(halves):
+    for i, part in enumerate(parts):
         out = folder / f"out{i}.json"
         outs.append(out)
         p = ctx["mp"].Process(target=sites_process, args=(
@@ -357,6 +360,10 @@ def main() -> None:
                 stats.append(json.loads(out.read_text()))
         broker.remove()
         pg.stop()
+        import shutil
+
+        shutil.rmtree(pki["ca"].parent, ignore_errors=True)
+        shutil.rmtree(ctx["tmp"], ignore_errors=True)
     print(f"fleet: {args.fleet_meters} meters", flush=True)
     fl = fleet(args.fleet_meters, 2) if args.fleet_meters else {"meters": 0, "seconds": None}
     st = fleet(args.stack_meters, 2, "stack") if args.stack_meters else None

@@ -8,8 +8,11 @@ belongs to is committed (or after it was refused and counted). Each batch:
 1. checks every message against the schema (`bems.portfolio.schema.decode`): a malformed,
    oversized or mismatched message (a payload whose site id is not its topic's) is counted in
    `dropped` by reason and acknowledged, never retried, never fatal;
-2. records (site, seq): a message already taken (a replay) is skipped whole;
-3. writes what the new ones carry, readings deduplicated on (site, point, t).
+2. records (site, box, seq): a message already taken (a replay) is skipped whole;
+3. writes what the new ones carry, readings deduplicated on (site, point, t);
+4. confirms to each site, on ``bems/v1/<site>/ack``, how far its outbox is stored without a gap:
+   only then does the site forget those messages. So nothing is lost even when the broker
+   loses what it held (a crash, or a restart that does not bring back a shared subscription).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bems.portfolio.schema import PREFIX, Message, PayloadError, decode
+from bems.portfolio.schema import (ACK, KINDS, PREFIX, Message, PayloadError, decode,
+                                   encode_ack, topic)
 from city.store import CityStore
 from connectors.mqtt.client import make_client
 
@@ -73,7 +77,8 @@ class Ingest:
                     log.warning("ingest: broker refused: %s", reason)
                     gone.set()
                     return
-                client.subscribe(f"$share/{self.group}/{PREFIX}/+/+", qos=1)
+                client.subscribe([(f"$share/{self.group}/{PREFIX}/+/{kind}", 1)
+                                  for kind in KINDS])
                 self.connected.set()
 
             def on_disconnect(_c, _u, _f, _reason, _p):
@@ -148,12 +153,15 @@ class Ingest:
             except PayloadError as err:
                 refused[err.code] += 1
                 last_bad = t
+        boxes = {(m.site, m.box) for m in good}
         while True:
             try:
                 with store.conn.transaction():
                     self._store(store, good)
                     if refused:
                         store.count_dropped(refused, last_bad)
+                with store.conn.transaction():
+                    marks = store.confirm(boxes)
                 break
             except Exception as err:  # noqa: BLE001 - the database restarts, a deadlock
                 log.warning("ingest: batch not written (%s); again in 1 s", err)
@@ -169,6 +177,12 @@ class Ingest:
         for _t, _p, mid, qos, c in items:  # in the order received, as MQTT asks
             if qos > 0:
                 c.ack(mid, qos)
+        # the sites may now forget what is confirmed (lost on the way: they send again and
+        # are confirmed again)
+        client = self.client
+        if client is not None:
+            for (site, box), upto in marks.items():
+                client.publish(topic(site, ACK), encode_ack(box, upto), qos=1)
         if self.on_batch is not None:
             self.on_batch(good)
 
@@ -178,9 +192,8 @@ class Ingest:
         fresh = [m for m in msgs if (m.site, m.box, m.seq) in new]
         self.replays += len(msgs) - len(fresh)
         # the registry first: energy's daily rollup needs the site's time zone
-        for m in fresh:
-            if m.kind == "site":
-                store.upsert_site(m.site, m.body)
+        for m in sorted((m for m in fresh if m.kind == "site"), key=lambda m: m.site):
+            store.upsert_site(m.site, m.body)
         readings, energy = [], []
         newest: dict[str, tuple[int, dt.datetime | None]] = {}
         for m in fresh:
@@ -208,7 +221,7 @@ class Ingest:
             newest[m.site] = (max(seq, m.seq), max(t, lt) if t and lt else (t or lt))
         self.readings += store.add_readings(readings)
         store.add_energy(energy)
-        for site, (seq, t) in newest.items():
+        for site, (seq, t) in sorted(newest.items()):  # one order: no deadlock between ingests
             store.seen(site, seq, t)
         self.taken += len(fresh)
 

@@ -5,6 +5,8 @@ Tables:
   newest sequence number and time seen;
 - `messages` (site, box, seq) — every message taken, so a replay is recognised at once and a gap in
   the sequence is a lost message;
+- `confirmed` (site, box) → upto — everything of that outbox up to `upto` is stored (no gap):
+  what the city confirms to the site;
 - `readings` (site, point, t, value) — partitioned by month on t; the primary key
   (site, point, t) is the deduplication;
 - `energy` (site, meter, t, kwh) — 15-minute energy, partitioned by year; `energy_daily` is its
@@ -37,6 +39,8 @@ CREATE TABLE IF NOT EXISTS messages (
     site text NOT NULL, box text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
     sent timestamptz NOT NULL, received timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (site, box, seq));
+CREATE TABLE IF NOT EXISTS confirmed (
+    site text NOT NULL, box text NOT NULL, upto bigint NOT NULL, PRIMARY KEY (site, box));
 CREATE TABLE IF NOT EXISTS readings (
     site text NOT NULL, point text NOT NULL, t timestamptz NOT NULL, value double precision,
     PRIMARY KEY (site, point, t)) PARTITION BY RANGE (t);
@@ -132,6 +136,31 @@ class CityStore:
             [[r[i] for r in rows] for i in range(5)])
         return {tuple(r) for r in cur.fetchall()}
 
+    def confirm(self, boxes: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Move each outbox's confirmed mark over the run of sequence numbers stored without
+        a gap after it; the marks of all of `boxes`."""
+        if not boxes:
+            return {}
+        sites, bs = [b[0] for b in sorted(boxes)], [b[1] for b in sorted(boxes)]
+        self.conn.execute(
+            "INSERT INTO confirmed (site, box, upto) "
+            "SELECT site, box, upto + n FROM ("
+            "  SELECT c.site, c.box, c.upto, count(*) AS n FROM ("
+            "    SELECT b.site, b.box, coalesce(k.upto, 0) AS upto FROM "
+            "    unnest(%s::text[], %s::text[]) AS b(site, box) "
+            "    LEFT JOIN confirmed k ON k.site = b.site AND k.box = b.box) c "
+            "  JOIN LATERAL (SELECT m.seq, row_number() OVER (ORDER BY m.seq) AS rn "
+            "    FROM messages m WHERE m.site = c.site AND m.box = c.box AND m.seq > c.upto "
+            "    ORDER BY m.seq LIMIT 100000) x ON x.seq = c.upto + x.rn "
+            "  GROUP BY c.site, c.box, c.upto) moved "
+            "ORDER BY site, box "
+            "ON CONFLICT (site, box) DO UPDATE SET upto = greatest(confirmed.upto, excluded.upto)",
+            [sites, bs])
+        rows = self.conn.execute(
+            "SELECT k.site, k.box, k.upto FROM confirmed k JOIN unnest(%s::text[], %s::text[]) "
+            "AS b(site, box) ON k.site = b.site AND k.box = b.box", [sites, bs]).fetchall()
+        return {(s, b): u for s, b, u in rows}
+
     def _copy_upsert(self, table: str, columns: tuple[str, ...], types: str,
                      rows: list[tuple], conflict: str, update: str | None) -> int:
         if not rows:
@@ -157,6 +186,7 @@ class CityStore:
                                  rows, "site, point, t", None)
 
     def add_energy(self, rows: list[tuple[str, str, dt.datetime, float | None]]) -> int:
+        rows = sorted(rows)  # rows locked in one order whichever ingest writes them
         """15-minute kWh; a value sent again (a site's backfill filled a gap) replaces the
         old one. The daily rollup of every (site, day) touched is recomputed."""
         if not rows:
@@ -176,7 +206,7 @@ class CityStore:
             "JOIN sites s ON s.id = tc.site JOIN energy e ON e.site = tc.site "
             "AND e.t >= (tc.day::timestamp AT TIME ZONE s.timezone) "
             "AND e.t < ((tc.day + 1)::timestamp AT TIME ZONE s.timezone) "
-            "WHERE e.kwh IS NOT NULL GROUP BY e.site, e.meter, tc.day "
+            "WHERE e.kwh IS NOT NULL GROUP BY e.site, e.meter, tc.day ORDER BY 1, 2, 3 "
             "ON CONFLICT (site, meter, day) DO UPDATE SET kwh = excluded.kwh, n = excluded.n",
             [sites, [d[1] for d in days]])
         return n

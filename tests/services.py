@@ -180,6 +180,17 @@ class Mosquitto:
         time.sleep(down_s)
         self.start()
 
+    def crash(self, forget: bool = False, down_s: float = 0.5) -> None:
+        """SIGKILL (no persistence saved); with `forget`, its persistence file goes too."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if forget:
+            for f in (self.folder / "data").glob("*"):
+                f.unlink()
+        time.sleep(down_s)
+        self.start()
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -57,6 +57,11 @@ class Collector:
         self.interval_s = interval_s
         self.device_of = {p.id: p.device for p in site.points}
 
+    def _first(self) -> int:
+        """The first reading stored (a new site has nothing older to send)."""
+        first = self.store.time_span()[0]
+        return to_epoch(first) if first is not None else 0
+
     # --- readings -------------------------------------------------------------------------
 
     def _reading_batches(self, lo: int, hi: int) -> list[tuple[str, dict]]:
@@ -98,7 +103,8 @@ class Collector:
         end = (now - LAG_S) // step * step
         lo = self.store.get_meta("portfolio.readings_to")
         if lo is None:
-            lo = (now - int(READINGS_BACKFILL.total_seconds())) // QUARTER * QUARTER
+            lo = max(now - int(READINGS_BACKFILL.total_seconds()), self._first()) \
+                // QUARTER * QUARTER
         hi = min(end, lo + CATCH_UP)
         if hi <= lo:
             return []
@@ -111,7 +117,8 @@ class Collector:
         end = (now - LAG_S) // QUARTER * QUARTER
         lo = self.store.get_meta("portfolio.energy_to")
         if lo is None:
-            lo = (now - int(ENERGY_BACKFILL.total_seconds())) // 86400 * 86400
+            lo = max(now - int(ENERGY_BACKFILL.total_seconds()), self._first()) \
+                // 86400 * 86400
         out = []
         while lo < end and len(out) < 40:
             hi = min(end, lo + 86400)

@@ -26,6 +26,11 @@ kind:
   "organisation", "meters": [{"id", "name", "measures", "parent"}], "points": <int>}``.
 
 Numbers must be finite; text is bounded; a message that breaks any rule is refused whole.
+
+The city answers on ``bems/v1/<site>/ack`` with ``{"v": 1, "box": "<outbox id>", "upto": <int>}``
+once everything of that outbox up to ``upto`` is committed in its store (no gap below it). Only
+then does a site mark those messages sent: a broker that restarts, crashes or loses its queue
+costs a resend, never a message. A centre may read its own ``ack`` topic and nothing else.
 """
 
 from __future__ import annotations
@@ -57,8 +62,31 @@ class PayloadError(ValueError):
         self.code = code
 
 
+ACK = "ack"
+
+
 def topic(site: str, kind: str) -> str:
     return f"{PREFIX}/{site}/{kind}"
+
+
+def encode_ack(box: str, upto: int) -> bytes:
+    return encode({"v": VERSION, "box": box, "upto": upto})
+
+
+def decode_ack(payload: bytes) -> tuple[str, int] | None:
+    """(box, upto) of the city's confirmation, or None if it is not one."""
+    if len(payload) > 200:
+        return None
+    try:
+        d = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except (PayloadError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(d, dict) or d.get("v") != VERSION:
+        return None
+    box, upto = d.get("box"), d.get("upto")
+    if isinstance(box, str) and BOX_RE.fullmatch(box) and _int(upto, 0, 2**62):
+        return box, upto
+    return None
 
 
 def site_ok(site: Any) -> bool:

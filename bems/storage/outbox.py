@@ -1,4 +1,5 @@
-"""The portfolio outbox: messages for the city energy office, kept until the broker has them.
+"""The portfolio outbox: messages for the city energy office, kept until the city confirms it
+has stored them.
 
 Rows are added in one transaction with the cursor that says what they cover, so a crash never
 sends something twice as a new message nor skips it; the row id is the message's sequence
@@ -23,10 +24,10 @@ class Outbox:
         rows = [(kind, json.dumps(body, separators=(",", ":"), ensure_ascii=False,
                                   allow_nan=False), t) for kind, body in messages]
         with self.db.atomic():
-            if self.db.execute("SELECT 1 FROM meta WHERE key = 'portfolio.box'").fetchone() \
-                    is None:
-                self.db.execute("INSERT INTO meta (key, value) VALUES ('portfolio.box', ?)",
-                                [json.dumps(secrets.token_hex(8))])
+            # a write first: the transaction takes the write lock at once (waiting its turn),
+            # instead of reading first and finding its snapshot stale when it comes to write
+            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('portfolio.box', ?)",
+                            [json.dumps(secrets.token_hex(8))])
             self.db.conn.executemany("INSERT INTO outbox (kind, body, created) VALUES (?, ?, ?)", rows)
             for key, value in (cursors or {}).items():
                 self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
@@ -42,11 +43,11 @@ class Outbox:
         return self.db.execute("SELECT id, kind, body, created FROM outbox WHERE sent IS NULL "
                                "AND id > ? ORDER BY id LIMIT ?", [after, limit]).fetchall()
 
-    def mark_sent(self, seqs: Iterable[int], now: dt.datetime | int) -> None:
-        t = to_epoch(now)
+    def confirm_sent(self, upto: int, now: dt.datetime | int) -> int:
+        """The city holds everything up to `upto`: mark it sent; how many rows changed."""
         with self.db.atomic():
-            self.db.conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?",
-                                [(t, s) for s in seqs])
+            return self.db.execute("UPDATE outbox SET sent = ? WHERE sent IS NULL AND id <= ?",
+                                   [to_epoch(now), upto]).rowcount
 
     def outbox_status(self) -> dict[str, Any]:
         n, oldest = self.db.execute("SELECT count(*), min(created) FROM outbox "

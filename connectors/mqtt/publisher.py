@@ -1,11 +1,14 @@
-"""Drain the site's outbox to the broker: QoS 1, in sequence order, a message marked sent only
-when the broker has acknowledged it.
+"""Drain the site's outbox to the city: QoS 1, in sequence order; a message is marked sent only
+when the city confirms it is stored (``bems/v1/<site>/ack``), not merely when the broker has
+it, so a broker that restarts or crashes costs a resend, never a message.
 
 One thread owns the connection. Each connection is a new client, so nothing the last one had
 in flight is resent behind our back; after any break the thread starts again from the oldest
-unacknowledged row, in order (the receiver drops a sequence number it already has). A broker
-that is down, refuses the credential or fails TLS is retried with a growing pause (1 s … 60 s);
-the outbox meanwhile keeps everything.
+unconfirmed row, in order (the city drops a sequence number it already has). While connected,
+if nothing new is confirmed for `RESEND_S` and nothing is in flight, everything unconfirmed is
+sent again (a confirmation, or what it confirms, was lost). A broker that is down, refuses the
+credential or fails TLS is retried with a growing, jittered pause (1 s … 60 s); the outbox
+meanwhile keeps everything.
 """
 
 from __future__ import annotations
@@ -13,38 +16,42 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from bems.portfolio.schema import VERSION, encode, topic
+from bems.portfolio.schema import ACK, VERSION, decode_ack, encode, topic
 from bems.site import Portfolio
 from bems.storage import Store
 from connectors.mqtt.client import make_client
 
 log = logging.getLogger(__name__)
-WINDOW = 500  # messages in flight before waiting for acknowledgements
+WINDOW = 500  # messages the broker has not acknowledged yet
+RESEND_S = 60.0
 
 
 class Publisher:
     def __init__(self, cfg: Portfolio, db: Path, timezone: str = "Asia/Ho_Chi_Minh",
-                 clock: Callable[[], dt.datetime] | None = None, window: int = WINDOW):
+                 clock: Callable[[], dt.datetime] | None = None, window: int = WINDOW,
+                 resend_s: float = RESEND_S):
         self.cfg, self.db, self.tz = cfg, db, timezone
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
-        self.window = window
+        self.window, self.resend_s = window, resend_s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._inflight: OrderedDict[int, int] = OrderedDict()  # mid → seq
-        self._acked: list[int] = []
-        self._early: dict[int, bool] = {}
+        self._inflight: set[int] = set()  # mids the broker has not acknowledged
+        self._early: set[int] = set()  # acknowledged before publish() returned the mid
+        self._confirmed = 0  # the city has everything of our outbox up to here
+        self._box: str | None = None
         self._connected = threading.Event()
-        self.sent = 0  # acknowledged by the broker, this process
+        self.sent = 0  # confirmed by the city, this process
+        self.published = 0  # handed to the broker, resends included
         self.connects = 0
         self.last_error: str | None = None
 
@@ -83,7 +90,9 @@ class Publisher:
                     self.last_error = f"{type(err).__name__}: {err}"[:300]
                     log.warning("portfolio: %s", self.last_error)
                 self._connected.clear()
-                if self._stop.wait(pause):
+                # jittered: after a broker restart hundreds of centres must not come back in
+                # the same second
+                if self._stop.wait(pause * random.uniform(0.5, 1.5)):
                     break
                 pause = min(60.0, pause * 2)
         finally:
@@ -97,12 +106,14 @@ class Publisher:
             key_file=cfg.key_file)
         gone = threading.Event()
         refused: list[str] = []
+        self._box = store.outbox_id()
 
-        def on_connect(_c, _u, _f, reason, _p):
+        def on_connect(c, _u, _f, reason, _p):
             if reason.is_failure:
                 refused.append(str(reason))
                 gone.set()
             else:
+                c.subscribe(topic(cfg.site_id, ACK), qos=1)
                 self._connected.set()
                 self._wake.set()
 
@@ -112,18 +123,23 @@ class Publisher:
 
         def on_publish(_c, _u, mid, reason, _p):
             with self._lock:
-                seq = self._inflight.pop(mid, None)
-                if seq is None:  # acknowledged before publish() returned its mid
-                    self._early[mid] = not reason.is_failure
-                elif not reason.is_failure:
-                    self._acked.append(seq)
+                if mid in self._inflight:
+                    self._inflight.discard(mid)
+                else:
+                    self._early.add(mid)
             self._wake.set()
 
+        def on_message(_c, _u, msg):
+            ack = decode_ack(msg.payload)
+            if ack is not None and ack[0] == self._box:
+                with self._lock:
+                    self._confirmed = max(self._confirmed, ack[1])
+                self._wake.set()
+
         client.on_connect, client.on_disconnect = on_connect, on_disconnect
-        client.on_publish = on_publish
+        client.on_publish, client.on_message = on_publish, on_message
         with self._lock:
             self._inflight.clear()
-            self._acked.clear()
             self._early.clear()
         client.connect(host, port, keepalive=30)
         client.loop_start()
@@ -138,12 +154,16 @@ class Publisher:
             self.connects += 1
             self.last_error = None
             after = 0  # the highest seq handed to this connection
-            self._box = store.outbox_id()
+            progress = time.monotonic()
             while not (gone.is_set() or self._stop.is_set()):
-                self._commit(store)
+                if self._commit(store):
+                    progress = time.monotonic()
                 with self._lock:
                     room = self.window - len(self._inflight)
+                    idle = not self._inflight
                 rows = store.unsent(after, min(room, 500)) if room > 0 else []
+                if rows and self._box is None:  # made with the outbox's first message
+                    self._box = store.outbox_id()
                 for seq, kind, body, created in rows:
                     payload = self._payload(seq, kind, body, created)
                     # not under our lock: paho calls on_publish holding its own
@@ -151,32 +171,40 @@ class Publisher:
                     if info.rc != mqtt.MQTT_ERR_SUCCESS:
                         raise ConnectionError(mqtt.error_string(info.rc))
                     with self._lock:
-                        early = self._early.pop(info.mid, None)
-                        if early is None:
-                            self._inflight[info.mid] = seq
-                        elif early:
-                            self._acked.append(seq)
+                        if info.mid in self._early:
+                            self._early.discard(info.mid)
+                        else:
+                            self._inflight.add(info.mid)
                     after = seq
-                if not rows:
-                    self._wake.wait(0.5)
-                    self._wake.clear()
-            if self._stop.is_set():  # a short grace for what is in flight
+                    self.published += 1
+                if rows:
+                    continue
+                if idle and after and time.monotonic() - progress > self.resend_s \
+                        and store.unsent(0, 1):
+                    log.info("portfolio: nothing confirmed for %.0f s; sending again",
+                             self.resend_s)
+                    after, progress = 0, time.monotonic()
+                    continue
+                self._wake.wait(0.5)
+                self._wake.clear()
+            if self._stop.is_set():  # a short grace for the confirmations on their way
                 end = time.monotonic() + 2
-                while self._inflight and time.monotonic() < end and not gone.is_set():
-                    time.sleep(0.02)
-            self._commit(store)
+                while time.monotonic() < end and not gone.is_set() and store.unsent(0, 1) \
+                        and not self._commit(store):
+                    time.sleep(0.05)
             return True
         finally:
             client.disconnect()
             client.loop_stop()
             self._commit(store)
 
-    def _commit(self, store: Store) -> None:
+    def _commit(self, store: Store) -> int:
+        """Mark sent what the city confirmed; how many rows that was."""
         with self._lock:
-            acked, self._acked = self._acked, []
-        if acked:
-            store.mark_sent(acked, self.clock())
-            self.sent += len(acked)
+            upto = self._confirmed
+        n = store.confirm_sent(upto, self.clock()) if upto else 0
+        self.sent += n
+        return n
 
     def _payload(self, seq: int, kind: str, body: str, created: int) -> bytes:
         msg = {"v": VERSION, "site": self.cfg.site_id, "box": self._box, "seq": seq,
