@@ -66,7 +66,7 @@ class Ingest:
     # --- MQTT -----------------------------------------------------------------------------
 
     def _connect_loop(self) -> None:
-        pause = 1.0
+        pause = 0.2
         while not self._stop.is_set():
             gone = threading.Event()
             c, host, port = make_client(self.broker, self.client_id, protocol=mqtt.MQTTv5,
@@ -99,6 +99,7 @@ class Ingest:
                     break
                 pause = min(30.0, pause * 2)
                 continue
+            pause = 0.2
             self.client = c
             c.loop_start()
             while not gone.is_set() and not self._stop.is_set():
@@ -111,7 +112,8 @@ class Ingest:
                 c.disconnect()
             c.loop_stop()
             self.connected.clear()
-            pause = 1.0 if not self._stop.is_set() else pause
+            # back before the centres (they wait 0.5–1.5 s): what they send meets a subscriber
+            pause = 0.2 if not self._stop.is_set() else pause
             if self._stop.wait(pause):
                 break
 

@@ -31,7 +31,7 @@ from connectors.mqtt.client import make_client
 
 log = logging.getLogger(__name__)
 WINDOW = 500  # messages the broker has not acknowledged yet
-RESEND_S = 60.0
+RESEND_S = 15.0
 
 
 class Publisher:
