@@ -82,7 +82,6 @@ def main() -> None:
             for m in MODELS:
                 ratios[m].append(s.cv_rmse[m] / base)
         med = {m: round(statistics.median(v), 3) for m, v in ratios.items()}
-        best = min(m for m in MODELS)
         best = min(MODELS, key=lambda m: med[m])
         print(f"{g:9} {'median ratio to gbm_lags':30} " + " ".join(f"{med[m]:>12.3f}"
                                                                   for m in MODELS))

@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -344,7 +343,6 @@ def main() -> None:
         p.start()
         ingests.append((p, out))
     time.sleep(3)
-    results = {}
     try:
         print(f"phase 1: {args.sites} sites × {args.points} points, {args.minutes} min at "
               f"{args.speed:g} min/s, broker restart half-way", flush=True)

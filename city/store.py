@@ -277,6 +277,7 @@ class CityStore:
                        issued: dt.datetime) -> int:
         if not rows:
             return 0
+        self.conn.commit()  # end what reading opened: the block below is then committed
         with self.conn.transaction():
             return self._copy_upsert(
                 "forecasts", ("site", "meter", "t", "kw", "model", "issued"),

@@ -9,7 +9,6 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -485,6 +484,38 @@ def test_a_wrong_credential_or_plain_tcp_is_refused(city, tmp_path):
         plain.loop_start()
         _wait(plain.is_connected, 3, "plain")
     plain.loop_stop()
+
+
+# --- fleet forecasting --------------------------------------------------------------------
+
+@services
+def test_the_fleet_is_refitted_on_dask_and_its_forecast_shown(city, reported, city_app):
+    """Every meter of the reporting centres, refitted on a local Dask cluster (the global
+    model and the stack), tomorrow's 24 hours stored and drawn on the centre's page."""
+    from dask.distributed import Client, LocalCluster
+
+    from city.fleet import refit_city
+
+    day = dt.date(2026, 11, 18)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as lc, Client(lc) as client:
+        info = refit_city(city["pg"].dsn, client, day, model="stack")
+    meters = {(s, m) for s in SITES[:3] for m in ("main", "ac", "lighting", "plugs")}
+    assert info["meters"] == len(meters)
+    rows = _sql(city, "SELECT site, meter, count(*), min(kw), max(kw), min(model) FROM "
+                      "forecasts WHERE t >= %s AND t < %s GROUP BY 1, 2",
+                dt.datetime(2026, 11, 17, 17, 0, tzinfo=UTC),
+                dt.datetime(2026, 11, 18, 17, 0, tzinfo=UTC))
+    assert {(r[0], r[1]) for r in rows} == meters
+    for site_id, meter, n, lo, hi, model in rows:
+        assert n == 24 and lo >= 0 and model == "stack"
+    # the synthetic main meter draws 19 kW at night and 118 kW in office hours
+    main = _sql(city, "SELECT extract(hour FROM t AT TIME ZONE 'Asia/Ho_Chi_Minh'), kw FROM "
+                      "forecasts WHERE site = 'hp-01' AND meter = 'main' ORDER BY t")
+    by_hour = {int(h): kw for h, kw in main[-24:]}
+    assert by_hour[10] > 3 * by_hour[2]
+    page = _client(city_app, "admin1", "pw-admin-1").get("/centre/hp-01").get_data(as_text=True)
+    assert 'id="forecast"' in page and "(stack)" in page
 
 
 # --- the portfolio UI ---------------------------------------------------------------------

@@ -7,7 +7,6 @@ import datetime as dt
 import re
 
 from flask import Blueprint, Response, abort, render_template, request, url_for
-from flask_babel import gettext as _
 
 from city.queries import SORTS
 from city.report import consolidated_xlsx
