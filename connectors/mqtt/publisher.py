@@ -4,7 +4,9 @@ it, so a broker that restarts or crashes costs a resend, never a message.
 
 One thread owns the connection. Each connection is a new client, so nothing the last one had
 in flight is resent behind our back; after any break the thread starts again from the oldest
-unconfirmed row, in order (the city drops a sequence number it already has). While connected,
+unconfirmed row, in order (the city drops a sequence number it already has), that row alone
+until the city confirms it (so nothing streams into a broker that cannot deliver yet). While
+connected,
 if nothing new is confirmed for `RESEND_S` and nothing is in flight, everything unconfirmed is
 sent again (a confirmation, or what it confirms, was lost). A broker that is down, refuses the
 credential or fails TLS is retried with a growing, jittered pause (1 s … 60 s); the outbox
@@ -155,13 +157,26 @@ class Publisher:
             self.last_error = None
             after = 0  # the highest seq handed to this connection
             progress = time.monotonic()
+            # the first message goes alone, and the rest only once the city confirmed it: a
+            # broker that has just restarted may not have the city's subscription back yet,
+            # and what it drops would come again later, out of order
+            probe: int | None = None
             while not (gone.is_set() or self._stop.is_set()):
                 if self._commit(store):
                     progress = time.monotonic()
                 with self._lock:
                     room = self.window - len(self._inflight)
                     idle = not self._inflight
-                rows = store.unsent(after, min(room, 500)) if room > 0 else []
+                    confirmed = self._confirmed
+                if probe is not None and confirmed >= probe:
+                    probe = -1  # the way to the city is open
+                if probe is None or probe == -1:
+                    limit = 1 if probe is None else min(room, 500)
+                else:
+                    limit = 0  # waiting for the probe's confirmation
+                rows = store.unsent(after, limit) if room > 0 and limit else []
+                if rows and probe is None:
+                    probe = rows[0][0]
                 if rows and self._box is None:  # made with the outbox's first message
                     self._box = store.outbox_id()
                 for seq, kind, body, created in rows:
@@ -184,6 +199,8 @@ class Publisher:
                     log.info("portfolio: nothing confirmed for %.0f s; sending again",
                              self.resend_s)
                     after, progress = 0, time.monotonic()
+                    if probe is not None and probe != -1:
+                        probe = None  # the probe again
                     continue
                 self._wake.wait(0.5)
                 self._wake.clear()
