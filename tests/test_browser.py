@@ -348,7 +348,9 @@ def test_tasks_in_few_clicks(demo, browser, size, lang, tmp_path):
     enter()
     if centre.sim_now.hour >= 18:
         tab_to("#keep-cool input[name=until]")
-        page.keyboard.type("23:59")  # a time field takes typed digits; the latest time
+        # reached by Tab; its value set directly: typed digits depend on the browser's 12- or
+        # 24-hour time field, and failed whenever this branch ran (a suite started late)
+        page.fill("#keep-cool input[name=until]", "23:59")
     tab_to("#keep-cool button")
     enter()
     page.wait_for_selector(f"text={words['kept']}")
