@@ -1,4 +1,5 @@
-"""Working days and occupied periods: VN public holidays, local closures, make-up working days."""
+"""Working days and occupied periods: VN public holidays and the government's make-up working
+Saturdays (both from the `holidays` package), the agency's own closures and make-up days."""
 
 from __future__ import annotations
 
@@ -15,6 +16,22 @@ def _public_holidays(country: str, year: int) -> dict[dt.date, str]:
     return dict(holidays.country_holidays(country, years=[year]).items())
 
 
+@lru_cache(maxsize=64)
+def makeup_workdays(country: str, year: int) -> dict[dt.date, str]:
+    """The government's make-up working Saturdays of a year, as the `holidays` package knows
+    them (Vietnam moves a day off next to a holiday and works a Saturday for it), each named
+    after the day off it pays for."""
+    h = holidays.country_holidays(country, years=[year])
+    out: dict[dt.date, str] = {}
+    for day in sorted(getattr(h, "weekend_workdays", ()) or ()):
+        if day.year != year:
+            continue
+        paid = next((d for d, name in h.items() if day.strftime("%m/%d/%Y") in name), None)
+        out[day] = (f"Make-up working day for {paid:%d/%m/%Y}" if paid else
+                    "Make-up working day")
+    return out
+
+
 class SiteCalendar:
     """Answers, for a local date, what kind of day it is and which periods are occupied."""
 
@@ -29,6 +46,9 @@ class SiteCalendar:
             return "makeup", self.workdays[day]
         if day in self.closures:
             return "closure", self.closures[day]
+        makeup = makeup_workdays(self.site.calendar.country, day.year).get(day)
+        if makeup:
+            return "makeup", makeup
         name = _public_holidays(self.site.calendar.country, day.year).get(day)
         if name:
             return "holiday", name

@@ -17,6 +17,69 @@ from bems.storage import Store
 DEFAULT_DB = "bems.sqlite"
 
 
+class Number(click.ParamType):
+    """A finite number in [low, high] (the one numeric type of every option and argument):
+    click's float and FloatRange take NaN (every comparison with it is false), inf, 1e308,
+    Arabic-Indic or full-width digits and '2_5'; this takes ASCII digits with a decimal
+    point or comma (bems.text.parse_number)."""
+
+    name = "number"
+
+    def __init__(self, low: float | None = None, high: float | None = None,
+                 integer: bool = False):
+        self.low, self.high, self.integer = low, high, integer
+
+    def convert(self, value, param, ctx):
+        from bems.text import InputError, parse_number
+
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = repr(value)
+        try:
+            v = parse_number(value)
+        except InputError as err:
+            self.fail(str(err), param, ctx)
+        if self.integer and v != int(v):
+            self.fail(f"{v:g} is not a whole number", param, ctx)
+        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+            self.fail(f"{v:g} is not in {self.low:g}..{self.high:g}", param, ctx)
+        return int(v) if self.integer else v
+
+    def __repr__(self) -> str:
+        return f"Number({self.low}, {self.high})"
+
+
+class LocalTime(click.ParamType):
+    """A local date and time, YYYY-MM-DD[THH:MM] (an offset is honoured), years 2000-2100;
+    converted to a naive local time in the site's zone by the command."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        from bems.text import InputError, parse_local_datetime
+
+        if isinstance(value, dt.datetime):
+            return value
+        try:  # the offset is kept: the command converts to the site's zone
+            return parse_local_datetime(value, dt.timezone.utc) if _has_offset(value) else \
+                parse_local_datetime(value, None).replace(tzinfo=None)
+        except InputError as err:
+            self.fail(str(err), param, ctx)
+        except (TypeError, ValueError) as err:
+            self.fail(f"{value!r}: {err}", param, ctx)
+
+
+def _has_offset(text: str) -> bool:
+    try:
+        return dt.datetime.fromisoformat(str(text).strip()).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _local(when: dt.datetime, tz) -> dt.datetime:
+    """A LocalTime's value as naive local time of the site."""
+    return when.astimezone(tz).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
 class _Group(click.Group):
     """Turns our errors into a message and exit status instead of a traceback."""
 
@@ -80,14 +143,16 @@ def check_config(file: Path) -> None:
 @main.command()
 @click.option("--db", "db_path", default="bems-demo.sqlite", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file to use.")
-@click.option("--history-days", type=click.IntRange(0, 400), default=35, show_default=True,
+@click.option("--history-days", type=Number(0, 400, integer=True), default=35, show_default=True,
               help="Days of simulated past data to put in the store first.")
-@click.option("--speed", type=click.FloatRange(1, 3600), default=1.0, show_default=True,
+@click.option("--speed", type=Number(1, 3600), default=1.0, show_default=True,
               help="Simulated seconds per wall second (BEMS polls and decides once a "
                    "simulated minute, at most once a wall second).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+@click.option("--port", type=Number(1, 65535, integer=True), default=8080, show_default=True,
               help="Web UI port.")
-def demo(db_path: Path, history_days: int, speed: float, port: int) -> None:
+@click.option("--start", "start", default=None, type=LocalTime(),
+              help="Simulated start, local time YYYY-MM-DD[THH:MM] (default: now).")
+def demo(db_path: Path, history_days: int, speed: float, port: int, start: dt.datetime | None) -> None:
     """Run BEMS on the embedded demo site (an administrative centre in Hai Phong).
 
     Fills the store with weeks of history from the simulated centre, serves the centre's BACnet
@@ -98,37 +163,47 @@ def demo(db_path: Path, history_days: int, speed: float, port: int) -> None:
 
     \b
         bems demo
-        bems demo --db /tmp/demo.sqlite --speed 60
+        bems demo --db /tmp/demo.sqlite --speed 60 --start 2026-07-06T08:00
     """
     from bems.demo import run_demo
 
-    run_demo(db_path, history_days, speed, port)
+    site = load_site(None)
+    run_demo(db_path, history_days, speed, port,
+             start=_parse_start(start, site.tz) if start else None)
 
 
-def _parse_start(value: str | None, tz) -> dt.datetime:
+def _date(text: str, hint: str) -> dt.date:
+    from bems.text import InputError, parse_date
+
+    try:
+        return parse_date(text)
+    except InputError as err:
+        raise click.BadParameter(str(err), param_hint=hint) from None
+
+
+def _parse_start(value: dt.datetime | str | None, tz) -> dt.datetime:
+    """A naive local time of the site: the value given (a LocalTime), else now."""
     if value is None:
         return dt.datetime.now(tz).replace(tzinfo=None, second=0, microsecond=0)
-    try:
-        start = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
-    return start.replace(tzinfo=None)
+    if not isinstance(value, dt.datetime):
+        value = LocalTime().convert(value, None, None)
+    return _local(value, tz).replace(second=0, microsecond=0)
 
 
 @main.command()
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Site file (default: the embedded demo centre).")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=Number(0, 3600), default=1.0, show_default=True,
               help="Simulated seconds per wall second (60: a minute per second; 0: unpaced).")
-@click.option("--start", "start", default=None,
+@click.option("--start", "start", default=None, type=LocalTime(),
               help="Simulated start, local time YYYY-MM-DD[THH:MM] (default: now).")
-@click.option("--history-days", type=int, default=0, show_default=True,
+@click.option("--history-days", type=Number(0, 400, integer=True), default=0, show_default=True,
               help="First simulate this many days before the start into --db, unpaced.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="SQLite file for --history-days.")
 @click.option("--fault", "faults", multiple=True,
               help="Inject a fault: DEVICE:offline, DEVICE:slow=S, POINT:stuck=V, METER:reset.")
-def simulator(site_file: Path | None, speed: float, start: str | None, history_days: int,
+def simulator(site_file: Path | None, speed: float, start: dt.datetime | None, history_days: int,
               db_path: Path | None, faults: tuple[str, ...]) -> None:
     """Serve the virtual administrative centre: EnergyPlus physics as BACnet/IP devices.
 
@@ -174,7 +249,7 @@ def _client_port(f):
                      help="Network BEMS's BACnet client uses: ADDRESS/PREFIX "
                           "(192.168.10.5/24) or an interface name (default: the site file's "
                           "[bacnet] interface, 127.0.0.1/8).")(f)
-    return click.option("--bacnet-port", type=click.IntRange(0, 65535), default=None,
+    return click.option("--bacnet-port", type=Number(0, 65535, integer=True), default=None,
                         help="UDP port of BEMS's BACnet client (default: the site file's "
                              "[bacnet] port, 47808).")(f)
 
@@ -185,9 +260,9 @@ def _client_port(f):
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
 @_client_port
-@click.option("--poll-interval", type=click.FloatRange(1, 86400), default=60.0,
+@click.option("--poll-interval", type=Number(1, 86400), default=60.0,
               show_default=True, help="Seconds between poll cycles.")
-@click.option("--strategy-interval", type=click.FloatRange(1, 86400), default=60.0,
+@click.option("--strategy-interval", type=Number(1, 86400), default=60.0,
               show_default=True, help="Seconds between strategy runs.")
 @click.option("--dry-run", is_flag=True, help="Decide but write nothing (see the log).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
@@ -244,11 +319,11 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_int
               help="Global Who-Is: every device on this network, on the subnets joined by "
                    "BBMDs and on the networks behind routers (the default when no --address, "
                    "--scan or --network is given).")
-@click.option("--network", "networks", multiple=True, type=click.IntRange(1, 65534),
+@click.option("--network", "networks", multiple=True, type=Number(1, 65534, integer=True),
               help="Who-Is to one remote BACnet network (behind a router); repeatable.")
 @click.option("--range", "instance_range", default=None, metavar="LOW-HIGH",
               help="Only devices whose instance is in LOW-HIGH (a ranged Who-Is).")
-@click.option("--wait", type=click.FloatRange(0.5, 60), default=3.0, show_default=True,
+@click.option("--wait", type=Number(0.5, 60), default=3.0, show_default=True,
               help="Seconds to collect I-Am answers to a broadcast.")
 @click.option("--bbmd", default=None, metavar="HOST:PORT",
               help="Register as a foreign device with this BBMD first (BEMS on another subnet "
@@ -320,7 +395,11 @@ def discover(addresses: tuple[str, ...], scan: str | None, broadcast: bool,
         click.echo(_json.dumps({"routers": nets, "devices": found}, indent=2,
                                ensure_ascii=False))
     elif site_section:
-        click.echo(draft(found))
+        own = site.bacnet if site is not None else None
+        click.echo(draft(found, {
+            "interface": _interface() or (own.interface if own else "127.0.0.1/8"),
+            "port": bacnet_port or (own.port if own else 47808),
+            "bbmd": canonical_ip_address(bbmd) if bbmd else (own.bbmd if own else None)}))
     else:
         for router, reach in sorted(nets.items()):
             click.echo(f"router {router} to network(s) {', '.join(map(str, reach))}")
@@ -371,14 +450,13 @@ def _adhoc_writer(site_file: Path | None, db_path: Path, address: str, obj: str,
     import dataclasses
 
     from bems.control import Writer
-    from bems.site import Device, Point, canonical_device_address, canonical_object, routed_parts
+    from bems.site import (Device, Point, address_problem, canonical_device_address,
+                           canonical_object, routed_parts)
 
     site = load_site(site_file)
     addr, obj_c = canonical_device_address(address), canonical_object(obj)
     if addr is None:
-        raise click.BadParameter(f"{address[:60]!r}: expected HOST:PORT (an IPv4 address) or "
-                                 "NETWORK:MAC (a device behind a BACnet router, e.g. 2001:5)",
-                                 param_hint="ADDRESS")
+        raise click.BadParameter(address_problem(address), param_hint="ADDRESS")
     if obj_c is None:
         raise click.BadParameter(f"{obj!r}: expected TYPE,INSTANCE (e.g. analog-value,1)",
                                  param_hint="OBJECT")
@@ -408,7 +486,7 @@ def _audit_above_own(writer, above_own: bool, action: str, pid: str, priority: i
 
 
 _write_opts = [
-    click.option("--priority", type=click.IntRange(1, 16), required=True,
+    click.option("--priority", type=Number(1, 16, integer=True), required=True,
                  help="BACnet priority (1-16)."),
     click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
                  help="Site file whose point limits apply (default: the demo site)."),
@@ -423,6 +501,15 @@ _write_opts = [
 ]
 
 
+def _outcome_line(pid: str, r) -> str:
+    """One line: what happened, at which priority (or written directly), what was read."""
+    at = f"at priority {r.priority}" if r.priority is not None else \
+        "written directly (no priority array)"
+    value = f" {r.value:g}" if isinstance(r.value, float) else ""
+    back = f", read back {r.readback!r}" if r.readback is not None else ""
+    return f"{pid}: {r.outcome}{value} {at}{back} {r.error}".rstrip()
+
+
 def _apply(opts):
     def deco(f):
         for o in reversed(opts):
@@ -434,13 +521,19 @@ def _apply(opts):
 @main.command()
 @click.argument("address")
 @click.argument("obj", metavar="OBJECT")
-@click.argument("value", type=float)
+@click.argument("value", type=Number())
 @_apply(_write_opts)
+@click.option("--below-policy-floor", "below_floor", is_flag=True,
+              help="Allow a cooling setpoint below the site's policy floor (25 °C): an "
+                   "explicit act, in the audit.")
 def write(address: str, obj: str, value: float, priority: int, site_file: Path | None,
-          db_path: Path, reason: str, above_own: bool, bacnet_port: int | None) -> None:
+          db_path: Path, reason: str, above_own: bool, bacnet_port: int | None,
+          below_floor: bool) -> None:
     """Write a present value at a priority, read it back, record it in the ledger.
 
-    The point's limits from the site file apply (the value is clamped).
+    The point's limits from the site file apply (the value is clamped); a cooling setpoint
+    below the policy floor is refused. An object without a priority array is written
+    directly, and the value it replaced is restored by `bems release`.
 
     Example:
 
@@ -452,11 +545,13 @@ def write(address: str, obj: str, value: float, priority: int, site_file: Path |
     with _gateway(bacnet_port, load_site(site_file)) as gw:
         writer, pid = _adhoc_writer(site_file, db_path, address, obj, gw)
         _audit_above_own(writer, above_own, "write", pid, priority, value, reason)
+        if below_floor:
+            writer.store.audit("cli", "write.below_policy_floor",
+                               {"point": pid, "value": value, "reason": reason})
         r = writer.apply(WriteIntent(pid, value, reason, source="cli", priority=priority),
-                         above_own=above_own)
+                         above_own=above_own, below_floor=below_floor)
         writer.store.close()
-    click.echo(f"{pid}: {r.outcome} {r.value if r.value is not None else ''} at priority "
-               f"{r.priority}, read back {r.readback!r} {r.error}".rstrip())
+    click.echo(_outcome_line(pid, r))
     if not r.ok:
         sys.exit(1)
 
@@ -479,7 +574,7 @@ def release(address: str, obj: str, priority: int, site_file: Path | None, db_pa
         _audit_above_own(writer, above_own, "release", pid, priority, None, reason)
         r = writer.release(pid, "cli", reason, priority, above_own=above_own)
         writer.store.close()
-    click.echo(f"{pid}: {r.outcome} at priority {r.priority} {r.error}".rstrip())
+    click.echo(_outcome_line(pid, r))
     if not r.ok:
         sys.exit(1)
 
@@ -489,10 +584,10 @@ def release(address: str, obj: str, priority: int, site_file: Path | None, db_pa
               help="Site file (default: the embedded demo centre).")
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
-@click.option("--since", default=None,
+@click.option("--since", default=None, type=LocalTime(),
               help="Local time YYYY-MM-DD[THH:MM] (default: the newest stored reading).")
 @_client_port
-def backfill(site_file: Path | None, db_path: Path, since: str | None, bacnet_port: int | None) -> None:
+def backfill(site_file: Path | None, db_path: Path, since: dt.datetime | None, bacnet_port: int | None) -> None:
     """Read the devices' trend logs (ReadRange) into the store, to fill a polling gap.
 
     Example:
@@ -666,10 +761,10 @@ def forecast_refit(site_file: Path | None, db_path: Path, no_prophet: bool) -> N
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Hourly (or finer) meter data: ds,y,temp_c with ds in local time.")
 @click.option("--country", default="VN", show_default=True, help="Public holidays of.")
-@click.option("--days", type=int, default=42, show_default=True, help="Test days.")
+@click.option("--days", type=Number(1, 3660, integer=True), default=42, show_default=True, help="Test days.")
 @click.option("--end", default=None, help="YYYY-MM-DD: test days end the day before "
               "(default: the end of the data).")
-@click.option("--refit", type=int, default=7, show_default=True, help="Refit every N days.")
+@click.option("--refit", type=Number(1, 366, integer=True), default=7, show_default=True, help="Refit every N days.")
 @click.option("--no-prophet", is_flag=True, help="Leave Prophet out (faster).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, refit: int,
@@ -692,7 +787,7 @@ def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, 
     from models.forecasters import catalogue
 
     df, rep = load_csv(csv_file)
-    end_day = dt.date.fromisoformat(end) if end else None
+    end_day = _date(end, "--end") if end else None
     result = run_backtest(df, DayTypes(country), days, end_day, refit_every=refit,
                           models=catalogue(prophet=not no_prophet), meter=csv_file.stem)
     if as_json:
@@ -712,19 +807,18 @@ def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, 
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Site file (default: the embedded demo centre).")
 @click.option("--start", "start", required=True, help="First day, YYYY-MM-DD (local).")
-@click.option("--days", type=int, default=14, show_default=True, help="Days to simulate.")
+@click.option("--days", type=Number(1, 366, integer=True), default=14, show_default=True, help="Days to simulate.")
 @click.option("--strategy", type=click.Choice(["baseline", "rules", "predictive", "bems"]),
               default="rules", show_default=True,
               help="The building's time clock alone, the rule set, or the predictive "
                    "strategy in the loop (bems: the rule set, its older name).")
-@click.option("--warmup-days", type=click.IntRange(0, 60), default=14, show_default=True,
+@click.option("--warmup-days", type=Number(0, 60, integer=True), default=14, show_default=True,
               help="Days run before --start and not scored: the predictive strategy learns "
                    "its zone models from them (under the rule set).")
-@click.option("--comfort-weight", type=click.FloatRange(0, 100), default=None,
-              callback=lambda _c, _p, v: _finite(v, "--comfort-weight"),
+@click.option("--comfort-weight", type=Number(0, 100), default=None,
               help="Predictive: the energy (0) to comfort (100) slider (default: the site "
                    "file's, else 50).")
-@click.option("--seed", type=click.IntRange(0, 2**31), default=1, show_default=True,
+@click.option("--seed", type=Number(0, 2**31, integer=True), default=1, show_default=True,
               help="Predictive: the seed of the forecast's error.")
 @click.option("--exact-forecast", is_flag=True,
               help="Predictive: the weather file's future without a forecast's error (only to "
@@ -750,10 +844,7 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
     from connectors.simulator.closedloop import simulate as run_sim
 
     site = load_site(site_file)
-    try:
-        first = dt.date.fromisoformat(start)
-    except ValueError:
-        raise click.BadParameter(f"{start!r}: use YYYY-MM-DD") from None
+    first = _date(start, "--start")
     if days < 1 or days > 366:
         raise click.BadParameter(f"{days}: 1..366 days", param_hint="--days")
     if comfort_weight is not None:
@@ -786,8 +877,8 @@ def strategies() -> None:
               help="Site file (default: the embedded demo centre).")
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="SQLite file.")
-@click.option("--at", "at", default=None, help="Local time YYYY-MM-DDTHH:MM (default: now).")
-def strategies_dry_run(site_file: Path | None, db_path: Path, at: str | None) -> None:
+@click.option("--at", "at", default=None, type=LocalTime(), help="Local time YYYY-MM-DDTHH:MM (default: now).")
+def strategies_dry_run(site_file: Path | None, db_path: Path, at: dt.datetime | None) -> None:
     """Show every write the strategies would make, with its reason, from the latest readings.
 
     Example:
@@ -808,15 +899,6 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: str | None) ->
     for d in decision.zones:
         for it in d.intents:
             click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
-
-
-def _finite(v: float | None, name: str) -> float | None:
-    """click's FloatRange lets NaN through (every comparison with it is false)."""
-    import math
-
-    if v is not None and not math.isfinite(v):
-        raise click.BadParameter(f"{v}: must be a number", param_hint=name)
-    return v
 
 
 def _cli_user() -> str:
@@ -844,8 +926,8 @@ def override() -> None:
 
 @override.command("set")
 @click.argument("point")
-@click.argument("value", type=float)
-@click.option("--minutes", type=click.FloatRange(1, 7 * 24 * 60), required=True,
+@click.argument("value", type=Number())
+@click.option("--minutes", type=Number(1, 7 * 24 * 60), required=True,
               help="How long it holds (1 minute to 7 days).")
 @click.option("--reason", default="", help="Why, for the ledger.")
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
@@ -895,7 +977,7 @@ def override_list(site_file: Path | None, db_path: Path) -> None:
 
 
 @override.command("release")
-@click.argument("override_id", type=int)
+@click.argument("override_id", type=Number(1, 2**62, integer=True))
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
 def override_release(override_id: int, db_path: Path) -> None:
@@ -917,7 +999,7 @@ def override_release(override_id: int, db_path: Path) -> None:
 
 @main.command()
 @click.option("--month", default=None, help="YYYY-MM: the monthly report.")
-@click.option("--year", type=int, default=None, help="YYYY: the yearly report (Circular 25).")
+@click.option("--year", type=Number(2000, 2100, integer=True), default=None, help="YYYY: the yearly report (Circular 25).")
 @click.option("--format", "fmt_name", type=click.Choice(["pdf", "xlsx", "csv"]), default="pdf",
               show_default=True)
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
@@ -958,7 +1040,7 @@ def report(month: str | None, year: int | None, fmt_name: str, lang: str, out_di
 @click.option("--db", "db_path", default=DEFAULT_DB, show_default=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--days", type=click.IntRange(1, 400), default=7, show_default=True,
+@click.option("--days", type=Number(1, 400, integer=True), default=7, show_default=True,
               help="Faults seen in the last DAYS days.")
 @click.option("--detect", is_flag=True,
               help="Run the rules over the last DAYS days first and record what they find.")
@@ -1145,7 +1227,7 @@ def user_delete(name: str, db_path: Path) -> None:
               type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--host", default=None,
               help="Address to listen on (default: the site file's [web] host, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
+@click.option("--port", type=Number(1, 65535, integer=True), default=None,
               help="Port (default: the site file's [web] port, 8080).")
 def web(site_file: Path | None, db_path: Path, host: str | None, port: int | None) -> None:
     """Serve the web UI alone, over a store another process fills (`bems run`).
@@ -1272,7 +1354,7 @@ def _secret(path: Path | None, from_stdin: bool) -> str | None:
 @portfolio.command("broker-config")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for mosquitto.conf, the ACL, the password file and persistence.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True)
+@click.option("--port", type=Number(1, 65535, integer=True), default=8883, show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--ca", "ca", required=True, type=click.Path(dir_okay=False, exists=True,
                                                             path_type=Path))
@@ -1409,7 +1491,7 @@ def portfolio_ingest(dsn: str, broker: str, username: str, password_file: Path |
 @click.option("--name", default="Sở Xây dựng Hải Phòng", show_default=True,
               help="The city office's name, shown in the UI and reports.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True)
+@click.option("--port", type=Number(1, 65535, integer=True), default=8090, show_default=True)
 def portfolio_web(dsn: str, db_path: Path, name: str, host: str, port: int) -> None:
     """Serve the city's UI: centres ranked, a centre's load and forecast, the city's month,
     the consolidated yearly report. The first start makes user admin and prints its password.
@@ -1445,7 +1527,7 @@ def portfolio_web(dsn: str, db_path: Path, name: str, host: str, port: int) -> N
 
 @portfolio.command("report")
 @_dsn_option
-@click.option("--year", type=click.IntRange(2000, 2100), required=True)
+@click.option("--year", type=Number(2000, 2100, integer=True), required=True)
 @click.option("--name", default="Sở Xây dựng Hải Phòng", show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Default: tt25-YEAR.xlsx")
@@ -1469,7 +1551,7 @@ def portfolio_report(dsn: str, year: int, name: str, out_file: Path | None) -> N
 @_dsn_option
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="A Dask scheduler (tcp://HOST:8786); default: a local cluster.")
-@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
+@click.option("--workers", type=Number(1, 256, integer=True), default=2, show_default=True,
               help="Workers of the local cluster.")
 @click.option("--model", type=click.Choice(["stack", "global", "per_meter"]), default="stack",
               show_default=True,
@@ -1491,10 +1573,7 @@ def portfolio_forecast(dsn: str, scheduler: str | None, workers: int, model: str
 
     from city.fleet import refit_city
 
-    try:
-        when = dt.date.fromisoformat(day) if day else None
-    except ValueError:
-        raise click.BadParameter("YYYY-MM-DD", param_hint="--day") from None
+    when = _date(day, "--day") if day else None
     if scheduler:
         with Client(scheduler) as client:
             info = refit_city(dsn, client, when, model)

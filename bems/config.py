@@ -19,7 +19,7 @@ from bems.strategies.params import StrategyParams
 from bems.site import (
     AHU_POINTS, AirHandler, METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
     Bacnet, Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address,
-    canonical_device_address, canonical_ip_address, routed_parts,
+    address_problem, canonical_device_address, canonical_ip_address, routed_parts,
     canonical_object,
 )
 
@@ -377,9 +377,7 @@ def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
         elif c:
             host, port = c.rsplit(":", 1)[0], int(c.rsplit(":", 1)[1])
         else:
-            r.error(p + ("address",), "must be HOST:PORT (e.g. 192.168.10.21:47808) or, behind "
-                                      "a BACnet router, NETWORK:MAC (e.g. 2001:5), got "
-                                      f"{address[:80]!r}")
+            r.error(p + ("address",), address_problem(address))
     return Device(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""), host=host,
                   port=port, network=network, mac=mac,
                   instance=r.get(d, p, "instance", int,

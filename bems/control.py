@@ -65,9 +65,12 @@ class Writer:
         # what a direct write replaced, to restore at release (oldest held write first)
         self.previous: dict[str, float] = {}
         self._schedules: dict[str, ControllerSchedule] = {}  # device → last confirmed push
+        self._array: dict[str, bool] = {}  # point → does its object have a priority array
         for w in reversed(store.held_writes()):
             p = self._points.get(w.point)
-            direct = p is not None and not p.commandable
+            # written directly: the site says so, or the device had no priority array
+            direct = p is not None and (not p.commandable or
+                                        (w.priority is None and w.previous is not None))
             self.held[w.point] = (_float(w.value),
                                   None if direct else (w.priority or site.control.write_priority))
             if direct and w.previous is not None and _float(w.previous) is not None:
@@ -89,9 +92,11 @@ class Writer:
                     f"({floor}..16); operators and safeties own the others")
         return ""
 
-    def apply(self, intent: WriteIntent, above_own: bool = False) -> WriteResult:
+    def apply(self, intent: WriteIntent, above_own: bool = False,
+              below_floor: bool = False) -> WriteResult:
         """Write an intent. `above_own` lets an explicit, audited command (an admin's `bems
-        write --above-own-priority`) use a priority more important than BEMS's own."""
+        write --above-own-priority`) use a priority more important than BEMS's own;
+        `below_floor` a cooling setpoint below the policy floor (`--below-policy-floor`)."""
         if intent.value is None:
             return self.release(intent.point, intent.source, intent.reason, intent.priority,
                                 above_own)
@@ -102,7 +107,8 @@ class Writer:
         if not point.writable:
             return self._reject(intent, priority, "the point is not writable")
         problem = self._priority_problem(point, priority, above_own) or \
-            _value_problem(point, intent.value)
+            _value_problem(point, intent.value) or \
+            self._floor_problem(point, intent.value, below_floor)
         if problem:
             return self._reject(intent, priority, problem)
         value, note = float(intent.value), ""
@@ -110,11 +116,19 @@ class Writer:
             value, note = point.min, f" (clamped from {intent.value:g} to min {point.min:g})"
         if point.max is not None and value > point.max:
             value, note = point.max, f" (clamped from {intent.value:g} to max {point.max:g})"
-        if not point.commandable:
+        held = self.held.get(point.id)
+        if not point.commandable or (held is not None and held[1] is None):
             return self._apply_direct(point, value, intent, note)
-        if self.held.get(point.id) == (value, priority):
+        if held == (value, priority):
             return WriteResult(point.id, "unchanged", value, priority)
         dev = self.site.device(point.device)
+        try:
+            has_array = self._has_priority_array(point)
+        except DeviceError as err:
+            return self._record(point, "write", value, priority, intent, "failed",
+                                f"cannot read its priority array: {err}")
+        if not has_array:  # a device whose object has none: behave as commandable = false
+            return self._apply_direct(point, value, intent, note + _NO_ARRAY_NOTE)
         try:
             self.bus.write(dev.address, point.object, _wire_value(point, value), priority,
                                timeout=self.timeout_s)
@@ -150,9 +164,15 @@ class Writer:
         intent = WriteIntent(point_id, None, reason, source, priority)
         if point is None:
             return self._reject(intent, priority, f"no point {point_id!r} in the site file")
-        if not point.commandable:
-            return self._restore(point, intent)
         held = self.held.get(point_id)
+        if not point.commandable or (held is not None and held[1] is None):
+            return self._restore(point, intent)
+        if held is None:  # not ours: is there a priority array to relinquish at all?
+            try:
+                if not self._has_priority_array(point):
+                    return self._restore(point, intent)
+            except DeviceError:
+                pass  # the release below says what the device answers
         prio = priority or (held[1] if held else self.priority_for(point, None))
         # a slot BEMS itself holds (the ledger says so) may always be released
         problem = "" if held and held[1] == prio else \
@@ -174,6 +194,34 @@ class Writer:
         self.held.pop(point_id, None)
         self.store.mark_released(point_id, prio, self.clock())
         return self._record(point, "release", None, prio, intent, "released", readback="null")
+
+    def _has_priority_array(self, point: Point) -> bool:
+        """Whether the device's object has a priority array, asked once per point: a site
+        file may say nothing (`commandable` defaults to true) of an object that has none, and
+        a write there replaces the value for good unless BEMS keeps what it replaced."""
+        known = self._array.get(point.id)
+        if known is None:
+            dev = self.site.device(point.device)
+            try:
+                self.bus.priority_array(dev.address, point.object, timeout=self.timeout_s)
+                known = True
+            except DeviceRefused as err:
+                if err.code != "unknown-property":
+                    raise
+                known = False
+                log.warning("%s: %s %s has no priority array; written as commandable = "
+                            "false (the value it replaces is restored at release)",
+                            point.id, dev.address, point.object)
+            self._array[point.id] = known
+        return known
+
+    def _floor_problem(self, point: Point, value: object, below_floor: bool) -> str:
+        floor = self.site.control.policy_min_cooling_setpoint
+        if point.kind == "setpoint" and isinstance(value, (int, float)) and value < floor \
+                and not below_floor:
+            return (f"{value:g} °C is below the policy floor of {floor:g} °C for cooling "
+                    "(state agencies cool at 25 °C or above)")
+        return ""
 
     def _apply_direct(self, point: Point, value: float, intent: WriteIntent,
                       note: str) -> WriteResult:
@@ -320,6 +368,11 @@ class Writer:
         return WriteResult(point.id, outcome, value, priority, readback, error)
 
 
+_NO_ARRAY_NOTE = " (the device has no priority array for this object: written as " \
+    "commandable = false)"
+REAL_MAX = 3.4028234663852886e38  # the largest BACnet Real (IEEE 754 single)
+
+
 def _plain_number(point: Point, value: float) -> float:
     if point.object_type.startswith("binary"):
         return 1.0 if value >= 0.5 else 0.0
@@ -333,6 +386,8 @@ def _value_problem(point: Point, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not math.isfinite(value):
         return f"{value!r} is not a finite number"
+    if abs(value) > REAL_MAX:
+        return f"{value:g} is beyond what a field device holds (a Real is at most ±3.4e38)"
     otype = point.object_type
     if otype.startswith("binary") and value not in (0, 1):
         return f"{value:g}: a binary point takes 0 (off) or 1 (on)"

@@ -43,28 +43,49 @@ def _history_as_baseline(site, store: Store, now: dt.datetime):
         site.reports, baseline_from=start, baseline_to=end))
 
 
+def _find_faults(site, store: Store, now: dt.datetime, days: int) -> int:
+    """The fault rules over the history (at most two weeks), as the runtime runs them every
+    15 minutes over the last 30 hours: the faults screen lists them at once."""
+    from bems.faults.engine import detect
+
+    since = now - dt.timedelta(days=min(days, 14))
+    found = detect(site, store, since, now)
+    for f in found:
+        store.record_fault(f.as_dict(), now)
+    return len(found)
+
+
 def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: int = 8080,
              bacnet_port: int = 47808, ready: threading.Event | None = None,
              stop: threading.Event | None = None, interval_s: float = 60.0,
-             handle: dict | None = None, site_file: Path | None = None) -> None:
+             handle: dict | None = None, site_file: Path | None = None,
+             start: dt.datetime | None = None) -> None:
     """History into the store, then the centre paced at `speed`, the runtime on it through
-    BACnet, and the UI on 127.0.0.1:port, until Ctrl-C (or `stop`)."""
+    BACnet, and the UI on 127.0.0.1:port, until Ctrl-C (or `stop`).
+
+    The simulated clock starts at `start` (local time; default: now on the wall clock) and
+    runs at `speed`. One simulation carries the building from the first history day into
+    the live period, so the first live readings continue from the stored ones; a new store's
+    history carries a few injected faults, found before the UI opens."""
     from bems.runtime import Runtime
-    from connectors.simulator.run import fill_history
     from connectors.simulator.centre import VirtualCentre
+    from connectors.simulator.faults import Injector, demo_faults
+    from connectors.simulator.run import HistorySink
     from webui import create_app
 
     site = load_site(site_file)
-    click.echo(f"site: {site.name} ({demo_site_path()})")
-    now = dt.datetime.now(site.tz).replace(tzinfo=None, second=0, microsecond=0)
+    click.echo(f"site: {site.name} ({site_file or demo_site_path()})")
+    now = start.replace(tzinfo=None) if start is not None else dt.datetime.now(site.tz)
+    now = now.replace(tzinfo=None, second=0, microsecond=0)
     centre = VirtualCentre(site)
     with Store(db_path, site.timezone) as store:
-        if store.count_readings() == 0 and history_days > 0:
-            n = fill_history(centre, store, now, history_days)
-            click.echo(f"history: {history_days} days of the simulated centre, {n} readings "
-                       f"into {db_path}")
+        fresh = store.count_readings() == 0 and history_days > 0
         password = demo_admin(store)
-        site = _history_as_baseline(site, store, now)
+    sink = HistorySink(db_path, site.timezone) if fresh else None
+    injections = demo_faults(site, now, history_days) if fresh else []
+    if fresh:
+        click.echo(f"history: simulating {history_days} days before {now:%Y-%m-%d %H:%M} "
+                   f"with {len(injections)} injected faults into {db_path} ...")
 
     import asyncio
 
@@ -73,15 +94,30 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
 
     def serve_centre() -> None:
         try:
-            asyncio.run(centre.serve(now, speed=speed, live=live.set))
+            asyncio.run(centre.serve(
+                now, speed=speed, live=live.set, sink=sink,
+                history_from=now - dt.timedelta(days=history_days) if fresh else None,
+                injector=Injector(site, injections) if injections else None))
         except BaseException as err:  # shown below, then the demo stops
             errors.append(err)
             live.set()
 
     threading.Thread(target=serve_centre, name="virtual-centre", daemon=True).start()
-    live.wait(120)
+    while not live.wait(1.0):  # the history takes a while; Ctrl-C or `stop` ends the wait
+        if stop is not None and stop.is_set():
+            centre.stop()
+            return
     if errors:
         raise errors[0]
+    if sink is not None:
+        n = sink.finish()
+        click.echo(f"history: {history_days} days of the simulated centre, {n} readings")
+        with Store(db_path, site.timezone) as store:
+            found = _find_faults(site, store, now.replace(tzinfo=site.tz), history_days)
+        click.echo(f"faults: {found} found in the history (see the faults screen)")
+    with Store(db_path, site.timezone) as store:
+        site = _history_as_baseline(site, store, now)
+
     clock = (lambda: centre.sim_now.replace(tzinfo=site.tz)) if centre.sim_now else None
     # the runtime's cadence follows the simulation: every simulated minute at 60× (a wall
     # second), never faster than once a wall second

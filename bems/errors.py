@@ -18,4 +18,14 @@ class DeviceUnreachable(DeviceError):
 
 
 class DeviceRefused(DeviceError):
-    """The device answered with an error (out of range, write access denied, ...)."""
+    """The device answered with an error (out of range, write access denied, ...); `code` is
+    the protocol's error code when it has one (BACnet's `unknown-property`, ...)."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code or next((c for c in KNOWN_CODES if c in message), "")
+
+
+# error codes the core acts on, whichever protocol reports them
+KNOWN_CODES = ("unknown-property", "unknown-object", "value-out-of-range",
+               "write-access-denied")

@@ -53,6 +53,9 @@ class MemoryBus:
         self.offline: set[str] = set()  # device ids that do not answer
         self.refuse: set[str] = set()  # point ids whose writes the device refuses
         self.lie: dict[str, Any] = {}  # point id → what its priority array shows instead
+        # objects without a priority array on the device, whatever the site file says (a
+        # device of another make: its value is simply replaced)
+        self.no_priority_array: set[str] = {p.id for p in site.points if not p.commandable}
         self.schedules: dict[str, ControllerSchedule] = {}
         self.clock_offset: dict[str, dt.timedelta] = {}  # device id → how wrong its clock is
         self.writes: list[tuple[str, Any, int | None]] = []  # (point, value, priority) in order
@@ -104,7 +107,7 @@ class MemoryBus:
                               (p.min is not None and v < p.min) or
                               (p.max is not None and v > p.max)):
             raise DeviceRefused(f"{address} {obj}: property/value-out-of-range")
-        if not p.commandable:  # no priority array: the value is simply replaced
+        if p.id in self.no_priority_array:  # the value is simply replaced
             if v is None:
                 raise DeviceRefused(f"{address} {obj}: property/invalid-data-type (Null)")
             o.relinquish_default = v
@@ -125,7 +128,7 @@ class MemoryBus:
     def priority_array(self, address: str, obj: str,
                        timeout: float | None = None) -> dict[int, Any]:
         o = self._object(address, obj)
-        if not o.point.commandable:
+        if o.point.id in self.no_priority_array:
             raise DeviceRefused(f"{address} {obj}: property/unknown-property")
         if o.point.id in self.lie:
             return {p: self.lie[o.point.id] for p in o.slots} or {16: self.lie[o.point.id]}

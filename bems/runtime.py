@@ -62,10 +62,18 @@ class Runtime:
         # one worker: jobs never run at the same time, so they can share the store connection
         # the fault rules read two weeks of rollups (a second or two): they run on a worker of
         # their own, reading through a connection of their own, so polls never wait for them
+        # the outdoor forecast has a worker of its own too: a provider that answers slowly
+        # holds nothing else up (its request is bounded as a whole, connectors.http)
         self.scheduler = BackgroundScheduler(
             timezone=site.timezone, executors={"default": ThreadPoolExecutor(1),
-                                               "faults": ThreadPoolExecutor(1)},
+                                               "faults": ThreadPoolExecutor(1),
+                                               "weather": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        # every job that commands devices (strategies, heartbeat, schedules, time sync) holds
+        # this while it runs; `stop` takes it to release everything, and no such job starts
+        # again once `stopping` is set
+        self._writing = threading.Lock()
+        self.stopping = threading.Event()
         self.last_poll = None
         self._last_poll_at: dt.datetime | None = None
         self._lookback = 0
@@ -133,7 +141,7 @@ class Runtime:
                                    executor="faults", run_date=now + dt.timedelta(seconds=5))
         if self.site.weather is not None:
             self.scheduler.add_job(self.refresh_weather, "interval", id="weather",
-                                   executor="faults", minutes=self.site.weather.refresh_min,
+                                   executor="weather", minutes=self.site.weather.refresh_min,
                                    next_run_time=now + dt.timedelta(seconds=3))
         self.scheduler.add_job(self.monthly_reports, "cron", day=1, hour=1, minute=0,
                                id="reports")
@@ -185,6 +193,11 @@ class Runtime:
         """Controllers that schedule locally get the season's week and the holidays (as edited),
         through the one writer: each push is in the ledger. A controller that is away gets it
         tomorrow."""
+        with self._writing:
+            if not self.stopping.is_set():
+                self._push_schedules()
+
+    def _push_schedules(self) -> None:
         devices = [d for d in self.site.devices if d.schedule and d.schedule_object]
         if not devices:
             return
@@ -229,7 +242,8 @@ class Runtime:
     def refresh_weather(self) -> None:
         """The outdoor forecast from the site's provider, cached; on an error the cache keeps
         what it had (persistence takes over when it is stale) and the error is logged."""
-        from bems.predictive.weather import WeatherError, cache, fetch
+        from bems.predictive.weather import WeatherError, cache
+        from connectors.weather import fetch
 
         try:
             points = fetch(self.site.weather)
@@ -299,6 +313,11 @@ class Runtime:
         """Every minute: the strategies' intents through the one writer (unless dry-run), and
         whatever BEMS holds that no strategy or override wants any more (a strategy switched
         off, an override ended) released in the same run."""
+        with self._writing:
+            if not self.stopping.is_set():
+                self._run_strategies()
+
+    def _run_strategies(self) -> None:
         try:
             d = self.decide()
             self.level, self.last_decisions = d.level, d.zones
@@ -330,11 +349,12 @@ class Runtime:
 
     def heartbeat(self) -> None:
         hb = self.site.control.heartbeat_point
-        if hb:
-            # minutes, cycling below 10,000 so a 32-bit BACnet Real holds it exactly
-            minutes = int(self.clock().timestamp()) // 60
-            self.writer.apply(WriteIntent(hb, float(minutes % 10000),
-                                          "BEMS is alive", source="heartbeat"))
+        with self._writing:
+            if hb and not self.stopping.is_set():
+                # minutes, cycling below 10,000 so a 32-bit BACnet Real holds it exactly
+                minutes = int(self.clock().timestamp()) // 60
+                self.writer.apply(WriteIntent(hb, float(minutes % 10000),
+                                              "BEMS is alive", source="heartbeat"))
 
     def store_maintenance(self) -> None:
         with self._lock:
@@ -415,17 +435,44 @@ class Runtime:
         log.info("purge: %d raw readings before %s", n, before)
         return n
 
-    def stop(self) -> None:
-        """Clean shutdown: stop the jobs, release every write BEMS holds, close everything."""
+    def stop(self, others_s: float = 30.0) -> None:
+        """Clean shutdown: release every write BEMS holds first, whatever else is still
+        running (a slow provider, a fault pass), then stop the rest and close everything.
+
+        No job starts any more; a job that commands devices and is running is waited for (it
+        is bounded by the devices' timeouts); jobs on the other workers (faults, weather, the
+        city) are given `others_s` seconds after the release."""
+        self.stopping.set()
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
         try:
-            self.bus.unsubscribe()
-            self.flush_cov()
-            for r in self.writer.release_all("shutdown", "BEMS stopped"):
-                log.info("release at shutdown: %s %s", r.point, r.outcome)
+            with self._writing:
+                self.bus.unsubscribe()
+                self.flush_cov()
+                for r in self.writer.release_all("shutdown", "BEMS stopped"):
+                    log.info("release at shutdown: %s %s", r.point, r.outcome)
         finally:
+            from connectors.http.client import abort_all
+
+            abort_all()  # a provider's answer under way is not waited for
+            self._wait_for_workers(others_s)
             if self.publisher is not None:
                 self.publisher.stop()  # what is not acknowledged stays in the outbox
             self.bus.stop()
-            self.store.close()
+            with self._lock:
+                self.store.close()
+
+    def _wait_for_workers(self, seconds: float) -> None:
+        """The other workers' running jobs, given `seconds` to end (their threads are not
+        daemons: a hung one would hold the process at exit, so each is bounded by design)."""
+        done = threading.Event()
+
+        def join() -> None:
+            for ex in self.scheduler._executors.values():
+                ex.shutdown(wait=True)
+            done.set()
+
+        threading.Thread(target=join, name="stop-workers", daemon=True).start()
+        if not done.wait(seconds):
+            log.warning("stop: a job was still running after %g s (writes already released)",
+                        seconds)

@@ -119,6 +119,32 @@ def canonical_device_address(text: str, default_port: int = 47808) -> str | None
     return canonical_address(text, default_port)
 
 
+ADDRESS_HELP = ("expected HOST:PORT (an IPv4 address, a port 1..65535) or NETWORK:MAC behind a "
+                "BACnet router (e.g. 2001:5)")
+
+
+def address_problem(text: str) -> str:
+    """Why a device address is not one (for the one-line error), '' if it is one."""
+    text = str(text).strip()
+    if canonical_device_address(text) is not None:
+        return ""
+    shown = repr(text[:60])
+    m = re.fullmatch(r"(\d{1,5})\s*:\s*(.+)", text)
+    if m and "." not in m.group(1):
+        net, rest = int(m.group(1)), m.group(2).strip()
+        if not 1 <= net <= MAX_NETWORK:
+            return f"{shown}: a BACnet network number is 1..{MAX_NETWORK}"
+        if re.fullmatch(r"\d{1,20}", rest):
+            wide = f"{int(rest):x}"
+            wide = "0" * (len(wide) % 2) + wide
+            return (f"{shown}: a decimal MAC is one byte (0-255, an MS/TP station); a longer "
+                    f"MAC is written in hex, e.g. {net}:0x{wide[-14:]}")
+        if re.fullmatch(r"0[xX][0-9a-fA-F]*", rest):
+            return (f"{shown}: a hex MAC is whole bytes, 1 to 7 of them (two hex digits each, "
+                    "e.g. 2001:0x0a0b)")
+    return f"{shown}: {ADDRESS_HELP}"
+
+
 def canonical_ip_address(text: str, default_port: int = 47808) -> str | None:
     """Like `canonical_address`, but an IPv4 address only (a BBMD: BACnet/IP has no names)."""
     c = canonical_address(text, default_port)

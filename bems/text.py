@@ -48,3 +48,64 @@ def neutralise_workbook(wb) -> None:
             for c in row:
                 if isinstance(c.value, str):
                     c.value = cell(c.value)
+
+
+# --- numbers and times typed by people ---------------------------------------------------------
+
+import datetime as _dt  # noqa: E402
+import math as _math  # noqa: E402
+import re as _re  # noqa: E402
+
+# ASCII digits only (Python's float() also takes Arabic-Indic and full-width digits and "2_5"),
+# one decimal separator: a point, or the Vietnamese decimal comma ("25,5": the UI shows numbers
+# that way to a Vietnamese user, and its forms send them back so); never a thousands group
+# ("1,000" would silently be 1.0)
+_NUMBER = _re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]+)?|[.,][0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+_THOUSANDS = _re.compile(r"[+-]?[0-9]{1,3},[0-9]{3}")
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # dates people and devices give BEMS lie in between
+
+
+class InputError(ValueError):
+    """A value a person typed that BEMS cannot take; the message says why in one line."""
+
+
+def parse_number(text: object, limit: int = 40) -> float:
+    """A finite number typed by a person: ASCII digits, a decimal point or comma, an
+    optional exponent. Raises InputError otherwise (NaN, inf, other digits, '2_5', '1,000')."""
+    s = str(text if text is not None else "").strip()
+    if not s or len(s) > limit or not _NUMBER.fullmatch(s) or _THOUSANDS.fullmatch(s):
+        raise InputError(f"{clean_text(s, 20)!r} is not a number: digits 0-9 and one decimal "
+                         "point or comma")
+    value = float(s.replace(",", "."))
+    if not _math.isfinite(value):
+        raise InputError(f"{clean_text(s, 20)!r} is too large")
+    return value
+
+
+def check_year(when: _dt.date, what: str = "date") -> None:
+    if not FIRST_YEAR <= when.year <= LAST_YEAR:
+        raise InputError(f"{what} {when.isoformat()}: the year must be {FIRST_YEAR}-{LAST_YEAR}")
+
+
+def _iso(text: object, parse, limit: int, hint: str):
+    s = str(text if text is not None else "").strip()
+    try:
+        if len(s) > limit:
+            raise ValueError
+        when = parse(s)
+    except ValueError:
+        raise InputError(f"{clean_text(s, 30)!r}: use {hint}") from None
+    check_year(when)
+    return when
+
+
+def parse_local_datetime(text: object, tz) -> _dt.datetime:
+    """A date and time typed by a person, ISO 8601 (YYYY-MM-DD[THH:MM]): aware, in `tz`.
+    A time with an offset keeps its instant (converted, never replaced by the site's zone);
+    without one it is the site's local time. Years outside 2000-2100 are refused."""
+    when = _iso(text, _dt.datetime.fromisoformat, 40, "YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+    return when.astimezone(tz) if when.tzinfo is not None else when.replace(tzinfo=tz)
+
+
+def parse_date(text: object) -> _dt.date:
+    return _iso(text, _dt.date.fromisoformat, 20, "YYYY-MM-DD")

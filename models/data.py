@@ -22,6 +22,7 @@ import holidays
 import numpy as np
 import pandas as pd
 
+from bems.calendar import makeup_workdays
 from bems.errors import BemsError
 
 MIN_HISTORY_DAYS = 28
@@ -135,14 +136,14 @@ def _holidays(country: str, year: int) -> frozenset[dt.date]:
 @dataclass(frozen=True)
 class DayTypes:
     """Which days are off-days: weekends, public holidays, the site's closures; make-up
-    working days are workdays even on a Saturday."""
+    working days (the government's and the site's) are workdays even on a Saturday."""
 
     country: str = "VN"
     closures: frozenset[dt.date] = frozenset()
     workdays: frozenset[dt.date] = frozenset()
 
     def is_off(self, day: dt.date) -> bool:
-        if day in self.workdays:
+        if day in self.workdays or day in makeup_workdays(self.country, day.year):
             return False
         if day in self.closures or day in _holidays(self.country, day.year):
             return True

@@ -8,12 +8,17 @@ from click.testing import CliRunner
 from bems.config import load_site
 from bems.storage import Store
 
+pytest_plugins = ["tests.timetravel"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 
 
 INTEGRATION = ("bacnet", "energyplus", "browser")
+# modules whose tests meet "now" (the demo, the runtime, reports, the UI's "last month",
+# "today", "keep cooled until"): CI runs them again with the wall clock moved (--fake-now)
+CLOCK_MODULES = ("test_browser", "test_webui", "test_reports", "test_runtime")
 
 
 def require_energyplus() -> None:
@@ -31,6 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     for item in items:
         if any(m in item.keywords for m in INTEGRATION):
             item.add_marker(pytest.mark.integration)
+        if item.module.__name__.rpartition(".")[2] in CLOCK_MODULES:
+            item.add_marker(pytest.mark.clock)
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow")

@@ -183,6 +183,31 @@ def test_kill_9_then_restart_leaves_no_stuck_override(centre, site_file, tmp_pat
         assert {"recovery", "shutdown"} <= sources
 
 
+def test_sigterm_during_a_slow_weather_fetch_releases_every_write_first(centre, site_file,
+                                                                       tmp_path):
+    """A weather provider that answers a byte a second (it would last hours; each byte well
+    within the per-read timeout) while BEMS holds writes: SIGTERM releases every write and
+    the process ends (it once waited for the fetch, writes held, for as long as it lasted)."""
+    from tests.httpservers import Drip, wait_for
+
+    with Drip(every_s=1.0) as slow:
+        site = tmp_path / "site.toml"
+        site.write_text(site_file.read_text() + f'\n[weather]\nurl = "{slow.url}/v1/forecast"'
+                                                '\ntimeout_s = 120\n')
+        db = tmp_path / "bems.sqlite"
+        with BemsRun(site, db, "--poll-interval", "3600") as run:
+            assert wait_for(lambda: slow.requests, 30), "the weather fetch never began"
+            assert 12 in centre.devices.priority_array("bems.heartbeat")
+            with Store(db) as store:
+                held = {w.point for w in store.held_writes()}
+            assert "bems.heartbeat" in held
+            assert "every write released" in run.stop(within_s=30)
+    with Store(db) as store:
+        assert store.held_writes() == []
+    for pid in held:
+        assert 12 not in centre.devices.priority_array(pid), pid
+
+
 def test_trend_log_backfill_fills_a_polling_gap(centre, qsite, gateway, store):
     from connectors.bacnet.trends import backfill
 

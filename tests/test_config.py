@@ -118,7 +118,13 @@ def test_seasons_wrap_the_new_year_and_calendar_ranges_expand(site):
     assert office.season_for(dt.date(2026, 7, 5)).name == "summer"
     closure_days = [d for d, _ in site.calendar.closures]
     assert closure_days == [dt.date(2027, 2, 11), dt.date(2027, 2, 12)]
-    assert site.calendar.workdays[0][0].weekday() == 5  # a make-up Saturday
+    assert site.calendar.workdays == ()  # the government's make-up days come from the package
+    from bems.calendar import SiteCalendar
+
+    cal = SiteCalendar(site)  # 31/8/2026 off, paid for by Saturday 22/8
+    assert cal.day_kind(dt.date(2026, 8, 22))[0] == "makeup"
+    assert cal.day_kind(dt.date(2026, 8, 31))[0] == "holiday"
+    assert cal.day_kind(dt.date(2025, 4, 26))[0] == "makeup"  # for 2 May 2025
 
 
 def test_tou_tariff_parses_bands():
@@ -217,6 +223,10 @@ def test_device_addresses_in_the_notation_other_tools_use():
     with pytest.raises(ConfigError, match="NETWORK:MAC"):
         parse_site('[site]\nname = "x"\n[[devices]]\nid = "a"\naddress = "2001:x"\n'
                    'instance = 1\n', "x.toml")
+    # a decimal MAC wider than a byte: said so, with the hex spelling
+    with pytest.raises(ConfigError, match=r"one byte \(0-255.*2709:0x0a96"):
+        parse_site('[site]\nname = "x"\n[[devices]]\nid = "a"\naddress = "2709:2710"\n'
+                   'instance = 1\n', "x.toml")
 
 
 def test_proprietary_objects_are_points_to_read_never_to_write():
@@ -245,6 +255,11 @@ def test_the_draft_site_file_is_valid_toml_whatever_devices_call_their_objects()
                                        {"object": "513,1", "name": "x", "warning": "unknown"}]}])
     doc = tomllib.loads(draft)
     assert [p["id"] for p in doc["points"]] == ["dev5.analog-input.1", "dev5.analog-value.2"]
+    # `bems check-config` takes the draft as written: [site] and [bacnet] are there
+    site = parse_site(draft, "draft.toml")
+    assert (site.bacnet.interface, site.bacnet.port) == ("127.0.0.1/8", 47808)
+    assert parse_site(site_section([], {"interface": "eth0", "port": 47809,
+                                        "bbmd": "10.0.0.1:47808"}), "d.toml").bacnet.bbmd
     assert doc["devices"][0]["address"] == "2001:5"
     assert doc["points"][0]["name"] == hostile[:200]
     assert "writable" not in doc["points"][1]  # commented out: a person opts in

@@ -196,7 +196,7 @@ def test_a_bems_on_a_subnet_without_bbmd_finds_them_as_a_foreign_device(field):
     assert "did not accept BEMS as a foreign device" in nobody.stderr, nobody.stderr
 
 
-def test_the_draft_site_file_names_routed_devices_and_marks_every_guess(field):
+def test_the_draft_site_file_names_routed_devices_and_marks_every_guess(field, tmp_path):
     r = bems(field, "discover", "--site-section", "--interface", "10.10.0.5/24",
              "--range", "2005-2005", "--wait", "2")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -209,6 +209,13 @@ def test_the_draft_site_file_names_routed_devices_and_marks_every_guess(field):
     assert 'name = "Room 1 Temperature"\nunit = "degC"' in draft
     assert 'kind = "setpoint"\nname = "Room 1 Cooling Setpoint"' in draft
     assert 'kind = "power"\nname = "Panel 1 Power"' in draft
+    # the draft checks as written, with the network BEMS searched from
+    path = tmp_path / "draft.toml"
+    path.write_text(draft)
+    r = subprocess.run([sys.executable, "-m", "bems", "check-config", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'interface = "10.10.0.5/24"' in draft
 
 
 def test_routed_points_are_polled_written_read_back_and_released(field, tmp_path):

@@ -143,9 +143,9 @@ def test_poll_write_release_and_refused_cov_against_the_other_stack(site, bus, t
     addr = site.device("gw").address
     with Store(tmp_path / "b.sqlite", site.timezone) as store:
         w = Writer(site, bus, store)
-        res = w.apply(WriteIntent("gw.sp", 24.5, "test: a non-commandable setpoint"))
+        res = w.apply(WriteIntent("gw.sp", 27.5, "test: a non-commandable setpoint"))
         assert res.outcome == "done", res
-        assert bus.read(addr, "analog-value,1") == 24.5
+        assert bus.read(addr, "analog-value,1") == 27.5
         assert w.apply(WriteIntent("gw.lights", 55, "test: dim")).outcome == "done"
         assert bus.priority_array(addr, "lighting-output,1") == {12: 55.0}
         (held_sp,) = [x for x in store.held_writes() if x.point == "gw.sp"]
@@ -168,9 +168,9 @@ def test_a_crash_leaves_nothing_held_on_the_other_stack(site_path, legacy, tmp_p
     db = tmp_path / "bems.sqlite"
     addr = legacy.address
     with BacnetGateway(port=free_port()) as gw:
-        with Holder(site_path, db, [("gw.sp", 23.0), ("gw.room_sp", 25.5),
+        with Holder(site_path, db, [("gw.sp", 27.0), ("gw.room_sp", 25.5),
                                     ("gw.lights", 40)]) as holder:
-            assert gw.read(addr, "analog-value,1") == 23.0
+            assert gw.read(addr, "analog-value,1") == 27.0
             assert 12 in gw.priority_array(addr, "analog-value,2")
             holder.crash()
         with BemsRun(site_path, db, "--poll-interval", "3600", "--dry-run") as run:
@@ -180,3 +180,35 @@ def test_a_crash_leaves_nothing_held_on_the_other_stack(site_path, legacy, tmp_p
             assert "every write released" in run.stop()
     with Store(db) as store:
         assert store.held_writes() == []
+
+
+def test_the_command_line_finds_an_object_without_a_priority_array(legacy, tmp_path):
+    """`bems write` on the other stack's value without a priority array, with no site file
+    that says so: the writer finds out before writing, says so, and `bems release` restores
+    the value it replaced (it was rejected, and the device kept the write). A number no BACnet
+    Real holds is one line, exit 1, and nothing written."""
+    from click.testing import CliRunner
+
+    from bems.cli import main
+
+    runner, db = CliRunner(), str(tmp_path / "cli.sqlite")
+    addr, obj = legacy.address, "analog-value,1"
+
+    def bems(*args: str):
+        return runner.invoke(main, [*args, "--db", db, "--bacnet-port", str(free_port())])
+
+    with BacnetGateway(port=free_port()) as gw:
+        before = float(gw.read(addr, obj))
+        r = bems("write", addr, obj, "26.5", "--priority", "12")
+        assert r.exit_code == 0, r.output
+        assert "done 26.5 written directly (no priority array)" in r.output, r.output
+        assert float(gw.read(addr, obj)) == 26.5
+        r = bems("write", addr, obj, "1e308", "--priority", "12")
+        assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+        assert "rejected" in r.output and "Real" in r.output
+        assert float(gw.read(addr, obj)) == 26.5
+        r = bems("release", addr, obj, "--priority", "12")
+        assert r.exit_code == 0 and "restored" in r.output, r.output
+        assert float(gw.read(addr, obj)) == before
+        with Store(db) as store:
+            assert store.held_writes() == []

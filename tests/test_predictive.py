@@ -280,6 +280,8 @@ class _Provider(BaseHTTPRequestHandler):
 
 
 def test_the_forecast_provider_over_http_is_cached_else_persistence(site, store):
+    from connectors.weather import fetch
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -291,7 +293,7 @@ def test_the_forecast_provider_over_http_is_cached_else_persistence(site, store)
                  for i in range(30)]
         _Provider.body = json.dumps({"hourly": {"time": hours, "temperature_2m":
                                                 [31.0] * 30}}).encode()
-        weather.refresh(store, source, now)
+        weather.refresh(store, source, now, fetch)
         fc, src = weather.outdoor_forecast(site, store, now, 16, None)
         assert src == "forecast" and np.allclose(fc, 31.0)
         # the measured temperature corrects the start, fading over two hours
@@ -301,7 +303,7 @@ def test_the_forecast_provider_over_http_is_cached_else_persistence(site, store)
                              (200, b'{"hourly": {"time": ["x"], "temperature_2m": [NaN]}}')):
             _Provider.status, _Provider.body = status, body
             with pytest.raises(weather.WeatherError):
-                weather.refresh(store, source, now)
+                weather.refresh(store, source, now, fetch)
             assert weather.outdoor_forecast(site, store, now, 16, None)[1] == "forecast"
         # stale: persistence, from yesterday's readings
         later = now + dt.timedelta(hours=weather.STALE_H + 1)
@@ -318,7 +320,7 @@ def test_the_forecast_provider_over_http_is_cached_else_persistence(site, store)
         server.server_close()
         thread.join(5)
     with pytest.raises(weather.WeatherError, match="unreachable"):
-        weather.fetch(Weather(f"http://127.0.0.1:{server.server_port}/", 60, 1))
+        fetch(Weather(f"http://127.0.0.1:{server.server_port}/", 60, 1))
 
 
 def test_predictive_settings_and_the_weather_table_are_checked(tmp_path):
@@ -330,8 +332,8 @@ def test_predictive_settings_and_the_weather_table_are_checked(tmp_path):
         assert problems and "comfort_weight" not in clean, v
     for v in ("auto", "", "PREDICTIVE", None, 1):
         assert validate({"mode": v}, 25.0)[1], v
-    assert validate({"comfort_weight": "５０"}, 25.0, from_form=True)[0] == {
-        "comfort_weight": 50.0}  # full-width digits are digits
+    for v in ("５０", "٥٠", "5_0", "1,000"):  # other digits, a separator, thousands: refused
+        assert validate({"comfort_weight": v}, 25.0, from_form=True)[1], v
     assert validate({"mode": "predictive", "comfort_weight": "72,5"}, 25.0,
                     from_form=True)[0] == {"mode": "predictive", "comfort_weight": 72.5}
     from bems.data import __file__ as data_init  # noqa: F401

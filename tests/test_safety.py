@@ -29,7 +29,8 @@ from tests.synthetic import synthetic_db
 UTC = dt.timezone.utc
 T = dt.datetime(2026, 7, 7, 2, 30, tzinfo=UTC)  # Tuesday 09:30 in Hải Phòng
 PASSWORD = "correct horse battery"
-BAD_NUMBERS = ("nan", "NaN", "inf", "-inf", "1e300", "1e308", "", "  ", "٣", "26,5,5", "x" * 5000)
+BAD_NUMBERS = ("nan", "NaN", "inf", "-inf", "1e300", "1e308", "", "  ", "٣", "26,5,5", "x" * 5000,
+               "٢٥", "２５", "2_5", "1,000")
 
 
 # --- fixtures: a store with a week of synthetic readings, users, the app ---------------------

@@ -216,6 +216,51 @@ def test_history_fills_the_store_like_a_poller(site, store):
     assert 3 in on and 20 not in on  # 10:00 local on, 03:00 local off
 
 
+def test_served_centre_continues_its_history(site):
+    """One simulation from the first history day into the live period: the first live zone
+    temperatures carry on from the last stored ones (a new run per phase made every room jump
+    5-7 K on a closed Sunday morning in December: a building on fire on the demo's first
+    screen). The start is that very moment."""
+    import statistics
+
+    start = dt.datetime(2026, 12, 6, 7, 30)  # a Sunday
+    rows: list[tuple] = []
+    first_live: dict[str, float] = {}
+    temps = {z.temperature for z in site.zones if z.temperature and z.sim_zone}
+
+    def on_step(step, values) -> None:
+        if not first_live and step.time >= start.replace(tzinfo=site.tz):
+            first_live.update({p: v for p, v in values.items() if p in temps})
+
+    async def body() -> None:
+        centre = VirtualCentre(site)
+        task = asyncio.create_task(centre.serve(
+            start, speed=0.0, days=1, history_from=start - dt.timedelta(days=2),
+            sink=rows.extend, on_step=on_step))
+        try:
+            deadline = time.monotonic() + 240
+            while not first_live and time.monotonic() < deadline and not task.done():
+                await asyncio.sleep(0.2)
+        finally:
+            centre.stop()
+            await asyncio.wait_for(task, 60)
+
+    asyncio.run(body())
+    assert first_live, "the centre never went live"
+    last: dict[str, tuple] = {}
+    for pid, t, v in rows:
+        if pid in temps and (pid not in last or t >= last[pid][0]):
+            last[pid] = (t, v)
+    assert max(t for t, _ in last.values()) == \
+        (start - dt.timedelta(minutes=15)).replace(tzinfo=site.tz).astimezone(dt.timezone.utc)
+    jumps = [abs(first_live[p] - v) for p, (_, v) in last.items()]
+    assert statistics.median(jumps) <= 1.0, sorted(jumps)
+    assert max(jumps) <= 2.0, sorted(jumps)
+    # two days of history, every 15 minutes, up to the start (the step that ends at the
+    # start is the first live one: the controllers' own)
+    assert sum(1 for pid, _, _ in rows if pid == "f1.core.temp") == 2 * 96 - 1
+
+
 def test_occupancy_follows_the_site_calendar(site):
     cal = SiteCalendar(site)
     office = site.zones[1]

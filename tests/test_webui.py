@@ -162,6 +162,26 @@ def test_bad_input_shows_what_is_wrong_and_changes_nothing(client, web_db):
         assert s.overrides() == []
 
 
+def test_an_override_expiry_with_an_offset_keeps_its_instant(client, web_db):
+    """11:00 in UTC is 18:00 in Hải Phòng: the offset is honoured, never replaced by the
+    site's zone; a year the product never meets is refused."""
+    _login(client, "op1")
+    page = client.get("/overrides/").data
+    r = client.post("/overrides/", data={"point": "f1.p1.light", "value": "1",
+                                         "expires": "2026-07-07T11:00+00:00", "reason": "",
+                                         "csrf_token": _token(page)})
+    assert r.status_code == 302
+    with Store(web_db) as s:
+        (o,) = [x for x in s.overrides(active_at=NOW) if x["point"] == "f1.p1.light"]
+        assert o["expires_at"] == dt.datetime(2026, 7, 7, 11, 0, tzinfo=dt.timezone.utc)
+        s.release_override(o["id"], "op1", NOW)
+    for bad in ("0001-01-01T00:00", "9999-12-31T23:59", "2026-07-07T11:00+99:00"):
+        page = client.get("/overrides/").data
+        r = client.post("/overrides/", data={"point": "f1.p1.light", "value": "1",
+                                             "expires": bad, "csrf_token": _token(page)})
+        assert r.status_code == 400, bad
+
+
 def test_operator_sets_and_releases_an_override(client, web_db):
     _login(client, "op1")
     page = client.get("/overrides/").data

@@ -43,8 +43,52 @@ def test_clamps_to_the_points_limits_and_says_so(writer, bus, site):
     sp = site.point("f1.p1.sp")
     r = writer.apply(WriteIntent("f1.p1.sp", sp.max + 10, "too warm"))
     assert r.outcome == "done" and r.value == sp.max and "clamped" in r.error
-    r = writer.apply(WriteIntent("f1.p1.sp", sp.min - 10, "too cold"))
+    r = writer.apply(WriteIntent("f1.p1.sp", sp.min - 10, "too cold"), below_floor=True)
     assert r.value == sp.min and bus.slots("f1.p1.sp") == {12: sp.min}
+
+
+def test_a_cooling_setpoint_below_the_policy_floor_is_refused(writer, bus, store, site):
+    """The 25 °C floor holds on every path, the command line's included: only an explicit,
+    audited `--below-policy-floor` passes it."""
+    r = writer.apply(WriteIntent("f1.p1.sp", 18.0, "cli"))
+    assert r.outcome == "rejected" and "policy floor" in r.error
+    assert bus.slots("f1.p1.sp") == {}
+    assert _ledger(store, "f1.p1.sp") == [("write", "rejected")]
+    assert writer.apply(WriteIntent("f1.p1.sp", 25.0, "at the floor")).outcome == "done"
+    r = writer.apply(WriteIntent("f1.p1.sp", 24.0, "server room"), below_floor=True)
+    assert r.outcome == "done" and bus.slots("f1.p1.sp") == {12: 24.0}
+
+
+@pytest.mark.parametrize("value", [1e308, -1e39, 3.5e38])
+def test_a_number_no_field_device_holds_is_refused(writer, bus, value):
+    r = writer.apply(WriteIntent("f1.p1.light", value, "cli"))
+    assert r.outcome == "rejected" and "Real" in r.error
+    assert bus.writes == []
+
+
+def test_an_object_without_a_priority_array_is_found_and_restored(site, bus, store):
+    """A site file that says nothing of `commandable` for an object the device serves
+    without a priority array (another make's gateway): BEMS finds out before writing, keeps
+    the value it replaces and restores it at release, in this run and after a restart."""
+    bus.no_priority_array.add("f1.p1.sp")
+    bus.set("f1.p1.sp", 24.0)  # what the controller holds
+    w = Writer(site, bus, store, clock=lambda: T)
+    r = w.apply(WriteIntent("f1.p1.sp", 26.5, "occupied"))
+    assert r.outcome == "done" and r.priority is None and "no priority array" in r.error, r
+    assert bus.value("f1.p1.sp") == 26.5
+    assert w.apply(WriteIntent("f1.p1.sp", 26.5, "again")).outcome == "unchanged"
+    r = w.release("f1.p1.sp", "test", "done with it")
+    assert r.outcome == "restored" and bus.value("f1.p1.sp") == 24.0
+    assert store.held_writes() == []
+    # held when BEMS stopped (a crash): the next writer restores it from the ledger
+    w.apply(WriteIntent("f1.p1.sp", 27.0, "occupied"))
+    again = Writer(site, bus, store, clock=lambda: T)
+    (r,) = again.recover()
+    assert r.outcome == "restored" and bus.value("f1.p1.sp") == 24.0
+    # a release of a point BEMS never wrote: nothing to restore, and nothing written
+    n = len(bus.writes)
+    r = Writer(site, bus, store, clock=lambda: T).release("f1.p1.sp", "cli", "release", 12)
+    assert r.outcome == "rejected" and "no priority array" in r.error and len(bus.writes) == n
 
 
 def test_never_above_its_own_priority(writer, bus, store):
@@ -87,9 +131,11 @@ def test_read_back_mismatch_is_failed_and_still_held(writer, bus, store):
 
 
 def test_read_back_that_cannot_be_read_keeps_the_write_held(site, store):
-    class NoReadBack(MemoryBus):
+    class NoReadBack(MemoryBus):  # answers until written to, then no more
         def priority_array(self, address, obj, timeout=None):
-            raise DeviceUnreachable("no answer")
+            if self.writes:
+                raise DeviceUnreachable("no answer")
+            return super().priority_array(address, obj, timeout)
 
     bus = NoReadBack(site)
     w = Writer(site, bus, store, clock=lambda: T)
@@ -103,10 +149,18 @@ def test_read_back_that_cannot_be_read_keeps_the_write_held(site, store):
 def test_refused_and_unreachable_devices_are_in_the_ledger(writer, bus, store):
     bus.refuse.add("f1.p1.sp")
     assert writer.apply(WriteIntent("f1.p1.sp", 26.0, "x")).outcome == "rejected"
+    bus.offline.add("fc2")  # away before BEMS knew its object: nothing is sent, nothing held
+    r = writer.apply(WriteIntent("f2.p1.sp", 26.0, "x"))
+    assert r.outcome == "failed" and "priority array" in r.error and bus.writes == []
+    assert writer.held == {}
+    bus.offline.clear()  # known now; then away while the write is on its way
+    writer.apply(WriteIntent("f2.p1.sp", 25.5, "x"))
+    writer.release("f2.p1.sp", "x", "x")
     bus.offline.add("fc2")
     assert writer.apply(WriteIntent("f2.p1.sp", 26.0, "x")).outcome == "failed"
     assert _ledger(store, "f1.p1.sp") == [("write", "rejected")]
-    assert _ledger(store, "f2.p1.sp") == [("write", "failed")]
+    assert _ledger(store, "f2.p1.sp") == [("write", "failed"), ("write", "done"),
+                                          ("release", "released"), ("write", "failed")]
     # no answer: it may have landed, so it counts as held (released at stop or restart), and
     # the next identical intent is tried again, not skipped
     assert [w.point for w in store.held_writes()] == ["f2.p1.sp"]

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 
 from bems.overrides import OverrideError, add_override, release_override
+from bems.text import parse_local_datetime, parse_number
 from webui import ctx, now, store
 from webui.auth import requires
 
@@ -41,14 +42,14 @@ def index():
         if g.user["role"] == "viewer":
             return render_template("error.html", message=_("Viewers cannot change anything.")), 403
         try:
-            value = float(request.form.get("value", "").replace(",", "."))
-            local = dt.datetime.fromisoformat(request.form.get("expires", ""))
-            expires = local.replace(tzinfo=site.tz)
+            value = parse_number(request.form.get("value", ""))
+            # a time with an offset keeps its instant; without one it is the site's local time
+            expires = parse_local_datetime(request.form.get("expires", ""), site.tz)
             add_override(site, store(), request.form.get("point", ""), value, expires,
                          g.user["name"], request.form.get("reason", ""), now())
             flash(_("Override set; it applies at the next strategy run."))
             return redirect(url_for("overrides.index"))
-        except ValueError:
+        except ValueError:  # InputError too: digits 0-9, a year 2000-2100
             error = _("Enter a number and an expiry date and time.")
         except OverrideError as err:
             error = MESSAGES[err.code]()

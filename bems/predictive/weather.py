@@ -1,5 +1,5 @@
 """The outdoor temperature forecast: a provider (an HTTP JSON source set in the site file's
-[weather] table), cached in the store, with persistence — yesterday's readings at the same
+[weather] table, fetched by `connectors.weather`), cached in the store, with persistence — yesterday's readings at the same
 hours — when the provider is absent, silent or stale.
 
 The provider's reply crosses a boundary: it is read up to 2 MB, must be JSON in the
@@ -14,8 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import urllib.error
-import urllib.request
+
 import numpy as np
 
 from bems.errors import BemsError
@@ -76,22 +75,9 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
-def fetch(source: Weather) -> list[tuple[int, float]]:
-    """Ask the provider; raises WeatherError (unreachable, HTTP error, bad reply)."""
-    req = urllib.request.Request(source.url, headers={"User-Agent": "bems",
-                                                      "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=source.timeout_s) as resp:  # noqa: S310
-            body = resp.read(MAX_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise WeatherError(f"weather provider answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise WeatherError(f"weather provider unreachable: {str(exc)[:160]}") from None
-    return parse(body)
-
-
-def refresh(store, source: Weather, now: dt.datetime) -> list[tuple[int, float]]:
-    """Fetch and cache; on an error the cache is left as it was and the error raised."""
+def refresh(store, source: Weather, now: dt.datetime, fetch) -> list[tuple[int, float]]:
+    """Fetch (the connector's `fetch`) and cache; on an error the cache is left as it was and
+    the error raised."""
     points = fetch(source)
     cache(store, source, points, now)
     return points

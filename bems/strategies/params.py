@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, fields
 
 from bems.errors import BemsError
+from bems.text import parse_number
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,13 @@ def _number(v: object, kind: type, from_form: bool) -> float | int | None:
         return None
     if from_form and isinstance(v, str):
         try:
-            v = float(v.strip().replace(",", ".")) if kind is float else int(v.strip())
+            v = parse_number(v)  # ASCII digits, a decimal point or comma, finite
         except ValueError:
             return None
+        if kind is int:
+            if v != int(v):
+                return None
+            v = int(v)
     if kind is float and isinstance(v, int):
         v = float(v)
     if not isinstance(v, kind) or (kind is float and not math.isfinite(v)):

@@ -230,11 +230,22 @@ def _toml(text: str) -> str:
     return "".join(out)
 
 
-def site_section(found: list[dict]) -> str:
-    """A draft [[devices]] / [[points]] section: every kind is a guess marked for review."""
+def site_section(found: list[dict], bacnet: dict | None = None) -> str:
+    """A draft site file: a [site] and [bacnet] skeleton (the network BEMS searched from),
+    then [[devices]] and [[points]], every kind a guess marked for review. It passes
+    `bems check-config` as written; a person completes it (and decides what BEMS may
+    write)."""
+    b = bacnet or {}
     out = ["# Draft from `bems discover`: every point is marked `# REVIEW` — check its kind,\n"
            "# unit, limits, and whether BEMS may write it; delete what BEMS does not need.\n"
-           "# Routed devices are NETWORK:MAC (the network number behind the BACnet router).\n"]
+           "# Routed devices are NETWORK:MAC (the network number behind the BACnet router).\n"
+           "# Reference for every table and field: README.md, \"Site file reference\".\n",
+           '[site]\nname = "REVIEW: the centre\'s name"\ntimezone = "Asia/Ho_Chi_Minh"\n'
+           "# latitude = 20.86\n# longitude = 106.68\n",
+           "[bacnet]  # the network BEMS searched from (its own BACnet/IP port)\n"
+           f'interface = "{_toml(str(b.get("interface", "127.0.0.1/8")))}"\n'
+           f'port = {int(b.get("port", 47808))}\n'
+           + (f'bbmd = "{_toml(str(b["bbmd"]))}"\n' if b.get("bbmd") else "")]
     for dev in found:
         dev_id = f"dev{dev['instance']}"
         out.append(f'[[devices]]\nid = "{dev_id}"\nname = "{_toml(dev["name"])}"\n'

@@ -25,6 +25,7 @@ from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier
 
+from bems.control import REAL_MAX
 from bems.errors import BemsError, DeviceRefused, DeviceUnreachable
 from bems.site import canonical_device_address
 from connectors.bacnet.common import plain, port_free  # noqa: F401 (part of this API)
@@ -42,7 +43,7 @@ class BacnetRefused(BacnetError, DeviceRefused):
     """The device answered with an error, reject or abort."""
 
     def __init__(self, message: str, error_class: str = "", error_code: str = ""):
-        super().__init__(message)
+        super().__init__(message, error_code)
         self.error_class, self.error_code = error_class, error_code
 
 
@@ -301,6 +302,9 @@ class BacnetGateway:
 
     async def awrite(self, address: str, obj: str, value: Any, priority: int | None,
                      prop: str = "present-value", timeout: float | None = None) -> None:
+        if isinstance(value, float) and not abs(value) <= REAL_MAX:  # NaN, inf, 1e308
+            raise BacnetRefused(f"write {address} {obj}: {value:g} does not fit a BACnet Real",
+                                "property", "value-out-of-range")
         v = Null(()) if value is None else value
         await self._request(self.app.write_property(Address(address), ObjectIdentifier(obj), prop,
                                                     v, None, priority),
@@ -501,10 +505,11 @@ def known_property(name: str) -> bool:
 def parse_address(text: str) -> str:
     """'HOST:PORT' or 'HOST' (port 47808), or 'NETWORK:MAC' behind a router → the canonical
     spelling the site file uses too (`localhost` is 127.0.0.1)."""
+    from bems.site import address_problem
+
     addr = canonical_device_address(text)
     if addr is None:
-        raise BacnetError(f"{str(text)[:60]!r}: expected HOST:PORT (an IPv4 address, a port "
-                          "1..65535) or NETWORK:MAC behind a BACnet router (e.g. 2001:5)")
+        raise BacnetError(address_problem(text))
     return addr
 
 

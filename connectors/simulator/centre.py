@@ -211,33 +211,54 @@ class VirtualCentre:
                     ready: Callable[[], None] | None = None,
                     on_step: Callable[[Step, dict[str, float]], None] | None = None,
                     gate: asyncio.Event | None = None,
-                    live: Callable[[], None] | None = None) -> None:
+                    live: Callable[[], None] | None = None,
+                    history_from: dt.datetime | None = None,
+                    sink: Callable[[list[tuple]], None] | None = None,
+                    injector=None, warm_days: int = 2) -> None:
         """Serve the devices and step the model from `start_local`, paced to wall time x speed
         (speed <= 0: as fast as possible). Returns when stopped or the days run out.
+
+        One simulation carries the building from before the start into the live period, so
+        the first live readings continue from the last ones before it: the model starts at
+        midnight of `history_from` (else `warm_days` before the start) and runs un-paced
+        under the controllers' time clock up to the start. Those steps' readings, from
+        `history_from` on, go to `sink` as (point, UTC time, value) rows, as if they had been
+        polled, with `injector`'s faults (connectors/simulator/faults.py) acting on them.
 
         `ready` is called once the devices answer; the physics starts when `gate` is set
         (at once without a gate), so a client can prepare writes before the first step.
         `live` is called (from the physics thread) once the model has caught up to the start
         and the devices show its values."""
         loop = asyncio.get_running_loop()
+        first = history_from if history_from is not None else \
+            start_local - dt.timedelta(days=warm_days)
+        first = min(first, start_local)
+        run_start = first.date()
         self.sim_now = start_local
         self.devices = VirtualDevices(self.site, clock=self._device_clock)
         await self.devices.start()
         self._stop.clear()
         # the devices show the time clock's state before the first step
         self.devices.set_relinquish_defaults(self.binding.time_clock_values(start_local))
-        wall0 = time.monotonic()
+        wall0: list[float] = []  # the wall clock when the model reached the start
         cmd_points = self.binding.command_points()
         live_sent: list[bool] = []
+        catch_up_until = start_local - dt.timedelta(minutes=15)
+        before_start: dict[str, float] = {}  # the time clock's commands of the current step
 
         def on_loop(fn: Callable, *args):  # run fn in the event loop, from the physics thread
             fut = asyncio.run_coroutine_threadsafe(_call(fn, *args), loop)
             return fut.result(timeout=30)
 
         def controller(local: dt.datetime) -> Commands:
-            if local < start_local - dt.timedelta(minutes=15):  # catching up to the start
-                return self.binding.commands_from(self.binding.time_clock_values(local),
-                                                  self.calendar, local)
+            if local < catch_up_until:  # catching up to the start: the time clock rules
+                values = self.binding.time_clock_values(local)
+                if injector is not None:
+                    values = injector.points(local, values)
+                before_start.clear()
+                before_start.update(values)
+                cmd = self.binding.commands_from(values, self.calendar, local)
+                return injector.physics(local, cmd) if injector is not None else cmd
             on_loop(self.devices.set_relinquish_defaults, self.binding.time_clock_values(local))
             values = on_loop(self.devices.present_values, cmd_points)
             return self.binding.commands_from(values, self.calendar, local)
@@ -248,6 +269,15 @@ class VirtualCentre:
                 self.energy_kwh[k] += step.energy_kwh[k]
             values = self.binding.sensor_values(step, self.energy_kwh)
             self.sim_now = local_end
+            begin = local_end - dt.timedelta(seconds=step.seconds)
+            if begin < catch_up_until:
+                if sink is not None and local_end > first:  # history, as BEMS polled it
+                    rows = {**before_start, **values}
+                    if injector is not None:
+                        rows = injector.sensed(begin, rows)
+                    sink([(pid, step.time, v) for pid, v in rows.items()])
+                if local_end < catch_up_until:
+                    return
             on_loop(self.devices.publish, values, local_end)
             self.steps += 1
             if live is not None and local_end >= start_local and not live_sent:
@@ -255,8 +285,10 @@ class VirtualCentre:
                 live()
             if on_step is not None:
                 on_step(step, values)
+            if not wall0 and local_end >= start_local:
+                wall0.append(time.monotonic())
             if speed > 0 and local_end > start_local:
-                target = wall0 + (local_end - start_local).total_seconds() / speed
+                target = wall0[0] + (local_end - start_local).total_seconds() / speed
                 while not self._stop.is_set():
                     left = target - time.monotonic()
                     if left <= 0:
@@ -271,7 +303,8 @@ class VirtualCentre:
             if gate is not None:
                 await gate.wait()
             if not self._stop.is_set():
-                await loop.run_in_executor(None, self.model.run, start_local.date(), days,
+                run_days = (start_local.date() - run_start).days + days
+                await loop.run_in_executor(None, self.model.run, run_start, run_days,
                                            controller, observer)
         finally:
             self._stop.set()

@@ -161,6 +161,31 @@ def plan(site: Site, first: dt.date, days: int, seed: int = 7,
     return out
 
 
+def demo_faults(site: Site, end_local: dt.datetime, days: int) -> list[Injection]:
+    """A few faults in the demo's history, so its faults screen shows what BEMS is for from
+    the first minute: on the last working days before the start, an AC a wall panel keeps
+    on all night, lights left on all night, a wall panel holding a room at 20 °C (below the
+    25 °C floor) and an air handler short of cooling capacity. None needs weeks of history
+    to be found."""
+    cal = SiteCalendar(site)
+    main = main_schedule(site)
+    first = (end_local - dt.timedelta(days=days)).date()
+    workdays = [d for d in (end_local.date() - dt.timedelta(days=i) for i in range(1, days + 1))
+                if d >= first and cal.periods(main, d)]
+    zones = {z.id: z for z in site.zones if z.sim_zone}
+    ahus = [a for a in site.air_handlers if a.floor is not None]
+    wanted = [("ac_held_on", "f1.p2", 2), ("lights_left_on", "f3.p4", 2),
+              ("setpoint_held_low", "f2.p3", 2)]
+    out: list[Injection] = []
+    for i, (kind, zone, severity) in enumerate(wanted):
+        if workdays and zone in zones:
+            out.append(Injection(kind, zone, workdays[i % len(workdays)], severity))
+    if workdays and ahus:  # on another floor than the sensor's, so neither hides the other
+        ahu = next((a for a in ahus if a.floor == 3), ahus[0])
+        out.append(Injection("capacity_loss", ahu.id, workdays[0], 2))
+    return out
+
+
 def run_with_faults(site: Site, first: dt.date, days: int, injections: list[Injection],
                     store, strategy: str = "bems"):
     """The closed loop over [first, first + days) with these faults, BEMS's strategies in the
