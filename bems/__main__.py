@@ -1,5 +1,5 @@
 """`python -m bems` is the `bems` command."""
 
-from bems.cli import main
+from bems.cli import entry
 
-main()
+entry()

@@ -81,7 +81,29 @@ def _local(when: dt.datetime, tz) -> dt.datetime:
 
 
 class _Group(click.Group):
-    """Turns our errors into a message and exit status instead of a traceback."""
+    """Turns our errors into a message and exit status instead of a traceback: a value the
+    command cannot take is one line (`error: …`, exit 2), a refusal of BEMS's one line too
+    (exit 1)."""
+
+    def main(self, *args, **kwargs):
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            super().main(*args, **kwargs)
+        except click.UsageError as err:
+            hint = f" (see: {err.ctx.command_path} --help)" if err.ctx is not None else ""
+            click.echo(f"error: {err.format_message()}{hint}"[:2000], err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as err:
+            sys.exit(err.exit_code)
+        sys.exit(0)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -105,6 +127,13 @@ class _Group(click.Group):
             click.echo(f"error: unexpected {type(err).__name__}: {err} "
                        "(set BEMS_DEBUG=1 for the traceback)", err=True)
             sys.exit(2)
+
+
+def entry() -> None:
+    """The `bems` program: what it creates (the store, reports, backups, secrets) is its
+    user's alone (files 0600, folders 0700), whatever the shell's umask."""
+    os.umask(0o077)
+    main()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -595,6 +624,7 @@ def backfill(site_file: Path | None, db_path: Path, since: dt.datetime | None, b
     \b
         bems backfill --db bems.sqlite --since 2026-11-20
     """
+    from bems.plausible import Screen
     from connectors.bacnet.trends import backfill as run_backfill
 
     site = load_site(site_file)
@@ -606,7 +636,9 @@ def backfill(site_file: Path | None, db_path: Path, since: dt.datetime | None, b
         else:
             start = _parse_start(since, site.tz).replace(tzinfo=site.tz)
         with _gateway(bacnet_port, site) as gw:
-            counts = run_backfill(site, gw, store.insert_readings, start)
+            screen = Screen(site)
+            counts = run_backfill(site, gw, lambda rows: store.insert_screened(rows, screen),
+                                  start)
         store.refresh_rollups()
     click.echo(f"{sum(counts.values())} readings from {len(counts)} trend logs since "
                f"{start.astimezone(site.tz):%Y-%m-%d %H:%M}")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bems import validate
 from bems.errors import BemsError
+from bems.text import FIRST_YEAR, LAST_YEAR
 from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
@@ -223,18 +224,26 @@ class _Reader:
         return self._to_date(v, path + (key,))
 
     def _to_date(self, v: Any, path: Path_) -> dt.date | None:
-        if v is None or isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        """A date of the years BEMS can meet (2000-2100): anything else is an error here,
+        not a crash (or a loop over eight thousand years) later."""
+        if v is None:
             return v
         if isinstance(v, dt.datetime):
-            return v.date()
-        try:
-            return dt.date.fromisoformat(v)
-        except (TypeError, ValueError):
-            self.error(path, f"must be a date YYYY-MM-DD, got {v!r}")
+            v = v.date()
+        elif not isinstance(v, dt.date):
+            try:
+                v = dt.date.fromisoformat(v)
+            except (TypeError, ValueError):
+                self.error(path, f"must be a date YYYY-MM-DD, got {str(v)[:40]!r}")
+                return None
+        if not FIRST_YEAR <= v.year <= LAST_YEAR:
+            self.error(path, f"must be a date in {FIRST_YEAR}..{LAST_YEAR}, got {v.isoformat()}")
             return None
+        return v
 
 
 MAX_TEXT = 1000  # any text field of a site file
+MAX_RANGE_DAYS = 366  # a closure from..to
 POLICY_FLOOR_RANGE = (25.0, 30.0)  # Joint Circular 111/2009: cooling at 25 °C or above
 
 _TYPE_NAMES = {str: "text", float: "a number", int: "a whole number", bool: "true or false",
@@ -295,7 +304,9 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
     calendar = _calendar(r, data.get("calendar", {}))
     st = r.table(data.get("storage", {}), ("storage",), ("retention_days",))
-    storage = Storage(r.get(st, ("storage",), "retention_days", int, 400, _positive) or 400)
+    storage = Storage(r.get(st, ("storage",), "retention_days", int, 400,
+                            lambda v: None if 1 <= v <= 36_500 else
+                            f"must be 1..36500 days (100 years), got {v}") or 400)
 
     strategies = _strategies(r, data.get("strategies", {}), control)
     rp = r.table(data.get("reports", {}), ("reports",),
@@ -723,6 +734,10 @@ def _dated(r: _Reader, items: Any, p: Path_) -> tuple[tuple[dt.date, str], ...]:
             if a and b:
                 if b < a:
                     r.error(q + ("to",), "must not be before 'from'")
+                elif (b - a).days > MAX_RANGE_DAYS:
+                    r.error(q + ("to",), f"a range is at most {MAX_RANGE_DAYS} days (a closure, "
+                                         "not a calendar)")
+                    continue
                 while a <= b:
                     out.append((a, name))
                     a += dt.timedelta(days=1)

@@ -26,6 +26,7 @@ from bems import decision as decision_path
 from bems.control import Writer
 from bems.fieldbus import FieldBus
 from bems.intents import WriteIntent
+from bems.plausible import Screen
 from bems.schedules import effective_site, for_controller
 from bems.site import Site
 from bems.storage import Store
@@ -82,10 +83,12 @@ class Runtime:
         self._note = ""
         self._zone_fit_asked = False
         self.publisher = None  # reporting to the city portfolio ([portfolio] in the site file)
+        self.screen = Screen(site)
 
     def _store_rows(self, rows: list[tuple]) -> None:
+        """Readings into the store, an implausible value as a bad reading (bems.plausible)."""
         with self._lock:
-            self.store.insert_readings(rows)
+            self.store.insert_screened(rows, self.screen)
 
     def _store_polled(self, rows: list[tuple]) -> None:
         """A poll cycle's readings, stamped at BEMS's time (a simulation's, in demos)."""
@@ -294,7 +297,8 @@ class Runtime:
             self._last_poll_at = now
             self.last_poll = self.bus.poll(self._store_polled)
             self.last_values = {k: v for k, (v, q) in self.last_poll.values.items()
-                                if q == "good" and isinstance(v, float) and math.isfinite(v)}
+                                if q == "good" and isinstance(v, float) and math.isfinite(v)
+                                and self.screen.plausible(k, v)}
             if before:
                 hours = self.poll_interval_s / 3600
                 learn(self.site, self.learned, before, self.last_values, hours,

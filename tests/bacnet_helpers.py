@@ -23,8 +23,9 @@ class RunningCentre:
     go() — so a test can start BEMS first, however long that takes on a loaded machine."""
 
     def __init__(self, site: Site, start: dt.datetime, speed: float = 60.0,
-                 paused: bool = False):
+                 paused: bool = False, on_step=None):
         self.centre = VirtualCentre(site)
+        self.on_step = on_step
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.paused = paused
@@ -38,7 +39,8 @@ class RunningCentre:
             self._gate = asyncio.Event() if self.paused else None
             await self.centre.serve(start, speed=speed, gate=self._gate,
                                     ready=self._ready.set if self.paused else None,
-                                    live=None if self.paused else self._ready.set)
+                                    live=None if self.paused else self._ready.set,
+                                    on_step=self.on_step)
         try:
             asyncio.run(main())
         except BaseException as err:  # surfaced to the test in start()
@@ -58,3 +60,35 @@ class RunningCentre:
     def stop(self) -> None:
         self.centre.stop()
         self._thread.join(60)
+
+
+class LockStep:
+    """BEMS in lock step with the centre: after every 15-minute step (the devices showing its
+    values), the runtime polls, takes its COV values and decides (and writes) at the step's
+    end, before the next step reads the devices. Nothing depends on how fast the machine is
+    (BEMS's jobs paced by the wall clock beside a paced centre once missed a cool-down under
+    load). At `until` (local) the centre holds still, its devices still served, for the test
+    to look at them and stop BEMS; `release()` lets it end."""
+
+    def __init__(self, runtime_ref: list, until: dt.datetime):
+        self.runtime_ref, self.until = runtime_ref, until
+        self.reached, self._release = threading.Event(), threading.Event()
+        self.errors: list[BaseException] = []
+
+    def __call__(self, step, values) -> None:
+        if self.reached.is_set() or not self.runtime_ref:
+            return
+        rt = self.runtime_ref[0]
+        try:
+            rt.poll()
+            rt.flush_cov()
+            rt.run_strategies()
+        except BaseException as err:  # noqa: BLE001 - surfaced to the test
+            self.errors.append(err)
+        local = step.time.astimezone(rt.site.tz).replace(tzinfo=None)
+        if local >= self.until:
+            self.reached.set()
+            self._release.wait(120)
+
+    def release(self) -> None:
+        self._release.set()

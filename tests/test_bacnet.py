@@ -100,6 +100,29 @@ def test_dead_device_is_stale_others_keep_cadence_and_it_returns(centre, qsite, 
     assert back.values["f2.core.temp"][1] == "good"
 
 
+def test_a_device_that_answers_again_is_polled_at_once_not_after_its_back_off(centre, qsite,
+                                                                            gateway, store):
+    """After an outage (or a slow spell), a device in back-off gets a cheap probe each cycle
+    in the background; once it answers, the next cycle polls it in full, long before its
+    back-off (here ten minutes) would end."""
+    poller = Poller(qsite, gateway, sink=store.insert_readings, backoff_base_s=600,
+                    backoff_max_s=600)
+    centre.apply_fault("fc2:offline")
+    try:
+        assert poller.poll().devices["fc2"].state == "stale"
+        skipped = poller.poll()  # in back-off: not polled (its probe goes out, unanswered)
+        assert skipped.skipped == ("fc2",) and skipped.devices["fc2"].state == "stale"
+    finally:
+        centre.apply_fault("fc2:online")
+    deadline = time.monotonic() + 30  # far below the back-off; a loaded machine is slow
+    state = "stale"
+    while state != "ok" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        r = poller.poll()
+        state = r.devices["fc2"].state
+    assert state == "ok" and r.values["f2.core.temp"][1] == "good"
+
+
 def test_write_readback_and_release_show_in_the_priority_array(centre, qsite, gateway, store):
     writer = Writer(qsite, gateway, store)
     r = writer.apply(WriteIntent("f3.p2.sp", 26.5, "test: occupied setpoint"))
@@ -271,7 +294,10 @@ def test_cli_write_finds_the_site_point_however_it_is_spelled(centre, qsite, sit
     r = cli("write", addr, obj, "1e30", "--priority", "12")
     assert r.exit_code == 0 and r.output.startswith("f2.p1.sp: done"), r.output
     assert centre.devices.priority_array("f2.p1.sp") == {12: sp.max}  # the site's limits
-    assert cli("write", addr, obj, "nan", "--priority", "12").exit_code == 1
+    r = cli("write", addr, obj, "nan", "--priority", "12")  # not a number: a usage error
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    r = cli("write", addr, obj, "18", "--priority", "12")  # below the policy floor: refused
+    assert r.exit_code == 1 and "policy floor" in r.output, r.output
     assert cli("release", addr, obj, "--priority", "8").exit_code == 1  # the operator's slot
     assert centre.devices.priority_array("f2.p1.sp") == {12: sp.max}
     r = cli("release", addr, obj, "--priority", "12")

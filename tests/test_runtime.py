@@ -55,6 +55,19 @@ def test_poll_stores_every_point_at_bems_time(rt, site, bus):
     assert rt.last_values["f1.p1.temp"] == 27.0
 
 
+def test_an_implausible_reading_is_bad_kept_raw_and_never_decides(rt, site, bus):
+    bus.set("f1.p1.temp", 3.4e38)  # what some controllers send for "no sensor"
+    bus.set("meter.main.kw", 1e10)
+    rt.poll()
+    latest = rt.store.latest(now=MONDAY_0800)
+    assert latest["f1.p1.temp"][1:] == (None, "bad")
+    assert latest["meter.main.kw"][1:] == (None, "bad")
+    assert "f1.p1.temp" not in rt.last_values and rt.last_values["f1.p2.temp"] == 27.0
+    raw = {p: v for _t, p, v in rt.store.implausible()}
+    assert (raw["f1.p1.temp"], raw["meter.main.kw"]) == (3.4e38, 1e10)
+    assert "f1.p2.temp" not in raw
+
+
 def test_a_dead_device_is_stale_once_and_the_rest_is_polled(rt, site, bus, clock):
     bus.offline.add("fc2")
     rt.poll()

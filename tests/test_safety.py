@@ -135,6 +135,35 @@ def test_1_pages_render_when_a_device_reports_inf(site, db, client):
         assert client.get(path).status_code == 200, path
 
 
+@pytest.mark.parametrize("value", [1e20, 3.4e38, -3.4e38])
+def test_1_huge_finite_readings_are_bad_kept_raw_and_pages_render(site, db, tmp_path, client,
+                                                                   value):
+    """A glitch's 1e20, the 3.4e38 some controllers send for "no sensor": finite, and
+    absurd. Through the runtime's screen they are bad readings without a value (the raw kept
+    for the record); a value stored raw by an older version never breaks a page either."""
+    from bems.plausible import Screen
+
+    t = T - dt.timedelta(minutes=1)
+    store = Store(tmp_path / "fresh.sqlite")
+    store.insert_screened([("f1.p1.temp", t, value), ("meter.main.kw", t, value),
+                           ("f1.p2.temp", t, 26.5)], Screen(site))
+    latest = store.latest(now=T)
+    assert latest["f1.p1.temp"][1:] == (None, "bad")
+    assert latest["meter.main.kw"][1:] == (None, "bad")
+    assert latest["f1.p2.temp"][1:] == (26.5, "good")
+    assert {(p, raw) for _t, p, raw in store.implausible()} == {("f1.p1.temp", value),
+                                                              ("meter.main.kw", value)}
+    store.close()
+    with Store(db) as s:  # an older store holds one as good: charts and pages still render
+        s.insert_readings([("f1.p3.temp", t, value), ("meter.main.kw", t - dt.timedelta(
+            minutes=5), value)])
+        s.refresh_rollups()
+    _login(client, "op1")
+    for path in ("/", "/zones/", "/zones/f1.p3", "/trends/", "/trends/?point=f1.p3.temp",
+                 "/trends/?point=meter.main.kw&days=2", "/forecasts/", "/faults/"):
+        assert client.get(path).status_code == 200, path
+
+
 # --- 2. strategy parameters have ranges; a bad one never stops control ----------------------
 
 @pytest.mark.parametrize("key,value", [("stagger_min", "nan"), ("max_lead_h", "nan"),
@@ -241,6 +270,13 @@ def test_5_an_alarm_cannot_be_acknowledged_before_it_exists_and_acks_end_with_it
     ("setpoint_min = 24.0", "setpoint_min = nan", "setpoint_min"),
     ("min = 18", "min = -inf", "min"),
     ("[control]", "[strategies]\nstagger_min = nan\n\n[control]", "stagger_min"),
+    ("retention_days = 400", "retention_days = 1000000000", "retention_days"),
+    ("{ from = 2027-02-11, to = 2027-02-12", "{ from = 1900-01-01, to = 9999-12-31",
+     "closures[0].from"),
+    ("{ from = 2027-02-11, to = 2027-02-12", "{ from = 2027-01-01, to = 2099-12-31",
+     "closures[0].to"),
+    ("workdays = []", 'workdays = [{ date = 0001-01-01, name = "x" }]', "workdays[0].date"),
+    ("valid_from = 2025-05-10", "valid_from = 9999-12-31", "valid_from"),
 ])
 def test_6_check_config_refuses_nan_and_absurd_values(find, replace, field):
     text = open(demo_site_path(), encoding="utf-8").read()

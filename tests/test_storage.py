@@ -188,3 +188,24 @@ def test_reads_never_write_and_still_equal_the_raw_data(tmp_path):
         refreshed = store.summary(T0, T0 + 3 * 86400)
         for point, figures in summary.items():
             assert refreshed[point] == pytest.approx(figures)
+
+
+def test_a_new_store_and_its_journal_are_its_owners_alone(tmp_path):
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    old = os.umask(0o022)  # a shell's usual umask
+    try:
+        with Store(tmp_path / "a.sqlite") as s:
+            s.insert_readings([("p", dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc), 1.0)])
+            for name in ("a.sqlite", "a.sqlite-wal", "a.sqlite-shm"):
+                assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+        # the program itself: what it creates is private whatever the shell's umask
+        r = subprocess.run([sys.executable, "-m", "bems", "db", "upgrade", "--db",
+                            str(tmp_path / "b.sqlite")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert stat.S_IMODE((tmp_path / "b.sqlite").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

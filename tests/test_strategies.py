@@ -204,27 +204,28 @@ def test_closed_loop_saves_energy_without_discomfort_or_violations(site):
 @pytest.mark.bacnet
 @pytest.mark.energyplus
 def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
-    import time
-
+    """The rule set in the runtime against the virtual centre over BACnet/IP, in lock step
+    (tests/bacnet_helpers.LockStep): each 15-minute step polled and decided before the next
+    (paced side by side by two clocks, a loaded machine once missed the cool-down)."""
     from bems.runtime import Runtime
-    from tests.bacnet_helpers import RunningCentre, quick_site
+    from tests.bacnet_helpers import LockStep, RunningCentre, quick_site
     from tests.ports import free_port
 
     qsite = quick_site(site)
-    # paused until BEMS runs: on a loaded machine its start once took longer than the
-    # simulated hour before work, and no cool-down was ever decided
-    rc = RunningCentre(qsite, dt.datetime(2026, 7, 7, 6, 0), speed=600, paused=True)
+    ref: list = []
+    lock = LockStep(ref, dt.datetime(2026, 7, 7, 7, 30))
+    rc = RunningCentre(qsite, dt.datetime(2026, 7, 7, 6, 0), speed=0, paused=True,
+                       on_step=lock)
     centre = rc.start()
-    rt = Runtime(qsite, tmp_path / "rt.sqlite", bacnet_port=free_port(), poll_interval_s=1.0,
-                 strategy_interval_s=1.0,
+    rt = Runtime(qsite, tmp_path / "rt.sqlite", bacnet_port=free_port(), poll_interval_s=3600,
+                 strategy_interval_s=3600, heartbeat_s=3600,
                  clock=lambda: centre.sim_now.replace(tzinfo=qsite.tz))
     try:
         rt.start()
+        ref.append(rt)
         rc.go()
-        deadline = time.monotonic() + 60
-        while centre.sim_now < dt.datetime(2026, 7, 7, 7, 30) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(2)  # a strategy run and its writes after the occupancy start
+        assert lock.reached.wait(180), "the centre never reached 07:30"
+        assert not lock.errors, lock.errors
         for z in ("f2.p1", "f3.p4"):
             assert centre.devices.priority_array(f"{z}.sp") == {12: 26.0}
             assert centre.devices.priority_array(f"{z}.light") == {12: 1.0}
@@ -232,12 +233,11 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
         writes = rt.store.writes(sources=["strategy"], outcomes=["done"])
         assert writes and all(w.reason for w in writes)
         # setpoints written during the cool-down stay (a no-op write is skipped); the lights
-        # come on with the occupancy. The cool-down's reason names the zone's temperature when
-        # the first decision had one ("cool-down started 06:00 … zone at 27.9 °C"), else only
-        # the occupancy it is for (the centre may not have published its first step yet).
+        # come on with the occupancy; the cool-down's reason names the zone's temperature
         cool = [w for w in writes if w.reason.startswith("cool-down")]
         assert cool and any(w.point.endswith(".sp") for w in cool), \
             sorted({(w.point, w.reason[:40]) for w in writes})[:20]
+        assert all("zone at" in w.reason for w in cool), {w.reason for w in cool}
         assert any(w.point == "f2.p1.light" and w.reason.startswith("occupied") for w in writes)
     finally:
         rt.stop()
@@ -245,6 +245,7 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
             for p in ("f2.p1.sp", "f2.p1.ac", "f3.p4.light", "f2.oa", "bems.heartbeat"):
                 assert centre.devices.priority_array(p) == {}
         finally:
+            lock.release()
             rc.stop()
 
 

@@ -433,6 +433,11 @@ PLAN = """<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org
   <rect id="zone-f1.p1" x="50" y="0" width="50" height="50"/>
   <a href="https://evil.example/"><text x="5" y="5">Lobby</text></a>
   <use xlink:href="javascript:alert(3)"/>
+  <rect width="10" height="10" fill="url(https://tracker.example/p.svg#g)"
+        filter="url( 'http://tracker.example/f' )" style="fill: url(//tracker.example/x)"/>
+  <rect class="skip" width="10" height="10" fill="url(#grad)"
+        style="position: fixed; top: 0; left: 0; width: 100vw; height: 100vh; z-index: 9999;
+               fill: #eee; stroke: black"/>
 </svg>"""
 
 
@@ -451,8 +456,10 @@ def test_a_floor_plan_the_site_drew_is_cleaned_coloured_and_linked(site, web_db,
     page = client.get("/zones/").data.decode()
     first = page[page.index("<svg"):page.index("</svg>")]
     for bad in ("<script", "alert", "onload", "onclick", "foreignObject", "evil.example",
-                "javascript:"):
+                "javascript:", "tracker.example", "position", "fixed", "z-index", "100vw",
+                'class="skip"'):
         assert bad not in first, bad
+    assert 'fill="url(#grad)"' in first and "fill: #eee; stroke: black" in first
     assert 'href="/zones/f1.core" id="plan-f1.core"' in first and 'fill="#' in first
     assert "Zones not on this plan" in page  # f1.p2..p4 are not drawn: said, not hidden
     # in the site file: a plan is checked when the file is read
@@ -465,7 +472,9 @@ def test_a_floor_plan_the_site_drew_is_cleaned_coloured_and_linked(site, web_db,
     big.write_text("<svg>" + " " * 1_100_000 + "</svg>")
     html_file = tmp_path / "page.svg"
     html_file.write_text("<html><body/></html>")
-    for bad, why in ((bomb, "not a safe SVG"), (big, "larger than 1 MB"),
+    deep = tmp_path / "deep.svg"  # nested far past Python's recursion limit
+    deep.write_text("<svg>" + "<g>" * 100_000 + "</g>" * 100_000 + "</svg>")
+    for bad, why in ((bomb, "not a safe SVG"), (big, "larger than 1 MB"), (deep, "nested"),
                      (html_file, "not an SVG drawing"), (tmp_path / "none.svg", "cannot read")):
         with pytest.raises(ConfigError, match=why):
             parse_site(base.replace("PLAN", str(bad)), str(tmp_path / "s.toml"),

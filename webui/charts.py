@@ -22,8 +22,9 @@ def lines(series: list[tuple[str, list[tuple[float, float | None]]]], width: int
     else:
         margin = max((hi - lo) * 0.1, 0.5)
         y0, y1 = lo - margin, hi + margin
-    y1 = y1 if y1 > y0 else y0 + 1
-    x1 = x1 if x1 > x0 else x0 + 1
+    # a flat series: a span of its own (y0 + 1 is y0 itself for a value like 1e20)
+    y1 = y1 if y1 > y0 else y0 + max(1.0, abs(y0) * 1e-6)
+    x1 = x1 if x1 > x0 else x0 + max(1.0, abs(x0) * 1e-6)
     pad_l, pad_b, pad_t = 48, 22, 8
 
     def sx(x):

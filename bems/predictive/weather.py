@@ -19,6 +19,7 @@ import numpy as np
 
 from bems.errors import BemsError
 from bems.site import Weather
+from bems.text import FIRST_YEAR, LAST_YEAR
 
 CACHE_KEY = "weather_forecast"
 MAX_BYTES = 2_000_000
@@ -59,6 +60,8 @@ def parse(payload: bytes) -> list[tuple[int, float]]:
             when = dt.datetime.fromisoformat(t)
         except ValueError:
             raise WeatherError(f"weather time {t[:40]!r} is not a date and time") from None
+        if not FIRST_YEAR <= when.year <= LAST_YEAR:
+            raise WeatherError(f"weather time {t[:40]!r} is not in {FIRST_YEAR}..{LAST_YEAR}")
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc) - dt.timedelta(seconds=offset)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \

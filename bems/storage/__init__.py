@@ -14,6 +14,7 @@ made and upgraded by migrations, split by concern:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ __all__ = ["Store", "WriteRecord", "QUALITY", "QUALITY_NAMES", "LEVELS", "migrat
            "to_epoch", "from_epoch"]
 
 
+def _create_private(path: Path) -> None:
+    """A new store file is its owner's alone (0600; SQLite gives its -wal and -shm files the
+    same mode): it holds users' password hashes, sessions and the ledger."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise StoreError(f"{path}: cannot create the database: {err.strerror}") from err
+
+
 class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
     """A BEMS database file. One Store per thread; SQLite itself serialises writers."""
 
@@ -42,6 +56,7 @@ class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
                  migrate: bool = True):
         self.path = Path(path)
         try:
+            _create_private(self.path)
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -108,3 +108,11 @@ def _m0006(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
                "body TEXT NOT NULL, created INTEGER NOT NULL, sent INTEGER)")
     db.execute("CREATE INDEX outbox_unsent ON outbox (sent, id)")
+
+
+@migrations(name="0007_implausible_readings")
+def _m0007(db: sqlite_utils.Database) -> None:
+    # finite readings outside a point's plausible range: stored as `bad` without a value in
+    # `readings`, the raw number kept here for the record
+    db.execute("CREATE TABLE implausible (ts INTEGER NOT NULL, point INTEGER NOT NULL, "
+               "raw REAL NOT NULL, PRIMARY KEY (ts, point)) WITHOUT ROWID")

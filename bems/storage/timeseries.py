@@ -87,12 +87,40 @@ class TimeSeries:
             raise StoreError(f"{self.path}: batch of {len(staged)} readings not stored: {err}") from err
         return inserted
 
+    def insert_screened(self, rows: list[Sequence], screen) -> int:
+        """Readings through a `bems.plausible.Screen`: implausible values are stored as bad
+        readings without a value, their raw numbers kept in `implausible`."""
+        keep, odd = screen.rows(rows)
+        n = self.insert_readings(keep)
+        if odd:
+            keys = self.point_keys(r[0] for r in odd)
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "INSERT OR IGNORE INTO implausible (ts, point, raw) VALUES (?, ?, ?)",
+                    [(to_epoch(t), keys[p], v) for p, t, v in odd])
+        return n
+
+    def implausible(self, point: str | None = None, limit: int = 1000
+                    ) -> list[tuple[dt.datetime, str, float]]:
+        """The raw values kept for the record, newest first: (time, point, raw)."""
+        where, args = "", []
+        if point is not None:
+            key = self._key(point)
+            if key is None:
+                return []
+            where, args = "WHERE i.point = ?", [key]
+        cur = self.db.execute("SELECT i.ts, k.id, i.raw FROM implausible i JOIN point_keys k "
+                              f"ON k.key = i.point {where} ORDER BY i.ts DESC LIMIT ?",
+                              [*args, limit])
+        return [(from_epoch(ts), pid, raw) for ts, pid, raw in cur]
+
     def purge_readings(self, before: dt.datetime | int) -> int:
         """Delete raw readings older than `before`; rollups are kept (brought up to date
         first, so nothing pending is lost with the raw data)."""
         self.refresh_rollups()
         with self.db.atomic():
             cur = self.db.execute("DELETE FROM readings WHERE ts < ?", [to_epoch(before)])
+            self.db.execute("DELETE FROM implausible WHERE ts < ?", [to_epoch(before)])
         return cur.rowcount
 
     # --- rollups ----------------------------------------------------------------------------

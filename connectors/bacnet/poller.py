@@ -2,8 +2,10 @@
 
 Each device is polled on its own: its own timeout and retry budget, so one dead or slow device
 never delays the others. A device that fails is marked stale (its points get a `stale` reading
-once) and is tried again after a back-off that doubles up to a limit; when it answers again it
-is back in the next cycle. Batches are sized to the device's max APDU; a batch the device cannot
+once) and is polled again after a back-off that doubles up to a limit; meanwhile each cycle
+sends it one cheap probe (a single property, in the background: the cycle does not wait for
+it), and a device that answers the probe is polled in full at the next cycle, not when its
+back-off ends (after a slow spell, a device once went unread for most of a minute). Batches are sized to the device's max APDU; a batch the device cannot
 answer in one APDU is split in halves, and a device that rejects ReadPropertyMultiple is read
 property by property.
 """
@@ -47,6 +49,7 @@ class Poller:
         self.clock = clock
         self.health = {d.id: DeviceHealth(d.id) for d in site.devices}
         self.on_back: Callable[[str], None] | None = None  # a stale device answers again
+        self._probes: dict[str, asyncio.Task] = {}  # device → its probe under way
 
     def poll(self, sink: Callable[[list[tuple]], Any] | None = None) -> PollResult:
         """One full cycle over every device that is due; readings go to `sink` (or the
@@ -62,6 +65,10 @@ class Poller:
         due = [d for d in self.site.devices
                if self.health[d.id].state != "stale" or mono >= self.health[d.id].retry_at]
         skipped = tuple(d.id for d in self.site.devices if d not in due)
+        for dev in self.site.devices:
+            if dev.id in skipped and not (dev.id in self._probes and
+                                          not self._probes[dev.id].done()):
+                self._probes[dev.id] = asyncio.ensure_future(self._probe(dev))
         results = await asyncio.gather(*(self._device(d) for d in due))
         values: dict[str, tuple[Any, str]] = {}
         rows: list[tuple] = []
@@ -95,6 +102,25 @@ class Poller:
             sink(rows)
         return PollResult(now, values, {k: replace(v) for k, v in self.health.items()},
                           time.perf_counter() - t0, skipped)
+
+    async def _probe(self, dev: Device) -> None:
+        """One property of a device in back-off; an answer (even an error answer) makes it
+        due at the next cycle."""
+        points = self.site.points_of(dev.id)
+        obj, prop = (points[0].object, points[0].property_name) if points else \
+            (f"device,{dev.instance}", "object-name")
+        try:
+            await self.gateway.aread(dev.address, obj, prop, timeout=dev.timeout_s)
+        except BacnetRefused:
+            pass  # it answered
+        except (BacnetError, asyncio.CancelledError):
+            return
+        except Exception:  # noqa: BLE001 - a probe never breaks anything
+            log.debug("probe of %s failed", dev.id, exc_info=True)
+            return
+        h = self.health[dev.id]
+        if h.state == "stale":
+            h.retry_at = 0.0
 
     async def _device(self, dev: Device) -> tuple[dict[str, tuple[Any, str]], str | None]:
         """Poll one device within its own budget: (values, None) or ({}, error)."""

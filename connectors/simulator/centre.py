@@ -174,6 +174,8 @@ class VirtualCentre:
         every simulated point go to `sink` as (point, utc time, value) rows. Returns rows."""
         first = end_local - dt.timedelta(days=days)
         start = first.date()
+        while start.weekday() >= 5:  # warm up on a working day (see `serve`)
+            start -= dt.timedelta(days=1)
         run_days = (end_local.date() - start).days + 1
         rows = 0
 
@@ -233,7 +235,13 @@ class VirtualCentre:
         first = history_from if history_from is not None else \
             start_local - dt.timedelta(days=warm_days)
         first = min(first, start_local)
+        # EnergyPlus warms up by repeating the first day until the building settles: on a
+        # weekend (the time clock off all day) that settles a building that was never cooled,
+        # far hotter than a real one after two days closed. The run starts on the working
+        # day before instead.
         run_start = first.date()
+        while run_start.weekday() >= 5:
+            run_start -= dt.timedelta(days=1)
         self.sim_now = start_local
         self.devices = VirtualDevices(self.site, clock=self._device_clock)
         await self.devices.start()
