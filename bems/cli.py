@@ -1419,27 +1419,45 @@ def portfolio_broker_config(out_dir: Path, port: int, host: str, ca: Path, cert:
 @click.option("--broker-dir", required=True, type=click.Path(file_okay=False, exists=True,
                                                               path_type=Path))
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
-def portfolio_add_site(site_id: str, broker_dir: Path, password_stdin: bool) -> None:
-    """Give a centre (or an ingest user) its credential on the broker; without
-    --password-stdin a new password is made and printed once.
+@click.option("--ingest", "for_ingest", is_flag=True,
+              help="The credential of one of the city's ingests (ingest, ingest-2, ...), not a "
+                   "centre's.")
+@click.option("--replace", is_flag=True, help="Change a credential that exists already.")
+def portfolio_add_site(site_id: str, broker_dir: Path, password_stdin: bool, for_ingest: bool,
+                       replace: bool) -> None:
+    """Make a centre's credential on the city's broker (the user name is its site id); a
+    new password is printed once, or read from stdin. An existing credential is changed only
+    with --replace; the ingest's only with --ingest.
 
     Example:
 
     \b
         bems portfolio add-site hp-le-chan --broker-dir /etc/mosquitto/bems
+        bems portfolio add-site ingest --ingest --broker-dir /etc/mosquitto/bems
     """
+    import re
     import secrets
 
     from bems.portfolio.schema import site_ok
-    from city.broker import set_password
+    from city.broker import set_password, users
 
-    if not (site_ok(site_id) or site_id.startswith("ingest")):
-        raise click.BadParameter("1..40 lower-case letters, digits or '-'", param_hint="SITE_ID")
+    if for_ingest and not re.fullmatch(r"ingest(-[a-z0-9]{1,20})?", site_id):
+        raise click.BadParameter("an ingest is ingest or ingest-NAME (a-z, 0-9)",
+                                 param_hint="SITE_ID")
+    if not for_ingest and not site_ok(site_id):
+        raise click.BadParameter("a centre's id: 1..40 lower-case letters, digits or '-', not "
+                                 "starting 'ingest' (the city's own clients: --ingest)",
+                                 param_hint="SITE_ID")
+    if site_id in users(broker_dir) and not replace:
+        raise BemsError(f"{site_id} has a credential already: --replace to change it")
     password = _secret(None, True) if password_stdin else secrets.token_urlsafe(18)
-    if not password or len(password) > 200:
-        raise click.BadParameter("empty or longer than 200 characters",
+    if not password or len(password) > 200 or any(c in password for c in "\r\n\x00"):
+        raise click.BadParameter("empty, longer than 200 characters, or with a line break",
                                  param_hint="password")
-    set_password(broker_dir, site_id, password)
+    try:
+        set_password(broker_dir, site_id, password)
+    except (OSError, RuntimeError, ValueError) as err:  # never the password in the message
+        raise BemsError(f"{site_id}: credential not set: {err}") from None
     click.echo(f"{site_id}: credential set" + ("" if password_stdin else
                                                 f"; password: {password}"))
 
@@ -1457,7 +1475,7 @@ def portfolio_register(dsn: str, site_files: tuple[Path, ...]) -> None:
     \b
         bems portfolio register --dsn "dbname=city" le-chan.toml hong-bang.toml
     """
-    from bems.portfolio.collect import registry
+    from bems.portfolio.registry import registry
     from city.store import CityStore
 
     with CityStore(dsn) as cs:
@@ -1474,16 +1492,18 @@ def portfolio_register(dsn: str, site_files: tuple[Path, ...]) -> None:
 @portfolio.command("ingest")
 @_dsn_option
 @click.option("--broker", required=True, help="mqtts://HOST:PORT")
-@click.option("--username", default="ingest", show_default=True)
+@click.option("--username", default="ingest", show_default=True,
+              help="The ingest's own credential on the broker (ingest, ingest-2, ...): the "
+                   "broker takes it as the client id.")
 @click.option("--password-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--client-id", default="ingest-1", show_default=True,
-              help="Unique per ingest process; several share the stream.")
-@click.option("--group", default="ingest", show_default=True, help="The shared subscription.")
+@click.option("--partition", default="1/1", show_default=True, metavar="K/N",
+              help="Run N ingests (each its own --username): this one takes the centres "
+                   "whose id hashes to K of N.")
 def portfolio_ingest(dsn: str, broker: str, username: str, password_file: Path | None,
-                     ca_file: Path | None, client_id: str, group: str) -> None:
+                     ca_file: Path | None, partition: str) -> None:
     """Take every centre's messages from the broker into PostgreSQL until Ctrl-C. Several
-    processes (each its own --client-id) share the stream.
+    processes split the centres (--partition 1/2 and 2/2, each its own --username).
 
     Example:
 
@@ -1495,14 +1515,18 @@ def portfolio_ingest(dsn: str, broker: str, username: str, password_file: Path |
     import re
     import time
 
+    from city.broker import user_ok
     from city.ingest import Ingest
 
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", client_id) or \
-            not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", group):
-        raise click.BadParameter("letters, digits, '-' or '_' (1..64)")
+    if not (user_ok(username) and username.startswith("ingest")):
+        raise click.BadParameter("ingest, or ingest-NAME", param_hint="--username")
+    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})", partition)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)) <= 64:
+        raise click.BadParameter("K/N with 1 <= K <= N <= 64", param_hint="--partition")
+    client_id = username
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    ing = Ingest(dsn, broker, client_id=client_id, group=group, username=username,
-                 password=_secret(password_file, False), ca_file=ca_file)
+    ing = Ingest(dsn, broker, username=username, password=_secret(password_file, False),
+                 ca_file=ca_file, partition=(int(m.group(1)) - 1, int(m.group(2))))
     ing.start()
     click.echo(f"ingest {client_id}: {broker} → PostgreSQL")
     try:

@@ -313,7 +313,9 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                  ("baseline_from", "baseline_to", "staff", "organisation"))
     reports = Reports(baseline_from=r.date(rp, ("reports",), "baseline_from", None),
                       baseline_to=r.date(rp, ("reports",), "baseline_to", None),
-                      staff=r.get(rp, ("reports",), "staff", int, 0),
+                      staff=r.get(rp, ("reports",), "staff", int, 0,
+                                  lambda v: None if 0 <= v <= 1_000_000 else
+                                  "must be 0..1000000 people"),
                       organisation=r.get(rp, ("reports",), "organisation", str, ""))
     if reports.baseline_from and reports.baseline_to and \
             reports.baseline_to < reports.baseline_from:
@@ -322,7 +324,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     _check_air_handlers(r, ahus, points, zones)
     if r.issues:
         return None
-    return Site(name=name, timezone=tz, latitude=lat, longitude=lon,
+    site = Site(name=name, timezone=tz, latitude=lat, longitude=lon,
                 buildings=tuple(buildings), zones=tuple(zones), devices=tuple(devices),
                 points=tuple(points), meters=tuple(meters), schedules=tuple(schedules),
                 tariffs=tuple(tariffs), calendar=calendar, control=control, storage=storage,
@@ -330,6 +332,14 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 bacnet=_bacnet(r, data.get("bacnet", {})),
                 strategies=strategies, reports=reports, air_handlers=tuple(ahus),
                 faults=faults, weather=weather, portfolio=portfolio, source=source)
+    if portfolio is not None:  # what the city would refuse is refused here
+        from bems.portfolio.registry import problems
+
+        for path, message in problems(site):
+            r.error(path, message)
+        if r.issues:
+            return None
+    return site
 
 
 def _strategies(r: _Reader, d: Any, control: Control) -> StrategyParams:
@@ -586,7 +596,7 @@ def _weather(r: _Reader, d: Any):
 def _portfolio(r: _Reader, d: Any, source: Path | None):
     from urllib.parse import urlsplit
 
-    from bems.portfolio.schema import SITE_RE
+    from bems.portfolio.schema import site_ok
     from bems.site import Portfolio
 
     p: Path_ = ("portfolio",)
@@ -605,12 +615,14 @@ def _portfolio(r: _Reader, d: Any, source: Path | None):
 
     broker = r.get(d, p, "broker", str, ..., broker_ok)
     site_id = r.get(d, p, "site_id", str, ...,
-                    lambda v: None if SITE_RE.fullmatch(v) else
+                    lambda v: None if site_ok(v) else
                     "must be 1..40 lower-case letters, digits or '-', starting with a letter "
-                    "or digit")
-    user = r.get(d, p, "username", str, None,
-                 lambda v: None if 0 < len(v) <= 64 and v.isprintable() else
-                 "must be 1..64 printable characters")
+                    "or digit, and not 'ingest…' (the city's own clients)")
+    user = r.get(d, p, "username", str, None)
+    if user is not None and site_id is not None and user != site_id:
+        # the broker's ACL and client ids are the site id: another name could never publish
+        r.error(p + ("username",), f"must be the site id {site_id!r} (the broker's ACL "
+                                   "gives a centre the topics named after its user name)")
     pf = Portfolio(
         broker=broker or "", site_id=site_id or "", username=user,
         password_file=r.file_path(d, p, "password_file", source),

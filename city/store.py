@@ -13,7 +13,14 @@ Tables:
   rollup per local day, refreshed for the days a batch touched;
 - `monthly`, `faults`, `ledger_days` — the figures sites send, last write wins;
 - `forecasts` — the fleet's day-ahead forecasts per meter (mean kW of each hour);
-- `dropped` — messages refused, counted by reason.
+- `dropped` — messages refused, counted by reason;
+- `quarantine` — messages the city could not take (the schema refused them, a time stamp from
+  the future, or PostgreSQL refused what they carry), with the reason: recorded in `messages`
+  too, so they count as handled and never hold up a centre's confirmations.
+
+`messages` keeps the rows above each outbox's confirmed mark, and the confirmed ones for an
+hour: older confirmed rows are pruned (`prune_messages`); a replay of one is recognised by the
+mark itself (a sequence number at or below it is already stored).
 """
 
 from __future__ import annotations
@@ -69,6 +76,11 @@ CREATE TABLE IF NOT EXISTS forecasts (
     model text, issued timestamptz NOT NULL, PRIMARY KEY (site, meter, t));
 CREATE TABLE IF NOT EXISTS dropped (code text PRIMARY KEY, n bigint NOT NULL DEFAULT 0,
     last timestamptz, last_topic text);
+CREATE TABLE IF NOT EXISTS quarantine (
+    site text NOT NULL, box text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
+    reason text NOT NULL, bytes integer NOT NULL, sample text NOT NULL,
+    received timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (site, box, seq));
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received);
 """
 
 
@@ -126,15 +138,60 @@ class CityStore:
 
     def take_messages(self, rows: list[tuple[str, str, int, str, dt.datetime]],
                       ) -> set[tuple[str, str, int]]:
-        """Record (site, box, seq, kind, sent); the (site, box, seq) that were new."""
+        """Record (site, box, seq, kind, sent); the (site, box, seq) that were new. A sequence
+        number at or below its outbox's confirmed mark was stored before (its row may be
+        pruned): a replay."""
         if not rows:
             return set()
         cur = self.conn.execute(
-            "INSERT INTO messages (site, box, seq, kind, sent) SELECT * FROM unnest("
+            "INSERT INTO messages (site, box, seq, kind, sent) SELECT r.* FROM unnest("
             "%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[]) "
+            "AS r(site, box, seq, kind, sent) LEFT JOIN confirmed c ON c.site = r.site "
+            "AND c.box = r.box WHERE r.seq > coalesce(c.upto, 0) "
             "ON CONFLICT DO NOTHING RETURNING site, box, seq",
             [[r[i] for r in rows] for i in range(5)])
         return {tuple(r) for r in cur.fetchall()}
+
+    def quarantine(self, rows: list[tuple[str, str, int, str, str, int, str]]) -> int:
+        """Messages the city could not take: (site, box, seq, kind, reason, bytes, sample),
+        recorded as handled (in `messages`, so the centre's confirmations move past them)
+        and kept with their reason; a sample of at most 200 printable characters."""
+        if not rows:
+            return 0
+        clean = [(site, box, seq, kind[:20], reason[:200], size,
+                  "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else "?"
+                          for ch in sample[:200]))
+                 for site, box, seq, kind, reason, size, sample in rows]
+        new = self.take_messages([(r[0], r[1], r[2], r[3], dt.datetime.now(dt.timezone.utc))
+                                  for r in clean])
+        clean = [r for r in clean if (r[0], r[1], r[2]) in new]
+        if clean:
+            self.conn.execute(
+                "INSERT INTO quarantine (site, box, seq, kind, reason, bytes, sample) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], "
+                "%s::text[], %s::int[], %s::text[]) ON CONFLICT DO NOTHING",
+                [[r[i] for r in clean] for i in range(7)])
+        return len(clean)
+
+    def prune_messages(self, keep: dt.timedelta = dt.timedelta(hours=1),
+                       limit: int = 200_000) -> int:
+        """Forget confirmed messages received more than `keep` ago (the confirmed mark
+        recognises their replays); how many rows went."""
+        cur = self.conn.execute(
+            "DELETE FROM messages WHERE ctid IN (SELECT m.ctid FROM messages m JOIN confirmed c "
+            "ON c.site = m.site AND c.box = m.box WHERE m.seq <= c.upto AND "
+            "m.received < clock_timestamp() - %s LIMIT %s)", [keep, limit])
+        return cur.rowcount
+
+    def gaps(self) -> dict[str, int]:
+        """Per site: sequence numbers missing between its confirmed mark and the newest
+        message of the same outbox (lost on the way, or not arrived yet)."""
+        rows = self.conn.execute(
+            "SELECT m.site, sum(g) FROM (SELECT m.site, m.box, max(m.seq) - coalesce(c.upto, 0) "
+            "- count(*) AS g FROM messages m LEFT JOIN confirmed c ON c.site = m.site AND "
+            "c.box = m.box WHERE m.seq > coalesce(c.upto, 0) GROUP BY m.site, m.box, c.upto) m "
+            "GROUP BY m.site").fetchall()
+        return {site: int(g) for site, g in rows}
 
     def confirm(self, boxes: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Move each outbox's confirmed mark over the run of sequence numbers stored without

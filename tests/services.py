@@ -138,18 +138,26 @@ def make_pki(folder: Path | None = None) -> dict[str, Path]:
 
 
 class Mosquitto:
-    def __init__(self, pki: dict[str, Path], ingest_users=("ingest",)):
+    def __init__(self, pki: dict[str, Path], ingest_users=("ingest",),
+                 max_queued_bytes: int = 1 << 30):
         self.folder = _own_dir("bems-mqtt-")
         self.port = free_port()
         self.conf = broker_config.write_config(
             self.folder, port=self.port, cafile=pki["ca"], certfile=pki["cert"], keyfile=pki["key"],
-            ingest_users=list(ingest_users))
+            ingest_users=list(ingest_users), max_queued_bytes=max_queued_bytes)
         self.proc: subprocess.Popen | None = None
         self.url = f"mqtts://127.0.0.1:{self.port}"
         self.ca = pki["ca"]
 
     def add_user(self, user: str, password: str) -> None:
         broker_config.set_password(self.folder, user, password)
+
+    def rss_kb(self) -> int:
+        """The broker's resident memory."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
 
     def start(self) -> "Mosquitto":
         # as root, mosquitto runs as its own user: it must read the config and write its data

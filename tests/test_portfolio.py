@@ -24,6 +24,7 @@ from tests.synthetic import synthetic_db
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 18, 8, 7, tzinfo=UTC)  # the synthetic store ends at 10:00
+NOW_S = int(NOW.timestamp())
 
 
 def _env(site="hp-01", seq=1, **body):
@@ -98,6 +99,50 @@ def test_every_kind_checks_its_body(kind, body):
         decode(topic("hp-01", kind), encode(_env(**body)))
 
 
+SITE_BODY = {"name": "Trung tâm", "timezone": "Asia/Ho_Chi_Minh", "organisation": "UBND",
+             "floor_area_m2": 1000.0, "staff": 10, "points": 3,
+             "meters": [{"id": "main", "name": "Tổng", "measures": "main", "parent": None}]}
+FAULT = {"id": 1, "rule": "ac_after_hours", "target": "f1.p1", "status": "open",
+         "first": 1_790_000_000, "last": 1_790_003_600, "kwh_per_day": 1.0, "vnd_per_day": 2.0}
+LEDGER = {"day": "2026-09-22", "writes": 1, "failed": 0, "released": 0, "held": 0,
+          "below_floor": 0}
+# what the schema once let through and PostgreSQL refused (each stopped the whole city)
+POISON = [
+    ("site", dict(SITE_BODY, name="Trung\x00tâm")),  # NUL in text
+    ("site", dict(SITE_BODY, organisation="x\ud800y")),  # a lone surrogate
+    ("site", dict(SITE_BODY, timezone="Mars/Olympus_Mons")),  # an unknown time zone
+    ("site", dict(SITE_BODY, meters=[{"id": "main", "name": "a\x00", "measures": "main",
+                                      "parent": None}])),
+    ("faults", {"faults": [dict(FAULT, target="f1\x00p1")]}),
+    ("ledger", dict(LEDGER, day="2026-02-31")),  # no such day
+    ("monthly", {"month": "0000-01", "kwh": 1.0}),  # no year 0 in PostgreSQL
+]
+
+
+@pytest.mark.parametrize("kind, body", POISON, ids=[f"{k}-{i}" for i, (k, _) in
+                                                   enumerate(POISON)])
+def test_what_postgresql_refuses_the_schema_refuses(kind, body):
+    with pytest.raises(PayloadError):  # JSON's escapes, as an attacker writes them
+        decode(topic("hp-01", kind), json.dumps(_env(**body)).encode())
+    decode(topic("hp-01", "site"), encode(_env(**SITE_BODY)))  # the good one passes
+
+
+def test_times_ahead_of_the_city_are_refused():
+    now = 1_790_000_000
+    ok = _env(**_readings(t0=now - 3600))
+    decode(topic("hp-01", "readings"), encode(ok), now)
+    for kind, body, code in (
+            ("readings", _readings(t0=now + 3 * 86400), "future"),
+            ("readings", _readings(t0=now - 500 * 86400), "past"),
+            ("energy", {"t0": 4_000_000_000, "step": 900, "m": {"main": [1.0]}}, "future"),
+            ("faults", {"faults": [dict(FAULT, last=now + 30 * 86400)]}, "future"),
+            ("monthly", {"month": "2099-12", "kwh": 1.0}, "future"),
+            ("ledger", dict(LEDGER, day="2027-01-01"), "future")):
+        with pytest.raises(PayloadError) as err:
+            decode(topic("hp-01", kind), encode(_env(**body)), now)
+        assert err.value.code == code, (kind, err.value)
+
+
 def test_nan_never_leaves_a_site():
     with pytest.raises(ValueError):
         encode(_env(**_readings(p={"x": [[0, float("nan")]]})))
@@ -128,6 +173,34 @@ def test_a_bad_portfolio_table_is_refused(site_file, table, problem):
     with pytest.raises(ConfigError) as err:
         parse_site(_site_text(site_file, table), source=site_file)
     assert problem in str(err.value)
+
+
+PORTFOLIO = '\n[portfolio]\nbroker = "mqtts://h:8883"\nsite_id = "hp-01"\n'
+
+
+@pytest.mark.parametrize("find, replace, problem", [
+    ("staff = 180", "staff = -1", "0..1000000"),
+    ('name = "Trung tâm Hành chính Hải Phòng (mô phỏng)"', 'name = "  "', "printable"),
+    ("floor_area_m2 = 4982.0", "floor_area_m2 = 0.5", "1 m²"),
+    ('"f1.core.temp"', '"f1 core temp"', "refuses this id"),
+    ('"meter.main.kw"', '"đồng hồ"', "refuses this id"),
+    ('"fc1"', '"tầng 1"', "refuses this id"),
+    ('site_id = "hp-01"', 'site_id = "ingest"', "ingest"),
+    ('site_id = "hp-01"', 'site_id = "hp-01"\nusername = "hp-02"', "must be the site id"),
+    ('site_id = "hp-01"', 'site_id = "hp-01"\nusername = "hp-01/#"', "must be the site id"),
+])
+def test_check_config_refuses_what_the_city_would_refuse(site_file, find, replace, problem):
+    """A site file whose registry entry or ids the city's schema refuses never starts
+    reporting (a refused message once froze a centre's confirmations for good)."""
+    from bems.config import ConfigError, parse_site
+
+    text = site_file.read_text(encoding="utf-8") + PORTFOLIO
+    assert find in text, find
+    # an id is renamed everywhere it is used
+    bad = text.replace(find, replace, 1 if "=" in find else -1)
+    with pytest.raises(ConfigError) as err:
+        parse_site(bad, source=site_file)
+    assert problem in str(err.value), str(err.value)[:2000]
 
 
 def test_a_password_is_only_sent_over_tls(site_file, tmp_path):
@@ -162,15 +235,28 @@ def _copy(db: Path, to: Path) -> Path:
 def test_the_collector_fills_the_outbox_with_valid_messages(site, site_db, tmp_path, res):
     db = _copy(site_db, tmp_path / "s.sqlite")
     with Store(db, site.timezone) as store:
+        # every real centre has faults (one made the collector fail every run, and the
+        # centre report nothing at all); one of them acknowledged by someone
+        for i, target in enumerate(("f1.p1", "f2.p3")):
+            first = NOW - dt.timedelta(hours=20 - i)
+            fid = store.record_fault({
+                "rule": "ac_after_hours", "target": target, "target_kind": "zone",
+                "first": first, "last": first + dt.timedelta(hours=2), "detected": NOW,
+                "kwh_per_day": 12.5, "vnd_per_day": 27_000.0, "discomfort_kh": 0.0,
+                "evidence": {}}, NOW - dt.timedelta(hours=1))
+        store.update_fault(fid, "op1", NOW - dt.timedelta(minutes=30), status="acknowledged")
         c = Collector(site, store, readings=res)
         runs = [c.collect(NOW) for _ in range(12)]  # a join catches up 6 h of readings a run
         n = sum(runs)
-        assert runs[-1] == 0
+        assert runs[-1] == 0 and c.refused == 0
         rows = store.unsent(0, 100_000)
         assert n == len(rows) > 0
         kinds = [k for _, k, _, _ in rows]
         assert kinds[0] == "site"  # the registry comes first
-        assert {"readings", "energy", "ledger", "monthly"} <= set(kinds)
+        assert {"readings", "energy", "ledger", "monthly", "faults"} <= set(kinds)
+        faults = [f for _, k, b, _ in rows if k == "faults" for f in json.loads(b)["faults"]]
+        assert {(f["target"], f["status"]) for f in faults} == {("f1.p1", "open"),
+                                                                ("f2.p3", "acknowledged")}
         for seq, kind, body, created in rows:
             msg = {"v": 1, "site": "hp-01", "box": store.outbox_id(), "seq": seq,
                    "sent": created, **json.loads(body)}
@@ -200,6 +286,7 @@ def test_the_outbox_is_sent_in_order_and_pruned(store):
 
 services = pytest.mark.integration
 SITES = ("hp-01", "hp-02", "hp-03", "hp-04")
+HOSTILE = ("hp-05", "hp-06", "hp-07", "hp-08")  # attackers, and the centres beside them
 
 
 @pytest.fixture(scope="module")
@@ -214,19 +301,23 @@ def city(tmp_path_factory):
     pg = broker = ingest = None
     try:
         pg = Postgres().start()
-        broker = Mosquitto(pki)
+        # each client's queue bounded to 16 MB (a city's is larger): a flood costs that much
+        broker = Mosquitto(pki, max_queued_bytes=16 << 20)
         broker.add_user("ingest", "ingest-secret")
-        for s in SITES:
+        for s in SITES + HOSTILE:
             broker.add_user(s, f"{s}-secret")
         broker.start()
+        # the city's clock is the tests' (their data is of November 2026, whatever the day)
         ingest = Ingest(pg.dsn, broker.url, username="ingest", password="ingest-secret",
-                        ca_file=broker.ca, client_id="ingest-test", linger_s=0.05)
+                        ca_file=broker.ca, linger_s=0.05, clock=lambda: NOW)
         order: dict[str, list[int]] = {}
         ingest.on_batch = lambda msgs: [order.setdefault(m.box, []).append(m.seq)
                                         for m in msgs]
         ingest.start()
         assert ingest.connected.wait(20)
-        yield {"pg": pg, "broker": broker, "ingest": ingest, "root": root, "order": order}
+        state = {"pg": pg, "broker": broker, "ingest": ingest, "root": root, "order": order}
+        yield state
+        ingest = state["ingest"]  # a test may have replaced it
     finally:
         if ingest is not None:
             ingest.stop()
@@ -322,13 +413,14 @@ def test_several_sites_report_to_the_city(city, site, reported):
     assert months and months[-1][0] == "2026-10" and months[-1][1] > 0
 
 
-def _stream(db: Path, n: int, start_t0: int = 1_790_000_000) -> int:
-    """`n` readings batches of one device, each 20 points × 1 minute."""
+def _stream(db: Path, n: int, start_t0: int = 1_790_000_000, created: int | None = None) -> int:
+    """`n` readings batches of one device, each 20 points × 1 minute, queued at `created`
+    (epoch s; default the data's start)."""
     with Store(db) as store:
         first = store.outbox_status()["last_seq"] + 1
         store.enqueue([("readings", {"dev": "d1", "t0": start_t0 + 60 * i, "res": "raw",
                                      "p": {f"p{j}": [[0, float(i + j)]] for j in range(20)}})
-                       for i in range(n)], start_t0)
+                       for i in range(n)], created or start_t0)
     return first
 
 
@@ -689,3 +781,318 @@ def test_bems_run_reports_to_the_city(city, site, tmp_path):
     (pts,), = _sql(city, "SELECT count(DISTINCT point) FROM readings WHERE site = 'hp-03' "
                          "AND t >= %s", start)
     assert pts == len(s.points)  # every point of the site
+
+
+# --- a centre that attacks, or is merely faulty ---------------------------------------------
+
+def _raw(city, user: str, client_id: str | None = None):
+    """An MQTT client with `user`'s credential and a client id of its choosing (which the
+    broker replaces by the user name)."""
+    from connectors.mqtt.client import make_client
+
+    c, host, port = make_client(city["broker"].url, client_id or f"raw-{time.monotonic_ns()}",
+                                username=user, password=f"{user}-secret",
+                                ca_file=city["broker"].ca)
+    got: list = []
+    c.on_message = lambda _c, _u, m: got.append((m.topic, m.payload, m.retain))
+    c.connect(host, port)
+    c.loop_start()
+    _wait(c.is_connected, 10, "connect")
+    return c, got
+
+
+def _close(*clients) -> None:
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+
+
+def _good_centre(city, sid: str, tmp_path: Path, n: int, t0: int) -> tuple[Path, Publisher]:
+    db = tmp_path / f"{sid}.sqlite"
+    Store(db).close()
+    _stream(db, n, start_t0=t0, created=int(time.time()))  # queued now, for the latency
+    return db, _publish(city, sid, db)
+
+
+def _latencies(city, sid: str, db: Path) -> list[float]:
+    """Per message: from the moment it was queued at the centre to the city's commit."""
+    with Store(db) as store:
+        box = store.outbox_id()
+        created = {r[0]: r[1] for r in store.db.execute("SELECT id, created FROM outbox")}
+    rows = _sql(city, "SELECT seq, extract(epoch FROM received) FROM messages WHERE site = %s "
+                      "AND box = %s", sid, box)
+    return sorted(float(r) - created[seq] for seq, r in rows)
+
+
+@services
+def test_a_centre_cannot_starve_the_ingest_nor_take_its_session(city, tmp_path):
+    """With its own credential a centre subscribes to the ingest's old shared group and to
+    everything, and connects as "ingest" and as its neighbour: the broker gives it its own
+    client id (its user name), the ingest's subscription is its own, and the centre beside it
+    loses nothing, every message at the city within 5 s (p99)."""
+    ingest = city["ingest"]
+    spy, seen = _raw(city, "hp-05", client_id="ingest")  # the ingest's client id
+    spy.subscribe([("$share/ingest/bems/v1/+/+", 1), ("$share/x/bems/v1/#", 1),
+                   ("bems/v1/+/+", 1)])
+    thief, _ = _raw(city, "hp-07", client_id="hp-06")  # its neighbour's
+    try:
+        time.sleep(0.5)
+        assert ingest.connected.is_set()
+        db, p = _good_centre(city, "hp-06", tmp_path, 60, 1_792_500_000)
+        try:
+            _wait(lambda: _taken(city, "hp-06", db) == list(range(1, 61)), 60, "every message")
+            _wait(lambda: p.sent == 60, 30, "every confirmation")
+            assert p.connects == 1  # nobody took its session
+        finally:
+            p.stop()
+        lat = _latencies(city, "hp-06", db)
+        assert lat[int(0.99 * (len(lat) - 1))] < 5.0, lat[-5:]
+        assert ingest.connected.is_set()
+        # the spy read nothing of anyone's (its own confirmations at most)
+        assert all(t.startswith("bems/v1/hp-05/") for t, _p, _r in seen), seen[:3]
+    finally:
+        _close(spy, thief)
+
+
+def _hostile_messages(box: str) -> list[tuple[str, bytes]]:
+    """The poison variants (seq 1..7), then three good ones (seq 8..10), under hp-05."""
+    out = []
+    for seq, (kind, body) in enumerate(POISON, 1):
+        env = dict(_env("hp-05", seq, **body), box=box)
+        out.append((kind, json.dumps(env).encode()))
+    for seq in (8, 9, 10):
+        env = dict(_env("hp-05", seq, **_readings(t0=1_792_600_000 + seq)), box=box)
+        out.append(("readings", encode(env)))
+    return out
+
+
+@services
+def test_poison_messages_are_quarantined_and_never_stop_the_city(city, tmp_path):
+    """Each message the schema once let through and PostgreSQL refused (NUL, a lone
+    surrogate, an unknown time zone, 31 February…) is quarantined with its reason and
+    confirmed as handled: the attacker's own later messages go on being confirmed, and a
+    centre beside it loses nothing."""
+    box = "5555555555555555"
+    c, got = _raw(city, "hp-05")
+    c.subscribe("bems/v1/hp-05/ack", qos=1)
+    db, p = _good_centre(city, "hp-08", tmp_path, 30, 1_792_700_000)
+    try:
+        for kind, payload in _hostile_messages(box):
+            c.publish(topic("hp-05", kind), payload, qos=1).wait_for_publish(10)
+        _wait(lambda: _taken(city, "hp-08", db) == list(range(1, 31)), 60, "the neighbour")
+
+        def confirmed() -> int:
+            acks = [json.loads(pl) for t, pl, _r in got if t.endswith("/ack")]
+            return max((a["upto"] for a in acks if a["box"] == box), default=0)
+        _wait(lambda: confirmed() == 10, 30, "the attacker's confirmations past the poison")
+    finally:
+        p.stop()
+        _close(c)
+    rows = _sql(city, "SELECT seq, reason FROM quarantine WHERE site = 'hp-05' AND box = %s "
+                      "ORDER BY seq", box)
+    assert [r[0] for r in rows] == list(range(1, 8)), rows
+    assert all(r[1].startswith("schema:") for r in rows)
+    (n,), = _sql(city, "SELECT count(*) FROM readings WHERE site = 'hp-05' AND t >= "
+                       "to_timestamp(1792600000)")
+    assert n == 3 * 2  # its good messages (two samples each), after the poison
+
+
+@services
+def test_what_slips_past_the_schema_is_quarantined_by_the_database(city, tmp_path,
+                                                                  monkeypatch):
+    """Defence in depth: with the schema's checks switched off in the ingest, PostgreSQL
+    refuses the poison; the batch is then written message by message and the one it refuses
+    quarantined, while the others of the same batch are stored."""
+    import city.ingest as ingest_mod
+    from bems.portfolio import schema
+
+    def lenient(t, payload, now=None):  # the envelope only, as the schema once was
+        site, kind = schema.parse_topic(t)
+        b = json.loads(payload)
+        return schema.Message(site, kind, b["box"], b["seq"], b["sent"], b)
+
+    monkeypatch.setattr(ingest_mod, "decode", lenient)
+    box = "6666666666666666"
+    c, _ = _raw(city, "hp-07")
+    try:
+        for seq, name in ((1, "Trung tâm"), (2, "Trung\x00tâm"), (3, "Trung tâm 3")):
+            body = dict(_env("hp-07", seq, **dict(SITE_BODY, name=name)), box=box)
+            c.publish(topic("hp-07", "site"), json.dumps(body).encode(), qos=1)
+        _wait(lambda: _sql(city, "SELECT 1 FROM confirmed WHERE site = 'hp-07' AND box = %s "
+                                 "AND upto = 3", box), 30, "all three handled")
+    finally:
+        _close(c)
+    (reason,), = _sql(city, "SELECT reason FROM quarantine WHERE site = 'hp-07' AND box = %s",
+                      box)
+    assert reason.startswith("store:"), reason
+    assert _sql(city, "SELECT name FROM sites WHERE id = 'hp-07'") == [("Trung tâm 3",)]
+    assert city["ingest"].connected.is_set()
+
+
+@services
+def test_a_forged_confirmation_never_marks_anything_sent(city, tmp_path):
+    """A centre's credential cannot write its confirmation topic (the ACL); and a publisher
+    never believes a confirmation beyond what it has sent (here one the ingest's own
+    credential forged before anything was sent)."""
+    db = tmp_path / "forged.sqlite"
+    Store(db).close()
+    _stream(db, 50, start_t0=1_792_800_000)
+    with Store(db) as store:
+        box = store.outbox_id()
+    forged = json.dumps({"v": 1, "box": box, "upto": 10**9}).encode()
+    c, _ = _raw(city, "hp-05")
+    c.publish("bems/v1/hp-05/ack", forged, qos=1, retain=True).wait_for_publish(10)
+    _close(c)
+    ing, _ = _raw(city, "ingest")  # a stale or forged "upto" from the city's side
+    ing.publish("bems/v1/hp-05/ack", forged, qos=1, retain=True).wait_for_publish(10)
+    _close(ing)
+    p = _publish(city, "hp-05", db)
+    try:
+        _wait(lambda: _taken(city, "hp-05", db) == list(range(1, 51)), 60, "every message")
+        _wait(lambda: p.sent == 50, 30, "every confirmation")
+        assert p.ignored_acks >= 1
+    finally:
+        p.stop()
+        ing, _ = _raw(city, "ingest")  # the retained message cleared
+        ing.publish("bems/v1/hp-05/ack", b"", qos=1, retain=True).wait_for_publish(10)
+        _close(ing)
+
+
+@services
+def test_a_flood_while_the_ingest_is_away_costs_bounded_memory_and_loses_nothing(
+        city, tmp_path):
+    """The ingest stops; a centre floods 48 MB; the broker keeps at most its queue's
+    16 MB for the ingest; the centre beside it has its messages dropped with the flood, sends
+    them again, and loses nothing once the ingest is back. Messages from the future are
+    quarantined (no partition for 2099, no centre "fresh" until then)."""
+    from city.ingest import Ingest
+
+    old = city["ingest"]
+    old.stop()
+    broker = city["broker"]
+    before = broker.rss_kb()
+    c, _ = _raw(city, "hp-05")
+    db = None
+    try:
+        # garbage in a valid envelope: 240 kB a message, refused by the schema
+        big = encode(dict(_env("hp-05", 1, **_readings(dev="x" * 240_000)),
+                          box="7777777777777777"))
+        assert 200_000 < len(big) < 300_000
+        for seq in range(1, 201):  # 48 MB at most, as fast as the broker takes it
+            payload = big.replace(b'"seq":1,', f'"seq":{seq},'.encode())
+            c.publish(topic("hp-05", "readings"), payload, qos=1)
+        future = encode(dict(_env("hp-05", 201, **_readings(t0=4_070_000_000)),
+                             box="7777777777777777"))
+        c.publish(topic("hp-05", "readings"), future, qos=1).wait_for_publish(30)
+        db, p = _good_centre(city, "hp-06", tmp_path, 40, NOW_S - 7200)
+        # its first message goes alone until the city confirms it: handed over, then waiting
+        _wait(lambda: p.published >= 1, 30, "the neighbour's first message handed over")
+        grown_mb = (broker.rss_kb() - before) / 1024
+        assert grown_mb < 40, grown_mb  # bounded by the queue, not by the 48 MB flood
+    finally:
+        _close(c)
+        ing = Ingest(city["pg"].dsn, broker.url, username="ingest", password="ingest-secret",
+                     ca_file=broker.ca, linger_s=0.05, clock=lambda: NOW)
+        ing.on_batch = old.on_batch
+        ing.start()
+        city["ingest"] = ing
+        assert ing.connected.wait(20)
+    try:
+        _wait(lambda: _taken(city, "hp-06", db) == list(range(1, 41)), 90, "the neighbour")
+    finally:
+        p.stop()
+    assert not _sql(city, "SELECT 1 FROM pg_tables WHERE tablename LIKE %s", "readings_209%")
+    last = _sql(city, "SELECT last_reading FROM sites WHERE id = 'hp-05'")
+    assert not last or last[0][0] is None or last[0][0] <= NOW + dt.timedelta(days=1)
+
+
+@services
+def test_confirmed_messages_are_pruned_and_their_replays_still_recognised(city, tmp_path):
+    from city.store import CityStore
+
+    db = tmp_path / "prune.sqlite"
+    Store(db).close()
+    _stream(db, 30, start_t0=1_792_900_000)
+    p = _publish(city, "hp-08", db)
+    try:
+        _wait(lambda: p.sent == 30, 60, "every confirmation")
+    finally:
+        p.stop()
+    with CityStore(city["pg"].dsn) as cs, cs.conn.transaction():
+        assert cs.prune_messages(dt.timedelta(0)) >= 30
+    assert _taken(city, "hp-08", db) == []  # the rows are gone
+    replays = city["ingest"].replays
+    with Store(db) as store:  # the centre sends it all again (a reinstall from a backup)
+        store.db.execute("UPDATE outbox SET sent = NULL")
+        store.db.conn.commit()
+    p = _publish(city, "hp-08", db)
+    try:
+        _wait(lambda: p.sent == 30, 60, "confirmed again")
+    finally:
+        p.stop()
+    assert city["ingest"].replays - replays == 30
+    assert _taken(city, "hp-08", db) == []  # nothing taken twice
+    (n, dup), = _sql(city, "SELECT count(*), count(*) - count(DISTINCT (point, t)) FROM "
+                           "readings WHERE site = 'hp-08' AND t >= to_timestamp(1792900000)")
+    assert (n, dup) == (30 * 20, 0)
+
+
+def test_the_broker_configuration_holds_the_rules(tmp_path):
+    """Client ids are user names, centres write only their own kinds (never a confirmation),
+    queues are bounded in bytes, password files are private and passwords never on a command
+    line."""
+    import os
+    import stat
+    import subprocess as sp
+    from unittest import mock
+
+    from city import broker
+
+    acl = broker.acl_text(["ingest"])
+    assert "pattern write bems/v1/%u/#" not in acl and "pattern write bems/v1/%u/ack" not in acl
+    assert "pattern write bems/v1/%u/readings" in acl and "pattern read bems/v1/%u/ack" in acl
+    conf = broker.mosquitto_conf(tmp_path, port=1, cafile=tmp_path, certfile=tmp_path,
+                                 keyfile=tmp_path)
+    assert "use_username_as_clientid true" in conf and "max_queued_bytes" in conf
+    broker.write_config(tmp_path, port=1, cafile=tmp_path, certfile=tmp_path,
+                        keyfile=tmp_path, ingest_users=["ingest"])
+    calls = []
+    real = sp.run
+
+    def spy(args, *a, **kw):
+        calls.append(list(args))
+        return real(args, *a, **kw)
+
+    with mock.patch("city.broker.subprocess.run", spy):
+        broker.set_password(tmp_path, "hp-01", "a-secret-of-the-centre")
+    assert calls and all("a-secret-of-the-centre" not in " ".join(c) for c in calls)
+    f = tmp_path / "passwords"
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert "a-secret-of-the-centre" not in f.read_text()
+    assert [p.name for p in tmp_path.iterdir() if "passwords" in p.name] == ["passwords"]
+    for bad in ("hp 01", "hp/#", "", "HP", "ingest/x", "x" * 50):
+        assert not broker.user_ok(bad)
+        with pytest.raises(ValueError):
+            broker.set_passwords(tmp_path, {bad: "pw"})
+    assert broker.user_ok("ingest") and broker.user_ok("ingest-2") and broker.user_ok("hp-01")
+    assert os.access(f, os.R_OK)
+
+
+def test_add_site_never_makes_a_centre_of_the_ingest_nor_replaces_silently(runner, tmp_path):
+    from bems.cli import main
+    from city import broker
+
+    broker.write_config(tmp_path, port=1, cafile=tmp_path, certfile=tmp_path,
+                        keyfile=tmp_path, ingest_users=["ingest"])
+    args = ["portfolio", "add-site", "--broker-dir", str(tmp_path)]
+    r = runner.invoke(main, args + ["ingest"])
+    assert r.exit_code == 2 and "--ingest" in r.output
+    r = runner.invoke(main, args + ["ingest", "--ingest", "--password-stdin"],
+                      input="the-ingest-secret-1\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, args + ["hp-01"])
+    assert r.exit_code == 0 and "password:" in r.output
+    r = runner.invoke(main, args + ["hp-01"])
+    assert r.exit_code == 1 and "--replace" in r.output
+    assert runner.invoke(main, args + ["hp-01", "--replace"]).exit_code == 0
+    assert broker.users(tmp_path) == {"ingest", "hp-01"}

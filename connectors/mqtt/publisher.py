@@ -50,11 +50,15 @@ class Publisher:
         self._inflight: set[int] = set()  # mids the broker has not acknowledged
         self._early: set[int] = set()  # acknowledged before publish() returned the mid
         self._confirmed = 0  # the city has everything of our outbox up to here
+        # the highest seq this process handed to the broker: a confirmation is believed up to
+        # it, never beyond (a forged or stale "upto" cannot mark unsent rows sent)
+        self._published_max = 0
         self._box: str | None = None
         self._connected = threading.Event()
         self.sent = 0  # confirmed by the city, this process
         self.published = 0  # handed to the broker, resends included
         self.connects = 0
+        self.ignored_acks = 0  # confirmations of more than was sent (forged, or stale)
         self.last_error: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -102,8 +106,10 @@ class Publisher:
 
     def _session(self, store: Store) -> bool:
         cfg = self.cfg
+        # the broker takes the user name as the client id (use_username_as_clientid): one
+        # client per centre, and no centre can take another's (or the ingest's) session
         client, host, port = make_client(
-            cfg.broker, f"bems-{cfg.site_id}", username=cfg.username or cfg.site_id,
+            cfg.broker, cfg.site_id, username=cfg.username or cfg.site_id,
             password=cfg.password(), ca_file=cfg.ca_file, cert_file=cfg.cert_file,
             key_file=cfg.key_file)
         gone = threading.Event()
@@ -135,7 +141,10 @@ class Publisher:
             ack = decode_ack(msg.payload)
             if ack is not None and ack[0] == self._box:
                 with self._lock:
-                    self._confirmed = max(self._confirmed, ack[1])
+                    upto = min(ack[1], self._published_max)
+                    if ack[1] > self._published_max:
+                        self.ignored_acks += 1
+                    self._confirmed = max(self._confirmed, upto)
                 self._wake.set()
 
         client.on_connect, client.on_disconnect = on_connect, on_disconnect
@@ -181,6 +190,8 @@ class Publisher:
                     self._box = store.outbox_id()
                 for seq, kind, body, created in rows:
                     payload = self._payload(seq, kind, body, created)
+                    with self._lock:
+                        self._published_max = max(self._published_max, seq)
                     # not under our lock: paho calls on_publish holding its own
                     info = client.publish(topic(cfg.site_id, kind), payload, qos=1)
                     if info.rc != mqtt.MQTT_ERR_SUCCESS:
