@@ -491,4 +491,4 @@ def test_simulate_refuses_hostile_arguments(runner):
         base = {"--start": "2026-07-06", "--strategy": "predictive", "--days": "1"}
         base.update(dict(zip(args[::2], args[1::2])))
         r = runner.invoke(main, ["simulate", *[x for kv in base.items() for x in kv]])
-        assert r.exit_code != 0 and "Error" in r.output, (args, r.output)
+        assert r.exit_code != 0 and "error:" in r.output and len(r.output.strip().splitlines()) == 1, (args, r.output)
