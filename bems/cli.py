@@ -1598,8 +1598,12 @@ def portfolio_report(dsn: str, year: int, name: str, out_file: Path | None) -> N
     from city.queries import CityQueries
     from city.report import consolidated_xlsx
 
-    out = consolidated_xlsx(CityQueries(dsn).year(year), year, name,
-                            out_file or Path(f"tt25-{year}.xlsx"))
+    queries = CityQueries(dsn)
+    try:
+        out = consolidated_xlsx(queries.year(year), year, name,
+                                out_file or Path(f"tt25-{year}.xlsx"))
+    finally:
+        queries.close()
     click.echo(str(out))
 
 

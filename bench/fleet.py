@@ -29,6 +29,9 @@ TUNED = ["cambridge-b0", "cambridge-b1", "cambridge-b15", "cambridge-b2", "cambr
 HELD_OUT = ["cambridge-b112", "cambridge-b119", "cambridge-b25", "cambridge-b9",
             "cambridge-b91", "bangkok-office-floor4-zone1"]
 MODELS = ("gbm_lags", "gbm_daytype", "global", "stack", "stack3")
+# what `bems portfolio forecast` runs (city/fleet.py: refit_fleet(model="stack"), the mean of
+# the global model and the meter's gbm_lags and gbm_daytype): "stack3" here
+DEFAULT = "stack3"
 
 
 def _end(name: str):
@@ -89,7 +92,12 @@ def main() -> None:
                       "cv_rmse": {s.meter: {m: round(s.cv_rmse[m], 2) for m in MODELS}
                                   for s in scores}}
     print(f"{seconds:.0f} s on {args.workers} Dask workers")
+    default = {g: summary[g]["median_ratio"][DEFAULT] for g in summary}
+    print(f"default (what `bems portfolio forecast` runs): {DEFAULT}, median ratio to "
+          "gbm_lags " + ", ".join(f"{g} {v:.3f}" for g, v in default.items())
+          + " (aim on held-out meters: <= 0.90, stretch 0.85)")
     print(json.dumps({"test_days": args.days, "refit_every": args.refit, **summary,
+                      "default": {"model": DEFAULT, **default},
                       "seconds": round(seconds, 1)}))
 
 

@@ -5,14 +5,19 @@ PostgreSQL, all real and on this machine, plus the ranking page and the fleet re
     python bench/portfolio.py --sites 30 --minutes 3 --outage-sites 5 --outage-hours 1 \\
         --fleet-meters 50                              # a quick look
 
-1. Live: SITES sites × POINTS points (DEVICES devices each), one batch per device per minute,
-   replayed at SPEED simulated minutes per second from each site's real SQLite outbox by the
-   real publisher (processes of at most 50 sites), taken by INGESTS ingest processes (a shared
-   subscription). The broker is restarted half-way. Latency: the wall time from putting a
-   batch in the outbox to its row in PostgreSQL.
+1. Live: SITES sites × POINTS points (DEVICES devices each), one batch per device per minute
+   and a faults message every ten minutes (every centre has faults), replayed at SPEED
+   simulated minutes per second from each site's real SQLite outbox by the real publisher
+   (processes of at most 50 sites), taken by INGESTS ingest processes (each its own
+   subscription and user name, the centres split between them by --partition). Beside them a
+   hostile centre sends poison messages (what PostgreSQL refuses, time stamps from the future)
+   and a flood of garbage. The broker is restarted half-way. Latency: the wall time from
+   putting a batch in the outbox to its row in PostgreSQL.
 2. Outage: OUTAGE_SITES more sites whose link was down for OUTAGE_HOURS: their outboxes are
    full when they connect, all at once; drained as fast as the pipeline takes them.
-3. Lost (by sequence numbers, per site) and duplicates stored, over both phases.
+3. Lost (by sequence numbers, per site: what the city has not confirmed) and duplicates stored,
+   over both phases; messages quarantined; `messages` rows left once the confirmed ones are
+   pruned.
 4. Ranking: a year of 15-minute energy for every site of phase 1, then the ranking page
    (Flask, the real app) timed RANKING_RUNS times.
 5. Fleet: FLEET_METERS meters (the real loads of ../shared/data/loads, each scaled, shifted
@@ -34,7 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-T0 = 1_790_000_000  # the replayed data's first minute (2026-09-21)
+# the replayed data's first minute: two days before today (the city refuses readings from the
+# future and older than its retention, so the data moves with the day the bench runs)
+T0 = int(time.time()) // 86400 * 86400 - 2 * 86400
 
 
 def _site_ids(prefix: str, n: int) -> list[str]:
@@ -44,9 +51,50 @@ def _site_ids(prefix: str, n: int) -> list[str]:
 def _batches(minute: int, devices: int, points: int) -> list[tuple[str, dict]]:
     per = points // devices
     t0 = T0 + 60 * minute
-    return [("readings", {"dev": f"d{d}", "t0": t0, "res": "raw",
-                          "p": {f"d{d}.p{j}": [[0, round(20 + (minute % 60) * 0.1 + j * 0.01, 2)]]
-                                for j in range(per)}}) for d in range(devices)]
+    out = [("readings", {"dev": f"d{d}", "t0": t0, "res": "raw",
+                         "p": {f"d{d}.p{j}": [[0, round(20 + (minute % 60) * 0.1 + j * 0.01, 2)]]
+                               for j in range(per)}}) for d in range(devices)]
+    if minute % 10 == 0:  # the centre's faults, as they change
+        out.append(("faults", {"faults": [
+            {"id": k, "rule": "ac_after_hours", "target": f"z{k}", "status": "open",
+             "first": T0, "last": t0, "kwh_per_day": 12.5, "vnd_per_day": 27_000.0}
+            for k in (1, 2)]}))
+    return out
+
+
+def hostile_process(broker, ca, site, messages, out_file):
+    """A centre that attacks with its own credential: poison messages (each once let through
+    by the schema and refused by PostgreSQL, or stamped in 2099), then a flood of 240 kB
+    garbage, as fast as the broker takes it."""
+    from connectors.mqtt.client import make_client
+    from bems.portfolio.schema import encode, topic
+
+    c, host, port = make_client(broker, site, username=site, password=f"{site}-pw",
+                                ca_file=Path(ca))
+    c.connect(host, port)
+    c.loop_start()
+    box = "ba0ba0ba0ba0ba0b"
+    env = {"v": 1, "site": site, "box": box, "sent": T0}
+    site_body = {"name": "x", "timezone": "Asia/Ho_Chi_Minh", "organisation": "x",
+                 "floor_area_m2": 100.0, "staff": 1, "points": 1, "meters": []}
+    poison = [("site", dict(site_body, name="a\x00b")), ("site", dict(site_body,
+              organisation="a\ud800")), ("site", dict(site_body, timezone="Mars/Base")),
+              ("ledger", {"day": "2026-02-31", "writes": 1, "failed": 0, "released": 0,
+                          "held": 0, "below_floor": 0}),
+              ("readings", {"dev": "d", "t0": 4_070_000_000, "res": "raw",
+                            "p": {"p": [[0, 1.0]]}})]
+    seq = 0
+    for kind, body in poison:
+        seq += 1
+        c.publish(topic(site, kind), json.dumps({**env, "seq": seq, **body}).encode(), qos=1)
+    garbage = {"dev": "x" * 240_000, "t0": T0, "res": "raw", "p": {"p": [[0, 1.0]]}}
+    for _ in range(messages):
+        seq += 1
+        c.publish(topic(site, "readings"), encode({**env, "seq": seq, **garbage}), qos=1)
+    time.sleep(2)
+    c.disconnect()
+    c.loop_stop()
+    Path(out_file).write_text(json.dumps({"sent": seq, "poison": len(poison)}))
 
 
 def sites_process(ids, folder, broker, ca, minutes, speed, devices, points, prefill, start_at,
@@ -80,11 +128,12 @@ def sites_process(ids, folder, broker, ca, minutes, speed, devices, points, pref
             due = start_at + m / speed
             while time.time() < due:
                 time.sleep(0.002)
+            batch = _batches(m, devices, points)
             for sid in ids:
                 first = stores[sid].outbox_status()["last_seq"] + 1
-                stores[sid].enqueue(_batches(m, devices, points), T0 + 60 * m)
+                stores[sid].enqueue(batch, T0 + 60 * m)
                 now = time.time()
-                for k in range(devices):
+                for k in range(len(batch)):
                     enq[(sid, first + k)] = now
                 pubs[sid].wake()
     end = time.time() + 900
@@ -102,11 +151,11 @@ def sites_process(ids, folder, broker, ca, minutes, speed, devices, points, pref
                                           "enqueued": [[s, q, t] for (s, q), t in enq.items()]}))
 
 
-def ingest_process(dsn, broker, ca, client_id, stop_file, out_file):
+def ingest_process(dsn, broker, ca, user, partition, stop_file, out_file):
     from city.ingest import Ingest
 
-    ing = Ingest(dsn, broker, client_id=client_id, username="ingest", password="ingest-pw",
-                 ca_file=Path(ca), batch=5000, linger_s=0.1)
+    ing = Ingest(dsn, broker, username=user, password=f"{user}-pw", ca_file=Path(ca),
+                 batch=5000, linger_s=0.1, partition=tuple(partition))
     ing.start()
     while not Path(stop_file).exists():
         time.sleep(0.2)
@@ -122,11 +171,12 @@ def _count(dsn, q, *args):
 
 
 def _wait_for(dsn, boxes_last: dict, timeout: float) -> float:
-    """Until PostgreSQL holds every message of these outboxes; the time it took."""
+    """Until PostgreSQL holds every message of these outboxes (their confirmed marks); when."""
     t = time.time()
     want = sum(boxes_last.values())
     while time.time() - t < timeout:
-        (n,), = _count(dsn, "SELECT count(*) FROM messages WHERE box = ANY(%s)", list(boxes_last))
+        (n,), = _count(dsn, "SELECT coalesce(sum(upto), 0) FROM confirmed WHERE box = ANY(%s)",
+                       list(boxes_last))
         if n >= want:
             break
         time.sleep(0.25)
@@ -149,6 +199,10 @@ def phase(args, ctx, ids, minutes, speed, prefill, restart_after=None):
             args.devices, args.points, prefill, start_at, str(out)))
         p.start()
         procs.append(p)
+    if ctx.get("on_start"):
+        while time.time() < start_at:
+            time.sleep(0.05)
+        ctx["on_start"]()
     restart_at = None
     if restart_after is not None:
         while time.time() < start_at + restart_after:
@@ -166,7 +220,8 @@ def phase(args, ctx, ids, minutes, speed, prefill, restart_after=None):
         sent_done = max(sent_done, d["sent_done"])
     boxes = {v["box"]: v["last"] for v in info.values()}
     done = _wait_for(ctx["dsn"], boxes, ctx.get("wait_s", 600))
-    readings = sum(v["last"] for v in info.values()) * (args.points // args.devices)
+    n_faults = sum(1 for m in range(minutes) if m % 10 == 0)  # faults messages per site
+    readings = sum(v["last"] - n_faults for v in info.values()) * (args.points // args.devices)
     out = {"sites": len(ids), "messages": sum(boxes.values()), "readings": readings,
            "seconds": done - start_at, "readings_per_s": readings / (done - start_at),
            "boxes": boxes}
@@ -186,13 +241,23 @@ def phase(args, ctx, ids, minutes, speed, prefill, restart_after=None):
 
 
 def lost_and_duplicates(dsn, boxes: dict) -> tuple[int, int, int]:
-    rows = _count(dsn, "SELECT box, count(*), max(seq) FROM messages WHERE box = ANY(%s) "
-                       "GROUP BY box", list(boxes))
-    have = {b: (n, mx) for b, n, mx in rows}
-    lost = sum(last - have.get(b, (0, 0))[0] for b, last in boxes.items())
+    """Lost: what the city never confirmed of each outbox (its confirmed mark stops at the
+    first sequence number it does not have)."""
+    rows = _count(dsn, "SELECT box, upto FROM confirmed WHERE box = ANY(%s)", list(boxes))
+    upto = dict(rows)
+    lost = sum(max(0, last - upto.get(b, 0)) for b, last in boxes.items())
     (stored, distinct), = _count(dsn, "SELECT count(*), count(DISTINCT (site, point, t)) "
                                       "FROM readings")
     return lost, stored - distinct, stored
+
+
+def _wait_confirmed(dsn, boxes: dict, timeout: float) -> None:
+    t = time.time()
+    while time.time() - t < timeout:
+        rows = _count(dsn, "SELECT box, upto FROM confirmed WHERE box = ANY(%s)", list(boxes))
+        if sum(dict(rows).get(b, 0) >= last for b, last in boxes.items()) == len(boxes):
+            return
+        time.sleep(0.5)
 
 
 def ranking(args, ctx, ids) -> dict:
@@ -295,6 +360,12 @@ def fleet(n_meters: int, workers: int, model: str = "global") -> dict:
     return {"meters": n_meters, "seconds": seconds, "model": model}
 
 
+def dt_zero():
+    import datetime as dt
+
+    return dt.timedelta(0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sites", type=int, default=300)
@@ -310,6 +381,8 @@ def main() -> None:
     ap.add_argument("--fleet-meters", type=int, default=1000)
     ap.add_argument("--stack-meters", type=int, default=100,
                     help="meters refitted with the stack (per-meter fits too)")
+    ap.add_argument("--flood-messages", type=int, default=400,
+                    help="the hostile centre's garbage messages (240 kB each)")
     args = ap.parse_args()
     from city.broker import set_passwords
     from tests.services import Mosquitto, Postgres, make_pki
@@ -318,11 +391,13 @@ def main() -> None:
     os.chmod(ctx["tmp"], 0o755)
     pki = make_pki()
     pg = Postgres().start()
-    broker = Mosquitto(pki)
+    ingest_users = ["ingest"] + [f"ingest-{i}" for i in range(2, args.ingests + 1)]
+    broker = Mosquitto(pki, ingest_users=ingest_users)
     live_ids = _site_ids("hp", args.sites)
     out_ids = _site_ids("out", args.outage_sites)
-    set_passwords(broker.folder, {"ingest": "ingest-pw",
-                                  **{s: f"{s}-pw" for s in live_ids + out_ids}})
+    hostile = "evil-001"
+    set_passwords(broker.folder, {**{u: f"{u}-pw" for u in ingest_users},
+                                  **{s: f"{s}-pw" for s in live_ids + out_ids + [hostile]}})
     broker.start()
     ctx.update(dsn=pg.dsn, broker=broker)
     from city.store import CityStore
@@ -336,23 +411,37 @@ def main() -> None:
                                    "staff": 50, "points": args.points, "meters": []})
     stop = Path(ctx["tmp"]) / "stop-ingest"
     ingests = []
-    for i in range(args.ingests):
+    for i, user in enumerate(ingest_users):
         out = Path(ctx["tmp"]) / f"ingest{i}.json"
         p = ctx["mp"].Process(target=ingest_process, args=(
-            pg.dsn, broker.url, str(broker.ca), f"ingest-{i + 1}", str(stop), str(out)))
+            pg.dsn, broker.url, str(broker.ca), user, (i, len(ingest_users)), str(stop),
+            str(out)))
         p.start()
         ingests.append((p, out))
     time.sleep(3)
+    hostile_out = Path(ctx["tmp"]) / "hostile.json"
+    evil = ctx["mp"].Process(target=hostile_process, args=(
+        broker.url, str(broker.ca), hostile, args.flood_messages, str(hostile_out)))
     try:
         print(f"phase 1: {args.sites} sites × {args.points} points, {args.minutes} min at "
               f"{args.speed:g} min/s, broker restart half-way", flush=True)
+        ctx["on_start"] = evil.start  # the attack begins with the live stream
         live = phase(args, ctx, live_ids, args.minutes, args.speed, prefill=False,
                      restart_after=args.minutes / args.speed / 2)
+        evil.join(120)
+        ctx.pop("on_start", None)
         print(f"phase 2: {args.outage_sites} sites replay {args.outage_hours:g} h", flush=True)
         outage = phase(args, ctx, out_ids, int(args.outage_hours * 60), 0, prefill=True) \
             if args.outage_sites else None
         boxes = {**live["boxes"], **(outage["boxes"] if outage else {})}
+        _wait_confirmed(pg.dsn, boxes, 120)
         lost, dups, stored = lost_and_duplicates(pg.dsn, boxes)
+        (sent,), = _count(pg.dsn, "SELECT coalesce(sum(upto), 0)::bigint FROM confirmed")
+        (quarantined,), = _count(pg.dsn, "SELECT count(*) FROM quarantine")
+        with CityStore(pg.dsn) as cs, cs.conn.transaction():  # what an hour's wait prunes
+            cs.prune_messages(dt_zero())
+        (left,), = _count(pg.dsn, "SELECT count(*) FROM messages")
+        hostile_info = json.loads(hostile_out.read_text()) if hostile_out.exists() else {}
         rank = {"p50_ms": None, "p95_ms": None, "energy_rows": 0}
         if args.ranking_runs:
             print("ranking: a year of 15-minute energy per site", flush=True)
@@ -393,6 +482,11 @@ def main() -> None:
         ("messages lost (by sequence numbers)", f"{lost}", "0"),
         ("readings stored / duplicates stored", f"{stored:,} / {dups}", "dups 0"),
         ("messages delivered twice (dropped by the ingest)", f"{replays}", ""),
+        ("messages sent (confirmed by the city)", f"{sent:,}", ""),
+        ("hostile centre: poison + flood messages", f"{hostile_info.get('sent', 0):,}", ""),
+        ("messages quarantined (with their reason)", f"{quarantined:,}", ""),
+        ("messages rows left after pruning", f"{left:,} ({left / max(1, sent):.1%})",
+         "< 5 % of sent"),
         ("ranking page p50 / p95, ms", f"{rank['p50_ms']:.0f} / {rank['p95_ms']:.0f}"
          if rank["p95_ms"] is not None else "-", "p95 < 1000"),
         ("  energy rows (15-min) behind it", f"{rank['energy_rows']:,}", ""),
@@ -413,7 +507,11 @@ def main() -> None:
                       else None, "p50_latency_s": round(live["p50_latency_s"], 2),
                       "replays_dropped": replays,
                       "stack_refit_s": round(st["seconds"], 1) if st else None,
-                      "stack_meters": st["meters"] if st else 0}))
+                      "stack_meters": st["meters"] if st else 0,
+                      "messages_sent": sent, "messages_rows_after_prune": left,
+                      "quarantined": quarantined,
+                      "p99_calm_s": round(live["p99_calm_s"], 2)
+                      if live.get("p99_calm_s") is not None else None}))
 
 
 if __name__ == "__main__":

@@ -22,12 +22,20 @@ MIN_DAYS = 14
 HISTORY_DAYS = 400
 
 
-def meter_frames(rows: list[tuple], end_local: pd.Timestamp) -> dict[tuple[str, str], pd.DataFrame]:
+def meter_frames(rows: list[tuple], end_local: pd.Timestamp,
+                 outdoor: list[tuple] = ()) -> dict[tuple[str, str], pd.DataFrame]:
     """Hourly frames (ds local, y kWh, temp_c) per (site, meter) up to `end_local`, with the
-    missing hours as NaN; meters with less than MIN_DAYS of data are left out."""
+    missing hours as NaN; meters with less than MIN_DAYS of data are left out. `outdoor`:
+    (site, local hour, °C) of the centres' own outdoor thermometers."""
     by: dict[tuple[str, str], list] = {}
     for site, meter, hour, kwh in rows:
         by.setdefault((site, meter), []).append((hour, kwh))
+    temps: dict[str, pd.Series] = {}
+    for site, hour, c in outdoor:
+        temps.setdefault(site, {})[hour] = c  # type: ignore[index]
+    temps = {k: pd.Series(v, dtype=float) for k, v in temps.items()}
+    for v in temps.values():
+        v.index = pd.DatetimeIndex(v.index)
     out = {}
     for key, values in by.items():
         s = pd.Series(dict(values), dtype=float)
@@ -37,8 +45,10 @@ def meter_frames(rows: list[tuple], end_local: pd.Timestamp) -> dict[tuple[str, 
             continue
         idx = pd.date_range(s.index.min().normalize(), end_local - pd.Timedelta(hours=1),
                             freq="h")
+        t = temps.get(key[0])
         out[key] = pd.DataFrame({"ds": idx, "y": s.reindex(idx).to_numpy(),
-                                 "temp_c": np.nan})
+                                 "temp_c": t.reindex(idx).to_numpy() if t is not None
+                                 else np.nan})
     return out
 
 
@@ -52,7 +62,7 @@ def refit_city(dsn: str, client=None, day: dt.date | None = None, model: str = "
         cs.migrate()
         zones = cs.site_zones()
         since = dt.datetime.combine(day - dt.timedelta(days=HISTORY_DAYS), dt.time(), tz)
-        frames = meter_frames(cs.hourly_energy(since), start)
+        frames = meter_frames(cs.hourly_energy(since), start, cs.hourly_outdoor(since))
         if not frames:
             return {"meters": 0, "seconds": 0.0, "model": model}
         keys = list(frames)

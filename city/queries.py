@@ -32,6 +32,8 @@ class Centre:
     vnd_per_kwh: float | None
     last_seen: dt.datetime | None
     last_reading: dt.datetime | None
+    gaps: int = 0  # sequence numbers missing after what the city confirmed (lost so far)
+    quarantined: int = 0  # its messages the city could not take, last 30 days
 
     @property
     def annual_kwh(self) -> float | None:
@@ -98,12 +100,20 @@ m AS (SELECT site, sum(hours_below_25) AS h, sum(vnd) / nullif(sum(kwh), 0) AS p
       FROM monthly WHERE month > to_char(%(end)s::date - 365, 'YYYY-MM')
       AND month <= to_char(%(end)s::date, 'YYYY-MM') GROUP BY site),
 l AS (SELECT site, sum(below_floor) AS n FROM ledger_days
-      WHERE day > %(end)s::date - 365 AND day <= %(end)s::date GROUP BY site)
+      WHERE day > %(end)s::date - 365 AND day <= %(end)s::date GROUP BY site),
+g AS (SELECT x.site, sum(x.g) AS n FROM (
+        SELECT m.site, max(m.seq) - coalesce(c.upto, 0) - count(*) AS g FROM messages m
+        LEFT JOIN confirmed c ON c.site = m.site AND c.box = m.box
+        WHERE m.seq > coalesce(c.upto, 0) GROUP BY m.site, m.box, c.upto) x GROUP BY x.site),
+q AS (SELECT site, count(*) AS n FROM quarantine
+      WHERE received > clock_timestamp() - interval '30 days' GROUP BY site)
 SELECT s.id, s.name, s.organisation, s.floor_area_m2, s.staff, cur.kwh, coalesce(cur.days, 0),
        prev.kwh, coalesce(prev.days, 0), coalesce(f.n, 0), coalesce(f.vnd, 0),
-       coalesce(m.h, 0), coalesce(l.n, 0), m.price, s.last_seen, s.last_reading
+       coalesce(m.h, 0), coalesce(l.n, 0), m.price, s.last_seen, s.last_reading,
+       coalesce(g.n, 0), coalesce(q.n, 0)
 FROM sites s LEFT JOIN cur ON cur.site = s.id LEFT JOIN prev ON prev.site = s.id
 LEFT JOIN f ON f.site = s.id LEFT JOIN m ON m.site = s.id LEFT JOIN l ON l.site = s.id
+LEFT JOIN g ON g.site = s.id LEFT JOIN q ON q.site = s.id
 """
 
 SORTS = {"eui": lambda c: (c.eui is None, -(c.eui or 0)),
@@ -114,15 +124,27 @@ SORTS = {"eui": lambda c: (c.eui is None, -(c.eui or 0)),
          "compliance": lambda c: (-c.hours_below_25, -c.writes_below_floor),
          "freshness": lambda c: (c.last_reading is not None, c.last_reading or c.last_seen
                                  or dt.datetime.min.replace(tzinfo=dt.timezone.utc)),
+         "gaps": lambda c: (-c.gaps, -c.quarantined),
          "name": lambda c: (c.name.casefold(),)}
 
 
 class CityQueries:
-    def __init__(self, dsn: str):
-        self.dsn = dsn
+    """The screens' queries over a pool of connections (psycopg_pool): a page does not pay
+    for a new PostgreSQL connection per query."""
 
-    def _conn(self) -> psycopg.Connection:
-        return psycopg.connect(self.dsn, autocommit=True)
+    def __init__(self, dsn: str, max_size: int = 8):
+        from psycopg_pool import ConnectionPool
+
+        self.dsn = dsn
+        self.pool = ConnectionPool(dsn, min_size=1, max_size=max_size,
+                                   kwargs={"autocommit": True}, open=True,
+                                   name="city-queries")
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _conn(self):
+        return self.pool.connection()
 
     def latest_day(self) -> dt.date | None:
         with self._conn() as c:
@@ -203,4 +225,5 @@ class CityQueries:
         with self._conn() as c:
             dropped = dict(c.execute("SELECT code, n FROM dropped").fetchall())
             n_sites, = c.execute("SELECT count(*) FROM sites").fetchone()
-        return {"dropped": dropped, "sites": n_sites}
+            quarantined, = c.execute("SELECT count(*) FROM quarantine").fetchone()
+        return {"dropped": dropped, "sites": n_sites, "quarantined": quarantined}

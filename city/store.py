@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason text NOT NULL, bytes integer NOT NULL, sample text NOT NULL,
     received timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (site, box, seq));
 CREATE INDEX IF NOT EXISTS messages_received ON messages (received);
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS outdoor_point text;
 """
 
 
@@ -273,13 +274,14 @@ class CityStore:
                      and not m.get("parent")), None)
         self.conn.execute(
             "INSERT INTO sites (id, name, timezone, organisation, floor_area_m2, staff, points, "
-            "meters, main_meter) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "meters, main_meter, outdoor_point) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, "
             "organisation = excluded.organisation, floor_area_m2 = excluded.floor_area_m2, "
             "staff = excluded.staff, points = excluded.points, meters = excluded.meters, "
-            "main_meter = excluded.main_meter RETURNING (xmax = 0)",
+            "main_meter = excluded.main_meter, outdoor_point = excluded.outdoor_point "
+            "RETURNING (xmax = 0)",
             [site, b["name"], b["timezone"], b["organisation"], b["floor_area_m2"], b["staff"],
-             b["points"], json.dumps(b["meters"], ensure_ascii=False), main])
+             b["points"], json.dumps(b["meters"], ensure_ascii=False), main, b.get("outdoor")])
         # energy that came before the site was registered (or under another time zone)
         self.conn.execute("DELETE FROM energy_daily WHERE site = %s", [site])
         self.conn.execute(
@@ -350,6 +352,15 @@ class CityStore:
             "sum(e.kwh) * 4.0 / count(e.kwh) FROM energy e JOIN sites s ON s.id = e.site "
             "WHERE e.t >= %s AND e.kwh IS NOT NULL GROUP BY 1, 2, 3 HAVING count(e.kwh) >= 3 "
             "ORDER BY 1, 2, 3", [since]).fetchall()
+
+    def hourly_outdoor(self, since: dt.datetime) -> list[tuple]:
+        """(site, local hour, °C) of each centre's outdoor temperature (the point its
+        registry names) since `since`."""
+        return self.conn.execute(
+            "SELECT r.site, date_trunc('hour', r.t AT TIME ZONE s.timezone) AS h, avg(r.value) "
+            "FROM readings r JOIN sites s ON s.id = r.site AND r.point = s.outdoor_point "
+            "WHERE r.t >= %s AND r.value IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+            [since]).fetchall()
 
     def site_zones(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT id, timezone FROM sites").fetchall())

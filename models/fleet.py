@@ -241,8 +241,14 @@ def refit_fleet(frames: dict[str, pd.DataFrame], days: DayTypes, day: pd.Timesta
     prepared = {k: prepare(f, days) for k, f in frames.items()}
     submit = client.submit if client is not None else (lambda f, *a, **kw: _Done(f(*a, **kw)))
     hours = pd.date_range(day, periods=24, freq="h")
-    future = pd.DataFrame({"ds": hours, "y": np.nan, "temp_c": np.nan})
-    future["off"] = days.off_series(future["ds"]).to_numpy()
+    off = days.off_series(pd.Series(hours)).to_numpy()
+
+    def future_of(frame: pd.DataFrame) -> pd.DataFrame:
+        """The day's 24 hours, their outdoor temperature that of the same hours the day
+        before (persistence: the city has the centres' thermometers, not a forecast)."""
+        past = frame.set_index("ds")["temp_c"] if "temp_c" in frame else pd.Series(dtype=float)
+        temps = past.reindex(hours - pd.Timedelta(days=1)).to_numpy(dtype=float)
+        return pd.DataFrame({"ds": hours, "y": np.nan, "temp_c": temps, "off": off})
     if model in ("global", "stack"):
         # learn from at most POOL_METERS meters (every n-th): more adds time, not accuracy;
         # the others are forecast by the shared part of the model
@@ -253,13 +259,13 @@ def refit_fleet(frames: dict[str, pd.DataFrame], days: DayTypes, day: pd.Timesta
                  for k in pool]
         g = submit(_fit_from_parts, parts, codes, rounds, threads, pure=False)
         if model == "global":
-            futs = {k: submit(_predict_global, g, f[f["ds"] < day], future, k, pure=False)
-                    for k, f in prepared.items()}
+            futs = {k: submit(_predict_global, g, f[f["ds"] < day], future_of(f), k,
+                              pure=False) for k, f in prepared.items()}
         else:
-            futs = {k: submit(_stack_meter, g, f, days, day, future, k, pure=False)
+            futs = {k: submit(_stack_meter, g, f, days, day, future_of(f), k, pure=False)
                     for k, f in prepared.items()}
     else:
-        futs = {k: submit(_fit_predict_meter, f, days, day, future, pure=False)
+        futs = {k: submit(_fit_predict_meter, f, days, day, future_of(f), pure=False)
                 for k, f in prepared.items()}
     out = {k: np.asarray(v.result()) for k, v in futs.items()}
     return out, {"meters": len(out), "seconds": time.perf_counter() - t, "model": model}

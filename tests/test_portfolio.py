@@ -269,6 +269,36 @@ def test_the_collector_fills_the_outbox_with_valid_messages(site, site_db, tmp_p
         assert 0 < added <= 2 * len(devices) + 1
 
 
+def test_readings_backfilled_behind_the_cursor_are_sent_late(site, site_db, tmp_path):
+    """A polling gap filled later from the devices' trend logs: its readings are sent with a
+    cursor of their own, with the energy of the day (they were never sent before)."""
+    db = _copy(site_db, tmp_path / "late.sqlite")
+    lo, hi = NOW - dt.timedelta(hours=10), NOW - dt.timedelta(hours=9)
+    with Store(db, site.timezone) as store:
+        gap = [r for p in ("f2.p1.temp", "meter.main.kwh")
+               for r in [(p, t, v, q) for t, v, q in store.readings(p, lo, hi)]]
+        assert gap
+        store.db.execute("DELETE FROM readings WHERE ts >= ? AND ts < ?",
+                         [int(lo.timestamp()), int(hi.timestamp())])
+        store.db.conn.commit()
+        c = Collector(site, store, readings="raw")
+        while c.collect(NOW):
+            pass
+        before = store.outbox_status()["last_seq"]
+        store.insert_readings(gap)  # the backfill, stamped at the old times
+        store.refresh_rollups()
+        assert Collector(site, store, readings="raw").collect(NOW) > 0
+        rows = store.unsent(before, 1000)
+        sent = [(json.loads(b), k) for _, k, b, _ in rows]
+        late = {p for b, k in sent if k == "readings" for p in b["p"]
+                if b["t0"] < int(hi.timestamp()) and b["t0"] + max(
+                    s[0] for s in b["p"][p]) >= int(lo.timestamp())}
+        assert {"f2.p1.temp", "meter.main.kwh"} <= late
+        assert any(k == "energy" for _, k in sent)
+        # once queued, not again
+        assert Collector(site, store, readings="raw").collect(NOW) == 0
+
+
 def test_the_outbox_is_sent_in_order_and_pruned(store):
     store.enqueue([("ledger", {"n": i}) for i in range(10)], NOW)
     rows = store.unsent(0, 4)
@@ -624,10 +654,12 @@ def city_app(city, reported, tmp_path_factory):
         store.add_user("viewer1", "viewer", hash_password("pw-viewer-1"), "vi")
         store.add_user("admin1", "admin", hash_password("pw-admin-1"), "en")
     brake.clear()
-    app = create_app(portfolio_site("Sở Xây dựng Hải Phòng"), db, portfolio=CityQueries(
-        city["pg"].dsn), test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
-        clock=lambda: NOW)
-    return app, db
+    queries = CityQueries(city["pg"].dsn)
+    app = create_app(portfolio_site("Sở Xây dựng Hải Phòng"), db, portfolio=queries,
+                     test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
+                     clock=lambda: NOW)
+    yield app, db
+    queries.close()
 
 
 def _client(city_app, user="viewer1", password="pw-viewer-1"):
@@ -648,9 +680,12 @@ def test_the_city_ranks_its_centres(city_app):
     assert "Trung tâm 2 — Hải Phòng" in page and "kWh/m²" in page
     assert "Các trung tâm hành chính" in page  # Vietnamese
     for sort in ("eui", "kwh_per_staff", "change", "savings", "faults", "compliance",
-                 "freshness", "name", "junk", "' OR 1=1 --", "é" * 5000):
+                 "freshness", "gaps", "name", "junk", "' OR 1=1 --", "é" * 5000):
         r = c.get("/", query_string={"sort": sort})
         assert r.status_code == 200
+    # a centre that reported everything misses nothing (others were sent gaps on purpose)
+    assert 'id="gaps-hp-01">0' in page
+    assert "Bản tin còn thiếu" in page
     order = [m for m in re.findall(r'id="centre-([a-z0-9-]+)"',
                                    c.get("/?sort=kwh_per_staff").get_data(as_text=True))]
     assert order == ["hp-01", "hp-02", "hp-03"]  # the same energy, fewer people: more per person
@@ -1096,3 +1131,24 @@ def test_add_site_never_makes_a_centre_of_the_ingest_nor_replaces_silently(runne
     assert r.exit_code == 1 and "--replace" in r.output
     assert runner.invoke(main, args + ["hp-01", "--replace"]).exit_code == 0
     assert broker.users(tmp_path) == {"ingest", "hp-01"}
+
+
+@services
+def test_a_sequence_gap_is_counted_for_the_ranking(city):
+    from city.store import CityStore
+
+    c, _ = _raw(city, "hp-08")
+    box = "8888888888888888"
+    try:
+        for seq in (1, 2, 5):  # 3 and 4 lost on the way (so far)
+            c.publish(topic("hp-08", "readings"), encode(dict(_env(
+                "hp-08", seq, **_readings(t0=NOW_S - 100 + seq)), box=box)),
+                qos=1).wait_for_publish(10)
+        _wait(lambda: _sql(city, "SELECT upto FROM confirmed WHERE site = 'hp-08' AND "
+                                 "box = %s", box) == [(2,)], 20, "confirmed up to the gap")
+        _wait(lambda: _sql(city, "SELECT 1 FROM messages WHERE site = 'hp-08' AND box = %s "
+                                 "AND seq = 5", box), 20, "the one after the gap")
+    finally:
+        _close(c)
+    with CityStore(city["pg"].dsn) as cs:
+        assert cs.gaps().get("hp-08") == 2

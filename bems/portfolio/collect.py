@@ -4,8 +4,8 @@ interval, each kind behind its own cursor moved in the same transaction as its m
 A site joining the portfolio sends its last `READINGS_BACKFILL` of readings, `ENERGY_BACKFILL`
 of meter energy and `MONTHS_BACKFILL` months of figures (what the city's comparisons need: a
 year, and the same months a year before). Readings stored later with an older time stamp than
-the cursor (a trend-log backfill of a gap) are not sent as readings; the meter energy and the
-monthly figures they change are.
+the readings cursor (a trend-log backfill of a gap) are found when the rollups are refreshed
+and sent with a cursor of their own, with the energy of the days they touch.
 """
 
 from __future__ import annotations
@@ -108,6 +108,19 @@ class Collector:
 
     # --- meter energy ---------------------------------------------------------------------
 
+    def _energy_day(self, lo: int, hi: int) -> list:
+        series = {}
+        for m in self.site.meters:
+            vals: list = [None] * ((hi - lo) // QUARTER)
+            for t, kwh in quarter_hour_kwh(self.store, m, lo, hi):
+                i = (to_epoch(t) - lo) // QUARTER
+                if 0 <= i < len(vals):
+                    v = _value(kwh)  # a glitch beyond a meter's reach is a gap, not kWh
+                    vals[i] = v if v is not None and 0 <= v <= ENERGY_MAX_KWH else None
+            if any(v is not None for v in vals):
+                series[m.id] = vals
+        return [("energy", {"t0": lo, "step": QUARTER, "m": series})] if series else []
+
     def _energy(self, now: int, cursors: dict) -> list:
         end = (now - LAG_S) // QUARTER * QUARTER
         lo = self.store.get_meta("portfolio.energy_to")
@@ -117,20 +130,37 @@ class Collector:
         out = []
         while lo < end and len(out) < 40:
             hi = min(end, lo + 86400)
-            series = {}
-            for m in self.site.meters:
-                vals: list = [None] * ((hi - lo) // QUARTER)
-                for t, kwh in quarter_hour_kwh(self.store, m, lo, hi):
-                    i = (to_epoch(t) - lo) // QUARTER
-                    if 0 <= i < len(vals):
-                        v = _value(kwh)  # a glitch beyond a meter's reach is a gap, not kWh
-                        vals[i] = v if v is not None and 0 <= v <= ENERGY_MAX_KWH else None
-                if any(v is not None for v in vals):
-                    series[m.id] = vals
-            if series:
-                out.append(("energy", {"t0": lo, "step": QUARTER, "m": series}))
+            out += self._energy_day(lo, hi)
             lo = hi
         cursors["portfolio.energy_to"] = lo
+        return out
+
+    def _late(self, now: int, cursors: dict) -> list:
+        """Readings stored behind the readings cursor (a trend-log backfill of a polling gap,
+        found when the rollups are refreshed), with a cursor of their own: their readings,
+        and the energy of the days they touch (the city replaces that day's quarters)."""
+        done = self.store.get_meta("portfolio.late_id", 0)
+        spans = self.store.portfolio_late(done)
+        if not spans:
+            return []
+        step = 1 if self.readings == "raw" else QUARTER
+        energy_to = self.store.get_meta("portfolio.energy_to", 0)
+        out: list = []
+        days: set[int] = set()
+        for sid, lo, hi in spans:
+            lo = lo // step * step
+            hi = -(-hi // step) * step
+            while lo < hi and len(out) < 200:
+                part = min(hi, lo + CATCH_UP)
+                out += self._reading_batches(lo, part)
+                days |= set(range(lo // 86400 * 86400, part, 86400))
+                lo = part
+            cursors["portfolio.late_id"] = sid
+            if len(out) >= 200:
+                break
+        for d in sorted(days):
+            if d < energy_to:
+                out += self._energy_day(d, min(d + 86400, energy_to))
         return out
 
     # --- faults, ledger, monthly figures, the registry ------------------------------------
@@ -225,8 +255,8 @@ class Collector:
         t = to_epoch(now)
         cursors: dict = {}
         messages = []
-        for part in (self._site, self._readings, self._energy, self._faults, self._ledger,
-                     self._monthly):
+        for part in (self._site, self._readings, self._late, self._energy, self._faults,
+                     self._ledger, self._monthly):
             messages += part(t, cursors)
         ok = []
         for kind, body in messages:

@@ -13,12 +13,14 @@ from bems.site import Site
 
 def registry(s: Site) -> dict:
     """The centre as the city registers it: from its site file."""
+    outdoor = next((p.id for p in s.points if p.kind == "outdoor_temperature"), None)
     return {"name": s.name[:200], "timezone": s.timezone,
             "organisation": (s.reports.organisation or s.name)[:200],
             "floor_area_m2": float(s.floor_area_m2), "staff": int(s.reports.staff),
             "points": len(s.points),
             "meters": [{"id": m.id, "name": m.name[:200], "measures": m.measures[:40],
-                        "parent": m.parent} for m in s.meters]}
+                        "parent": m.parent} for m in s.meters],
+            "outdoor": outdoor}
 
 
 _FIELD = {"name": ("site", "name"), "timezone": ("site", "timezone"),

@@ -23,7 +23,9 @@ kind:
 - ``monthly`` — one month's figures: ``{"month": "YYYY-MM", "kwh", "kwh_ac", "vnd",
   "peak_kw", "coverage", "hours_below_25"}``.
 - ``site`` — the registry entry: ``{"name", "timezone", "floor_area_m2", "staff",
-  "organisation", "meters": [{"id", "name", "measures", "parent"}], "points": <int>}``.
+  "organisation", "meters": [{"id", "name", "measures", "parent"}], "points": <int>,
+  "outdoor": "<point>" or null}`` (``outdoor``, optional: the point of the outdoor
+  temperature among its readings, which the city's forecasts of its load use).
 
 Numbers must be finite and within each field's range; text is bounded, printable, and holds
 nothing PostgreSQL refuses (no NUL, no lone surrogate); dates are real dates in 2000-2100; a
@@ -310,6 +312,7 @@ def _site(b: dict) -> None:
     _need(_num(b.get("floor_area_m2"), 1, 1e7), "field", "floor_area_m2")
     _need(_int(b.get("staff"), 0, 10**6), "field", "staff")
     _need(_int(b.get("points"), 0, 10**6), "field", "points")
+    _need(b.get("outdoor") is None or _ident(b.get("outdoor")), "field", "outdoor")
     ms = b.get("meters")
     _need(isinstance(ms, list) and len(ms) <= 500, "field", "meters")
     for m in ms:

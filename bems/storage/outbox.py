@@ -34,6 +34,12 @@ class Outbox:
                                 "DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
         return len(rows)
 
+    def portfolio_late(self, after: int, limit: int = 1000) -> list[tuple[int, int, int]]:
+        """(id, lo, hi) of the readings spans stored behind the portfolio's cursor, after
+        id `after`."""
+        return self.db.execute("SELECT id, lo, hi FROM portfolio_late WHERE id > ? ORDER BY id "
+                               "LIMIT ?", [after, limit]).fetchall()
+
     def outbox_id(self) -> str | None:
         """The outbox's own id (made with its first message): sequence numbers count in it."""
         return self.get_meta("portfolio.box")
@@ -68,4 +74,8 @@ class Outbox:
             if row is not None:
                 dropped = self.db.execute("DELETE FROM outbox WHERE sent IS NULL AND id <= ?",
                                           [row[0]]).rowcount
+            done = self.db.execute("SELECT value FROM meta WHERE key = 'portfolio.late_id'"
+                                   ).fetchone()
+            if done is not None:  # late spans already queued
+                self.db.execute("DELETE FROM portfolio_late WHERE id <= ?", [json.loads(done[0])])
         return pruned, dropped

@@ -116,3 +116,11 @@ def _m0007(db: sqlite_utils.Database) -> None:
     # `readings`, the raw number kept here for the record
     db.execute("CREATE TABLE implausible (ts INTEGER NOT NULL, point INTEGER NOT NULL, "
                "raw REAL NOT NULL, PRIMARY KEY (ts, point)) WITHOUT ROWID")
+
+
+@migrations(name="0008_portfolio_late_spans")
+def _m0008(db: sqlite_utils.Database) -> None:
+    # spans of readings stored behind the city portfolio's readings cursor (a trend-log
+    # backfill of a polling gap): the collector sends them with a cursor of their own
+    db.execute("CREATE TABLE portfolio_late (id INTEGER PRIMARY KEY, lo INTEGER NOT NULL, "
+               "hi INTEGER NOT NULL)")

@@ -15,6 +15,7 @@ readings, so what they return always equals the raw data.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import sqlite3
 from typing import Iterable, Iterator, Sequence
@@ -163,6 +164,13 @@ class TimeSeries:
                     # a day at a time keeps the sort behind GROUP BY small
                     for a in range(lo, hi, 86400):
                         self._rebuild(table, source, tcol, vcol, width, a, min(a + 86400, hi))
+            # what was written behind the city portfolio's readings cursor is sent late
+            cursor = conn.execute("SELECT value FROM meta WHERE key = "
+                                  "'portfolio.readings_to'").fetchone()
+            if cursor is not None:
+                behind = int(json.loads(cursor[0]))
+                late = [(lo, min(hi, behind)) for _i, lo, hi in spans if lo < behind]
+                conn.executemany("INSERT INTO portfolio_late (lo, hi) VALUES (?, ?)", late)
             conn.execute("DELETE FROM rollup_pending WHERE id <= ?", [max(s[0] for s in spans)])
         return len(spans)
 

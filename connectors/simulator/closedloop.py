@@ -1,24 +1,24 @@
-"""Closed loop, fast: the EnergyPlus centre unpaced with the *same* strategy code in the loop
-(no BACnet), scored with BOPTEST-style KPIs over the same days for any strategy.
+"""Closed loop, fast: the EnergyPlus centre unpaced with BEMS's own runtime in the loop (the
+one decision path, the one Writer, a real store; no BACnet: an in-process bus), scored with
+BOPTEST-style KPIs over the same days for any strategy.
 
-The controllers' relinquish default is their time clock (the baseline); BEMS's intents sit in
-priority slot `write_priority` above it, clamped to the points' limits as the writer does.
+The controllers' relinquish default is their time clock (the baseline); BEMS's writes sit in
+priority slot `write_priority` above it, as on the virtual centre's BACnet devices.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-
+import math
 import time
-
-import numpy as np
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from bems.calendar import SiteCalendar
+from bems.memorybus import MemoryBus
 from bems.site import Site
-from bems.strategies.plan import Learned, demand_level, intents_of, learn, plan
 from bems.tariff import cost
-from typing import Callable, TYPE_CHECKING
 from connectors.simulator.centre import Binding
 from connectors.simulator.physics import EnergyPlusModel, Step
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from connectors.simulator.faults import Injector
 
 COMFORT = (23.0, 27.0)
+PANEL = 8  # the priority of a wall panel's command (an injected fault on the equipment)
 
 
 @dataclass
@@ -79,76 +80,141 @@ STRATEGIES = ("baseline", "rules", "predictive", "bems")  # "bems": the rules (o
 HISTORY_DAYS = 14  # the predictive strategy refits its zone models nightly on this much
 
 
+class PlantBus(MemoryBus):
+    """The site's devices in process, on the simulated building: sensors and meters show the
+    model's last step, commandable points hold BEMS's slots over the controllers' time clock
+    (their relinquish default), exactly as the virtual centre's BACnet devices do."""
+
+    def show(self, values: dict[str, float | None]) -> None:
+        for pid, v in values.items():
+            if pid in self.objects:
+                self.objects[pid].relinquish_default = math.nan if v is None else float(v)
+
+    def present(self, points: list[str]) -> dict[str, float]:
+        out = {}
+        for pid in points:
+            v = self.objects[pid].present_value
+            out[pid] = float(v) if isinstance(v, (int, float)) else 0.0
+        return out
+
+
+class _Clock:
+    def __init__(self, t: dt.datetime):
+        self.t = t
+
+    def __call__(self) -> dt.datetime:
+        return self.t
+
+
 def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
              injector: "Injector | None" = None,
              sink: Callable[[list[tuple]], None] | None = None,
              on_write: Callable[[str, float | None, dt.datetime], None] | None = None,
              on_step: Callable[[Step], None] | None = None, warmup_days: int = 0,
-             forecast_seed: int = 1, forecast_error: bool = True) -> Kpis:
-    """Run the days with a strategy in the loop and score them. `injector` applies faults
-    (connectors/simulator/faults.py) to the equipment and to what BEMS reads; `sink` gets
-    every interval's readings, as BEMS would store them: (point, UTC time, value) rows;
-    `on_write` each change of BEMS's commands: (point, value or None for a release, UTC);
-    `on_step` the simulator's own step (the truth a benchmark scores models against).
+             forecast_seed: int = 1, forecast_error: bool = True,
+             params: dict | None = None, db: Path | None = None) -> Kpis:
+    """Run the days with a strategy in the loop and score them, through the product's own
+    path: BEMS's runtime (`bems.runtime.Runtime`, not started: its jobs are called in lock
+    step with the model) polls the site's devices into a real store, decides with the one
+    decision path (`bems.decision.decide`) and writes through the one Writer, over an
+    in-process bus whose devices are the simulated building (`PlantBus`). The predictive
+    strategy gets its zone models refitted nightly by the runtime's own job, and an outdoor
+    forecast (the weather file's future with a forecast's error, `forecast_error=False`
+    only to measure what the error costs) in the store's forecast cache every hour, where a
+    site's provider puts it.
 
-    `warmup_days` run before `start` and are not scored: the building's time clock for the
-    baseline, the rule set for the others (the predictive strategy learns its zone models
-    from them, then refits every night on the last 14 days). Its outdoor forecast is the
-    weather file's future with a forecast's error (connectors/simulator/forecast.py; without
-    it, `forecast_error=False`, only to measure what the error costs)."""
+    `injector` applies faults (connectors/simulator/faults.py) to the equipment and to what
+    BEMS reads; `sink` gets every interval's readings as BEMS would store them: (point, UTC
+    time, value) rows; `on_write` each change of BEMS's commands: (point, value or None for
+    a release, UTC); `on_step` the simulator's own step (the truth a benchmark scores models
+    against); `params` strategy parameters for the run (`bems simulate --param`);
+    `warmup_days` run before `start` and are not scored (the building's time clock for the
+    baseline, the strategy for the others). `db`: the store (a temporary file by default)."""
+    import dataclasses
+    import tempfile
+
+    from bems.predictive.weather import cache as cache_forecast
+    from bems.runtime import Runtime
+    from bems.site import Weather
+
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     strategy = "rules" if strategy == "bems" else strategy
+    mode = "predictive" if strategy == "predictive" else "rules"
+    site = dataclasses.replace(site, strategies=dataclasses.replace(
+        site.strategies, mode=mode, **(params or {})))
     binding = Binding(site)
     calendar = SiteCalendar(site)
     model = EnergyPlusModel(binding.sim_zones, site.latitude, site.longitude)
-    points = {p.id: p for p in site.points}
-    slots: dict[str, float] = {}  # BEMS's priority slot
-    values: dict[str, float | None] = {}  # what a poll would see
-    learned = Learned()
-    state = {"level": 0, "prev": None, "effective": {}}
     kpi = Kpis(days=days, area_m2=site.floor_area_m2, zones=len(binding.zones))
     registers = {k: 0.0 for k in binding.meters}  # the meters' energy registers, kWh
     first = dt.datetime.combine(start, dt.time(0))
     last = first + dt.timedelta(days=days)
     begin_sim = first - dt.timedelta(days=warmup_days)
-    brain = _Predictive(site, calendar, forecast_seed, forecast_error) \
-        if strategy == "predictive" else None
     floor = site.control.policy_min_cooling_setpoint
+    cmd_points = binding.command_points()
+    sensor_points = [p.id for p in site.points if p.id not in set(cmd_points)]
+    clock = _Clock(begin_sim.replace(tzinfo=site.tz))
+    bus = PlantBus(site, clock=clock)
+    folder = None
+    if db is None:
+        folder = tempfile.TemporaryDirectory(prefix="bems-loop-")
+        db = Path(folder.name) / "loop.sqlite"
+    rt = None if strategy == "baseline" else Runtime(
+        site, db, bus=bus, clock=clock, poll_interval_s=900, strategy_interval_s=900)
+    weather = None
+    if strategy == "predictive":
+        from connectors.simulator.forecast import WeatherFileForecast
 
-    def clamp(pid: str, v: float) -> float:
-        p = points[pid]
-        if p.min is not None:
-            v = max(v, p.min)
-        if p.max is not None:
-            v = min(v, p.max)
-        return v
+        weather = WeatherFileForecast(site.latitude, site.longitude, forecast_seed,
+                                      forecast_error)
+    source = Weather("simulated://weather-file")
+    state: dict = {"effective": {}, "fit_day": None, "held": {}}
 
     def controller(local: dt.datetime):
-        clock = binding.time_clock_values(local)
-        if strategy != "baseline" and local >= begin_sim:
+        bus.show(binding.time_clock_values(local))  # the controllers' own time clock
+        if rt is not None and local >= begin_sim:
+            clock.t = local.replace(tzinfo=site.tz)
+            if weather is not None:
+                if local.minute == 0:  # the provider's forecast, refreshed every hour
+                    t0 = local.replace(second=0, microsecond=0)
+                    fc = weather.forecast(local, t0, 36 * 4)
+                    epoch = int(clock.t.timestamp())
+                    cache_forecast(rt.store, source,
+                                   [(epoch + 900 * k, float(v)) for k, v in enumerate(fc)],
+                                   clock.t)
+                if state["fit_day"] != local.date() and (local - begin_sim).days >= 3 and \
+                        local.hour == 0:
+                    cpu0 = time.process_time()
+                    rt.refit_zone_models()  # the runtime's nightly job
+                    if first <= local < last:
+                        kpi.fit_cpu_s += time.process_time() - cpu0
+                        kpi.fits += 1
+                    state["fit_day"] = local.date()
             cpu0 = time.process_time()
-            if brain is not None and local >= first:
-                decisions = brain.decide(values, local, learned, state["level"], kpi)
-            else:
-                decisions = plan(site, calendar, values, local, learned, state["level"])
+            rt.run_strategies()  # decide, write through the Writer, release the rest
             if first <= local < last:
                 kpi.decisions += 1
                 kpi.cpu_s += time.process_time() - cpu0
-            before = dict(slots)
-            for it in intents_of(decisions):
-                if it.value is None:
-                    slots.pop(it.point, None)
-                elif it.point in points and points[it.point].writable:
-                    slots[it.point] = clamp(it.point, it.value)
+                if mode == "predictive" and rt._note and rt._note != "nobody_today":
+                    code = rt._note.split(":")[0]
+                    kpi.fallbacks[code] = kpi.fallbacks.get(code, 0) + 1
             if on_write is not None:
-                when = local.replace(tzinfo=site.tz).astimezone(dt.timezone.utc)
-                for pid in set(before) | set(slots):
-                    if before.get(pid) != slots.get(pid):
-                        on_write(pid, slots.get(pid), when)
-        effective = {pid: slots.get(pid, v) for pid, v in clock.items()}
-        if injector is not None:
-            effective = injector.points(local, effective)
+                held = {pid: v for pid, (v, _p) in rt.writer.held.items()}
+                for pid in set(held) | set(state["held"]):
+                    if held.get(pid) != state["held"].get(pid):
+                        on_write(pid, held.get(pid), clock.t.astimezone(dt.timezone.utc))
+                state["held"] = held
+        if injector is not None:  # a wall panel's command: priority 8, above BEMS's
+            for pid in cmd_points:
+                bus.objects[pid].slots.pop(PANEL, None)
+            wanted = bus.present(cmd_points)  # what BEMS and the time clock command
+            effective = injector.points(local, wanted)
+            for pid in cmd_points:
+                if effective[pid] != wanted[pid]:
+                    bus.objects[pid].slots[PANEL] = effective[pid]
+        else:
+            effective = bus.present(cmd_points)
         state["effective"] = effective
         cmd = binding.commands_from(effective, calendar, local)
         return injector.physics(local, cmd) if injector is not None else cmd
@@ -165,15 +231,14 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
         now_values = {**state["effective"], **sensors}
         if injector is not None:
             now_values = injector.sensed(begin, now_values)
-        if strategy != "baseline" and state["prev"] is not None:
-            learn(site, learned, state["prev"], now_values, h, begin.date())
-        state["prev"] = dict(now_values)
-        values.clear()
-        values.update(now_values)
-        if brain is not None:
-            brain.record(step.time, now_values)
+        # what BEMS reads at the end of the step (a value the injector dropped did not come)
+        bus.show({pid: now_values.get(pid) for pid in sensor_points})
+        if rt is not None:
+            clock.t = end.replace(tzinfo=site.tz)
+            rt.poll()
+            if end.minute == 0:
+                rt.store_maintenance()
         main_kw = step.power_kw.get("main", 0.0)
-        state["level"] = demand_level(site.strategies, main_kw, None, state["level"])
         if begin < first:
             return
         if on_step is not None:
@@ -193,8 +258,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
         for z in binding.zones:
             closed = not (z.schedule and calendar.periods(z.schedule, begin.date()))
             ac_on = state["effective"].get(z.ac_status, 0.0) > 0.5 if z.ac_status else False
-            mode = state["effective"].get(z.ac_mode, 1.0) if z.ac_mode else 1.0
-            cooling = ac_on and mode != 2
+            mode_v = state["effective"].get(z.ac_mode, 1.0) if z.ac_mode else 1.0
+            cooling = ac_on and mode_v != 2
             sp = state["effective"].get(z.cooling_setpoint) if z.cooling_setpoint else None
             if cooling and sp is not None and sp < floor - 1e-6:
                 kpi.setpoint_violation_h += h
@@ -209,68 +274,16 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
                         kpi.discomfort.append((begin, z.id, dev * h, attr))
 
     run_days = warmup_days + days + 1  # whole days; one more covers a start after midnight
-    model.run(begin_sim.date(), run_days, controller, observer)
+    run_start = begin_sim.date()
+    while run_start.weekday() >= 5:  # warm up on a working day (VirtualCentre.serve)
+        run_start -= dt.timedelta(days=1)
+    try:
+        model.run(run_start, run_days + (begin_sim.date() - run_start).days, controller,
+                  observer)
+    finally:
+        if rt is not None:
+            rt.stop(others_s=5)  # releases what BEMS holds, closes the store
+        if folder is not None:
+            folder.cleanup()
     kpi.cost_vnd = cost(site, kpi.energy_by_step).total_vnd
     return kpi
-
-
-class _Predictive:
-    """The predictive strategy in the loop, fed as the runtime feeds it: the readings (as
-    BEMS would have stored them, on the 15-minute grid), a nightly refit of the zone models on
-    the last 14 days, the surface temperatures from the last two days, and a forecast issued
-    every hour."""
-
-    def __init__(self, site: Site, calendar: SiteCalendar, seed: int, error: bool = True):
-        from connectors.simulator.forecast import WeatherFileForecast
-
-        self.site, self.calendar = site, calendar
-        self.weather = WeatherFileForecast(site.latitude, site.longitude, seed, error)
-        self.t0: int | None = None
-        self.rows: dict[str, list[float]] = {}
-        self.n = 0
-        self.model = None
-        self.fit_day: dt.date | None = None
-        self.outdoor = next((p.id for p in site.points if p.kind == "outdoor_temperature"), None)
-
-    def record(self, when: dt.datetime, values: dict[str, float | None]) -> None:
-        from bems.predictive.model import points_needed
-
-        if self.t0 is None:
-            self.t0 = int(when.timestamp())
-            self.rows = {p: [] for p in points_needed(self.site)}
-        for p, col in self.rows.items():
-            v = values.get(p)
-            col.append(float(v) if v is not None else np.nan)
-        self.n += 1
-
-    def history(self, days: float):
-        from bems.predictive.model import History
-
-        k = min(self.n, int(days * 96))
-        return History(self.t0 + (self.n - k) * 900, k,
-                       {p: np.array(col[-k:], float) for p, col in self.rows.items()})
-
-    def decide(self, values, local, learned, level, kpi: Kpis):
-        from bems.predictive import strategy as predictive
-        from bems.predictive.model import fit
-        from bems.predictive.weather import align
-
-        aware = local.replace(tzinfo=self.site.tz)
-        if self.fit_day != local.date() and self.n >= 3 * 96:
-            cpu0 = time.process_time()
-            self.model = fit(self.site, self.history(HISTORY_DAYS), aware, self.model)
-            kpi.fit_cpu_s += time.process_time() - cpu0
-            kpi.fits += 1
-            self.fit_day = local.date()
-        mass, fc = {}, None
-        if self.model and predictive.steps_today(self.site, self.calendar, local):
-            mass = predictive.mass_now(self.site, self.model, self.history(2))
-            t0 = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
-            fc = align(self.weather.forecast(local, t0, 96),
-                       values.get(self.outdoor) if self.outdoor else None)
-        out = predictive.decide(self.site, self.calendar, values, local, aware, learned, level,
-                                None, self.model, mass, fc, "weather file + forecast error")
-        if out.note and not out.note.startswith("nobody_today"):
-            code = out.note.split(":")[0]
-            kpi.fallbacks[code] = kpi.fallbacks.get(code, 0) + 1
-        return out.decisions
