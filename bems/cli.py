@@ -855,11 +855,15 @@ def forecast_backtest(csv_file: Path, country: str, days: int, end: str | None, 
 @click.option("--exact-forecast", is_flag=True,
               help="Predictive: the weather file's future without a forecast's error (only to "
                    "measure what the error costs).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A strategy parameter for this run (repeatable), checked as the site file "
+                   "checks it: --param occupied_setpoint=25.5")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmup_days: int,
              comfort_weight: float | None, seed: int, exact_forecast: bool,
-             as_json: bool) -> None:
-    """Closed loop, fast: EnergyPlus unpaced with the strategies in the loop; BOPTEST KPIs.
+             params: tuple[str, ...], as_json: bool) -> None:
+    """Closed loop, fast: EnergyPlus unpaced with BEMS's runtime in the loop (the one
+    decision path and the one Writer, over an in-process bus); BOPTEST KPIs.
 
     Discomfort counts occupied hours outside 23-27 °C, on air and on operative temperature.
     The predictive strategy gets the weather file's future with a forecast's error added.
@@ -868,7 +872,7 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
 
     \b
         bems simulate --start 2026-07-06 --days 14 --strategy baseline --json
-        bems simulate --start 2026-11-09 --days 14 --strategy rules
+        bems simulate --start 2026-11-09 --days 14 --strategy rules --param occupied_setpoint=25.5
         bems simulate --start 2026-07-06 --days 14 --strategy predictive --comfort-weight 60
     """
     import json as _json
@@ -879,13 +883,11 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
     first = _date(start, "--start")
     if days < 1 or days > 366:
         raise click.BadParameter(f"{days}: 1..366 days", param_hint="--days")
+    overrides = _strategy_params(params, site)
     if comfort_weight is not None:
-        import dataclasses
-
-        site = dataclasses.replace(site, strategies=dataclasses.replace(
-            site.strategies, comfort_weight=comfort_weight))
+        overrides["comfort_weight"] = comfort_weight
     k = run_sim(site, first, days, strategy, warmup_days=warmup_days, forecast_seed=seed,
-                forecast_error=not exact_forecast).as_dict()
+                forecast_error=not exact_forecast, params=overrides).as_dict()
     if as_json:
         click.echo(_json.dumps({key: v for key, v in k.items() if key != "peak_at"}))
         return
@@ -931,6 +933,38 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: dt.datetime | 
     for d in decision.zones:
         for it in d.intents:
             click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
+
+
+def _strategy_params(pairs: tuple[str, ...], site) -> dict:
+    """NAME=VALUE pairs checked by the one validator of strategy parameters (the site file's
+    and the UI's); any problem is one line, exit 1."""
+    from bems.strategies.params import StrategyParams, validate
+
+    types = StrategyParams.field_types()
+    raw: dict = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise BemsError(f"--param {pair[:60]!r}: use NAME=VALUE")
+        if name in raw:
+            raise BemsError(f"--param {name[:60]}: given twice")
+        if types.get(name) is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise BemsError(f"--param {name}: must be true or false, got {value[:40]!r}")
+            raw[name] = value.lower() in ("true", "1", "yes", "on")
+            continue
+        if types.get(name) is tuple:
+            raise BemsError(f"--param {name}: a list; set it in the site file's [strategies]")
+        raw[name] = value
+    bools = {k: v for k, v in raw.items() if isinstance(v, bool)}
+    clean, problems = validate({k: v for k, v in raw.items() if k not in bools},
+                               site.control.policy_min_cooling_setpoint, from_form=True,
+                               base=site.strategies)
+    if problems:
+        key, _code, message = problems[0]
+        raise BemsError(f"--param {str(key)[:60]}: {message}"[:300])
+    return {**clean, **bools}
 
 
 def _cli_user() -> str:

@@ -60,6 +60,7 @@ class Runtime:
         self.level = 0
         self.last_values: dict[str, float | None] = {}
         self.last_decisions: list = []
+        self.last_decision: decision_path.Decision | None = None
         # one worker: jobs never run at the same time, so they can share the store connection
         # the fault rules read two weeks of rollups (a second or two): they run on a worker of
         # their own, reading through a connection of their own, so polls never wait for them
@@ -324,6 +325,7 @@ class Runtime:
     def _run_strategies(self) -> None:
         try:
             d = self.decide()
+            self.last_decision = d
             self.level, self.last_decisions = d.level, d.zones
             with self._lock:
                 decision_path.commit(self.store, d)

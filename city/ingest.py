@@ -295,8 +295,12 @@ class Ingest:
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = time.monotonic()
             try:
-                with store.conn.transaction():
-                    self.pruned += store.prune_messages(self.keep_messages)
+                for _ in range(20):  # in short transactions, so batches do not wait long
+                    with store.conn.transaction():
+                        n = store.prune_messages(self.keep_messages, 50_000)
+                    self.pruned += n
+                    if n < 50_000:
+                        break
             except Exception as err:  # noqa: BLE001 - next time
                 log.warning("ingest: pruning failed: %s", str(err)[:200])
 

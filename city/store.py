@@ -177,7 +177,8 @@ class CityStore:
     def prune_messages(self, keep: dt.timedelta = dt.timedelta(hours=1),
                        limit: int = 200_000) -> int:
         """Forget confirmed messages received more than `keep` ago (the confirmed mark
-        recognises their replays); how many rows went."""
+        recognises their replays), at most `limit` rows (call again while it returns
+        `limit`: each call is one short transaction); how many rows went."""
         cur = self.conn.execute(
             "DELETE FROM messages WHERE ctid IN (SELECT m.ctid FROM messages m JOIN confirmed c "
             "ON c.site = m.site AND c.box = m.box WHERE m.seq <= c.upto AND "

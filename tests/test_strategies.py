@@ -201,6 +201,47 @@ def test_closed_loop_saves_energy_without_discomfort_or_violations(site):
     assert bems["policy_violations"] == 0 and base["policy_violations"] > 0
 
 
+@pytest.mark.energyplus
+@pytest.mark.parametrize("strategy", ["rules", pytest.param("predictive",
+                                                           marks=pytest.mark.slow)])
+def test_the_closed_loop_decides_as_a_runtime_would_from_the_same_store(site, tmp_path,
+                                                                         strategy):
+    """One path: the closed loop is BEMS's runtime in lock step with the model. At moments of
+    a working day (before work, the cool-down, occupied, lunch, closing), what it decided equals
+    what the one decision path gives from the same store at that time, read by another
+    connection (`bems strategies dry-run --at`, or a `bems run` started then); and what it
+    wrote is in the ledger, through the Writer."""
+    from bems.decision import decide
+    from bems.storage import Store
+    from connectors.simulator.closedloop import simulate
+
+    db = tmp_path / "loop.sqlite"
+    moments = {dt.time(h, m) for h, m in ((5, 0), (6, 30), (9, 0), (12, 15), (17, 30))}
+    checked: list = []
+
+    def compare(now, d) -> None:
+        local = now.astimezone(site.tz)
+        if local.date() != dt.date(2026, 7, 7) or local.time() not in moments or \
+                any(c[0] == now for c in checked):
+            return
+        with Store(db, site.timezone, migrate=False) as other:
+            again = decide(dataclasses.replace(site, strategies=dataclasses.replace(
+            site.strategies, mode=strategy)), other, now)
+        mine = sorted((i.point, i.value, i.reason) for i in d.intents)
+        theirs = sorted((i.point, i.value, i.reason) for i in again.intents)
+        checked.append((now, mine == theirs, mine, theirs))
+
+    simulate(site, dt.date(2026, 7, 7), 1, strategy,
+             warmup_days=1 if strategy == "rules" else 4, db=db, on_decision=compare)
+    assert len(checked) == len(moments), [c[0] for c in checked]
+    for now, same, mine, theirs in checked:
+        assert same, (now, set(mine) ^ set(theirs))
+    with Store(db) as store:  # every write through the Writer, and released at the end
+        writes = store.writes(sources=["strategy"], outcomes=["done"])
+        assert writes and store.held_writes() == []
+        assert {w.point for w in store.writes() if w.action == "release"}
+
+
 @pytest.mark.bacnet
 @pytest.mark.energyplus
 def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):

@@ -8,7 +8,9 @@ unconfirmed row, in order (the city drops a sequence number it already has), tha
 until the city confirms it (so nothing streams into a broker that cannot deliver yet). While
 connected,
 if nothing new is confirmed for `RESEND_S` and nothing is in flight, everything unconfirmed is
-sent again (a confirmation, or what it confirms, was lost). A broker that is down, refuses the
+sent again (a confirmation, or what it confirms, was lost); while resends bring no progress the
+wait doubles (to `RESEND_MAX_S`), so a city that is slow to confirm, catching up after an
+outage, is not buried under every centre's resends. A broker that is down, refuses the
 credential or fails TLS is retried with a growing, jittered pause (1 s … 60 s); the outbox
 meanwhile keeps everything.
 """
@@ -34,6 +36,7 @@ from connectors.mqtt.client import make_client
 log = logging.getLogger(__name__)
 WINDOW = 500  # messages the broker has not acknowledged yet
 RESEND_S = 15.0
+RESEND_MAX_S = 240.0
 
 
 class Publisher:
@@ -59,6 +62,7 @@ class Publisher:
         self.published = 0  # handed to the broker, resends included
         self.connects = 0
         self.ignored_acks = 0  # confirmations of more than was sent (forged, or stale)
+        self.resends = 0  # times everything unconfirmed was sent again
         self.last_error: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -166,13 +170,14 @@ class Publisher:
             self.last_error = None
             after = 0  # the highest seq handed to this connection
             progress = time.monotonic()
+            wait = self.resend_s  # doubles while resends bring no confirmation
             # the first message goes alone, and the rest only once the city confirmed it: a
             # broker that has just restarted may not have the city's subscription back yet,
             # and what it drops would come again later, out of order
             probe: int | None = None
             while not (gone.is_set() or self._stop.is_set()):
                 if self._commit(store):
-                    progress = time.monotonic()
+                    progress, wait = time.monotonic(), self.resend_s
                 with self._lock:
                     room = self.window - len(self._inflight)
                     idle = not self._inflight
@@ -205,11 +210,12 @@ class Publisher:
                     self.published += 1
                 if rows:
                     continue
-                if idle and after and time.monotonic() - progress > self.resend_s \
+                if idle and after and time.monotonic() - progress > wait \
                         and store.unsent(0, 1):
-                    log.info("portfolio: nothing confirmed for %.0f s; sending again",
-                             self.resend_s)
+                    log.info("portfolio: nothing confirmed for %.0f s; sending again", wait)
                     after, progress = 0, time.monotonic()
+                    wait = min(RESEND_MAX_S, wait * 2)
+                    self.resends += 1
                     if probe is not None and probe != -1:
                         probe = None  # the probe again
                     continue

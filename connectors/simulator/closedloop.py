@@ -8,6 +8,7 @@ priority slot `write_priority` above it, as on the virtual centre's BACnet devic
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Callable
 
 from bems.calendar import SiteCalendar
 from bems.memorybus import MemoryBus
-from bems.site import Site
+from bems.site import Site, Tariff, TouPeriod
 from bems.tariff import cost
-from connectors.simulator.centre import Binding
+from connectors.simulator.centre import Binding, occupancy_fraction
 from connectors.simulator.physics import EnergyPlusModel, Step
 
 if TYPE_CHECKING:
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
 
 COMFORT = (23.0, 27.0)
 PANEL = 8  # the priority of a wall panel's command (an injected fault on the equipment)
+_MON_SAT = (0, 1, 2, 3, 4, 5)
+# EVN's business time-of-use tariff (< 6 kV, Decision 1279/QĐ-BCT, hours of Circular 16/2014):
+# what the same energy would cost a site that pays it (the agency's own tariff is flat)
+BUSINESS_TOU = Tariff(
+    name="EVN business TOU < 6 kV", valid_from=dt.date(2000, 1, 1), kind="tou", vat=0.08,
+    prices=(("peak", 5422.0), ("normal", 3152.0), ("offpeak", 1918.0)),
+    periods=(TouPeriod("peak", _MON_SAT, dt.time(9, 30), dt.time(11, 30)),
+             TouPeriod("peak", _MON_SAT, dt.time(17, 0), dt.time(20, 0)),
+             TouPeriod("offpeak", tuple(range(7)), dt.time(22, 0), dt.time(0, 0)),
+             TouPeriod("offpeak", tuple(range(7)), dt.time(0, 0), dt.time(4, 0))))
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Kpis:
     peak_kw: float = 0.0
     peak_at: str = ""
     cost_vnd: float = 0.0
+    cost_tou_vnd: float = 0.0  # at EVN's business time-of-use tariff, for comparison
     setpoint_violation_h: float = 0.0  # zone-hours cooling below the policy floor
     holiday_ac_h: float = 0.0  # zone-hours of AC on days the office is closed
     zones: int = 1
@@ -52,7 +64,11 @@ class Kpis:
     fit_cpu_s: float = 0.0
     fits: int = 0
     fallbacks: dict = field(default_factory=dict)  # why the predictive plan was not used
+    hvac_peak_kw: float = 0.0  # the largest 15-min mean of the AC meter
+    tdis_person_kh: float = 0.0  # operative, weighted by the share of staff in the room
+    sim_s: float = 0.0  # simulated seconds scored
     energy_by_step: list = field(default_factory=list, repr=False)
+    hvac_by_step: list = field(default_factory=list, repr=False)
     discomfort: list = field(default_factory=list, repr=False)  # (local time, zone, K·h, kind)
 
     def as_dict(self) -> dict:
@@ -73,6 +89,20 @@ class Kpis:
             "decisions": self.decisions, "fallback_steps": sum(self.fallbacks.values()),
             "fallbacks": dict(self.fallbacks),
             "fit_cpu_s_per_fit": round(self.fit_cpu_s / self.fits, 2) if self.fits else 0.0,
+            # BOPTEST's names (per m² of floor and per zone, as BOPTEST reports them):
+            # ener_tot HVAC kWh/m²; tdis_tot operative K·h per zone (tdis_air_tot on air);
+            # pele_tot the HVAC peak kW/m²; cost_tot VND/m² of the whole site at the site's
+            # tariff, cost_tou_tot at EVN's business time-of-use tariff; time_rat the
+            # strategy's CPU time over the simulated time
+            "ener_tot": round(self.hvac_kwh / self.area_m2, 4),
+            "tdis_tot": round(self.tdis_operative_kh / self.zones, 3),
+            "tdis_air_tot": round(self.tdis_kh / self.zones, 3),
+            "tdis_person_tot": round(self.tdis_person_kh / self.zones, 3),
+            "pele_tot": round(self.hvac_peak_kw / self.area_m2, 5),
+            "cost_tot": round(self.cost_vnd / self.area_m2, 1),
+            "cost_tou_tot": round(self.cost_tou_vnd / self.area_m2, 1),
+            "time_rat": round((self.cpu_s + self.fit_cpu_s) / self.sim_s, 6) if self.sim_s
+            else 0.0,
         }
 
 
@@ -112,7 +142,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
              on_write: Callable[[str, float | None, dt.datetime], None] | None = None,
              on_step: Callable[[Step], None] | None = None, warmup_days: int = 0,
              forecast_seed: int = 1, forecast_error: bool = True,
-             params: dict | None = None, db: Path | None = None) -> Kpis:
+             params: dict | None = None, db: Path | None = None,
+             on_decision: Callable[[dt.datetime, object], None] | None = None) -> Kpis:
     """Run the days with a strategy in the loop and score them, through the product's own
     path: BEMS's runtime (`bems.runtime.Runtime`, not started: its jobs are called in lock
     step with the model) polls the site's devices into a real store, decides with the one
@@ -129,8 +160,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
     a release, UTC); `on_step` the simulator's own step (the truth a benchmark scores models
     against); `params` strategy parameters for the run (`bems simulate --param`);
     `warmup_days` run before `start` and are not scored (the building's time clock for the
-    baseline, the strategy for the others). `db`: the store (a temporary file by default)."""
-    import dataclasses
+    baseline, the strategy for the others). `db`: the store (a temporary file by default);
+    `on_decision(now, decision)` sees each decision the runtime took (its store as it was)."""
     import tempfile
 
     from bems.predictive.weather import cache as cache_forecast
@@ -193,6 +224,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
                     state["fit_day"] = local.date()
             cpu0 = time.process_time()
             rt.run_strategies()  # decide, write through the Writer, release the rest
+            if on_decision is not None and rt.last_decision is not None:
+                on_decision(clock.t, rt.last_decision)
             if first <= local < last:
                 kpi.decisions += 1
                 kpi.cpu_s += time.process_time() - cpu0
@@ -253,8 +286,10 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
         kpi.cooling_kwh += step.extra.get("cooling", 0.0)
         kpi.energy_by_step.append((step.time - dt.timedelta(seconds=step.seconds),
                                    step.energy_kwh.get("main", 0.0)))
+        kpi.sim_s += step.seconds
         if main_kw > kpi.peak_kw:
             kpi.peak_kw, kpi.peak_at = main_kw, begin.strftime("%Y-%m-%d %H:%M")
+        kpi.hvac_peak_kw = max(kpi.hvac_peak_kw, step.power_kw.get("ac", 0.0))
         for z in binding.zones:
             closed = not (z.schedule and calendar.periods(z.schedule, begin.date()))
             ac_on = state["effective"].get(z.ac_status, 0.0) > 0.5 if z.ac_status else False
@@ -272,6 +307,12 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
                     setattr(kpi, attr, getattr(kpi, attr) + dev * h)
                     if dev > 0:
                         kpi.discomfort.append((begin, z.id, dev * h, attr))
+            # the people in the room, whenever they are there (half the staff over lunch)
+            share = occupancy_fraction(calendar, z, begin)
+            if share > 0:
+                top = step.operative_c[z.sim_zone]
+                dev = max(0.0, top - COMFORT[1]) + max(0.0, COMFORT[0] - top)
+                kpi.tdis_person_kh += share / 0.9 * dev * h
 
     run_days = warmup_days + days + 1  # whole days; one more covers a start after midnight
     run_start = begin_sim.date()
@@ -286,4 +327,6 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
         if folder is not None:
             folder.cleanup()
     kpi.cost_vnd = cost(site, kpi.energy_by_step).total_vnd
+    kpi.cost_tou_vnd = cost(dataclasses.replace(site, tariffs=(BUSINESS_TOU,)),
+                            kpi.energy_by_step).total_vnd
     return kpi
