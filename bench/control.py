@@ -1,98 +1,281 @@
-"""Control benchmark: `bems simulate` for the time clock (baseline), the rule set and the
-predictive strategy at three comfort weights, over the same days: 14 hot days (July), 14 mild
-days (November) and 14 days of a period the strategies were not tuned on (September). Every
-run has the same 14 warm-up days before, unscored (the predictive strategy learns its zone
-models from them under the rule set, then refits every night). KPIs, ratios to the baseline,
-and the energy–comfort frontier.
+"""Control benchmark at equal comfort: the predictive strategy against the rule set's whole
+curve, on the product's own path (`bems simulate`: BEMS's runtime, the one decision path and
+the one Writer in lock step with the EnergyPlus centre), over the same days and warm-up.
 
-    python bench/control.py
-    python bench/control.py --hot 2026-07-06 --mild 2026-11-09 --untuned 2026-09-14 --days 14
+For each window (hot July, mild November, September, and June: a period nothing was tuned
+on): the time clock (baseline); the rule set at `occupied_setpoint` 26, 25.5 and 25 °C and at
+one per-zone set (south and west offices 25, east 25.5, north and cores 26); the predictive
+strategy at three comfort settings (its energy–comfort slider: comfort_weight 20, 80, 95) and
+its default (50), the default with two seeds of the forecast's error. Every run has the same
+warm-up days before, unscored.
+
+Derived per window:
+- the rules' curve: HVAC energy (ratio to the baseline) against operative discomfort (K·h per
+  zone), piecewise linear between its points;
+- ΔE@D: the predictive default's HVAC ratio minus the curve at the default's discomfort, in
+  points of the baseline (negative: less energy at equal comfort); where the default is more
+  comfortable than every rules point, against the rules' most comfortable point;
+- predictive settings at least as comfort-minded as the default that a rules point dominates
+  (less or equal energy and discomfort, one of them less).
+
+And: each decision's CPU time (p95 over every predictive run), and one plan of the day for a
+synthetic 300-zone site (the demo's 15 zones twenty times over, with their fitted models).
+
+    python bench/control.py                  # about 1.5 h on 2 cores
+    python bench/control.py --days 3 --warmup 4 --windows hot=2026-07-06   # a quick look
+
+Prints a table per window, writes bench/out/control.png (the curve), and last one JSON line:
+{"windows": {"hot": {"rules": [...], "predictive": [...], "predictive_default": {...},
+"delta_e_at_d_points": x}, ...}, "decision_cpu_p95_s": x, "plan_300_zones_s": x}
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-KEYS = ("energy_kwh", "hvac_kwh", "fans_kwh", "cooling_kwh", "lighting_kwh", "ener_kwh_m2",
-        "tdis_kh_per_zone", "tdis_operative_kh_per_zone", "peak_kw", "cost_vnd",
-        "policy_violations", "cpu_s_per_decision", "fallback_steps")
-WEIGHTS = (20, 50, 80)
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+WINDOWS = {"hot": "2026-07-06", "mild": "2026-11-09", "september": "2026-09-14",
+           "june_untuned": "2026-06-01"}
+RULES = (("rules 26", {"occupied_setpoint": "26"}), ("rules 25.5", {"occupied_setpoint": "25.5"}),
+         ("rules 25", {"occupied_setpoint": "25"}), ("rules per zone", "per_zone"))
+WEIGHTS = (20, 80, 95)  # the slider's other settings; the default is DEFAULT_WEIGHT
+DEFAULT_WEIGHT = 50
+PER_ZONE = {"p1": 25.0, "p4": 25.0, "p2": 25.5, "p3": 26.0, "core": 26.0}  # S, W, E, N, core
+ROW = ("setting", "hvac_ratio", "peak_ratio", "tdis_operative_kh_per_zone", "violations")
 
 
-def simulate(start: str, days: int, strategy: str, warmup: int, weight: float | None = None
-             ) -> dict:
+def per_zone_site(folder: Path) -> Path:
+    """The demo site with each zone's own occupied setpoint by its façade."""
+    from bems.config import demo_site_path
+
+    text = demo_site_path().read_text(encoding="utf-8")
+
+    def add(m: re.Match) -> str:
+        zid = m.group(1)
+        sp = PER_ZONE[zid.split(".")[1]]
+        return f'{m.group(0)}\noccupied_setpoint = {sp}'
+
+    text = re.sub(r'\[\[zones\]\]\nid = "(f\d\.(?:p\d|core))"', add, text)
+    path = folder / "per_zone.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def simulate(start: str, days: int, warmup: int, strategy: str, params: dict | None = None,
+             site: Path | None = None, seed: int = 1) -> dict:
     cmd = [sys.executable, "-m", "bems", "simulate", "--start", start, "--days", str(days),
-           "--strategy", strategy, "--warmup-days", str(warmup), "--json"]
-    if weight is not None:
-        cmd += ["--comfort-weight", str(weight)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+           "--strategy", strategy, "--warmup-days", str(warmup), "--seed", str(seed), "--json"]
+    for k, v in (params or {}).items():
+        cmd += ["--param", f"{k}={v}"]
+    if site is not None:
+        cmd += ["--site", str(site)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[3:])}: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def summary(k: dict, base: dict) -> dict:
-    return {"hvac_ratio": round(k["hvac_kwh"] / base["hvac_kwh"], 3),
-            "peak_ratio": round(k["peak_kw"] / base["peak_kw"], 3),
+def row(name: str, k: dict, base: dict) -> dict:
+    return {"setting": name, "hvac_ratio": round(k["hvac_kwh"] / base["hvac_kwh"], 4),
+            "peak_ratio": round(k["peak_kw"] / base["peak_kw"], 4),
             "tdis_operative_kh_per_zone": k["tdis_operative_kh_per_zone"],
-            "tdis_kh_per_zone": k["tdis_kh_per_zone"],
-            # the baseline's 24 °C is under the 25 °C floor: its "violations" are the policy
-            # BEMS enforces, not BEMS's
-            "violations": k["policy_violations"],
-            "cpu_s_per_decision": k["cpu_s_per_decision"],
-            "fallback_steps": k["fallback_steps"]}
+            # the baseline's 24 °C is under the 25 °C floor: its violations are the policy BEMS
+            # enforces
+            "violations": k["policy_violations"]}
+
+
+def curve_at(points: list[dict], tdis: float) -> float:
+    """The rules' HVAC ratio at a discomfort, piecewise linear over their (sorted) points;
+    outside them, the nearest end (the most comfortable point when `tdis` is lower)."""
+    pts = sorted((p["tdis_operative_kh_per_zone"], p["hvac_ratio"]) for p in points)
+    if tdis <= pts[0][0]:
+        return pts[0][1]
+    if tdis >= pts[-1][0]:
+        return pts[-1][1]
+    for (d0, e0), (d1, e1) in zip(pts, pts[1:]):
+        if d0 <= tdis <= d1:
+            return e0 + (e1 - e0) * (tdis - d0) / (d1 - d0) if d1 > d0 else min(e0, e1)
+    return pts[-1][1]
+
+
+def dominated(p: dict, rules: list[dict]) -> list[str]:
+    return [r["setting"] for r in rules
+            if r["hvac_ratio"] <= p["hvac_ratio"]
+            and r["tdis_operative_kh_per_zone"] <= p["tdis_operative_kh_per_zone"]
+            and (r["hvac_ratio"] < p["hvac_ratio"]
+                 or r["tdis_operative_kh_per_zone"] < p["tdis_operative_kh_per_zone"])]
+
+
+def plan_300_zones() -> float:
+    """CPU seconds of one plan of the day for 300 zones: the demo's fitted zone models (from
+    a few days under the rule set, as a site's first days give them) twenty times over."""
+    import dataclasses
+    import datetime as dt
+
+    import numpy as np
+
+    from bems.calendar import SiteCalendar
+    from bems.config import load_site
+    from bems.predictive.mpc import make_plan
+    from bems.predictive.model import fit, history_from_store
+    from bems.storage import Store
+    from connectors.simulator.closedloop import simulate as loop
+
+    site = load_site(None)
+    with tempfile.TemporaryDirectory() as d:
+        db = Path(d) / "h.sqlite"
+        loop(site, dt.date(2026, 7, 6), 4, "rules", db=db, warmup_days=1)
+        with Store(db, site.timezone) as st:
+            now = dt.datetime(2026, 7, 10, tzinfo=site.tz)
+            model = fit(site, history_from_store(site, st, now - dt.timedelta(days=5), now),
+                        now)
+    zones, models = [], {}
+    for k in range(20):
+        for z in site.zones:
+            zid = f"{z.id}.{k:02d}"
+            zones.append(dataclasses.replace(z, id=zid))
+            if z.id in model.zones:
+                models[zid] = dataclasses.replace(model.zones[z.id], zone=zid)
+    big = dataclasses.replace(site, zones=tuple(zones))
+    bm = dataclasses.replace(model, zones=models)
+    now = dt.datetime(2026, 7, 13, 6, 0)
+    temps = {z.id: 28.0 for z in zones}
+    t0 = time.process_time()
+    make_plan(big, SiteCalendar(big), bm, zones, temps, dict(temps), np.full(96, 30.0), now,
+              now.replace(tzinfo=site.tz), DEFAULT_WEIGHT, time_limit_s=120)
+    return time.process_time() - t0
+
+
+def plot(result: dict) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    OUT.mkdir(parents=True, exist_ok=True)
+    wins = list(result)
+    fig, axes = plt.subplots(1, len(wins), figsize=(4.2 * len(wins), 3.8), squeeze=False)
+    for ax, w in zip(axes[0], wins):
+        r = sorted(result[w]["rules"], key=lambda p: p["tdis_operative_kh_per_zone"])
+        curve = [p for p in r if p["setting"] != "rules per zone"]
+        ax.plot([p["tdis_operative_kh_per_zone"] for p in curve],
+                [p["hvac_ratio"] for p in curve], "o-", color="#1f4e79", label="rules")
+        for p in r:
+            ax.annotate(p["setting"].replace("rules ", ""),
+                        (p["tdis_operative_kh_per_zone"], p["hvac_ratio"]), fontsize=7)
+        pz = [p for p in r if p["setting"] == "rules per zone"]
+        ax.plot([p["tdis_operative_kh_per_zone"] for p in pz], [p["hvac_ratio"] for p in pz],
+                "s", color="#1f4e79", label="rules per zone")
+        pr = result[w]["predictive"]
+        ax.plot([p["tdis_operative_kh_per_zone"] for p in pr], [p["hvac_ratio"] for p in pr],
+                "^", color="#c55a11", label="predictive")
+        d = result[w]["predictive_default"]
+        ax.plot([d["tdis_operative_kh_per_zone"]], [d["hvac_ratio"]], "*", ms=12,
+                color="#c55a11", label="predictive default")
+        ax.set_title(f"{w}: ΔE@D {result[w]['delta_e_at_d_points']:+.1f} pts")
+        ax.set_xlabel("operative discomfort, K·h per zone")
+        ax.set_ylabel("HVAC energy / time clock")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = OUT / "control.png"
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hot", default="2026-07-06", help="first day of the hot window (a Monday)")
-    ap.add_argument("--mild", default="2026-11-09", help="first day of the mild window")
-    ap.add_argument("--untuned", default="2026-09-14",
-                    help="first day of a window nothing was tuned on")
+    ap.add_argument("--windows", default=",".join(f"{k}={v}" for k, v in WINDOWS.items()),
+                    help="NAME=FIRST-DAY,... (each a Monday)")
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--warmup", type=int, default=14)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-300", action="store_true", help="skip the 300-zone plan")
     args = ap.parse_args()
-    periods = (("hot", args.hot), ("mild", args.mild), ("untuned", args.untuned))
+    windows = dict(w.split("=") for w in args.windows.split(","))
+    folder = Path(tempfile.mkdtemp(prefix="bench-control-"))
+    zoned = per_zone_site(folder)
     jobs = {}
+    t0 = time.time()
     with ThreadPoolExecutor(args.workers) as pool:
-        for season, start in periods:
-            for w in WEIGHTS:  # the long runs first
-                jobs[(season, f"predictive_{w}")] = pool.submit(
-                    simulate, start, args.days, "predictive", args.warmup, w)
-            for s in ("baseline", "rules"):
-                jobs[(season, s)] = pool.submit(simulate, start, args.days, s, args.warmup)
+        for w, start in windows.items():  # the long runs first
+            sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
+                                               **kw)
+            jobs[(w, "default")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT})
+            jobs[(w, "default seed 2")] = sim("predictive",
+                                              {"comfort_weight": DEFAULT_WEIGHT}, seed=2)
+            for cw in WEIGHTS:
+                jobs[(w, f"predictive {cw}")] = sim("predictive", {"comfort_weight": cw})
+        for w, start in windows.items():
+            sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
+                                               **kw)
+            jobs[(w, "baseline")] = sim("baseline")
+            for name, params in RULES:
+                jobs[(w, name)] = sim("rules", site=zoned) if params == "per_zone" else \
+                    sim("rules", params)
         runs = {k: f.result() for k, f in jobs.items()}
     result: dict = {}
-    for season, start in periods:
-        base = runs[(season, "baseline")]
-        names = ["baseline", "rules"] + [f"predictive_{w}" for w in WEIGHTS]
-        print(f"\n{season}: {args.days} days from {start} (after {args.warmup} warm-up days)")
-        print(f"  {'KPI':<28}" + "".join(f"{n:>16}" for n in names))
-        for k in KEYS:
-            print(f"  {k:<28}" + "".join(f"{runs[(season, n)][k]:>16,.2f}" for n in names))
-        print(f"  {'hvac / baseline':<28}" + "".join(
-            f"{runs[(season, n)]['hvac_kwh'] / base['hvac_kwh']:>16.3f}" for n in names))
-        print(f"  {'peak / baseline':<28}" + "".join(
-            f"{runs[(season, n)]['peak_kw'] / base['peak_kw']:>16.3f}" for n in names))
-        rules = summary(runs[(season, "rules")], base)
-        pred = {w: summary(runs[(season, f"predictive_{w}")], base) for w in WEIGHTS}
-        # on the energy-comfort plane: a predictive point dominates the rule set when it uses
-        # less HVAC energy at equal or lower operative discomfort
-        dominating = [w for w, p in pred.items()
-                      if p["hvac_ratio"] < rules["hvac_ratio"]
-                      and p["tdis_operative_kh_per_zone"] <= rules["tdis_operative_kh_per_zone"]]
-        result[season] = {"baseline": summary(base, base), "rules": rules,
-                          "predictive": pred[50],
-                          "predictive_by_weight": {str(w): p for w, p in pred.items()},
-                          "dominating_weights": dominating}
-        print(f"  predictive points dominating the rule set: {dominating or 'none'}")
-    print("\naims (hot): hvac <= 0.72x, peak <= 0.80x, operative discomfort <= 8 K.h/zone, "
-          "0 violations, predictive dominates rules; mild: hvac <= 0.72x at no more "
-          "discomfort than the rules; CPU < 2 s per decision")
-    print(json.dumps(result))
+    cpu = []
+    for w, start in windows.items():
+        base = runs[(w, "baseline")]
+        rules = [row(name, runs[(w, name)], base) for name, _ in RULES]
+        pred = [row(f"predictive {cw}", runs[(w, f"predictive {cw}")], base) for cw in WEIGHTS]
+        default = row(f"predictive {DEFAULT_WEIGHT} (default)", runs[(w, "default")], base)
+        seed2 = row("default, forecast seed 2", runs[(w, "default seed 2")], base)
+        curve = [r for r in rules if r["setting"] != "rules per zone"]
+        delta = (default["hvac_ratio"] - curve_at(
+            curve, default["tdis_operative_kh_per_zone"])) * 100
+        delta2 = (seed2["hvac_ratio"] - curve_at(curve, seed2["tdis_operative_kh_per_zone"])) * 100
+        comfort_minded = [p for p, cw in zip(pred, WEIGHTS) if cw >= DEFAULT_WEIGHT] + [default]
+        beaten = {p["setting"]: dominated(p, rules) for p in comfort_minded}
+        cpu += [runs[(w, k)]["decision_cpu_p95_s"] for k in
+                ["default", "default seed 2"] + [f"predictive {cw}" for cw in WEIGHTS]]
+        result[w] = {"rules": rules, "predictive": pred + [seed2], "predictive_default": default,
+                     "delta_e_at_d_points": round(delta, 2),
+                     "delta_e_at_d_points_seed2": round(delta2, 2),
+                     "dominated_by_rules": {k: v for k, v in beaten.items() if v},
+                     "baseline": {"hvac_kwh": base["hvac_kwh"], "peak_kw": base["peak_kw"],
+                                  "tdis_operative_kh_per_zone":
+                                      base["tdis_operative_kh_per_zone"]},
+                     "boptest": {name: {k: runs[(w, key)][k] for k in
+                                        ("ener_tot", "tdis_tot", "tdis_air_tot",
+                                         "tdis_person_tot", "pele_tot", "cost_tot",
+                                         "cost_tou_tot", "time_rat")}
+                                 for name, key in (("baseline", "baseline"),
+                                                   ("rules 25", "rules 25"),
+                                                   ("rules 26", "rules 26"),
+                                                   ("predictive default", "default"))}}
+        print(f"\n{w}: {args.days} days from {start} (after {args.warmup} warm-up days); "
+              f"baseline HVAC {base['hvac_kwh']:,.0f} kWh, peak {base['peak_kw']:.0f} kW")
+        print(f"  {'setting':34}{'HVAC/base':>10}{'peak/base':>10}{'tdis op':>9}{'viol':>6}")
+        for r in rules + pred + [default, seed2]:
+            print(f"  {r['setting']:34}{r['hvac_ratio']:>10.3f}{r['peak_ratio']:>10.3f}"
+                  f"{r['tdis_operative_kh_per_zone']:>9.2f}{r['violations']:>6.1f}")
+        print(f"  ΔE@D {delta:+.2f} points (seed 2: {delta2:+.2f}); dominated by a rules point: "
+              f"{result[w]['dominated_by_rules'] or 'none'}")
+    cpu_p95 = max(cpu) if cpu else 0.0
+    plan300 = None if args.no_300 else plan_300_zones()
+    png = plot(result)
+    print(f"\ndecision CPU p95 {cpu_p95:.3f} s (aim < 2); 300-zone plan "
+          f"{plan300 if plan300 is None else round(plan300, 2)} s (aim < 10); "
+          f"{time.time() - t0:.0f} s in all; curve: {png}")
+    print("aims, every window: ΔE@D <= -2 points (stretch -4), no setting at least as "
+          "comfort-minded as the default dominated by a rules point, 0 violations; hot peak "
+          "<= 0.80x")
+    print(json.dumps({"windows": result, "decision_cpu_p95_s": round(cpu_p95, 4),
+                      "plan_300_zones_s": round(plan300, 2) if plan300 is not None else None}))
 
 
 if __name__ == "__main__":

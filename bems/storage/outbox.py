@@ -49,11 +49,12 @@ class Outbox:
         return self.db.execute("SELECT id, kind, body, created FROM outbox WHERE sent IS NULL "
                                "AND id > ? ORDER BY id LIMIT ?", [after, limit]).fetchall()
 
-    def confirm_sent(self, upto: int, now: dt.datetime | int) -> int:
-        """The city holds everything up to `upto`: mark it sent; how many rows changed."""
+    def confirm_sent(self, upto: int, now: dt.datetime | int, after: int = 0) -> int:
+        """The city holds everything up to `upto`: mark it sent (the rows after `after`: what
+        was marked before need not be looked at again); how many rows changed."""
         with self.db.atomic():
-            return self.db.execute("UPDATE outbox SET sent = ? WHERE sent IS NULL AND id <= ?",
-                                   [to_epoch(now), upto]).rowcount
+            return self.db.execute("UPDATE outbox SET sent = ? WHERE id > ? AND id <= ? AND "
+                                   "sent IS NULL", [to_epoch(now), after, upto]).rowcount
 
     def outbox_status(self) -> dict[str, Any]:
         n, oldest = self.db.execute("SELECT count(*), min(created) FROM outbox "

@@ -53,6 +53,7 @@ class Publisher:
         self._inflight: set[int] = set()  # mids the broker has not acknowledged
         self._early: set[int] = set()  # acknowledged before publish() returned the mid
         self._confirmed = 0  # the city has everything of our outbox up to here
+        self._committed = 0  # marked sent in the outbox up to here
         # the highest seq this process handed to the broker: a confirmation is believed up to
         # it, never beyond (a forged or stale "upto" cannot mark unsent rows sent)
         self._published_max = 0
@@ -185,7 +186,10 @@ class Publisher:
                 if probe is not None and confirmed >= probe:
                     probe = -1  # the way to the city is open
                 if probe is None or probe == -1:
-                    limit = 1 if probe is None else min(room, 500)
+                    # refilled a hundred at a time (or when nothing is in flight), not one
+                    # message per broker acknowledgement
+                    limit = 1 if probe is None else (
+                        min(room, 500) if room >= min(100, self.window) or idle else 0)
                 else:
                     limit = 0  # waiting for the probe's confirmation
                 rows = store.unsent(after, limit) if room > 0 and limit else []
@@ -233,10 +237,15 @@ class Publisher:
             self._commit(store)
 
     def _commit(self, store: Store) -> int:
-        """Mark sent what the city confirmed; how many rows that was."""
+        """Mark sent what the city confirmed since the last time; how many rows that was (the
+        outbox is not scanned again while nothing new is confirmed: the loop runs at every
+        broker acknowledgement)."""
         with self._lock:
             upto = self._confirmed
-        n = store.confirm_sent(upto, self.clock()) if upto else 0
+        if upto <= self._committed:
+            return 0
+        n = store.confirm_sent(upto, self.clock(), after=self._committed)
+        self._committed = upto
         self.sent += n
         return n
 

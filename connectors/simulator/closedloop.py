@@ -68,7 +68,7 @@ class Kpis:
     tdis_person_kh: float = 0.0  # operative, weighted by the share of staff in the room
     sim_s: float = 0.0  # simulated seconds scored
     energy_by_step: list = field(default_factory=list, repr=False)
-    hvac_by_step: list = field(default_factory=list, repr=False)
+    decision_cpu: list = field(default_factory=list, repr=False)  # CPU s of each decision
     discomfort: list = field(default_factory=list, repr=False)  # (local time, zone, K·h, kind)
 
     def as_dict(self) -> dict:
@@ -103,6 +103,8 @@ class Kpis:
             "cost_tou_tot": round(self.cost_tou_vnd / self.area_m2, 1),
             "time_rat": round((self.cpu_s + self.fit_cpu_s) / self.sim_s, 6) if self.sim_s
             else 0.0,
+            "decision_cpu_p95_s": round(float(sorted(self.decision_cpu)[
+                int(0.95 * (len(self.decision_cpu) - 1))]), 4) if self.decision_cpu else 0.0,
         }
 
 
@@ -229,6 +231,7 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
             if first <= local < last:
                 kpi.decisions += 1
                 kpi.cpu_s += time.process_time() - cpu0
+                kpi.decision_cpu.append(time.process_time() - cpu0)
                 if mode == "predictive" and rt._note and rt._note != "nobody_today":
                     code = rt._note.split(":")[0]
                     kpi.fallbacks[code] = kpi.fallbacks.get(code, 0) + 1
