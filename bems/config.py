@@ -266,7 +266,7 @@ def _priority(v: int) -> str | None:
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
         "devices", "points", "zones", "meters", "schedules", "web", "bacnet", "air_handlers",
-        "faults", "weather", "portfolio")
+        "faults", "weather", "portfolio", "simulator")  # [simulator]: the simulator's own
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -540,7 +540,7 @@ _ZONE_POINTS = ("temperature", "cooling_setpoint", "ac_status", "ac_mode", "ligh
 
 def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
     d = r.table(d, p, ("id", "name", "building", "floor", "area_m2", "kind", "schedule",
-                       "setpoint_min", "setpoint_max", "occupied_setpoint", "sim_zone")
+                       "setpoint_min", "setpoint_max", "occupied_setpoint")
                 + _ZONE_POINTS)
     lo = r.get(d, p, "setpoint_min", float, 22.0)
     hi = r.get(d, p, "setpoint_max", float, 30.0)
@@ -553,7 +553,7 @@ def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
                 kind=r.get(d, p, "kind", str, "office", _one_of(ZONE_KINDS)),
                 schedule=r.get(d, p, "schedule", str, ""), setpoint_min=lo, setpoint_max=hi,
                 occupied_setpoint=r.get(d, p, "occupied_setpoint", float, None),
-                sim_zone=r.get(d, p, "sim_zone", str, ""), **refs)
+                **refs)
 
 
 def _air_handler(r: _Reader, p: Path_, d: Any) -> AirHandler | None:

@@ -346,6 +346,30 @@ class Writer:
         self._schedules[device.id] = schedule
         return record("done", readback="same")
 
+    def sync_clock(self, device: Device, local_now: dt.datetime, before_s: float,
+                   tolerance_s: float = 60.0) -> WriteResult:
+        """Set a controller's clock to BEMS's local time (TimeSynchronization), read it back,
+        and put the attempt in the ledger like any other write: `done` when the clock is then
+        within `tolerance_s`, else `failed`. The result's value is the drift after, seconds."""
+        target = f"{device.id}:clock"
+        after, outcome, error = before_s, "failed", ""
+        try:
+            self.bus.sync_clock(device, local_now)
+            after = round((self.bus.read_clock(device) - local_now).total_seconds())
+            outcome = "done" if abs(after) <= tolerance_s else "failed"
+            if outcome == "failed":
+                error = f"the clock is still {after:+.0f} s off"
+        except DeviceError as err:
+            error = str(err)
+        self.store.record_write(point=target, action="time-sync", value=after, priority=None,
+                                source="clock", reason=f"clock {before_s:+.0f} s off",
+                                outcome=outcome, error=error or None,
+                                readback=f"{after:+.0f} s", device=device.id,
+                                object=f"device,{device.instance}", ts=self.clock())
+        if outcome != "done":
+            log.warning("time sync of %s failed: %s", device.id, error)
+        return WriteResult(target, outcome, after, None, f"{after:+.0f} s", error)
+
     def _reject(self, intent: WriteIntent, priority: int | None, why: str) -> WriteResult:
         point = self._points.get(intent.point)
         self.store.record_write(point=intent.point, action="write" if intent.value is not None

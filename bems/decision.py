@@ -19,6 +19,7 @@ from bems.intents import WriteIntent
 from bems.schedules import effective_site
 from bems.site import Site
 from bems.storage import Store
+from bems.state import DECISION_LOOKBACK_S, DEMAND_LEVEL, LEARNED_RATES
 from bems.strategies.plan import Learned, Override, ZoneDecision, demand_level, intents_of, plan
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 # readings older than this are not used to control (the runtime polls every minute); a runtime
 # that polls less often in its own time (a demo at 60x) stores a longer one, for everyone
 LOOKBACK_S = 15 * 60
-LEARNED_KEY, LEVEL_KEY, LOOKBACK_KEY = "learned_rates", "demand_level", "decision_lookback_s"
 
 
 @dataclass(frozen=True)
@@ -46,19 +46,19 @@ class Decision:
 
 
 def load_learned(store: Store) -> Learned:
-    d = store.get_meta(LEARNED_KEY, {}) or {}
+    d = store.get(LEARNED_RATES)
     return Learned({k: [tuple(x) for x in v] for k, v in d.get("cool", {}).items()},
                    {k: [tuple(x) for x in v] for k, v in d.get("warm", {}).items()})
 
 
 def save_learned(store: Store, learned: Learned) -> None:
-    store.set_meta(LEARNED_KEY, {"cool": learned.cool, "warm": learned.warm})
+    store.put(LEARNED_RATES, {"cool": learned.cool, "warm": learned.warm})
 
 
 def current_values(store: Store, now: dt.datetime) -> dict[str, float | None]:
     """The newest good reading of each point recent enough to control on: within LOOKBACK_S
     before `now`, or three poll cycles of the runtime if that is longer."""
-    lookback = max(LOOKBACK_S, int(store.get_meta(LOOKBACK_KEY, 0) or 0))
+    lookback = max(LOOKBACK_S, store.get(DECISION_LOOKBACK_S))
     latest = store.latest(now=now, lookback_s=lookback)
     return {k: v for k, (_, v, q) in latest.items() if q == "good"}
 
@@ -81,7 +81,7 @@ def decide(site: Site, store: Store, now: dt.datetime, params: dict | None = Non
         fc = store.latest_forecasts(main.id).get(main.id, [])
         ahead = [f["yhat"] for f in fc if now <= f["ts"] < now + dt.timedelta(hours=1)]
         next_kw = ahead[0] if ahead else None
-    level = demand_level(eff.strategies, site_kw, next_kw, int(store.get_meta(LEVEL_KEY, 0) or 0))
+    level = demand_level(eff.strategies, site_kw, next_kw, store.get(DEMAND_LEVEL))
     local = now.astimezone(eff.tz).replace(tzinfo=None)
     if eff.strategies.mode == "predictive":
         return _predictive(eff, store, now, local, values, overrides, level)
@@ -130,7 +130,7 @@ def commit(store: Store, decision: Decision) -> None:
     """Keep the demand level decided (the next decision's hysteresis starts from it), and a
     predictive plan solved for it (the next 15 minutes reuse it; the UI shows it against what
     happened)."""
-    store.set_meta(LEVEL_KEY, decision.level)
+    store.put(DEMAND_LEVEL, decision.level)
     if decision.plan is not None and decision.fresh_plan:
         from bems.predictive import store as pstore
 

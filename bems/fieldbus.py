@@ -2,7 +2,7 @@
 building's network, whatever carries it.
 
 `connectors.bacnet.fieldbus.BacnetFieldBus` is the production implementation (bacpypes3 over
-UDP); `bems.memorybus.MemoryBus` is an in-memory model of the same devices, for fast tests and
+UDP); `connectors.memory.MemoryBus` is an in-memory model of the same devices, for fast tests and
 dry runs. Addresses are the site file's `HOST:PORT`, objects `type,instance`.
 """
 

@@ -7,7 +7,7 @@ make last month's reports. At start the writer recovers what a previous run left
 clean stop it releases everything it holds.
 
 The field bus is BACnet/IP (`connectors.bacnet.fieldbus.BacnetFieldBus`) unless one is given:
-tests give `bems.memorybus.MemoryBus`.
+tests give `connectors.memory.MemoryBus`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bems.intents import WriteIntent
 from bems.plausible import Screen
 from bems.schedules import effective_site, for_controller
 from bems.site import Site
+from bems import state
 from bems.storage import Store
 from bems.strategies.plan import learn
 
@@ -139,8 +140,8 @@ class Runtime:
         # that runs the predictive strategy); the outdoor forecast as often as the site says
         self.scheduler.add_job(self.refit_zone_models, "cron", hour=0, minute=15, id="zones",
                                executor="faults")
-        if self.site.strategies.mode == "predictive" and self.store.get_meta(
-                "predictive_model") is None:
+        if self.site.strategies.mode == "predictive" and \
+                self.store.get(state.PREDICTIVE_MODEL) is None:
             self.scheduler.add_job(self.refit_zone_models, "date", id="first-zones",
                                    executor="faults", run_date=now + dt.timedelta(seconds=5))
         if self.site.weather is not None:
@@ -236,7 +237,7 @@ class Runtime:
                 previous = pstore.load_model(reader)
             model = fit(self.site, h, now, previous)
             with self._lock:
-                self.store.set_meta(pstore.MODEL_KEY, model.to_json())
+                self.store.put(state.PREDICTIVE_MODEL, model.to_json())
             bad = [f"{z} ({m.why})" for z, m in model.zones.items() if not m.fit]
             log.info("zone models refitted: %d fit%s", len(model.usable()),
                      f"; unfit: {', '.join(bad)}" if bad else "")
@@ -294,7 +295,7 @@ class Runtime:
                 if lookback > decision_path.LOOKBACK_S and lookback != self._lookback:
                     self._lookback = lookback
                     with self._lock:
-                        self.store.set_meta(decision_path.LOOKBACK_KEY, lookback)
+                        self.store.put(state.DECISION_LOOKBACK_S, lookback)
             self._last_poll_at = now
             self.last_poll = self.bus.poll(self._store_polled)
             self.last_values = {k: v for k, (v, q) in self.last_poll.values.items()
@@ -399,8 +400,6 @@ class Runtime:
         it). Kept in the store; more than five minutes is an alarm. With `[bacnet] time_sync`,
         a clock more than a minute off is set (TimeSynchronization), in the ledger, and read
         again."""
-        from bems.status import CLOCKS_KEY
-
         drift: dict[str, float] = {}
         for dev in self.site.devices:
             try:
@@ -410,7 +409,8 @@ class Runtime:
             except Exception as err:  # a device without a clock, or away: not an alarm here
                 log.info("clock of %s not read: %s", dev.id, err)
         with self._lock:
-            self.store.set_meta(CLOCKS_KEY, {"at": self.clock().isoformat(), "drift_s": drift})
+            self.store.put(state.CONTROLLER_CLOCKS, {"at": self.clock().isoformat(),
+                                                     "drift_s": drift})
         return drift
 
     def _drift(self, dev) -> float:
@@ -418,20 +418,11 @@ class Runtime:
         return round((self.bus.read_clock(dev) - now_local).total_seconds())
 
     def _sync_clock(self, dev, before: float) -> float:
-        target = f"{dev.id}:clock"
-        try:
-            self.bus.sync_clock(dev, self.clock().astimezone(self.site.tz).replace(tzinfo=None))
-            after = self._drift(dev)
-            outcome = "done" if abs(after) <= 60 else "failed"
-        except Exception as err:  # noqa: BLE001 - recorded, tried again next hour
-            after, outcome = before, "failed"
-            log.warning("time sync of %s failed: %s", dev.id, err)
+        """Through the one writer: set, read back, in the ledger."""
         with self._lock:
-            self.store.record_write(point=target, action="time-sync", value=after, priority=None,
-                                    source="clock", reason=f"clock {before:+.0f} s off",
-                                    outcome=outcome, readback=f"{after:+.0f} s", device=dev.id,
-                                    object=f"device,{dev.instance}", ts=self.clock())
-        return after
+            r = self.writer.sync_clock(dev, self.clock().astimezone(self.site.tz).replace(
+                tzinfo=None), before)
+        return r.value if r.value is not None else before
 
     def purge(self) -> int:
         """Nightly: raw readings past the site's retention are deleted (rollups are kept)."""

@@ -233,7 +233,6 @@ class Zone:
     setpoint_min: float = 22.0
     setpoint_max: float = 30.0
     occupied_setpoint: float | None = None  # this zone's own, over [strategies]'
-    sim_zone: str = ""  # the zone's name in the simulation model, if any
 
     def points(self) -> dict[str, str]:
         """Role → point id for the points this zone refers to."""

@@ -9,9 +9,8 @@ import datetime as dt
 from bems.calendar import SiteCalendar
 from bems.site import Site
 from bems.storage import Store
+from bems.state import ALARM_ACKS, CONTROLLER_CLOCKS, DECISION_LOOKBACK_S
 
-ACKS_KEY = "alarm_acks"
-CLOCKS_KEY = "controller_clocks"
 CLOCK_ALARM_S = 300  # a controller clock this far off runs its local schedule at the wrong time
 COMFORT = (23.0, 27.0)
 STALE_S = 15 * 60
@@ -21,9 +20,7 @@ def stale_after(store: Store) -> int:
     """How old a reading may be and still be "now": 15 minutes, or three of the runtime's
     poll cycles if they are longer (a demo at 60× polls once a simulated minute; one at
     3600× once a simulated hour) — the decision path's own look-back."""
-    from bems.decision import LOOKBACK_KEY
-
-    return max(STALE_S, int(store.get_meta(LOOKBACK_KEY, 0) or 0))
+    return max(STALE_S, store.get(DECISION_LOOKBACK_S))
 
 
 def zone_rows(site: Site, store: Store, now: dt.datetime) -> list[dict]:
@@ -85,13 +82,13 @@ def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
                 and r["setpoint"] < floor:
             out.append({"key": f"policy:{z.id}", "kind": "policy", "target": z.name,
                         "value": r["setpoint"]})
-    clocks = (store.get_meta(CLOCKS_KEY, {}) or {}).get("drift_s", {})
+    clocks = store.get(CONTROLLER_CLOCKS).get("drift_s", {})
     for dev in site.devices:
         d = clocks.get(dev.id)
         if isinstance(d, (int, float)) and abs(d) > CLOCK_ALARM_S:
             out.append({"key": f"clock:{dev.id}", "kind": "clock", "target": dev.name or dev.id,
                         "value": d / 60})
-    acks = store.get_meta(ACKS_KEY, {}) or {}
+    acks = store.get(ALARM_ACKS)
     for a in out:
         a["ack"] = acks.get(a["key"])  # only an active alarm's acknowledgement is shown
     return out
@@ -103,18 +100,18 @@ def acknowledge(site: Site, store: Store, key: str, user: str, now: dt.datetime)
     runtime, every minute) drops it, and a new occurrence must be acknowledged again."""
     if key not in {a["key"] for a in alarms(site, store, now)}:
         return False
-    acks = store.get_meta(ACKS_KEY, {}) or {}
+    acks = store.get(ALARM_ACKS)
     acks[key] = {"by": user, "at": now.isoformat()}
-    store.set_meta(ACKS_KEY, acks)
+    store.put(ALARM_ACKS, acks)
     store.audit(user, "alarm.ack", {"key": key}, now)
     return True
 
 
 def prune_acks(site: Site, store: Store, now: dt.datetime) -> int:
     """Drop the acknowledgements of alarms that are no longer active."""
-    acks = store.get_meta(ACKS_KEY, {}) or {}
+    acks = store.get(ALARM_ACKS)
     active = {a["key"] for a in alarms(site, store, now)}
     kept = {k: v for k, v in acks.items() if k in active}
     if len(kept) != len(acks):
-        store.set_meta(ACKS_KEY, kept)
+        store.put(ALARM_ACKS, kept)
     return len(acks) - len(kept)

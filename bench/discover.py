@@ -156,7 +156,7 @@ def main() -> None:
     if args.bac0:
         return bac0_client(args.objects, args.cycles)
 
-    from tests import netns
+    from devtools import netns
 
     why = netns.available()
     if why:

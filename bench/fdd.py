@@ -30,7 +30,8 @@ from bems.config import load_site  # noqa: E402
 from bems.faults.engine import detect  # noqa: E402
 from bems.status import alarms  # noqa: E402
 from bems.storage import Store  # noqa: E402
-from connectors.simulator.faults import FAULT_TYPES, plan, run_with_faults  # noqa: E402
+from connectors.simulator.closedloop import run_with_faults  # noqa: E402
+from connectors.simulator.faults import FAULT_TYPES, plan  # noqa: E402
 
 SITE = Path(__file__).resolve().parent.parent / "bems" / "data" / "demo_site.toml"
 WITHIN_H = 24.0

@@ -387,7 +387,7 @@ def main() -> None:
                     help="the hostile centre's garbage messages (240 kB each)")
     args = ap.parse_args()
     from city.broker import set_passwords
-    from tests.services import Mosquitto, Postgres, make_pki
+    from devtools.services import Mosquitto, Postgres, make_pki
 
     ctx = {"mp": mp.get_context("spawn"), "tmp": tempfile.mkdtemp(prefix="bench-portfolio-")}
     os.chmod(ctx["tmp"], 0o755)

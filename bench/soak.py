@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bems.config import load_site  # noqa: E402
 from bems.storage import Store  # noqa: E402
-from tests.ports import demo_site_on_free_ports, free_port  # noqa: E402
+from devtools.ports import demo_site_on_free_ports, free_port  # noqa: E402
 
 START = "2026-07-06T00:00"
 UI_PASSWORD = "harbour-lights-7429"

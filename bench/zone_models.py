@@ -52,13 +52,16 @@ def main() -> None:
     print(f"{'zone':<10}{'fit':>5}{'air 1 h K':>11}{'air 4 h K':>11}"
           f"{'operative RMSE K':>18}{'bias K':>8}{'op − air K':>12}")
     op_rmse, r4s = [], []
+    from connectors.simulator.centre import zone_map
+
+    sim = zone_map(site)
     for z in site.zones:
         m = model.zones[z.id]
         op = np.full(n, np.nan)
         for when, ops in truth:
             i = (int(when.timestamp()) - t0) // STEP_S
             if 0 <= i < n:
-                op[i] = ops[z.sim_zone]
+                op[i] = ops[sim[z.id]]
         ta = mean[z.temperature]
         occ = np.nan_to_num(mean.get(z.occupancy, np.zeros(n)))
         est = m.operative(ta, m.mass(ta, to, occ, harm))

@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 @pytest.fixture(scope="session")
 def site_file(tmp_path_factory):
     """The demo site file with its devices on free ports (so suites can run side by side)."""
-    from tests.ports import demo_site_on_free_ports
+    from devtools.ports import demo_site_on_free_ports
 
     return demo_site_on_free_ports(tmp_path_factory.mktemp("site") / "site.toml")
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.ports import free_port
+from devtools.ports import free_port
 
 
 class BemsRun:

@@ -18,7 +18,7 @@ from connectors.bacnet.discovery import discover
 from connectors.bacnet.gateway import BacnetError, BacnetGateway
 from connectors.bacnet.poller import CovSubscriptions, Poller
 from tests.bacnet_helpers import RunningCentre, quick_site
-from tests.ports import free_port
+from devtools.ports import free_port
 from tests.runs import BemsRun, Holder
 
 pytestmark = [pytest.mark.bacnet, pytest.mark.energyplus]  # against the virtual centre

@@ -29,7 +29,7 @@ START = dt.datetime(2026, 10, 1, 9, 0)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, site_file):
     from bems.demo import run_demo
-    from tests.ports import free_port
+    from devtools.ports import free_port
 
     db = tmp_path_factory.mktemp("demo") / "demo.sqlite"
     ready, stop, handle, errors = threading.Event(), threading.Event(), {}, []

@@ -12,7 +12,7 @@ import pytest
 
 from bems import decision
 from bems.cli import main
-from bems.memorybus import MemoryBus
+from connectors.memory import MemoryBus
 from bems.overrides import add_override
 from bems.runtime import Runtime
 from bems.schedules import from_dict, save, to_dict
@@ -21,6 +21,7 @@ from bems.strategies import params as strategy_params
 from bems.strategies.plan import Learned
 from bems.users import hash_password
 from tests.synthetic import synthetic_db
+from bems import state
 
 AT_LOCAL = dt.datetime(2026, 7, 7, 9, 0)  # a Tuesday, offices occupied
 
@@ -35,14 +36,14 @@ def db(tmp_path_factory, site):
         office = to_dict(site.schedule("office"))
         office["seasons"][0]["periods"][0]["start"] = "06:30"
         save(store, site, from_dict("office", office), "op", at)
-        store.set_meta(strategy_params.STORED_KEY, {"peak_target_kw": 120.0,
+        store.put(state.STRATEGY_PARAMS, {"peak_target_kw": 120.0,
                                                     "corridor_percent": 40.0})
         add_override(site, store, "f2.p3.sp", 27.0, at + dt.timedelta(hours=2), "lan",
                      "meeting", at - dt.timedelta(minutes=5))
         learned = Learned()
         learned.cool["f1.p1"] = [("2026-07-06", 3.5)]
         decision.save_learned(store, learned)
-        store.set_meta(decision.LEVEL_KEY, 1)
+        store.put(state.DEMAND_LEVEL, 1)
         # a warm morning: the zones need cooling (the planner's occupied mode)
         store.insert_readings([(z.temperature, at - dt.timedelta(minutes=5), 27.5)
                                for z in site.zones])

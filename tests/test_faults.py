@@ -50,7 +50,7 @@ def injected(tmp_path_factory, site):
     what BEMS read stored in a real SQLite file; then the rules over the scored days."""
     require_energyplus()
     from bems.faults.engine import detect
-    from connectors.simulator.faults import run_with_faults
+    from connectors.simulator.closedloop import run_with_faults
 
     db = tmp_path_factory.mktemp("fdd") / "fdd.sqlite"
     store = Store(db, site.timezone)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests import netns
+from devtools import netns
 
 pytestmark = pytest.mark.bacnet
 

@@ -19,7 +19,7 @@ from connectors.bacnet.discovery import discover
 from connectors.bacnet.fieldbus import BacnetFieldBus
 from connectors.bacnet.gateway import BacnetGateway
 from tests.interop import LegacyDevice
-from tests.ports import free_port
+from devtools.ports import free_port
 from tests.runs import BemsRun, Holder
 
 pytestmark = pytest.mark.bacnet

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSITION_ROOTS = {"bems/cli.py", "bems/runtime.py", "bems/demo.py", "bems/__main__.py"}
+COMPOSITION_ROOTS = {"bems/runtime.py", "bems/demo.py", "bems/__main__.py"} | {
+    f"bems/cli/{m}.py" for m in ("__init__", "common", "site", "field", "data", "users")}
 
 
 def _imports(path: Path) -> set[str]:

@@ -322,7 +322,7 @@ HOSTILE = ("hp-05", "hp-06", "hp-07", "hp-08")  # attackers, and the centres bes
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     from city.ingest import Ingest
-    from tests.services import Mosquitto, Postgres, make_pki
+    from devtools.services import Mosquitto, Postgres, make_pki
 
     import shutil
 
@@ -735,7 +735,7 @@ def test_the_city_month_and_the_yearly_report(city_app):
 def test_the_city_office_in_the_browser(city_app, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tests.ports import free_port
+    from devtools.ports import free_port
     from webui.server import WebServer
 
     server = WebServer(city_app[0], "127.0.0.1", free_port()).start()
@@ -784,7 +784,7 @@ def test_bems_run_reports_to_the_city(city, site, tmp_path):
     """The runtime with [portfolio], left to its own jobs: it polls every (wall) second at
     BEMS time, its portfolio job puts what is new in the outbox every 5 s, the publisher sends
     it; stopped, it stops the publisher too."""
-    from bems.memorybus import MemoryBus
+    from connectors.memory import MemoryBus
     from bems.runtime import Runtime
 
     class Clock:

@@ -24,6 +24,7 @@ from bems.predictive.model import (STEP_S, BuildingModel, History, ZoneModel, fi
 from bems.predictive.mpc import PlanError, make_plan
 from bems.site import Weather
 from bems.strategies.plan import Learned, Override, intents_of, plan
+from bems import state
 
 UTC = dt.timezone.utc
 
@@ -378,7 +379,7 @@ def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_sit
         # no model yet: the rule set, and why
         d = decide(psite, st, now)
         assert d.strategy == "predictive" and d.plan is None and d.note == "no_model"
-        st.set_meta(pstore.MODEL_KEY, model.to_json())
+        st.put(state.PREDICTIVE_MODEL, model.to_json())
         d = decide(psite, st, now)
         assert d.plan is not None and d.fresh_plan and d.plan.weather == "persistence"
         commit(st, d)
@@ -389,7 +390,7 @@ def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_sit
         # a reused plan keeps the note of why some zones follow the rules
         broken = BuildingModel.from_json(model.to_json())
         broken.zones["f3.p4"].fit = False
-        st.set_meta(pstore.MODEL_KEY, broken.to_json())
+        st.put(state.PREDICTIVE_MODEL, broken.to_json())
         later = now + dt.timedelta(minutes=30)
         d = decide(psite, st, later)
         assert d.fresh_plan and d.note == "no_model: f3.p4"
@@ -428,7 +429,7 @@ def test_closed_loop_predictive_through_bacnet_writes_and_releases(site, tmp_pat
     from bems.storage import Store
     from connectors.simulator.closedloop import simulate
     from tests.bacnet_helpers import LockStep, RunningCentre, quick_site
-    from tests.ports import free_port
+    from devtools.ports import free_port
 
     qsite = quick_site(dataclasses.replace(site, strategies=dataclasses.replace(
         site.strategies, mode="predictive")))

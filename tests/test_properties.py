@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bems.config import ConfigError, demo_site_path, parse_site
 from bems.control import Writer
 from bems.intents import WriteIntent
-from bems.memorybus import MemoryBus
+from connectors.memory import MemoryBus
 from bems.overrides import OverrideError, check_override
 from bems.schedules import ScheduleError, from_dict
 from bems.strategies import params as strategy_params

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 
 from bems.intents import WriteIntent
-from bems.memorybus import MemoryBus
+from connectors.memory import MemoryBus
 from bems.runtime import Runtime
+from bems import state
 
 UTC = dt.timezone.utc
 MONDAY_0800 = dt.datetime(2026, 7, 6, 1, 0, tzinfo=UTC)  # 08:00 in Hải Phòng
@@ -208,7 +209,7 @@ def test_a_strategy_switched_off_lets_go_of_its_points_in_the_same_run(rt, site,
     rt.run_strategies()
     lights = [z.lighting for z in site.zones if z.lighting]
     assert all(bus.slots(p) == {12: 1.0} for p in lights)
-    rt.store.set_meta(strategy_params.STORED_KEY, {switch: False})
+    rt.store.put(state.STRATEGY_PARAMS, {switch: False})
     rt.run_strategies()
     held = {p for p, o in bus.objects.items() if o.slots} - {site.control.heartbeat_point}
     if switch == "lighting":

@@ -17,7 +17,7 @@ from bems.cli import main
 from bems.config import ConfigError, demo_site_path, parse_site
 from bems.control import Writer
 from bems.intents import WriteIntent
-from bems.memorybus import MemoryBus
+from connectors.memory import MemoryBus
 from bems.overrides import OverrideError, add_override
 from bems.schedules import ScheduleError, add_exception, delete_exception, effective_site, from_dict
 from bems.site import canonical_address, canonical_object
@@ -25,6 +25,7 @@ from bems.storage import Store
 from bems.strategies import params as strategy_params
 from bems.users import UserError, add_user, hash_password, set_disabled, set_role
 from tests.synthetic import synthetic_db
+from bems import state
 
 UTC = dt.timezone.utc
 T = dt.datetime(2026, 7, 7, 2, 30, tzinfo=UTC)  # Tuesday 09:30 in Hải Phòng
@@ -180,7 +181,7 @@ def test_2_parameters_out_of_range_are_refused(site, store, key, value):
 
 def test_2_a_bad_stored_parameter_is_ignored_and_control_goes_on(site, db):
     with Store(db) as s:
-        s.set_meta(strategy_params.STORED_KEY, {"stagger_min": "nan", "max_lead_h": 1e308,
+        s.put(state.STRATEGY_PARAMS, {"stagger_min": "nan", "max_lead_h": 1e308,
                                                 "corridor_percent": 40.0})
         try:
             eff = effective_site(site, s)
@@ -188,7 +189,7 @@ def test_2_a_bad_stored_parameter_is_ignored_and_control_goes_on(site, db):
             assert eff.strategies.stagger_min == site.strategies.stagger_min
             assert decision.decide(site, s, T).intents
         finally:
-            s.set_meta(strategy_params.STORED_KEY, {})
+            s.put(state.STRATEGY_PARAMS, {})
 
 
 def test_2_the_ui_says_what_is_wrong(client):
@@ -245,7 +246,7 @@ def test_5_an_override_below_the_policy_floor_is_refused(site, store):
 
 
 def test_5_an_alarm_cannot_be_acknowledged_before_it_exists_and_acks_end_with_it(site, db):
-    from bems.status import ACKS_KEY, acknowledge, alarms, prune_acks
+    from bems.status import acknowledge, alarms, prune_acks
 
     with Store(db) as s:
         assert not acknowledge(site, s, "policy:f1.p1", "op1", T)  # not active
@@ -257,7 +258,7 @@ def test_5_an_alarm_cannot_be_acknowledged_before_it_exists_and_acks_end_with_it
         later = T + dt.timedelta(minutes=2)
         s.insert_readings([("f1.p1.sp", later - dt.timedelta(seconds=30), 26.0)])
         assert prune_acks(site, s, later) == 1  # cleared: the acknowledgement goes with it
-        assert s.get_meta(ACKS_KEY) == {}
+        assert s.get(state.ALARM_ACKS) == {}
 
 
 # --- 6. the site file refuses what is not finite or not plausible ------------------------------
@@ -514,7 +515,7 @@ def test_12_login_works_over_plain_http_on_a_lan_and_cookies_are_secure_over_htt
 def test_12_the_ui_is_served_by_a_production_server(site, db):
     import http.client
 
-    from tests.ports import free_port
+    from devtools.ports import free_port
     from webui.server import WebServer
 
     server = WebServer(_app(site, db), "127.0.0.1", free_port()).start()
@@ -630,7 +631,7 @@ def test_12_https_served_by_bems_itself(site, db, tmp_path):
     import ssl
     import subprocess
 
-    from tests.ports import free_port
+    from devtools.ports import free_port
     from webui.server import WebServer
 
     if not shutil.which("openssl") and not __import__("os").environ.get("CI"):
@@ -662,10 +663,9 @@ def test_12_https_served_by_bems_itself(site, db, tmp_path):
 
 
 def test_a_wrong_controller_clock_shows_as_an_alarm_in_both_languages(site, db, client):
-    from bems.status import CLOCKS_KEY
 
     with Store(db) as s:
-        s.set_meta(CLOCKS_KEY, {"at": T.isoformat(), "drift_s": {"fc2": 900}})
+        s.put(state.CONTROLLER_CLOCKS, {"at": T.isoformat(), "drift_s": {"fc2": 900}})
     try:
         _login(client, "op1")
         assert "minutes off" in client.get("/alarms/").data.decode()
@@ -674,4 +674,4 @@ def test_a_wrong_controller_clock_shows_as_an_alarm_in_both_languages(site, db, 
         _post(client, "/lang/en", {}, "/alarms/")
     finally:
         with Store(db) as s:
-            s.set_meta(CLOCKS_KEY, {})
+            s.put(state.CONTROLLER_CLOCKS, {})

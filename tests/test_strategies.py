@@ -250,7 +250,7 @@ def test_closed_loop_through_bacnet_writes_and_releases(site, tmp_path):
     (paced side by side by two clocks, a loaded machine once missed the cool-down)."""
     from bems.runtime import Runtime
     from tests.bacnet_helpers import LockStep, RunningCentre, quick_site
-    from tests.ports import free_port
+    from devtools.ports import free_port
 
     qsite = quick_site(site)
     ref: list = []

@@ -13,6 +13,7 @@ from webui import create_app
 from tests.synthetic import synthetic_db
 from bems.users import hash_password
 from webui.auth import brake
+from bems import state
 
 NOW = dt.datetime(2026, 7, 7, 2, 30, tzinfo=dt.timezone.utc)  # Tuesday 09:30 in Hải Phòng
 PASSWORD = "correct horse battery"
@@ -270,7 +271,7 @@ def test_admin_switches_strategies_and_adds_users(client, web_db, site):
         sp = effective_site(site, s).strategies
         assert sp.occupied_setpoint == 26.5 and sp.break_ac == "off"
         assert not sp.early_stop and not sp.demand_limit  # unticked: switched off
-        s.set_meta("strategy_params", {})
+        s.put(state.STRATEGY_PARAMS, {})
     page = client.get("/users/").data
     r = client.post("/users/", data={"csrf_token": _token(page), "name": "lan",
                                      "role": "operator", "password": "short"})
@@ -554,7 +555,7 @@ def test_predictive_control_on_screen_slider_models_and_plan(site, web_db, tmp_p
         saved = strategy_params.stored(st, site)
         assert saved["mode"] == "predictive" and saved["comfort_weight"] == 70.0
         # the room models, as the nightly refit keeps them
-        st.set_meta(pstore.MODEL_KEY, synthetic_model[1].to_json())
+        st.put(state.PREDICTIVE_MODEL, synthetic_model[1].to_json())
     page = client.get("/strategies/").data.decode()
     assert 'value="70"' in page and 'id="zone-models"' in page
     assert page.count('data-fit="True"') == len(site.zones)

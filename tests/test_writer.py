@@ -11,7 +11,7 @@ from bems.control import Writer
 from bems.errors import DeviceUnreachable
 from bems.fieldbus import ControllerSchedule
 from bems.intents import WriteIntent
-from bems.memorybus import MemoryBus
+from connectors.memory import MemoryBus
 
 T = dt.datetime(2026, 7, 6, 1, 0, tzinfo=dt.timezone.utc)
 

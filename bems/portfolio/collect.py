@@ -23,6 +23,7 @@ from bems.portfolio.schema import (ENERGY_MAX_KWH, MAX_SAMPLES, MONTHLY_LIMITS, 
                                    PayloadError, check)
 from bems.site import Site
 from bems.storage import Store, to_epoch
+from bems import state as st
 
 log = logging.getLogger(__name__)
 LAG_S = 120  # readings younger than this may still be arriving (COV flush, a slow poll)
@@ -96,14 +97,14 @@ class Collector:
     def _readings(self, now: int, cursors: dict) -> list:
         step = 1 if self.readings == "raw" else QUARTER
         end = (now - LAG_S) // step * step
-        lo = self.store.get_meta("portfolio.readings_to")
+        lo = self.store.get(st.READINGS_TO)
         if lo is None:
             lo = max(now - int(READINGS_BACKFILL.total_seconds()), self._first()) \
                 // QUARTER * QUARTER
         hi = min(end, lo + CATCH_UP)
         if hi <= lo:
             return []
-        cursors["portfolio.readings_to"] = hi
+        cursors[st.READINGS_TO] = hi
         return self._reading_batches(lo, hi)
 
     # --- meter energy ---------------------------------------------------------------------
@@ -123,7 +124,7 @@ class Collector:
 
     def _energy(self, now: int, cursors: dict) -> list:
         end = (now - LAG_S) // QUARTER * QUARTER
-        lo = self.store.get_meta("portfolio.energy_to")
+        lo = self.store.get(st.ENERGY_TO)
         if lo is None:
             lo = max(now - int(ENERGY_BACKFILL.total_seconds()), self._first()) \
                 // 86400 * 86400
@@ -132,19 +133,19 @@ class Collector:
             hi = min(end, lo + 86400)
             out += self._energy_day(lo, hi)
             lo = hi
-        cursors["portfolio.energy_to"] = lo
+        cursors[st.ENERGY_TO] = lo
         return out
 
     def _late(self, now: int, cursors: dict) -> list:
         """Readings stored behind the readings cursor (a trend-log backfill of a polling gap,
         found when the rollups are refreshed), with a cursor of their own: their readings,
         and the energy of the days they touch (the city replaces that day's quarters)."""
-        done = self.store.get_meta("portfolio.late_id", 0)
+        done = self.store.get(st.LATE_ID)
         spans = self.store.portfolio_late(done)
         if not spans:
             return []
         step = 1 if self.readings == "raw" else QUARTER
-        energy_to = self.store.get_meta("portfolio.energy_to", 0)
+        energy_to = self.store.get(st.ENERGY_TO)
         out: list = []
         days: set[int] = set()
         for sid, lo, hi in spans:
@@ -155,7 +156,7 @@ class Collector:
                 out += self._reading_batches(lo, part)
                 days |= set(range(lo // 86400 * 86400, part, 86400))
                 lo = part
-            cursors["portfolio.late_id"] = sid
+            cursors[st.LATE_ID] = sid
             if len(out) >= 200:
                 break
         for d in sorted(days):
@@ -166,14 +167,14 @@ class Collector:
     # --- faults, ledger, monthly figures, the registry ------------------------------------
 
     def _faults(self, now: int, cursors: dict) -> list:
-        since = self.store.get_meta("portfolio.faults_at", 0)
+        since = self.store.get(st.FAULTS_AT)
         changed = self.store.faults_changed(since)
         if not changed:
             return []
         latest = max(max(to_epoch(f["last"]),
                          to_epoch(f["updated_at"]) if f.get("updated_at") else 0)
                      for f in changed)
-        cursors["portfolio.faults_at"] = latest + 1
+        cursors[st.FAULTS_AT] = latest + 1
         return [("faults", {"faults": [
             {"id": f["id"], "rule": f["rule"][:200], "target": f["target"][:200],
              "status": f["status"], "first": to_epoch(f["first"]), "last": to_epoch(f["last"]),
@@ -184,7 +185,7 @@ class Collector:
     def _ledger(self, now: int, cursors: dict) -> list:
         tz = self.site.tz
         today = dt.datetime.fromtimestamp(now, tz).date()
-        last = self.store.get_meta("portfolio.ledger_day")
+        last = self.store.get(st.LEDGER_DAY)
         day = dt.date.fromisoformat(last) + dt.timedelta(days=1) if last \
             else today - dt.timedelta(days=7)
         floor = self.site.control.policy_min_cooling_setpoint
@@ -202,7 +203,7 @@ class Collector:
                 "held": sum(1 for w in rows if w.released_at is None
                             and w.outcome in ("done", "unconfirmed")),
                 "below_floor": below}))
-            cursors["portfolio.ledger_day"] = day.isoformat()
+            cursors[st.LEDGER_DAY] = day.isoformat()
             day += dt.timedelta(days=1)
         return out
 
@@ -211,7 +212,7 @@ class Collector:
 
         local = dt.datetime.fromtimestamp(now, self.site.tz)
         this = (local.year, local.month)
-        last = self.store.get_meta("portfolio.month")
+        last = self.store.get(st.MONTH)
         if last:
             y, m = map(int, last.split("-"))
             y, m = (y + (m == 12), m % 12 + 1)
@@ -236,16 +237,16 @@ class Collector:
                     if body[k] is not None and not 0 <= body[k] <= hi:
                         body[k] = None
                 out.append(("monthly", body))
-            cursors["portfolio.month"] = month
+            cursors[st.MONTH] = month
             y, m = (y + (m == 12), m % 12 + 1)
         return out
 
     def _site(self, now: int, cursors: dict) -> list:
         body = registry(self.site)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        if self.store.get_meta("portfolio.site_hash") == digest:
+        if self.store.get(st.SITE_HASH) == digest:
             return []
-        cursors["portfolio.site_hash"] = digest
+        cursors[st.SITE_HASH] = digest
         return [("site", body)]
 
     def collect(self, now: dt.datetime | int) -> int:

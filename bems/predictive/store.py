@@ -9,16 +9,17 @@ import logging
 
 from bems.predictive.model import BuildingModel, fit, history_from_store
 from bems.predictive.mpc import Plan
+from bems.state import PREDICTIVE_DAY, PREDICTIVE_MODEL, PREDICTIVE_PLAN
 
 log = logging.getLogger(__name__)
 
-MODEL_KEY, PLAN_KEY, DAY_KEY = "predictive_model", "predictive_plan", "predictive_plan_day:"
+
 HISTORY_DAYS = 14
 REPLAN_MIN = 15
 
 
 def load_model(store) -> BuildingModel | None:
-    d = store.get_meta(MODEL_KEY)
+    d = store.get(PREDICTIVE_MODEL)
     if not isinstance(d, dict):
         return None
     try:
@@ -32,17 +33,17 @@ def refit(site, store, now: dt.datetime, days: float = HISTORY_DAYS) -> Building
     """Fit every zone's model on the last `days` of readings and keep it."""
     h = history_from_store(site, store, now - dt.timedelta(days=days), now)
     model = fit(site, h, now, load_model(store))
-    store.set_meta(MODEL_KEY, model.to_json())
+    store.put(PREDICTIVE_MODEL, model.to_json())
     return model
 
 
 def save_plan(store, plan: Plan, note: str = "") -> None:
     doc = {**plan.to_json(), "note": note}
-    store.set_meta(PLAN_KEY, doc)
+    store.put(PREDICTIVE_PLAN, doc)
     day = plan.start_local[:10]
-    kept = store.get_meta(DAY_KEY + day) or {}
+    kept = store.get(PREDICTIVE_DAY(day))
     kept = {"first": kept.get("first") or doc, "latest": doc}
-    store.set_meta(DAY_KEY + day, kept)
+    store.put(PREDICTIVE_DAY(day), kept)
 
 
 def _plan(d) -> Plan | None:
@@ -56,18 +57,18 @@ def _plan(d) -> Plan | None:
 
 
 def latest_plan(store) -> Plan | None:
-    return _plan(store.get_meta(PLAN_KEY))
+    return _plan(store.get(PREDICTIVE_PLAN))
 
 
 def latest_note(store) -> str:
     """Why some zones were left to the rules when the latest plan was made."""
-    d = store.get_meta(PLAN_KEY)
+    d = store.get(PREDICTIVE_PLAN)
     return str(d.get("note", "")) if isinstance(d, dict) else ""
 
 
 def day_plans(store, day: dt.date) -> tuple[Plan | None, Plan | None, str]:
     """(first plan of a local day, latest plan, the latest one's note)."""
-    kept = store.get_meta(DAY_KEY + day.isoformat()) or {}
+    kept = store.get(PREDICTIVE_DAY(day))
     latest = kept.get("latest") or {}
     return _plan(kept.get("first")), _plan(latest), latest.get("note", "") if isinstance(
         latest, dict) else ""

@@ -19,9 +19,9 @@ import numpy as np
 
 from bems.errors import BemsError
 from bems.site import Weather
+from bems.state import WEATHER_FORECAST
 from bems.text import FIRST_YEAR, LAST_YEAR
 
-CACHE_KEY = "weather_forecast"
 MAX_BYTES = 2_000_000
 MAX_HOURS = 16 * 24
 STALE_H = 12.0  # an older forecast is not used
@@ -87,12 +87,12 @@ def refresh(store, source: Weather, now: dt.datetime, fetch) -> list[tuple[int, 
 
 
 def cache(store, source: Weather, points: list[tuple[int, float]], now: dt.datetime) -> None:
-    store.set_meta(CACHE_KEY, {"fetched_at": now.isoformat(), "source": source.url[:200],
+    store.put(WEATHER_FORECAST, {"fetched_at": now.isoformat(), "source": source.url[:200],
                                "points": points})
 
 
 def cached(store, now: dt.datetime) -> tuple[list[tuple[int, float]], str] | None:
-    d = store.get_meta(CACHE_KEY)
+    d = store.get(WEATHER_FORECAST)
     if not isinstance(d, dict):
         return None
     try:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from bems.storage.common import epoch_or_now, from_epoch, time_range, to_epoch
+from bems.state import Key
 
 
 class Operations:
@@ -176,16 +177,19 @@ class Operations:
         return [{"ts": from_epoch(ts), "user": u, "action": a, "detail": d}
                 for ts, u, a, d in self.db.execute(sql, [*args, limit])]
 
-    # --- small key/value settings and audit ------------------------------------------------
+    # --- BEMS's typed state (bems.state) and the audit ------------------------------
 
-    def set_meta(self, key: str, value: Any) -> None:
+    def put(self, key: "Key", value: Any) -> None:
+        """Keep a piece of state (its kind declared in bems.state)."""
         with self.db.atomic():
             self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                            "DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
+                            "DO UPDATE SET value = excluded.value",
+                            [key.name, json.dumps(value)])
 
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return json.loads(row[0]) if row else default
+    def get(self, key: "Key") -> Any:
+        """A piece of state as its kind says (its default when absent or not of its type)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key.name]).fetchone()
+        return key.read(json.loads(row[0]) if row else None)
 
     def audit(self, user: str | None, action: str, detail: dict | None = None,
               ts: dt.datetime | int | None = None) -> None:

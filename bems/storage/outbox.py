@@ -14,6 +14,7 @@ import secrets
 from typing import Any, Iterable
 
 from bems.storage.common import to_epoch
+from bems.state import LATE_ID, PORTFOLIO_BOX
 
 
 class Outbox:
@@ -26,12 +27,13 @@ class Outbox:
         with self.db.atomic():
             # a write first: the transaction takes the write lock at once (waiting its turn),
             # instead of reading first and finding its snapshot stale when it comes to write
-            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('portfolio.box', ?)",
-                            [json.dumps(secrets.token_hex(8))])
+            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                            [PORTFOLIO_BOX.name, json.dumps(secrets.token_hex(8))])
             self.db.conn.executemany("INSERT INTO outbox (kind, body, created) VALUES (?, ?, ?)", rows)
-            for key, value in (cursors or {}).items():
+            for key, value in (cursors or {}).items():  # Keys of bems.state
                 self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                                "DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
+                                "DO UPDATE SET value = excluded.value",
+                                [key.name, json.dumps(value)])
         return len(rows)
 
     def portfolio_late(self, after: int, limit: int = 1000) -> list[tuple[int, int, int]]:
@@ -42,7 +44,7 @@ class Outbox:
 
     def outbox_id(self) -> str | None:
         """The outbox's own id (made with its first message): sequence numbers count in it."""
-        return self.get_meta("portfolio.box")
+        return self.get(PORTFOLIO_BOX)
 
     def unsent(self, after: int = 0, limit: int = 500) -> list[tuple[int, str, str, int]]:
         """(seq, kind, body, created) not yet acknowledged, oldest first, after seq `after`."""
@@ -75,8 +77,8 @@ class Outbox:
             if row is not None:
                 dropped = self.db.execute("DELETE FROM outbox WHERE sent IS NULL AND id <= ?",
                                           [row[0]]).rowcount
-            done = self.db.execute("SELECT value FROM meta WHERE key = 'portfolio.late_id'"
-                                   ).fetchone()
+            done = self.db.execute("SELECT value FROM meta WHERE key = ?",
+                                   [LATE_ID.name]).fetchone()
             if done is not None:  # late spans already queued
                 self.db.execute("DELETE FROM portfolio_late WHERE id <= ?", [json.loads(done[0])])
         return pruned, dropped

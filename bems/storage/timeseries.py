@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 from bems.errors import StoreError
 from bems.storage.common import QUALITY_NAMES, from_epoch, quality_code, to_epoch
 from bems.storage.schema import LEVELS
+from bems.state import READINGS_TO
 
 # raw readings that enter the rollups: a value, of good or uncertain quality
 _COUNTED = "value IS NOT NULL AND quality < 2"
@@ -165,8 +166,8 @@ class TimeSeries:
                     for a in range(lo, hi, 86400):
                         self._rebuild(table, source, tcol, vcol, width, a, min(a + 86400, hi))
             # what was written behind the city portfolio's readings cursor is sent late
-            cursor = conn.execute("SELECT value FROM meta WHERE key = "
-                                  "'portfolio.readings_to'").fetchone()
+            cursor = conn.execute("SELECT value FROM meta WHERE key = ?",
+                                  [READINGS_TO.name]).fetchone()
             if cursor is not None:
                 behind = int(json.loads(cursor[0]))
                 late = [(lo, min(hi, behind)) for _i, lo, hi in spans if lo < behind]

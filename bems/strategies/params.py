@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, fields
 
 from bems.errors import BemsError
+from bems.state import STRATEGY_PARAMS
 from bems.text import parse_number
 
 
@@ -78,7 +79,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "corridor_percent": (0.0, 100.0), "peak_target_kw": (0.0, 100_000.0),
     "level_offsets_k": (0.0, 5.0), "level_thresholds": (0.1, 2.0), "level_release": (0.0, 1.0),
 }
-STORED_KEY = "strategy_params"  # where an admin's edits are kept (the store's meta)
 
 
 def validate(values: dict, policy_floor: float, from_form: bool = False,
@@ -165,7 +165,7 @@ def stored(store, site=None) -> dict:
     """An admin's saved switches and parameters (over the site file's). Checked again when
     read: values saved by an older version, or written around the UI, never reach a strategy
     unless they are valid now."""
-    values = store.get_meta(STORED_KEY, {}) or {}
+    values = store.get(STRATEGY_PARAMS)
     if not isinstance(values, dict):
         return {}
     floor = site.control.policy_min_cooling_setpoint if site is not None else 25.0
@@ -182,7 +182,7 @@ def save(store, site, values: dict, user: str, now) -> dict:
                                from_form=True, base=site.strategies)
     if problems:
         raise ParamsError(problems)
-    store.set_meta(STORED_KEY, clean)
+    store.put(STRATEGY_PARAMS, clean)
     store.audit(user, "strategies.save", clean, now)
     return clean
 

@@ -54,6 +54,46 @@ AHU_SENSORS = (("supply_air_temperature", "supply_c", 1.0),
                ("fan_status", "fan_on", 1.0), ("fan_speed", "fan_speed", 100.0))
 
 
+MODEL_ZONES = tuple(f"Core_{lvl}" for lvl in ("bottom", "mid", "top")) + tuple(
+    f"Perimeter_{lvl}_ZN_{k}" for lvl in ("bot", "mid", "top") for k in range(1, 5))
+
+
+def zone_map(site: Site) -> dict[str, str]:
+    """Which zone of the EnergyPlus model each of the site's zones is: the site file's
+    `[simulator] zones = { "f1.core" = "Core_bottom", ... }` table (the simulator's own: BEMS
+    ignores it); without one, the demo's ids by their floor and façade."""
+    import tomllib
+
+    table = None
+    if site.source is not None and Path(site.source).is_file():
+        try:
+            doc = tomllib.loads(Path(site.source).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise SimulatorError(f"{site.source}: {err}") from None
+        table = doc.get("simulator", {}).get("zones") if isinstance(
+            doc.get("simulator"), dict) else None
+    if table is None:
+        levels = {1: ("bottom", "bot"), 2: ("mid", "mid"), 3: ("top", "top")}
+        table = {}
+        for z in site.zones:
+            part = z.id.split(".")
+            if len(part) == 2 and part[0][:1] == "f" and part[0][1:].isdigit() \
+                    and int(part[0][1:]) in levels:
+                core, per = levels[int(part[0][1:])]
+                if part[1] == "core":
+                    table[z.id] = f"Core_{core}"
+                elif part[1] in ("p1", "p2", "p3", "p4"):
+                    table[z.id] = f"Perimeter_{per}_ZN_{part[1][1]}"
+    if not isinstance(table, dict):
+        raise SimulatorError("[simulator] zones must be a table: zone id = model zone")
+    bad = {k: v for k, v in table.items() if v not in MODEL_ZONES}
+    if bad:
+        raise SimulatorError(f"[simulator] zones: not zones of the model: {bad} (one of "
+                             f"{', '.join(MODEL_ZONES)})")
+    known = {z.id for z in site.zones}
+    return {k: v for k, v in table.items() if k in known}
+
+
 @dataclass
 class Binding:
     """How the site's points map onto the model."""
@@ -64,9 +104,11 @@ class Binding:
     outdoor: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.zones = [z for z in self.site.zones if z.sim_zone]
+        self.sim = zone_map(self.site)  # zone id → the model's zone
+        self.zones = [z for z in self.site.zones if z.id in self.sim]
         if not self.zones:
-            raise SimulatorError("no zone in the site file has a sim_zone: nothing to simulate")
+            raise SimulatorError("no zone of the site file is in its [simulator] zones table: "
+                                 "nothing to simulate")
         self.meters = {}
         for m in self.site.meters:
             if m.measures in ("main", "ac", "lighting", "plugs") and m.measures not in self.meters:
@@ -84,7 +126,7 @@ class Binding:
 
     @property
     def sim_zones(self) -> list[str]:
-        return [z.sim_zone for z in self.zones]
+        return [self.sim[z.id] for z in self.zones]
 
     def command_points(self) -> list[str]:
         out = []
@@ -101,11 +143,11 @@ class Binding:
             def get(pid: str | None, default: float) -> float:
                 v = values.get(pid) if pid else None
                 return default if v is None else float(v)
-            zones[z.sim_zone] = ZoneCommand(
+            zones[self.sim[z.id]] = ZoneCommand(
                 setpoint=get(z.cooling_setpoint, 24.0), ac_on=get(z.ac_status, 0.0) > 0.5,
                 mode=int(get(z.ac_mode, 1.0)), light_on=get(z.lighting, 0.0) > 0.5,
                 dim=get(z.lighting_level, 100.0))
-            people[z.sim_zone] = occupancy_fraction(calendar, z, local)
+            people[self.sim[z.id]] = occupancy_fraction(calendar, z, local)
         workday = calendar.is_workday(local.date())
         busy = max(people.values(), default=0.0)
         plugs = (0.9 if busy >= 0.9 else 0.7 if busy >= 0.5 else 0.4) if workday else 0.3
@@ -131,9 +173,9 @@ class Binding:
         out: dict[str, float] = {pid: round(step.outdoor_c, 2) for pid in self.outdoor}
         for z in self.zones:
             if z.temperature:
-                out[z.temperature] = round(step.zone_c[z.sim_zone], 2)
+                out[z.temperature] = round(step.zone_c[self.sim[z.id]], 2)
             if z.occupancy:
-                out[z.occupancy] = 1.0 if step.occupants[z.sim_zone] > 0.5 else 0.0
+                out[z.occupancy] = 1.0 if step.occupants[self.sim[z.id]] > 0.5 else 0.0
         for a in self.site.air_handlers:  # the units' own sensors, from the model's nodes
             if a.floor is None:
                 continue

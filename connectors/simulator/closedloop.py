@@ -14,17 +14,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from bems.calendar import SiteCalendar
-from bems.memorybus import MemoryBus
+from connectors.memory import MemoryBus
 from bems.site import Site, Tariff, TouPeriod
 from bems.tariff import cost
 from connectors.simulator.centre import Binding, occupancy_fraction
+from connectors.simulator.faults import Injection, Injector
 from connectors.simulator.physics import EnergyPlusModel, Step
-
-if TYPE_CHECKING:
-    from connectors.simulator.faults import Injector
 
 COMFORT = (23.0, 27.0)
 PANEL = 8  # the priority of a wall panel's command (an injected fault on the equipment)
@@ -304,8 +302,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
             if cooling and closed:
                 kpi.holiday_ac_h += h
             if z.schedule and calendar.occupied(z.schedule, begin):
-                for temp, attr in ((step.zone_c[z.sim_zone], "tdis_kh"),
-                                   (step.operative_c[z.sim_zone], "tdis_operative_kh")):
+                for temp, attr in ((step.zone_c[binding.sim[z.id]], "tdis_kh"),
+                                   (step.operative_c[binding.sim[z.id]], "tdis_operative_kh")):
                     dev = max(0.0, temp - COMFORT[1]) + max(0.0, COMFORT[0] - temp)
                     setattr(kpi, attr, getattr(kpi, attr) + dev * h)
                     if dev > 0:
@@ -313,7 +311,7 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
             # the people in the room, whenever they are there (half the staff over lunch)
             share = occupancy_fraction(calendar, z, begin)
             if share > 0:
-                top = step.operative_c[z.sim_zone]
+                top = step.operative_c[binding.sim[z.id]]
                 dev = max(0.0, top - COMFORT[1]) + max(0.0, COMFORT[0] - top)
                 kpi.tdis_person_kh += share / 0.9 * dev * h
 
@@ -333,3 +331,20 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
     kpi.cost_tou_vnd = cost(dataclasses.replace(site, tariffs=(BUSINESS_TOU,)),
                             kpi.energy_by_step).total_vnd
     return kpi
+
+
+def run_with_faults(site: Site, first: dt.date, days: int, injections: list[Injection],
+                    store, strategy: str = "bems"):
+    """The closed loop over [first, first + days) with these faults, BEMS's strategies in the
+    loop, and what BEMS would store going into `store`: every interval's readings and, in
+    its ledger, every change of its own commands (the short-cycling rule reads it). Rolls
+    the store up at the end; returns the KPIs."""
+    def wrote(point: str, value: float | None, when: dt.datetime) -> None:
+        store.record_write(point=point, action="write" if value is not None else "release",
+                           value=value, priority=site.control.write_priority, source="strategy",
+                           reason="", outcome="done", ts=when)
+
+    kpis = simulate(site, first, days, strategy, Injector(site, injections),
+                    sink=store.insert_readings, on_write=wrote)
+    store.refresh_rollups()
+    return kpis

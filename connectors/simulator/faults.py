@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from bems.calendar import SiteCalendar, main_schedule
 from bems.site import Site
+from connectors.simulator.centre import zone_map
 from connectors.simulator.physics import Commands
 
 
@@ -133,7 +134,8 @@ def plan(site: Site, first: dt.date, days: int, seed: int = 7,
         return "", 0
 
     out: list[Injection] = []
-    zones = [z for z in site.zones if z.sim_zone]
+    sim = zone_map(site)
+    zones = [z for z in site.zones if z.id in sim]
     ahus = [a for a in site.air_handlers if a.floor is not None]
     meters = {m.measures: m.id for m in site.meters}
     for d in range(days):
@@ -172,7 +174,8 @@ def demo_faults(site: Site, end_local: dt.datetime, days: int) -> list[Injection
     first = (end_local - dt.timedelta(days=days)).date()
     workdays = [d for d in (end_local.date() - dt.timedelta(days=i) for i in range(1, days + 1))
                 if d >= first and cal.periods(main, d)]
-    zones = {z.id: z for z in site.zones if z.sim_zone}
+    sim = zone_map(site)
+    zones = {z.id: z for z in site.zones if z.id in sim}
     ahus = [a for a in site.air_handlers if a.floor is not None]
     wanted = [("ac_held_on", "f1.p2", 2), ("lights_left_on", "f3.p4", 2),
               ("setpoint_held_low", "f2.p3", 2)]
@@ -186,25 +189,6 @@ def demo_faults(site: Site, end_local: dt.datetime, days: int) -> list[Injection
     return out
 
 
-def run_with_faults(site: Site, first: dt.date, days: int, injections: list[Injection],
-                    store, strategy: str = "bems"):
-    """The closed loop over [first, first + days) with these faults, BEMS's strategies in the
-    loop, and what BEMS would store going into `store`: every interval's readings and, in
-    its ledger, every change of its own commands (the short-cycling rule reads it). Rolls
-    the store up at the end; returns the KPIs."""
-    from connectors.simulator.closedloop import simulate
-
-    def wrote(point: str, value: float | None, when: dt.datetime) -> None:
-        store.record_write(point=point, action="write" if value is not None else "release",
-                           value=value, priority=site.control.write_priority, source="strategy",
-                           reason="", outcome="done", ts=when)
-
-    kpis = simulate(site, first, days, strategy, Injector(site, injections),
-                    sink=store.insert_readings, on_write=wrote)
-    store.refresh_rollups()
-    return kpis
-
-
 class Injector:
     """Applies the injections of the current day to the commands and the readings."""
 
@@ -214,6 +198,7 @@ class Injector:
         for i in injections:
             self.by_day.setdefault(i.day, []).append(i)
         self.zones = {z.id: z for z in site.zones}
+        self.sim = zone_map(site)
         self.ahus = {a.id: a for a in site.air_handlers}
         self.meters = {m.id: m for m in site.meters}
         self.stuck: dict[str, float] = {}  # point → the value it is stuck at
@@ -265,10 +250,10 @@ class Injector:
             elif inj.kind == "oa_damper_stuck":
                 cmd.outdoor_air_stuck[self.ahus[inj.target].floor] = inj.level
             elif inj.kind == "open_window" and 8.0 <= h < 17.0:
-                cmd.open_window_m3s[self.zones[inj.target].sim_zone] = inj.level
+                cmd.open_window_m3s[self.sim[inj.target]] = inj.level
             elif inj.kind == "empty_room_lights":
                 if inj.severity == 2 or h < 12.0:
-                    cmd.people[self.zones[inj.target].sim_zone] = 0.0
+                    cmd.people[self.sim[inj.target]] = 0.0
             elif inj.kind == "plug_creep" and (h < 6.5 or h >= 18.0):
                 cmd = dataclasses.replace(cmd, plugs=cmd.plugs * (1 + inj.level))
         return cmd

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from city import broker as broker_config
-from tests.ports import free_port
+from devtools.ports import free_port
 
 
 def _pg_bin(name: str) -> str:
