@@ -1,26 +1,26 @@
-"""Site file (TOML) → frozen Site, reporting every error in one pass with file, line and field."""
+"""Site file (TOML) → frozen Site, reporting every error in one pass with file, line and field:
+what each table and field means (the generic reader is `bems.tomlreader`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bems import validate
-from bems.errors import BemsError
-from bems.text import FIRST_YEAR, LAST_YEAR
+from bems.config_links import _bacnet, _portfolio, _weather, _web, interface_ok  # noqa: F401
+from bems.tomlreader import (ConfigError, ConfigIssue, Path_, _key_lines, _one_of,  # noqa: F401
+                             _positive, _priority, _Reader)
 from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
     AHU_POINTS, AirHandler, METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
-    Bacnet, Reports, Schedule, Site, Storage, Tariff, Web, Zone, canonical_address,
-    address_problem, canonical_device_address, canonical_ip_address, routed_parts,
+    Reports, Schedule, Site, Storage, Tariff, Zone,
+    address_problem, canonical_device_address, routed_parts,
     canonical_object,
 )
 
@@ -33,29 +33,6 @@ _OBJECT_TYPES = (
 _COMMANDABLE = ("analog-output", "analog-value", "binary-output", "binary-value",
                 "multi-state-output", "multi-state-value", "lighting-output",
                 "binary-lighting-output")
-
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class ConfigError(BemsError):
-    """A site file with one or more errors; `issues` holds all of them."""
-
-    def __init__(self, issues: list[ConfigIssue]):
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
-
 
 def demo_site_path() -> Path:
     return Path(str(resources.files("bems") / "data" / DEMO_SITE))
@@ -86,180 +63,8 @@ def parse_site(text: str, filename: str = "<site>", source: Path | None = None) 
     return site
 
 
-# --- locating keys in the text ------------------------------------------------------------
-
-_HEADER = re.compile(r"^\s*\[(\[)?\s*([^\]]+?)\s*\]\]?")
-_KEY = re.compile(r'^\s*([A-Za-z0-9_\-]+|"[^"]*")\s*=\s*(.*)$')
-
-
-def _key_lines(text: str) -> dict[Path_, int]:
-    """Map each table, key and multi-line array element to the line it starts on."""
-    lines: dict[Path_, int] = {}
-    counts: dict[Path_, int] = {}
-    current: Path_ = ()
-    array: Path_ | None = None
-    depth = elem = 0
-    for n, raw in enumerate(text.splitlines(), 1):
-        s = raw.split("#", 1)[0].strip() if '"' not in raw else raw.strip()
-        if not s or s.startswith("#"):
-            continue
-        if array is not None:  # inside a multi-line array: one element per line
-            if depth == 1 and s[0] not in "]":
-                lines[array + (elem,)] = n
-                elem += 1
-            depth += s.count("[") - s.count("]")
-            if depth <= 0:
-                array = None
-            continue
-        m = _HEADER.match(s)
-        if m:
-            names = [x.strip().strip('"') for x in m.group(2).split(".")]
-            resolved: list[str | int] = []
-            for i, name in enumerate(names):
-                resolved.append(name)
-                key = tuple(resolved)
-                if key in counts and i < len(names) - 1:
-                    resolved.append(counts[key])
-            base = tuple(resolved)
-            if m.group(1):  # [[array of tables]]
-                counts[base] = counts.get(base, -1) + 1
-                current = base + (counts[base],)
-            else:
-                current = base
-            lines.setdefault(current, n)
-            continue
-        m = _KEY.match(s)
-        if m:
-            key = current + tuple(m.group(1).strip('"').split("."))
-            lines[key] = n
-            value = m.group(2)
-            if value.startswith("["):
-                d = value.count("[") - value.count("]")
-                if d > 0:
-                    array, depth, elem = key, d, 0
-    return lines
-
-
-def _fmt(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-# --- reading values -----------------------------------------------------------------------
-
-class _Reader:
-    def __init__(self, filename: str, lines: dict[Path_, int]):
-        self.file = filename
-        self.lines = lines
-        self.issues: list[ConfigIssue] = []
-
-    def line(self, path: Path_) -> int | None:
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
-
-    def error(self, path: Path_, message: str) -> None:
-        self.issues.append(ConfigIssue(self.file, self.line(path), _fmt(path), message))
-
-    def table(self, d: Any, path: Path_, allowed: tuple[str, ...]) -> dict:
-        if not isinstance(d, dict):
-            self.error(path, "must be a table")
-            return {}
-        for k in d:
-            if k not in allowed:
-                self.error(path + (k,), f"unknown field (expected one of: {', '.join(allowed)})")
-        return d
-
-    def tables(self, data: dict, key: str) -> list[tuple[Path_, dict]]:
-        items = data.get(key, [])
-        if not isinstance(items, list):
-            self.error((key,), f"must be an array of tables ([[{key}]])")
-            return []
-        return [((key, i), it) for i, it in enumerate(items)]
-
-    def get(self, d: dict, path: Path_, key: str, kind: type | tuple, default: Any = ...,
-            check: Callable[[Any], str | None] | None = None) -> Any:
-        if key not in d:
-            if default is ...:
-                self.error(path + (key,), "required field is missing")
-                return None
-            return default
-        v = d[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
-            names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            self.error(path + (key,), f"must be {names}, got {v!r}")
-            return None if default is ... else default
-        if isinstance(v, float) and not math.isfinite(v):  # TOML has nan and inf
-            self.error(path + (key,), f"must be a finite number, got {v!r}")
-            return None if default is ... else default
-        if isinstance(v, str) and len(v) > MAX_TEXT:
-            self.error(path + (key,), f"is {len(v)} characters long; at most {MAX_TEXT}")
-            return None if default is ... else default
-        if check is not None:
-            problem = check(v)
-            if problem:
-                self.error(path + (key,), problem)
-                return None if default is ... else default
-        return v
-
-    def file_path(self, d: dict, path: Path_, key: str, source: Path | None) -> Path | None:
-        """An optional file named in the site file, relative to the site file's folder."""
-        v = self.get(d, path, key, str, None)
-        if v is None:
-            return None
-        here = source.parent if source else Path.cwd()
-        f = (here / v) if not Path(v).is_absolute() else Path(v)
-        if not f.is_file():
-            self.error(path + (key,), f"no such file: {f}")
-        return f
-
-    def date(self, d: dict, path: Path_, key: str, default: Any = ...) -> dt.date | None:
-        v = self.get(d, path, key, (dt.date, str), default)
-        return self._to_date(v, path + (key,))
-
-    def _to_date(self, v: Any, path: Path_) -> dt.date | None:
-        """A date of the years BEMS can meet (2000-2100): anything else is an error here,
-        not a crash (or a loop over eight thousand years) later."""
-        if v is None:
-            return v
-        if isinstance(v, dt.datetime):
-            v = v.date()
-        elif not isinstance(v, dt.date):
-            try:
-                v = dt.date.fromisoformat(v)
-            except (TypeError, ValueError):
-                self.error(path, f"must be a date YYYY-MM-DD, got {str(v)[:40]!r}")
-                return None
-        if not FIRST_YEAR <= v.year <= LAST_YEAR:
-            self.error(path, f"must be a date in {FIRST_YEAR}..{LAST_YEAR}, got {v.isoformat()}")
-            return None
-        return v
-
-
-MAX_TEXT = 1000  # any text field of a site file
 MAX_RANGE_DAYS = 366  # a closure from..to
 POLICY_FLOOR_RANGE = (25.0, 30.0)  # Joint Circular 111/2009: cooling at 25 °C or above
-
-_TYPE_NAMES = {str: "text", float: "a number", int: "a whole number", bool: "true or false",
-               list: "a list", dict: "a table", dt.date: "a date"}
-
-
-def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
-    return lambda v: None if v in options else f"must be one of {', '.join(options)}; got {v!r}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else f"must be greater than 0, got {v}"
-
-
-def _priority(v: int) -> str | None:
-    return None if 1 <= v <= 16 else f"BACnet priority must be 1..16, got {v}"
 
 
 # --- building the site --------------------------------------------------------------------
@@ -425,55 +230,6 @@ def _canonical(v: str | None) -> str | None:
     return canonical_object(v) if v is not None else None
 
 
-def interface_ok(v: str) -> str | None:
-    """ADDRESS/PREFIX (an IPv4 address and a prefix length) or an interface name."""
-    m = re.fullmatch(r"(\d{1,3}(?:\.\d{1,3}){3})/(\d{1,2})", v)
-    if m:
-        ok = all(int(x) < 256 for x in m.group(1).split(".")) and 0 < int(m.group(2)) <= 32
-        return None if ok else f"must be ADDRESS/PREFIX like 192.168.10.5/24, got {v!r}"
-    if re.fullmatch(r"[A-Za-z0-9_.:\-]{1,15}", v):
-        return None  # an interface name, resolved on the machine that runs BEMS
-    return f"must be ADDRESS/PREFIX (192.168.10.5/24) or an interface name (eth0), got {v!r}"
-
-
-def _bacnet(r: _Reader, d: Any) -> Bacnet:
-    p: Path_ = ("bacnet",)
-    d = r.table(d, p, ("interface", "port", "instance", "name", "bbmd", "bbmd_ttl",
-                       "time_sync"))
-    bbmd = r.get(d, p, "bbmd", str, None,
-                 lambda v: None if canonical_ip_address(v)
-                 else f"must be IPV4-ADDRESS:PORT, got {v[:60]!r}")
-    return Bacnet(interface=r.get(d, p, "interface", str, "127.0.0.1/8", interface_ok),
-                  port=r.get(d, p, "port", int, 47808,
-                             lambda v: None if 0 < v < 65536 else "must be 1..65535"),
-                  instance=r.get(d, p, "instance", int, 599999,
-                                 lambda v: None if 0 <= v < 4194303 else "must be 0..4194302"),
-                  name=r.get(d, p, "name", str, "BEMS"),
-                  bbmd=canonical_ip_address(bbmd) if bbmd else None,
-                  bbmd_ttl=r.get(d, p, "bbmd_ttl", int, 300,
-                                 lambda v: None if 30 <= v <= 65535 else "must be 30..65535"),
-                  time_sync=r.get(d, p, "time_sync", bool, False))
-
-
-def _web(r: _Reader, d: Any, source: Path | None) -> Web:
-    p: Path_ = ("web",)
-    d = r.table(d, p, ("host", "port", "certificate", "private_key", "trust_proxy",
-                       "session_hours"))
-    web = Web(host=r.get(d, p, "host", str, "127.0.0.1",
-                         lambda v: None if canonical_address(v) or v in ("0.0.0.0", "::")
-                         else f"must be an address to listen on, got {v!r}"),
-              port=r.get(d, p, "port", int, 8080,
-                         lambda v: None if 0 < v < 65536 else "must be 1..65535"),
-              certificate=r.file_path(d, p, "certificate", source),
-              private_key=r.file_path(d, p, "private_key", source),
-              trust_proxy=r.get(d, p, "trust_proxy", bool, False),
-              session_hours=r.get(d, p, "session_hours", float, 10.0,
-                                  lambda v: None if 0.1 <= v <= 24 * 7 else "must be 0.1..168"))
-    if (web.certificate is None) != (web.private_key is None):
-        r.error(p + ("private_key",), "certificate and private_key go together")
-    return web
-
-
 def _policy_floor(v: float) -> str | None:
     lo, hi = POLICY_FLOOR_RANGE
     if lo <= v <= hi:
@@ -566,81 +322,6 @@ def _air_handler(r: _Reader, p: Path_, d: Any) -> AirHandler | None:
     return AirHandler(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""),
                       floor=r.get(d, p, "floor", int, None), zones=tuple(zones),
                       **{k: r.get(d, p, k, str, None) for k in AHU_POINTS})
-
-
-def _weather(r: _Reader, d: Any):
-    from urllib.parse import urlsplit
-
-    from bems.site import Weather
-
-    p = ("weather",)
-    d = r.table(d, p, ("url", "refresh_min", "timeout_s"))
-
-    def url_ok(v: str) -> str | None:
-        try:
-            u = urlsplit(v)
-        except ValueError:
-            return "must be an http:// or https:// address"
-        if u.scheme not in ("http", "https") or not u.hostname:
-            return "must be an http:// or https:// address"
-        return None
-
-    url = r.get(d, p, "url", str, ..., url_ok)
-    refresh = r.get(d, p, "refresh_min", float, 60.0,
-                    lambda v: None if 5 <= v <= 1440 else "must be 5..1440 minutes")
-    timeout = r.get(d, p, "timeout_s", float, 10.0,
-                    lambda v: None if 1 <= v <= 120 else "must be 1..120 seconds")
-    return Weather(url, refresh, timeout) if url else None
-
-
-def _portfolio(r: _Reader, d: Any, source: Path | None):
-    from urllib.parse import urlsplit
-
-    from bems.portfolio.schema import site_ok
-    from bems.site import Portfolio
-
-    p: Path_ = ("portfolio",)
-    d = r.table(d, p, ("broker", "site_id", "username", "password_file", "ca_file", "cert_file",
-                       "key_file", "readings", "interval_s", "keep_sent_days", "max_unsent"))
-    def broker_ok(v: str) -> str | None:
-        try:
-            u = urlsplit(v)
-            port = u.port
-        except ValueError:
-            return "must be mqtt://HOST:PORT or mqtts://HOST:PORT"
-        if u.scheme not in ("mqtt", "mqtts") or not u.hostname or u.path not in ("", "/") \
-                or port == 0:
-            return "must be mqtt://HOST:PORT or mqtts://HOST:PORT"
-        return None
-
-    broker = r.get(d, p, "broker", str, ..., broker_ok)
-    site_id = r.get(d, p, "site_id", str, ...,
-                    lambda v: None if site_ok(v) else
-                    "must be 1..40 lower-case letters, digits or '-', starting with a letter "
-                    "or digit, and not 'ingest…' (the city's own clients)")
-    user = r.get(d, p, "username", str, None)
-    if user is not None and site_id is not None and user != site_id:
-        # the broker's ACL and client ids are the site id: another name could never publish
-        r.error(p + ("username",), f"must be the site id {site_id!r} (the broker's ACL "
-                                   "gives a centre the topics named after its user name)")
-    pf = Portfolio(
-        broker=broker or "", site_id=site_id or "", username=user,
-        password_file=r.file_path(d, p, "password_file", source),
-        ca_file=r.file_path(d, p, "ca_file", source), cert_file=r.file_path(d, p, "cert_file", source),
-        key_file=r.file_path(d, p, "key_file", source),
-        readings=r.get(d, p, "readings", str, "15m", _one_of(("raw", "15m"))),
-        interval_s=r.get(d, p, "interval_s", int, 60,
-                         lambda v: None if 5 <= v <= 3600 else "must be 5..3600 seconds"),
-        keep_sent_days=r.get(d, p, "keep_sent_days", int, 7,
-                             lambda v: None if 1 <= v <= 365 else "must be 1..365 days"),
-        max_unsent=r.get(d, p, "max_unsent", int, 2_000_000,
-                         lambda v: None if 1000 <= v <= 100_000_000 else
-                         "must be 1000..100000000 messages"))
-    if (pf.cert_file is None) != (pf.key_file is None):
-        r.error(p + ("cert_file",), "cert_file and key_file go together")
-    if pf.broker.startswith("mqtt://") and pf.password_file is not None:
-        r.error(p + ("broker",), "a password is only sent over TLS: use mqtts://")
-    return pf
 
 
 def _faults(r: _Reader, d: Any) -> dict[str, float]:

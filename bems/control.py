@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bems import reasons
 from bems.errors import DeviceError, DeviceRefused
 from bems.fieldbus import Bus, ControllerSchedule
 from bems.intents import WriteIntent
@@ -304,13 +305,13 @@ class Writer:
         for pid, (_, prio) in list(self.held.items()):
             if not wanted(pid):
                 results.append(self.release(pid, "recovery",
-                                            "held when BEMS last stopped; released at start",
+                                            reasons.reason("recovered"),
                                             prio))
         return results
 
     def push_schedule(self, device: Device, schedule: ControllerSchedule,
                       source: str = "schedule",
-                      reason: str = "the site's schedule and calendar") -> WriteResult:
+                      reason: str = reasons.reason("schedule")) -> WriteResult:
         """Write a controller's weekly schedule, calendar and exceptions, read them back, and
         put the attempt in the ledger like any other write. An identical push to the same
         device since this writer started is skipped."""
@@ -362,7 +363,8 @@ class Writer:
         except DeviceError as err:
             error = str(err)
         self.store.record_write(point=target, action="time-sync", value=after, priority=None,
-                                source="clock", reason=f"clock {before_s:+.0f} s off",
+                                source="clock",
+                                reason=reasons.reason("clock_off", seconds=before_s),
                                 outcome=outcome, error=error or None,
                                 readback=f"{after:+.0f} s", device=device.id,
                                 object=f"device,{device.instance}", ts=self.clock())

@@ -27,6 +27,7 @@ from bems.control import Writer
 from bems.fieldbus import FieldBus
 from bems.intents import WriteIntent
 from bems.plausible import Screen
+from bems.reasons import reason
 from bems.schedules import effective_site, for_controller
 from bems.site import Site
 from bems import state
@@ -350,7 +351,7 @@ class Runtime:
                     log.warning("%s: %s %s", intent.point, r.outcome, r.error)
             wanted = {i.point for i in d.intents} | {self.site.control.heartbeat_point}
             for pid in [p for p in self.writer.held if p not in wanted]:
-                self.writer.release(pid, "strategy", "no strategy or override wants it any more")
+                self.writer.release(pid, "strategy", reason("unwanted"))
         except Exception:  # logged; the next run tries again
             log.exception("strategy run failed")
 
@@ -361,7 +362,7 @@ class Runtime:
                 # minutes, cycling below 10,000 so a 32-bit BACnet Real holds it exactly
                 minutes = int(self.clock().timestamp()) // 60
                 self.writer.apply(WriteIntent(hb, float(minutes % 10000),
-                                              "BEMS is alive", source="heartbeat"))
+                                              reason("alive"), source="heartbeat"))
 
     def store_maintenance(self) -> None:
         with self._lock:
@@ -446,7 +447,7 @@ class Runtime:
             with self._writing:
                 self.bus.unsubscribe()
                 self.flush_cov()
-                for r in self.writer.release_all("shutdown", "BEMS stopped"):
+                for r in self.writer.release_all("shutdown", reason("stopped")):
                     log.info("release at shutdown: %s %s", r.point, r.outcome)
         finally:
             from connectors.http.client import abort_all

@@ -267,7 +267,7 @@ def ranking(args, ctx, ids) -> dict:
     from bems.storage import Store
     from city.queries import CityQueries
     from city.store import CityStore
-    from webui import create_app, portfolio_site
+    from city.web import create_city_app
 
     t = time.time()
     with CityStore(ctx["dsn"]) as cs:
@@ -310,7 +310,7 @@ def ranking(args, ctx, ids) -> dict:
         store.add_user("bench", "viewer", hash_password("bench-password-1"), "vi")
     import datetime as dt
 
-    app = create_app(portfolio_site("Hải Phòng"), db, portfolio=CityQueries(ctx["dsn"]),
+    app = create_city_app("Hải Phòng", db, CityQueries(ctx["dsn"]),
                      test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
                      clock=lambda: dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.timezone.utc))
     client = app.test_client()

@@ -232,7 +232,7 @@ def portfolio_web(dsn: str, db_path: Path, name: str, host: str, port: int) -> N
     from bems.demo import demo_admin
     from city.queries import CityQueries
     from city.store import CityStore
-    from webui import create_app, portfolio_site
+    from city.web import create_city_app
     from webui.server import WebServer
 
     name = name.strip()
@@ -242,7 +242,8 @@ def portfolio_web(dsn: str, db_path: Path, name: str, host: str, port: int) -> N
         cs.migrate()
     with Store(db_path) as store:
         password = demo_admin(store)
-    app = create_app(portfolio_site(name), db_path, portfolio=CityQueries(dsn))
+    queries = CityQueries(dsn)
+    app = create_city_app(name, db_path, queries)
     server = WebServer(app, host, port)
     click.echo(server.url)
     if password:
@@ -251,6 +252,8 @@ def portfolio_web(dsn: str, db_path: Path, name: str, host: str, port: int) -> N
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        queries.close()
 
 
 @main.command("report")

@@ -31,6 +31,12 @@ def _below_ephemeral() -> tuple[int, int]:
 
 if not _range:
     _lo, _hi = _below_ephemeral()
+    # pytest-xdist workers each count in a slice of their own: two workers counting on from
+    # random starts in one range met on the same port (a broker then failed to bind)
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    _me = int(re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", "")) or 0) % _workers
+    _size = (_hi - _lo) // _workers
+    _lo, _hi = _lo + _me * _size, _lo + (_me + 1) * _size - 1
     _range = f"{random.randint(_lo, _lo + (_hi - _lo) // 2)}-{_hi}"
 _next = itertools.count(int(_range.split("-")[0]))
 

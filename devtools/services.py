@@ -39,17 +39,27 @@ def _as_postgres() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
-def _wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+def _wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None,
+               log: Path | None = None) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}")
+            raise RuntimeError(f"exited with {proc.returncode}{_log_tail(log)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
+
+
+def _log_tail(log: Path | None) -> str:
+    """The last lines of the log a service wrote, for the error."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-5:] if log else []
+    except OSError:
+        lines = []
+    return (": " + " | ".join(lines)) if lines else ""
 
 
 def _own_dir(prefix: str) -> Path:
@@ -90,7 +100,7 @@ class Postgres:
                    "-c", "full_page_writes=off", "-c", "shared_buffers=256MB",
                    "-c", "max_wal_size=2GB"],
             stdout=subprocess.DEVNULL, stderr=open(self.folder / "postgres.log", "ab"))
-        _wait_port(self.port, 60, self.proc)
+        _wait_port(self.port, 60, self.proc, self.folder / "postgres.log")
         for _ in range(100):
             r = subprocess.run(run + [_pg_bin("createdb"), "-h", "127.0.0.1", "-p",
                                       str(self.port), "-U", "bems", "bems"],
@@ -171,7 +181,7 @@ class Mosquitto:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL,
                                      stderr=open(self.folder / "mosquitto.log", "ab"))
-        _wait_port(self.port, 20, self.proc)
+        _wait_port(self.port, 20, self.proc, self.folder / "mosquitto.log")
         return self
 
     def stop(self) -> None:

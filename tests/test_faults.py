@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 
 import numpy as np
 import pytest
@@ -252,15 +251,17 @@ def test_fault_thresholds_and_air_handlers_from_the_site_file(site_file):
 
 
 def test_every_rule_has_its_texts_in_both_languages():
-    src = (rules.__file__ and open(rules.__file__, encoding="utf-8").read())
-    emitted = set(re.findall(r'(?:report|_finding)\(\s*(?:data,\s*)?"([a-z_]+)"', src))
-    emitted |= set(re.findall(r'"(ahu_[a-z_]+|meter_[a-z_]+|base_load_high|off_day_energy_high|'
-                              r'cannot_reach_setpoint|sensor_[a-z_]+|short_cycling)"', src))
-    emitted -= set(rules.THRESHOLDS)  # (names of thresholds, not rules)
+    with pytest.raises(ValueError, match="not declared"):
+        rules.grid._finding(rules.Data(0, 4, 0, [], {}), "made_up_rule", "z1", "zone", 0, 2, 1)
+    from bems.faults.rules.suppress import EXPLAINED_BY
+
+    emitted = set(rules.RULES)  # declared where each rule is written; _finding refuses others
+    assert {r for rule, why in EXPLAINED_BY.items() for r in (rule, *(w for w, _ in why))} \
+        <= emitted
     from connectors.simulator.faults import FAULT_TYPES
 
     assert {t.rule for t in FAULT_TYPES.values()} <= emitted  # each injected fault has its rule
-    assert len(emitted) >= 14 and emitted - set(TEXTS) == set(), emitted - set(TEXTS)
+    assert len(emitted) >= 14 and emitted ^ set(TEXTS) == set(), emitted ^ set(TEXTS)
     sample = {"hours": 2.5, "above_k": 1.26, "bias_k": 3.0, "usual_k": -0.2, "value": 29.1,
               "changes_3h": 8, "seen_pct": 80.0, "usual_pct": 22.0, "drop_kwh": 1234.5,
               "how": "zero", "unmetered_kwh": 40.0, "night_kw": 24.0, "usual_kw": 19.0,

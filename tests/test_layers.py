@@ -79,3 +79,38 @@ def test_without_energyplus_the_simulator_says_how_to_install_it(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "needs EnergyPlus" in r.stderr + r.stdout and "[sim]" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr
+
+
+def test_the_centre_web_ui_does_not_know_the_city():
+    # the city's screens (city/web.py) build on the web UI's shell, never the other way round
+    assert _offenders("webui", ("city", "psycopg", "dask", "distributed")) == {}
+    assert _offenders("connectors", ("city", "webui")) == {}
+
+
+def test_no_core_module_is_longer_than_600_lines():
+    long = {f.relative_to(ROOT).as_posix(): n for f in _files("bems")
+            if (n := len(f.read_text(encoding="utf-8").splitlines())) > 600}
+    assert long == {}, long
+
+
+def test_a_centre_install_has_none_of_the_city_and_still_runs(tmp_path):
+    # a district centre installs `pip install -c constraints.txt -e .`: no PostgreSQL driver, no
+    # Dask; the site's program, its web UI and its CLI work, and the city's door says what to add
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    core = " ".join(project["dependencies"]).lower()
+    assert not any(name in core for name in ("psycopg", "dask", "distributed"))
+    code = ("import sys\n"
+            "for m in ('psycopg', 'psycopg_pool', 'dask', 'distributed'): sys.modules[m] = None\n"
+            "import bems.runtime, bems.decision\n"
+            "from webui import create_app\n"
+            "from bems.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "main(['portfolio', 'status'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert "Traceback" not in out, out
+    assert "demo" in r.stdout and "run" in r.stdout  # the help listed the commands
+    assert r.returncode == 1 and "needs the city extra" in r.stderr and "[city]" in r.stderr, out

@@ -646,7 +646,7 @@ def test_the_fleet_is_refitted_on_dask_and_its_forecast_shown(city, reported, ci
 def city_app(city, reported, tmp_path_factory):
     from bems.users import hash_password
     from city.queries import CityQueries
-    from webui import create_app, portfolio_site
+    from city.web import create_city_app
     from webui.auth import brake
 
     db = tmp_path_factory.mktemp("cityweb") / "users.sqlite"
@@ -655,9 +655,9 @@ def city_app(city, reported, tmp_path_factory):
         store.add_user("admin1", "admin", hash_password("pw-admin-1"), "en")
     brake.clear()
     queries = CityQueries(city["pg"].dsn)
-    app = create_app(portfolio_site("Sở Xây dựng Hải Phòng"), db, portfolio=queries,
-                     test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
-                     clock=lambda: NOW)
+    app = create_city_app("Sở Xây dựng Hải Phòng", db, queries,
+                          test_config={"TESTING": True, "WTF_CSRF_ENABLED": False},
+                          clock=lambda: NOW)
     yield app, db
     queries.close()
 

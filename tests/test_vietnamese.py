@@ -212,3 +212,42 @@ def test_the_vietnamese_monthly_report_has_no_english_from_our_code(site, web_db
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
     assert english_in(text, vocab, site_words(site)) == set()
+
+
+def test_every_reason_code_has_its_text_in_both_languages(site, web_db):
+    """A reason is a code and its arguments (bems/reasons.py); the UI's catalogue has a text for
+    every code, Vietnamese different from English, and the ledger gives the parts back."""
+    from flask_babel import force_locale
+
+    from bems.reasons import ENGLISH, Reason, fields, reason as make
+    from bems.storage import Store
+    from webui.words import REASONS, reason
+
+    assert set(REASONS) == set(ENGLISH), set(REASONS) ^ set(ENGLISH)
+    app = _app(site, web_db)
+    sample = {"": "07:30", "g": 2, ".1f": 26.25, "+.0f": -12}
+    for code in ENGLISH:
+        args = {name: sample.get(spec, "x") for name, spec in fields(code)}
+        r = make(code, **args)
+        with app.test_request_context():
+            with force_locale("vi"):
+                vi = reason(r)
+            with force_locale("en"):
+                en = reason(r)
+        assert "%(" not in vi + en and vi and en, code
+        if code != "text":
+            assert vi != en, f"{code}: no Vietnamese for {en!r}"
+        if ".1f" in {spec for _, spec in fields(code)}:
+            assert "26,2" in vi or "26,3" in vi, vi  # numbers in the reader's format
+    two = make("break", until="12:00") + make("demand_level", level=2, offset=1.0)
+    assert str(two) == "break until 12:00; demand limit level 2 (+1 K)"
+    with Store(web_db) as store:
+        store.record_write(point="f1.p1.sp", action="write", value=26.0, priority=12,
+                           source="strategy", reason=two, outcome="done")
+        store.record_write(point="f1.p1.sp", action="write", value=26.0, priority=12,
+                           source="cli", reason="a person's words", outcome="done")
+        typed, old = store.writes(point="f1.p1.sp", limit=2)[::-1]
+    assert isinstance(typed.reason, Reason) and typed.reason.parts == two.parts
+    assert typed.reason == str(two) and old.reason == "a person's words"
+    with pytest.raises(ValueError, match="unknown reason code"):
+        make("no_such_code")

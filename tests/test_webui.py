@@ -487,9 +487,12 @@ def test_a_floor_plan_the_site_drew_is_cleaned_coloured_and_linked(site, web_db,
 
 
 def test_the_audit_ledger_reads_in_names_and_plain_words(site, web_db):
+    from bems.reasons import reason
+
     with Store(web_db) as st:
         st.record_write(point="f2.p1.sp", action="write", value=26.0, priority=12,
-                        source="strategy", reason="break until 13:30", outcome="done", ts=NOW)
+                        source="strategy", reason=reason("break", until="13:30"), outcome="done",
+                        ts=NOW)
     client = _app(site, web_db).test_client()
     _login(client, "admin1")
     client.post("/lang/en", data={"csrf_token": _token(client.get("/").data)})

@@ -1,147 +1,40 @@
 """The facility managers' web UI: `create_app` is handed the site and the database (and, when it
-runs beside the runtime, the runtime); one blueprint per screen; Vietnamese and English."""
+runs beside the runtime, the runtime); one blueprint per screen; Vietnamese and English. The
+login, roles, audit, languages and security headers are the shell it shares with the city's
+program (`webui.shell`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Flask, g, redirect, request, session, url_for
-from flask_babel import Babel
-from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFProtect
+from flask import g
+from flask_babel import lazy_gettext as _l
 
 from bems.site import Site
 from bems.storage import Store
-from webui import i18n
 
-csrf = CSRFProtect()
-# everything is served from here: no script, font or style from anywhere else; no framing
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-       "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
-
-
-class _SessionInterface(SecureCookieSessionInterface):
-    def get_cookie_secure(self, app) -> bool:
-        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+NAV = [("overview.index", _l("Overview")), ("zones.index", _l("Zones")),
+       ("schedules.index", _l("Schedules")), ("overrides.index", _l("Overrides")),
+       ("strategies.index", _l("Strategies")), ("trends.index", _l("Trends")),
+       ("forecasts.index", _l("Forecasts")), ("alarms.index", _l("Alarms")),
+       ("faults.index", _l("Faults")), ("reports.index", _l("Reports"))]
 
 
 def create_app(site: Site, db_path: Path, runtime: Any = None,
                test_config: dict | None = None,
-               clock: Callable[[], dt.datetime] | None = None, portfolio: Any = None) -> Flask:
-    """The site's UI; with `portfolio` (a `city.queries.CityQueries`), the city's instead: the
-    same login, roles, languages and audit, over the portfolio store (`site` is then the
-    city's `webui.portfolio_site`)."""
-    app = Flask(__name__)
-    app.session_interface = _SessionInterface()
-    app.config.update(
-        SECRET_KEY=secrets.token_hex(32),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        # Secure whenever the request came over HTTPS (directly, or through a trusted proxy);
-        # True here forces it even over plain HTTP
-        SESSION_COOKIE_SECURE=False,
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=site.web.session_hours),
-        WTF_CSRF_TIME_LIMIT=None,
-        BABEL_DEFAULT_LOCALE="vi",
-        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
-        LOGIN_WINDOW_S=600,
-        MAX_CONTENT_LENGTH=1024 * 1024,  # no form of ours is bigger
-        MAX_FORM_MEMORY_SIZE=256 * 1024,
-        MAX_FORM_PARTS=2000,
-        HOME_ENDPOINT="portfolio.ranking" if portfolio is not None else "overview.index",
-    )
-    if site.web.trust_proxy:  # only when the site says a reverse proxy is in front
-        from werkzeug.middleware.proxy_fix import ProxyFix
+               clock: Callable[[], dt.datetime] | None = None) -> "Flask":  # noqa: F821
+    """The site's UI over its store (and beside its runtime, when there is one)."""
+    from webui import (alarms, faults, forecasts, live, overrides, overview, reports,
+                       schedules, strategies, trends, zones)
+    from webui.shell import create_shell
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
-    if test_config:
-        app.config.update(test_config)
-    app.extensions["bems"] = {"site": site, "db": Path(db_path), "runtime": runtime,
-                              "clock": clock or (lambda: dt.datetime.now(dt.timezone.utc)),
-                              "portfolio": portfolio}
-    csrf.init_app(app)
-    Babel(app, locale_selector=i18n.select_locale)
-    i18n.register_filters(app)
-    from webui import words
-
-    words.register(app)
-
-    from webui import audit, auth, users
-    if portfolio is not None:
-        from webui import portfolio as city_screens
-
-        screens = (city_screens.bp,)
-    else:
-        from webui import (alarms, faults, forecasts, live, overrides, overview, reports,
-                           schedules, strategies, trends, zones)
-
-        screens = (overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp, trends.bp,
-                   forecasts.bp, alarms.bp, faults.bp, reports.bp, live.bp)
-    for bp in (auth.bp, *screens, audit.bp, users.bp):
-        app.register_blueprint(bp)
-
-    @app.before_request
-    def _require_login():
-        if request.endpoint in ("auth.login", "static") or request.endpoint is None:
-            return None
-        if not session.get("user"):
-            return redirect(url_for("auth.login", next=request.full_path))
-        return auth.load_user()
-
-    @app.after_request
-    def _headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
-
-    @app.errorhandler(403)
-    def _forbidden(_err):
-        from flask import render_template
-        from flask_babel import gettext as _
-
-        user = g.get("user")
-        store().audit(user["name"] if user else None, "forbidden",
-                      {"path": request.path[:200], "method": request.method}, now())
-        return render_template("error.html", message=_("You may not do that.")), 403
-
-    @app.errorhandler(413)
-    def _too_large(_err):
-        from flask import render_template
-        from flask_babel import gettext as _
-
-        return render_template("error.html", message=_("That request is too large.")), 413
-
-    @app.teardown_appcontext
-    def _close(_exc):
-        store = g.pop("store", None)
-        if store is not None:
-            store.close()
-
-    @app.context_processor
-    def _globals():
-        return {"site": site, "user": g.get("user"), "locale": i18n.current_locale(),
-                "now_local": now().astimezone(site.tz)}
-
-    return app
-
-
-def portfolio_site(name: str, timezone: str = "Asia/Ho_Chi_Minh", web: Any = None):
-    """What the screens need of a 'site' when the UI is the city's."""
-    from types import SimpleNamespace
-    from zoneinfo import ZoneInfo
-
-    from bems.site import Web
-
-    return SimpleNamespace(name=name, timezone=timezone, tz=ZoneInfo(timezone),
-                           web=web or Web(), points=(), zones=())
+    screens = (overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp, trends.bp,
+               forecasts.bp, alarms.bp, faults.bp, reports.bp, live.bp)
+    return create_shell(site, db_path, screens=screens, nav=NAV, home_endpoint="overview.index",
+                        clock=clock, test_config=test_config,
+                        extensions={"runtime": runtime}, live=True)
 
 
 def ctx() -> dict:

@@ -7,7 +7,6 @@ up to date with the .po.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -21,12 +20,25 @@ DYNAMIC = ("viewer", "operator", "admin", "Mon", "Tue", "Wed", "Thu", "Fri", "Sa
            "Setpoint (°C)", "AC on/off", "Lights on/off")
 
 
+CITY = HERE.parent / "city"  # the city's screens share this catalogue (and the shell)
+
+
+KEYWORDS = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+
+
 def used_messages() -> set[str]:
+    """Every text given to _() in the screens and templates, extracted by Babel (what
+    `pybabel extract` runs: its Python extractor, Jinja2's for the templates)."""
+    from babel.messages.extract import extract_from_file
+    from jinja2.ext import babel_extract
+
     found: set[str] = set(DYNAMIC)
-    for f in [*HERE.glob("templates/*.html"), *HERE.glob("*.py")]:
-        text = f.read_text(encoding="utf-8")
-        found |= {m.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-                  for m in re.findall(r'\b_l?\(\s*"((?:[^"\\]|\\.)*)"', text)}
+    for f in [*HERE.glob("templates/*.html"), *HERE.glob("*.py"),
+              *CITY.glob("templates/*.html"), CITY / "web.py"]:
+        method = babel_extract if f.suffix == ".html" else "python"
+        for _line, msg, _comments, _context in extract_from_file(method, str(f),
+                                                                  keywords=KEYWORDS):
+            found.add(msg if isinstance(msg, str) else msg[0])
     return found
 
 

@@ -2,24 +2,18 @@
 (kept in English in the ledger, the one record every tool reads), day and season names,
 ledger actions, sources and outcomes, who commands a zone.
 
-A reason is a "; "-joined list of parts, each one of the forms bems/strategies/plan.py writes;
-each part is matched here and rendered from its Vietnamese or English template. A part no
-pattern knows is shown as it is (tests/test_vietnamese.py fails on it, so a new reason in the
-planner comes with its translation).
+A reason is data (bems/reasons.py): parts, each a code and its arguments, rendered here from
+the catalogue (`REASONS`, translated in webui/translations); tests/test_vietnamese.py fails when
+a code has no text here or no Vietnamese.
 """
 
 from __future__ import annotations
 
 import json
-
-import re
 from typing import Callable
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-
-_T = r"(\d\d:\d\d)"
-_N = r"(-?[\d.]+)"
 
 MODES = {
     "occupied": _l("working hours"), "idle": _l("working hours, no cooling needed"),
@@ -29,93 +23,82 @@ MODES = {
 }
 
 
-def _num(text: str) -> str:
+# reason code (bems/reasons.py) → its text in the reader's language; the arguments of the
+# code's English fill %(a)s, %(b)s… in order (numbers in the reader's format, zones by name)
+REASONS: dict[str, Callable[[], str]] = {
+    "unoccupied": lambda: _("outside working hours"),
+    "occupied": lambda: _("working hours"),
+    "occupied_period": lambda: _("working hours %(a)s–%(b)s"),
+    "idle": lambda: _("working hours, no cooling needed: %(a)s °C is under %(b)s °C"),
+    "early_stop": lambda: _("early stop: %(a)s °C rising %(b)s K/h stays under %(c)s °C until "
+                            "%(d)s"),
+    "break": lambda: _("lunch break until %(a)s"),
+    "cooldown_started": lambda: _("cool-down started %(a)s for work at %(b)s"),
+    "zone_cools": lambda: _("room at %(a)s °C, cooling %(b)s K/h"),
+    "cooldown": lambda: _("cool-down for work at %(a)s"),
+    "demand_level": lambda: _("peak demand level %(a)s (setpoint +%(b)s K)"),
+    "setup": lambda: _("outside working hours: setpoint set up"),
+    "sweep": lambda: _("lights off %(a)s min after work"),
+    "corridor": lambda: _("corridor at %(a)s %%"),
+    "lights_off": lambda: _("outside working hours: lights off"),
+    "outdoor_air": lambda: _("outdoor air for the occupied zones (%(a)s)"),
+    "free_cooling": lambda: _("free cooling: outdoor air at %(a)s °C is cooler than the rooms"),
+    "outdoor_air_shut": lambda: _("nobody in the zones it serves: outdoor air shut"),
+    "override": lambda: _("operator override until %(a)s"),
+    "override_by": lambda: _("operator override until %(a)s by %(b)s"),
+    "override_by_note": lambda: _("operator override until %(a)s by %(b)s: %(c)s"),
+    "plan_cool": lambda: _("plan: cool to %(a)s °C"),
+    "plan_peak": lambda: _("felt temperature at most %(a)s °C at %(b)s (%(c)s °C without "
+                           "cooling)"),
+    "plan_precool": lambda: _("plan: pre-cool to %(a)s °C for work at %(b)s"),
+    "plan_would_reach": lambda: _("without it the felt temperature would reach %(a)s °C at "
+                                  "%(b)s"),
+    "plan_off": lambda: _("plan: AC off"),
+    "plan_follow": lambda: _("plan: hold the planned temperature"),
+    "plan_stays_under": lambda: _("felt temperature stays under %(a)s °C until %(b)s"),
+    "plan_off_rest": lambda: _("plan: AC off for the rest of the day"),
+    "plan_off_until": lambda: _("plan: AC off until %(a)s"),
+    "unwanted": lambda: _("no strategy or override wants it any more"),
+    "stopped": lambda: _("BEMS stopped"),
+    "recovered": lambda: _("held when BEMS last stopped; released at start"),
+    "alive": lambda: _("BEMS is alive"),
+    "schedule": lambda: _("the site's schedule and calendar"),
+    "clock_off": lambda: _("clock %(a)s s off"),
+    "text": lambda: "%(a)s",  # what a person wrote, as written
+}
+
+
+def _arg(value, spec: str, name: str, zone_names: dict[str, str]) -> str:
     from webui.i18n import number
 
-    try:
-        return number(float(text), 1 if "." in text else 0)
-    except ValueError:
-        return text
+    if spec:  # a number, with the decimals of the English
+        v = float(value)
+        digits = (int(spec.split(".")[1][:-1] or 0) if spec.endswith("f") and "." in spec
+                  else 0 if v.is_integer() else 1)
+        return ("+" if spec.startswith("+") and v > 0 else "") + number(v, digits)
+    if name == "zones":
+        return ", ".join(zone_names.get(z, z) for z in str(value).split(", "))
+    return str(value)
 
 
-# (pattern, template); the template's %(a)s, %(b)s… are the pattern's groups in order
-_REASONS: list[tuple[re.Pattern, Callable[[], str], tuple[str, ...]]] = [
-    (re.compile(r"unoccupied"), lambda: _("outside working hours"), ()),
-    (re.compile(rf"occupied {_T}-{_T}"), lambda: _("working hours %(a)s–%(b)s"), "tt"),
-    (re.compile(r"occupied"), lambda: _("working hours"), ()),
-    (re.compile(rf"occupied, no cooling needed: {_N} °C is under {_N} °C"),
-     lambda: _("working hours, no cooling needed: %(a)s °C is under %(b)s °C"), "nn"),
-    (re.compile(rf"early stop: {_N} °C \+ {_N} K/h stays under {_N} °C until {_T}"),
-     lambda: _("early stop: %(a)s °C rising %(b)s K/h stays under %(c)s °C until %(d)s"),
-     "nnnt"),
-    (re.compile(rf"break until {_T}"), lambda: _("lunch break until %(a)s"), "t"),
-    (re.compile(rf"cool-down started {_T} for {_T} occupancy"),
-     lambda: _("cool-down started %(a)s for work at %(b)s"), "tt"),
-    (re.compile(rf"zone at {_N} °C cools {_N} K/h"),
-     lambda: _("room at %(a)s °C, cooling %(b)s K/h"), "nn"),
-    (re.compile(rf"cool-down for {_T} occupancy"), lambda: _("cool-down for work at %(a)s"),
-     "t"),
-    (re.compile(rf"demand limit level (\d) \(\+{_N} K\)"),
-     lambda: _("peak demand level %(a)s (setpoint +%(b)s K)"), "nn"),
-    (re.compile(rf"sweep: lights off {_N} min after"),
-     lambda: _("lights off %(a)s min after work"), "n"),
-    (re.compile(rf"corridor at {_N} %"), lambda: _("corridor at %(a)s %%"), "n"),
-    (re.compile(r"unoccupied: lights off"), lambda: _("outside working hours: lights off"),
-     ()),
-    (re.compile(rf"operator override until {_T} by ([^:]+): (.*)"),
-     lambda: _("operator override until %(a)s by %(b)s: %(c)s"), "tss"),
-    (re.compile(rf"operator override until {_T} by (.+)"),
-     lambda: _("operator override until %(a)s by %(b)s"), "ts"),
-    (re.compile(rf"operator override until {_T}"),
-     lambda: _("operator override until %(a)s"), "t"),
-    (re.compile(r"outdoor air for occupied zones \((.*)\)"),
-     lambda: _("outdoor air for the occupied zones (%(a)s)"), "z"),
-    (re.compile(rf"free cooling: outdoor {_N} °C is cooler than the zones"),
-     lambda: _("free cooling: outdoor air at %(a)s °C is cooler than the rooms"), "n"),
-    (re.compile(rf"predictive: cool to {_N} °C"), lambda: _("plan: cool to %(a)s °C"), "n"),
-    (re.compile(rf"operative peaks at {_N} °C at {_T} \({_N} °C without cooling\)"),
-     lambda: _("felt temperature at most %(a)s °C at %(b)s (%(c)s °C without cooling)"),
-     "ntn"),
-    (re.compile(rf"predictive: pre-cool to {_N} °C for {_T}"),
-     lambda: _("plan: pre-cool to %(a)s °C for work at %(b)s"), "nt"),
-    (re.compile(rf"operative would reach {_N} °C at {_T} without it"),
-     lambda: _("without it the felt temperature would reach %(a)s °C at %(b)s"), "nt"),
-    (re.compile(r"predictive: AC off"), lambda: _("plan: AC off"), ()),
-    (re.compile(r"predictive: follow the plan"),
-     lambda: _("plan: hold the planned temperature"), ()),
-    (re.compile(rf"operative stays under {_N} °C until {_T}"),
-     lambda: _("felt temperature stays under %(a)s °C until %(b)s"), "nt"),
-    (re.compile(rf"predictive: AC off until {_T}"), lambda: _("plan: AC off until %(a)s"), "t"),
-    (re.compile(r"predictive: AC off for the rest of the day"),
-     lambda: _("plan: AC off for the rest of the day"), ()),
-    (re.compile(r"no one in the zones it serves: outdoor air shut"),
-     lambda: _("nobody in the zones it serves: outdoor air shut"), ()),
-]
+def reason(text, zone_names: dict[str, str] | None = None) -> str:
+    """A reason in the reader's language: a `Reason`'s parts from the catalogue above; any
+    other text (a ledger row from before reasons were data) as it was written."""
+    from bems.reasons import fields
 
-
-def reason(text: str, zone_names: dict[str, str] | None = None) -> str:
-    """A strategy's reason in the reader's language."""
+    parts = getattr(text, "parts", None)
+    if not parts:
+        return str(text or "")
     out = []
-    for part in str(text or "").split("; "):
-        out.append(_part(part.strip(), zone_names or {}))
+    for code, args in parts:
+        template = REASONS.get(code)
+        if template is None:  # a code this UI does not know (a newer BEMS wrote it)
+            out.append(str(text))
+            break
+        values = {key: _arg(args[name], spec, name, zone_names or {})
+                  for key, (name, spec) in zip("abcdefgh", fields(code))}
+        out.append(template() % values)
     return "; ".join(out)
-
-
-def _part(part: str, zone_names: dict[str, str]) -> str:
-    for pattern, template, kinds in _REASONS:
-        m = pattern.fullmatch(part)
-        if m is None:
-            continue
-        args = {}
-        for key, kind, value in zip("abcd", kinds, m.groups()):
-            if kind == "n":
-                value = _num(value)
-            elif kind == "z":
-                value = ", ".join(zone_names.get(z.strip(), z.strip())
-                                  for z in value.split(","))
-            args[key] = value
-        return template() % args
-    return part
 
 
 def mode(name: str) -> str:

@@ -19,6 +19,7 @@ from bems.intents import WriteIntent
 from bems.predictive.model import BuildingModel, History, occupancy_grid, outdoor
 from bems.predictive.mpc import (Plan, PlanError, ZonePlan, horizon, make_plan,
                                  setpoint_for)
+from bems.reasons import Reason, reason
 from bems.site import Site
 from bems.strategies.plan import Learned, Override, ZoneDecision, outdoor_air, plan
 
@@ -135,7 +136,7 @@ def _apply(z, d: ZoneDecision, zp: ZonePlan, overridden: set[str], floor: float,
         planned = setpoint_for(z, zp.air[1], floor)
         if zp.air[0] > planned - idle_band:
             sp, mode = planned, "occupied"
-            why = why.replace("predictive: AC off;", "predictive: follow the plan;")
+            why = why.replace_code("plan_off", "plan_follow")
     ac = [WriteIntent(z.ac_status, 1.0 if sp is not None else 0.0, why, "strategy")]
     if sp is not None:
         ac.append(WriteIntent(z.cooling_setpoint, sp, why, "strategy"))
@@ -150,7 +151,7 @@ def _apply(z, d: ZoneDecision, zp: ZonePlan, overridden: set[str], floor: float,
                         tuple(mine + keep))
 
 
-def explain(zp: ZonePlan, rules_mode: str) -> tuple[str, str]:
+def explain(zp: ZonePlan, rules_mode: str) -> tuple[str, Reason]:
     """(mode, reason) of the plan's first step, in the words people check it by."""
     start = dt.datetime.fromisoformat(zp.start)
     at = lambda k: (start + dt.timedelta(minutes=15 * k)).strftime("%H:%M")  # noqa: E731
@@ -162,23 +163,23 @@ def explain(zp: ZonePlan, rules_mode: str) -> tuple[str, str]:
         if zp.occupied[0]:
             k = max(occ_steps, key=lambda j: zp.operative[j + 1])
             kf = max(occ_steps, key=lambda j: zp.free_operative[j + 1])
-            return "occupied", (f"predictive: cool to {sp:.1f} °C; operative peaks at "
-                                f"{zp.operative[k + 1]:.1f} °C at {at(k + 1)} "
-                                f"({zp.free_operative[kf + 1]:.1f} °C without cooling)")
+            return "occupied", (reason("plan_cool", setpoint=sp)
+                                + reason("plan_peak", peak=zp.operative[k + 1], at=at(k + 1),
+                                         free=zp.free_operative[kf + 1]))
         nxt = next((k for k in occ_steps if k > 0), None)
         if nxt is None:
-            return rules_mode, f"predictive: cool to {sp:.1f} °C"
+            return rules_mode, reason("plan_cool", setpoint=sp)
         kf = max(occ_steps, key=lambda j: zp.free_operative[j + 1])
         mode = "break" if rules_mode == "break" else "cooldown"
-        return mode, (f"predictive: pre-cool to {sp:.1f} °C for {at(nxt)}; operative would "
-                      f"reach {zp.free_operative[kf + 1]:.1f} °C at {at(kf + 1)} without it")
+        return mode, (reason("plan_precool", setpoint=sp, at=at(nxt))
+                      + reason("plan_would_reach", free=zp.free_operative[kf + 1], at=at(kf + 1)))
     nxt_on = next((k for k in range(1, H) if zp.setpoint[k] is not None), None)
     if zp.occupied[0]:
         until = nxt_on if nxt_on is not None else H
         peak = max(zp.operative[1:until + 1])
-        return "idle", (f"predictive: AC off; operative stays under {peak + 0.05:.1f} °C "
-                        f"until {at(until)}")
+        return "idle", (reason("plan_off")
+                        + reason("plan_stays_under", peak=peak + 0.05, until=at(until)))
     mode = "break" if rules_mode == "break" else "unoccupied"
     if nxt_on is None:
-        return mode, "predictive: AC off for the rest of the day"
-    return mode, f"predictive: AC off until {at(nxt_on)}"
+        return mode, reason("plan_off_rest")
+    return mode, reason("plan_off_until", until=at(nxt_on))

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from bems.reasons import Reason, from_ledger
 from bems.storage.common import epoch_or_now, from_epoch, time_range, to_epoch
 
 
@@ -19,7 +20,7 @@ class WriteRecord:
     value: str | None
     priority: int | None
     source: str | None
-    reason: str | None
+    reason: str | None  # a bems.reasons.Reason when its parts were kept (str: older rows)
     outcome: str
     error: str | None
     readback: str | None
@@ -44,9 +45,12 @@ class Ledger:
         with self.db.atomic():
             cur = self.db.execute(
                 "INSERT INTO writes (ts, point, device, object, action, value, priority, source, "
-                "reason, outcome, error, readback, previous) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "reason, reason_parts, outcome, error, readback, previous) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [epoch_or_now(ts), point, device, object, action,
-                 None if value is None else str(value), priority, source, reason, outcome, error,
+                 None if value is None else str(value), priority, source,
+                 None if reason is None else str(reason),
+                 reason.to_json() if isinstance(reason, Reason) else None, outcome, error,
                  None if readback is None else str(readback),
                  None if previous is None else str(previous)])
         return cur.lastrowid
@@ -88,11 +92,12 @@ class Ledger:
             where.append("released_at IS NULL")
         cur = self.db.execute(
             "SELECT id, ts, point, action, value, priority, source, reason, outcome, error, "
-            f"readback, released_at, device, object, previous FROM writes WHERE "
+            f"readback, released_at, device, object, previous, reason_parts FROM writes WHERE "
             f"{' AND '.join(where)} ORDER BY id DESC LIMIT ?", [*args, limit])
-        return [WriteRecord(r[0], from_epoch(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                            r[9], r[10], from_epoch(r[11]) if r[11] else None, r[12], r[13],
-                            r[14]) for r in cur]
+        return [WriteRecord(r[0], from_epoch(r[1]), r[2], r[3], r[4], r[5], r[6],
+                            from_ledger(r[7], r[15]), r[8], r[9], r[10],
+                            from_epoch(r[11]) if r[11] else None, r[12], r[13], r[14])
+                for r in cur]
 
     def count_writes(self) -> int:
         return self.db.execute("SELECT count(*) FROM writes").fetchone()[0]

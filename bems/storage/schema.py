@@ -124,3 +124,10 @@ def _m0008(db: sqlite_utils.Database) -> None:
     # backfill of a polling gap): the collector sends them with a cursor of their own
     db.execute("CREATE TABLE portfolio_late (id INTEGER PRIMARY KEY, lo INTEGER NOT NULL, "
                "hi INTEGER NOT NULL)")
+
+
+@migrations(name="0009_reason_parts")
+def _m0009(db: sqlite_utils.Database) -> None:
+    # a write's reason as data (bems/reasons.py): [[code, {arguments}], ...] beside its English
+    # text, so the UI renders it in the reader's language without parsing the text
+    db.execute("ALTER TABLE writes ADD COLUMN reason_parts TEXT")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
+from bems.reasons import Reason, reason
 from bems.site import Period, Site, Zone
 from bems.strategies.params import StrategyParams
 
@@ -97,6 +98,16 @@ def natural_lead_h(site: Site, zone: Zone, temp: float | None, learned: Learned)
     return min(p.max_lead_h, max(p.min_lead_min / 60, need))
 
 
+def override_reason(site: Site, ov: Override, note: bool = True) -> Reason:
+    """"operator override until 16:00 by lan: meeting" (the by and the note when known)."""
+    until = f"{ov.expires_at.astimezone(site.tz):%H:%M}"
+    if not note:
+        return reason("override", until=until)
+    if ov.reason:
+        return reason("override_by_note", until=until, by=ov.by or "operator", note=ov.reason)
+    return reason("override_by", until=until, by=ov.by or "operator")
+
+
 def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, float | None],
               now: dt.datetime, learned: Learned, level: int = 0, extra_lead_h: float = 0.0,
               overrides: dict[str, Override] | None = None) -> ZoneDecision:
@@ -112,19 +123,19 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
     warm_rate = learned.rate("warm", zone.id, p.default_warm_rate_k_per_h, p.learn_days)
     ac_now = (values.get(zone.ac_status) or 0.0) > 0.5 if zone.ac_status else False
 
-    mode, reason = "unoccupied", "unoccupied"
+    mode, why_now = "unoccupied", reason("unoccupied")
     current = next((q for q in periods if _at(day, q.start) <= now < _end(q, day)), None)
     upcoming = next((q for q in periods if _at(day, q.start) > now), None)
     previous = [q for q in periods if _end(q, day) <= now]
     if current is not None:
-        mode, reason = "occupied", f"occupied {current.start:%H:%M}-{current.end:%H:%M}"
+        mode, why_now = "occupied", reason("occupied_period", start=f"{current.start:%H:%M}",
+                                           end=f"{current.end:%H:%M}")
         sp_now = occupied_sp + offset
         if temp is not None and p.idle_band_k > 0 and (
                 temp <= sp_now - p.idle_band_k or
                 (not ac_now and temp < sp_now - p.idle_restart_k)):
             mode = "idle"
-            reason = (f"occupied, no cooling needed: {temp:.1f} °C is under "
-                      f"{sp_now - p.idle_restart_k:.1f} °C")
+            why_now = reason("idle", temp=temp, limit=sp_now - p.idle_restart_k)
         last = periods[-1]
         if p.early_stop and current is last and temp is not None:
             left_h = (_end(last, day) - now).total_seconds() / 3600
@@ -133,13 +144,13 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
             if left_h * 60 <= p.early_stop_max_min and \
                     temp + rate * left_h <= p.comfort_high - p.early_stop_margin_k:
                 mode = "early-stop"
-                reason = (f"early stop: {temp:.1f} °C + {rate:.1f} K/h stays under "
-                          f"{p.comfort_high:g} °C until {last.end:%H:%M}")
+                why_now = reason("early_stop", temp=temp, rate=rate, high=p.comfort_high,
+                                 until=f"{last.end:%H:%M}")
     elif upcoming is not None:
         gap_h = ((_at(day, upcoming.start) - _end(previous[-1], day)).total_seconds() / 3600
                  if previous else None)
         if gap_h is not None and gap_h < 3:
-            mode, reason = "break", f"break until {upcoming.start:%H:%M}"
+            mode, why_now = "break", reason("break", until=f"{upcoming.start:%H:%M}")
         if p.optimal_start:
             lead_h = natural_lead_h(site, zone, temp, learned)
             if mode != "break":
@@ -148,15 +159,16 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
             started = ac_now and mode != "break" and now >= start_at - dt.timedelta(minutes=15)
             if now >= start_at or started:
                 mode = "cooldown"
-                reason = (f"cool-down started {start_at:%H:%M} for {upcoming.start:%H:%M} "
-                          f"occupancy; zone at {temp:.1f} °C cools {cool_rate:.1f} K/h"
-                          if temp is not None else
-                          f"cool-down for {upcoming.start:%H:%M} occupancy")
+                why_now = (reason("cooldown_started", start=f"{start_at:%H:%M}",
+                                  occupancy=f"{upcoming.start:%H:%M}")
+                           + reason("zone_cools", temp=temp, rate=cool_rate)
+                           if temp is not None else
+                           reason("cooldown", occupancy=f"{upcoming.start:%H:%M}"))
 
     intents: list[WriteIntent] = []
     src = "strategy"
 
-    def want(point: str | None, value: float, why: str) -> None:
+    def want(point: str | None, value: float, why: Reason) -> None:
         if point:
             intents.append(WriteIntent(point, value, why, src))
 
@@ -164,18 +176,18 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
         sp = occupied_sp + offset
         if mode == "cooldown" and p.precool_setpoint > 0:
             sp = max(min(sp, p.precool_setpoint), floor)  # the policy floor still applies
-        why = reason + (f"; demand limit level {level} (+{offset:g} K)" if level else "")
+        why = why_now + reason("demand_level", level=level, offset=offset) if level else why_now
         want(zone.ac_status, 1.0, why)
         want(zone.cooling_setpoint, sp, why)
     elif mode == "break" and p.break_ac == "setup":
-        want(zone.ac_status, 1.0, reason)
-        want(zone.cooling_setpoint, max(p.break_setpoint, floor) + offset, reason)
+        want(zone.ac_status, 1.0, why_now)
+        want(zone.cooling_setpoint, max(p.break_setpoint, floor) + offset, why_now)
     elif p.unoccupied == "setup" and mode == "unoccupied":
-        want(zone.ac_status, 1.0, "unoccupied: set up")
-        want(zone.cooling_setpoint, p.setup_setpoint, "unoccupied: set up")
+        want(zone.ac_status, 1.0, reason("setup"))
+        want(zone.cooling_setpoint, p.setup_setpoint, reason("setup"))
     else:
-        want(zone.ac_status, 0.0, reason)
-        want(zone.cooling_setpoint, max(occupied_sp, floor), reason)
+        want(zone.ac_status, 0.0, why_now)
+        want(zone.cooling_setpoint, max(occupied_sp, floor), why_now)
 
     if p.lighting:
         lit = current is not None
@@ -183,21 +195,18 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
                     for q in periods)
         dim = p.corridor_percent if zone.kind == "corridor" else 100.0
         if lit or swept:
-            why = "occupied" if lit else f"sweep: lights off {p.sweep_after_min:g} min after"
-            want(zone.lighting, 1.0, why + (f"; corridor at {dim:g} %" if dim < 100 else ""))
+            why = reason("occupied") if lit else reason("sweep", minutes=p.sweep_after_min)
+            want(zone.lighting, 1.0, why + reason("corridor", percent=dim) if dim < 100 else why)
             want(zone.lighting_level, dim, why)
         else:
-            want(zone.lighting, 0.0, "unoccupied: lights off")
-            want(zone.lighting_level, dim, "unoccupied")
+            want(zone.lighting, 0.0, reason("lights_off"))
+            want(zone.lighting_level, dim, reason("unoccupied"))
 
     if overrides:
         for i, it in enumerate(intents):
             ov = overrides.get(it.point)
             if ov is not None:
-                intents[i] = WriteIntent(it.point, ov.value,
-                                         f"operator override until "
-                                         f"{ov.expires_at.astimezone(site.tz):%H:%M} "
-                                         f"by {ov.by or 'operator'}: {ov.reason}".strip(": "),
+                intents[i] = WriteIntent(it.point, ov.value, override_reason(site, ov),
                                          "override")
                 mode = "override"
     return ZoneDecision(zone.id, mode, tuple(intents))
@@ -241,16 +250,15 @@ def outdoor_air(site: Site, decisions: list[ZoneDecision], overrides: dict[str, 
         free = (t_out is not None and temps and all(t is not None for t in temps)
                 and t_out <= min(temps) - 2.0 and t_out <= site.strategies.free_cooling_max_c)
         if busy:
-            why, on = f"outdoor air for occupied zones ({', '.join(busy)})", True
+            why, on = reason("outdoor_air", zones=", ".join(busy)), True
         elif free:
-            why, on = f"free cooling: outdoor {t_out:.1f} °C is cooler than the zones", True
+            why, on = reason("free_cooling", outdoor=t_out), True
         else:
-            why, on = "no one in the zones it serves: outdoor air shut", False
+            why, on = reason("outdoor_air_shut"), False
         intent = WriteIntent(p.id, 1.0 if on else 0.0, why)
         ov = overrides.get(p.id)
         if ov is not None:
-            intent = WriteIntent(p.id, ov.value, f"operator override until "
-                                                 f"{ov.expires_at.astimezone(site.tz):%H:%M}",
+            intent = WriteIntent(p.id, ov.value, override_reason(site, ov, note=False),
                                  "override")
         out.append(ZoneDecision(p.id, "outdoor-air", (intent,)))
     return out

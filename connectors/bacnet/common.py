@@ -4,7 +4,9 @@ port silently). Nothing here opens a connection."""
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
 from bacpypes3.primitivedata import Null
@@ -21,6 +23,36 @@ def port_free(host: str, port: int) -> bool:
         return False
     finally:
         s.close()
+
+
+def port_holder(port: int) -> str:
+    """Who holds UDP `port` on this machine, as "process PID (command)", "this process", or ""
+    when it cannot be told (another user's process, no /proc): for the "in use" messages."""
+    inodes = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[1].rsplit(":", 1)[-1] == f"{port:04X}":
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return ""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                continue
+            if int(proc.name) == os.getpid():
+                return "this process"
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            return f"process {proc.name} ({cmd.strip()[:120]})"
+        except OSError:
+            continue
+    return ""
 
 
 def plain(value: Any) -> Any:

@@ -28,7 +28,7 @@ from bacpypes3.primitivedata import Null, ObjectIdentifier
 from bems.control import REAL_MAX
 from bems.errors import BemsError, DeviceRefused, DeviceUnreachable
 from bems.site import canonical_device_address
-from connectors.bacnet.common import plain, port_free  # noqa: F401 (part of this API)
+from connectors.bacnet.common import plain, port_free, port_holder  # noqa: F401 (part of this API)
 
 
 class BacnetError(BemsError):
@@ -123,9 +123,10 @@ class BacnetGateway:
         if self._thread is not None:
             return self
         if not port_free(self.host, self.port):
+            holder = port_holder(self.port)
             raise BacnetError(f"cannot start the BACnet client: UDP {self.host}:{self.port} is "
-                              "already in use (another BEMS, BAC0 or simulator?); choose another "
-                              "port")
+                              "already in use" + (f" by {holder}" if holder else "")
+                              + " (another BEMS, BAC0 or simulator?); choose another port")
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name="bacnet",

@@ -34,7 +34,7 @@ from bacpypes3.object import CalendarObject, TrendLogObject
 from bacpypes3.primitivedata import Date, Null, Real, Time
 
 from bems.errors import BemsError
-from connectors.bacnet.common import plain, port_free
+from connectors.bacnet.common import plain, port_free, port_holder
 from bems.site import Point, Site
 
 UNITS = {"degc": "degreesCelsius", "kw": "kilowatts", "kwh": "kilowattHours",
@@ -389,5 +389,14 @@ class VirtualDevices:
 def _check_port_free(host: str, port: int) -> None:
     """bacpypes3 binds with SO_REUSEPORT and would share a taken port silently: check first."""
     if not port_free(host, port):
-        raise SimulatorError(f"UDP {host}:{port} is already in use; is another simulator or "
-                             "BACnet application running?")
+        # a socket of an application this process closed but has not yet collected (a cycle
+        # of bacpypes3 objects) still holds the port until the collector runs
+        import gc
+
+        gc.collect()
+        if port_free(host, port):
+            return
+        holder = port_holder(port)
+        raise SimulatorError(f"UDP {host}:{port} is already in use"
+                             + (f" by {holder}" if holder else "")
+                             + "; is another simulator or BACnet application running?")

@@ -1,18 +1,24 @@
-"""The city portfolio screens (`bems portfolio web`): the ranking of centres, a centre's page
-with its load and forecast, the city's month, and the consolidated yearly report (XLSX)."""
+"""The city's web program (`bems-city web`): the ranking of centres, a centre's page with its
+load and forecast, the city's month, and the consolidated yearly report (XLSX), on the shell
+the site's UI uses too (`webui.shell`: login, roles, audit, languages, security headers)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import lazy_gettext as _l
 
 from city.queries import SORTS
 from city.report import consolidated_xlsx
 from webui import ctx, now, store
 
-bp = Blueprint("portfolio", __name__, url_prefix="/")
+bp = Blueprint("portfolio", __name__, url_prefix="/", template_folder="templates")
+NAV = [("portfolio.ranking", _l("Centres")), ("portfolio.month", _l("City month"))]
 STALE_H = 2.0  # a centre silent for longer is shown as not reporting
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -117,7 +123,25 @@ def g_user() -> str | None:
     return g.user["name"] if g.get("user") else None
 
 
-@bp.app_context_processor
-def _nav():
-    return {"portfolio_mode": True,
-            "home_url": url_for("portfolio.ranking")}
+def city_site(name: str, timezone: str = "Asia/Ho_Chi_Minh", web: Any = None):
+    """What the shell needs of a 'site' for the city's program: its name, time zone and web
+    settings."""
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from bems.site import Web
+
+    return SimpleNamespace(name=name, timezone=timezone, tz=ZoneInfo(timezone),
+                           web=web or Web(), points=(), zones=())
+
+
+def create_city_app(name: str, db_path: Path, queries, web: Any = None,
+                    test_config: dict | None = None,
+                    clock: Callable[[], dt.datetime] | None = None):
+    """The city's UI over the portfolio store (`queries`: a `city.queries.CityQueries`);
+    `db_path` keeps its own users, sessions and audit."""
+    from webui.shell import create_shell
+
+    return create_shell(city_site(name, web=web), db_path, screens=(bp,), nav=NAV,
+                        home_endpoint="portfolio.ranking", clock=clock,
+                        test_config=test_config, extensions={"portfolio": queries})
