@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSITION_ROOTS = {"bems/runtime.py", "bems/demo.py", "bems/__main__.py"} | {
-    f"bems/cli/{m}.py" for m in ("__init__", "common", "site", "field", "data", "users")}
+    f"bems/cli/{m}.py" for m in ("__init__", "common", "site", "field", "data", "users",
+                                 "modbus")}
 
 
 def _imports(path: Path) -> set[str]:
@@ -85,6 +86,12 @@ def test_the_centre_web_ui_does_not_know_the_city():
     # the city's screens (city/web.py) build on the web UI's shell, never the other way round
     assert _offenders("webui", ("city", "psycopg", "dask", "distributed")) == {}
     assert _offenders("connectors", ("city", "webui")) == {}
+
+
+def test_each_protocol_keeps_to_its_folder():
+    # the Modbus connector uses no BACnet code and the BACnet connector no Modbus code
+    assert _offenders("connectors/modbus", ("connectors.bacnet", "bacpypes3")) == {}
+    assert _offenders("connectors/bacnet", ("connectors.modbus", "pymodbus")) == {}
 
 
 def test_no_core_module_is_longer_than_600_lines():

@@ -80,4 +80,4 @@ def portfolio() -> None:
     """
 
 
-from bems.cli import data, field, site, users  # noqa: E402,F401 (they add their commands)
+from bems.cli import data, field, modbus, site, users  # noqa: E402,F401 (they add commands)

@@ -1,0 +1,237 @@
+"""Modbus TCP: the register codec and request coalescing (fast, no socket), then our client
+over real TCP against pymodbus's own server and against a hostile one that answers wrongly on
+purpose (wrong transaction id or unit, exception codes, short and over-long frames, late
+answers, reset connections, NaN)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.modbus.codec import (MapError, TYPES, check_map, coalesce, decode, encode,
+                                     modbus_address, register)
+
+# --- the codec (fast tier) ----------------------------------------------------------------
+
+
+def test_modicon_addresses_are_converted_and_must_match_the_table():
+    assert modbus_address(40001, "holding") == 0
+    assert modbus_address("400100", "holding") == 99
+    assert modbus_address(30011, "input") == 10
+    assert modbus_address(7, "holding") == 7  # 0-based as on the wire
+    with pytest.raises(MapError, match="holding address .* but the table is input"):
+        modbus_address(40001, "input")
+    for bad in (70000, -1, "x", 1.5, True):
+        with pytest.raises(MapError):
+            modbus_address(bad, "holding")
+
+
+def test_a_map_that_overlaps_or_runs_past_65535_is_refused():
+    with pytest.raises(MapError, match="runs past address 65535"):
+        register("e", "holding", 65535, "float32")
+    with pytest.raises(MapError, match="one bit"):
+        register("c", "coil", 0, "float32")
+    with pytest.raises(MapError, match="unit must be one of"):
+        register("p", "holding", 0, unit="furlongs")
+    for bad in (math.nan, math.inf, 0.0):
+        with pytest.raises(MapError, match="scale"):
+            register("p", "holding", 0, scale=bad)
+    a, b = register("a", "holding", 10, "float32"), register("b", "holding", 11, "uint16")
+    assert check_map([a, b]) == ["b overlaps a at holding 11"]
+    assert check_map([a, register("b", "input", 11)]) == []
+
+
+@pytest.mark.parametrize("kind", sorted(set(TYPES) - {"bool"}))
+@pytest.mark.parametrize("words,bytes_", [("big", "big"), ("little", "big"), ("big", "little"),
+                                          ("little", "little")])
+def test_every_type_and_order_round_trips(kind, words, bytes_):
+    reg = register("p", "holding", 0, kind, words, bytes_)
+    for v in (0, 1, 123, -45 if kind.startswith(("int", "float")) else 45, 32767):
+        assert decode(reg, encode(reg, v)) == pytest.approx(v, rel=1e-6)
+
+
+def test_word_and_byte_orders_are_the_ones_meters_use():
+    # 123456.0 as float32 is 0x47F12000: big/big "47F1 2000"; word-swapped "2000 47F1"
+    raw = [0x47F1, 0x2000]
+    assert decode(register("a", type="float32"), raw) == 123456.0
+    assert decode(register("a", type="float32", word_order="little"), raw[::-1]) == 123456.0
+    assert decode(register("a", type="float32", byte_order="little"),
+                  [0xF147, 0x0020]) == 123456.0
+    assert decode(register("a", type="int16"), [0xFFFF]) == -1
+    assert decode(register("a", type="uint32"), [1, 0]) == 65536
+
+
+def test_scale_offset_and_units_give_bems_units():
+    assert decode(register("p", type="uint32", unit="W"), [0, 12500]) == 12.5  # kW
+    assert decode(register("e", type="uint32", unit="Wh", scale=10), [0, 100]) == 1.0  # kWh
+    assert decode(register("t", type="int16", scale=0.1, offset=-40), [650]) == pytest.approx(25)
+    assert register("p", unit="W").si_unit == "kW"
+
+
+def test_nan_and_infinity_in_a_float_register_are_no_value():
+    for bits in (0x7FC00000, 0x7F800000, 0xFF800000):
+        assert decode(register("a", type="float32"), [bits >> 16, bits & 0xFFFF]) is None
+    with pytest.raises(MapError, match="does not fit"):
+        encode(register("a", type="int16"), 40000)
+    with pytest.raises(MapError, match="not a finite"):
+        encode(register("a", type="float32"), math.nan)
+
+
+def test_neighbours_share_a_request_within_the_protocol_limits():
+    regs = [register(f"r{i}", "holding", 2 * i, "float32") for i in range(100)]  # 200 regs
+    regs += [register("gap", "holding", 300), register("in", "input", 0)]
+    regs += [register(f"c{i}", "coil", i, "bool") for i in range(2500)]
+    blocks = coalesce(regs)
+    holding = [b for b in blocks if b.table == "holding"]
+    assert [(b.start, b.count) for b in holding] == [(0, 124), (124, 76), (300, 1)]
+    assert all(b.count <= 125 for b in holding)
+    assert [(b.start, b.count) for b in blocks if b.table == "coil"] == [(0, 2000), (2000, 500)]
+    assert sum(len(b.members) for b in blocks) == len(regs)
+    # a float never straddles two requests; a small gap is read through only when allowed
+    assert all(r.address + r.width <= b.start + b.count for b in blocks for r in b.members)
+    gap = [register("a", "holding", 0), register("b", "holding", 3)]
+    assert len(coalesce(gap)) == 2 and len(coalesce(gap, max_gap=2)) == 1
+
+
+@given(st.lists(st.integers(0, 65535), min_size=4, max_size=4),
+       st.sampled_from(sorted(TYPES)), st.sampled_from(["big", "little"]),
+       st.sampled_from(["big", "little"]))
+def test_any_registers_decode_to_a_number_or_none_never_an_error(words, kind, wo, bo):
+    reg = register("x", "holding", 0, kind, wo, bo)
+    v = decode(reg, words[:reg.width])
+    assert v is None or math.isfinite(v)
+
+
+# --- over real TCP (integration tier) -----------------------------------------------------
+
+integration = pytest.mark.integration
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+@integration
+def test_reads_writes_and_scans_against_pymodbus_server():
+    from connectors.modbus.client import ModbusDevice, read_device, scan, write_point
+    from devtools.modbus import ModbusServer
+
+    p = register("p", "holding", 40001, "float32", unit="W")
+    e = register("e", "input", 30011, "uint32", word_order="little", unit="Wh")
+    c = register("c", "coil", 0, "bool")
+    hr = dict(enumerate(encode(p, 12.5)))
+    ir = {10 + i: w for i, w in enumerate(encode(e, 123456.789))}
+    with ModbusServer({1: {"holding": hr, "input": ir, "coil": {0: 1}}, 3: {}}) as srv:
+        dev = ModbusDevice("m1", "127.0.0.1", srv.port, 1, registers=(p, e, c))
+        r = _run(read_device(dev))
+        assert r.values == {"p": 12.5, "e": pytest.approx(123456.789), "c": 1.0} and not r.bad
+        assert r.requests == 3
+        assert _run(write_point(dev, p, 3.25)) == 3.25
+        assert _run(read_device(dev)).values["p"] == 3.25
+        assert _run(scan("127.0.0.1", srv.port, range(1, 5), 0.3)) == [1, 3]
+        missing = _run(read_device(ModbusDevice("m9", "127.0.0.1", srv.port, 9, 0.3,
+                                                registers=(p,))))
+        assert missing.values == {"p": None} and "exception 4" in missing.bad["p"]
+
+
+class Hostile:
+    """A Modbus TCP server that answers a holding-register read the way `mode` says."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    async def handle(self, reader, writer) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(7)
+                tid, _pid, length, unit = struct.unpack(">HHHB", head)
+                pdu = await reader.readexactly(length - 1)
+                fc, addr, count = struct.unpack(">BHH", pdu[:5])
+                words = [0x4148, 0x0000] * (count // 2) + [0] * (count % 2)  # 12.5 as float32
+                body = struct.pack(">BB", fc, 2 * count) + b"".join(
+                    struct.pack(">H", w) for w in words)
+                if self.mode == "wrong_tid":
+                    tid ^= 0x5555
+                elif self.mode == "wrong_unit":
+                    unit = (unit % 200) + 7
+                elif self.mode == "exception":
+                    body = struct.pack(">BB", fc | 0x80, 2)
+                elif self.mode == "short":
+                    body = struct.pack(">BB", fc, 2 * count) + b"\x41"  # cut off
+                elif self.mode == "long":
+                    body = struct.pack(">BB", fc, 2 * count + 40) + b"\x00" * (2 * count + 40)
+                elif self.mode == "late":
+                    await asyncio.sleep(1.5)
+                elif self.mode == "reset":
+                    writer.transport.abort()
+                    return
+                elif self.mode == "nan":
+                    body = struct.pack(">BB", fc, 2 * count) + b"\x7f\xc0\x00\x00" * (count // 2)
+                writer.write(struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+@integration
+@pytest.mark.parametrize("mode", ["wrong_tid", "wrong_unit", "exception", "short", "long",
+                                  "late", "reset", "nan"])
+def test_a_hostile_device_gives_bad_points_never_a_crash_or_an_old_value(mode):
+    from connectors.modbus.client import ModbusDevice, ModbusReader
+
+    async def body():
+        server = await asyncio.start_server(Hostile(mode).handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        good = await asyncio.start_server(Hostile("ok").handle, "127.0.0.1", 0)
+        regs = (register("p", "holding", 0, "float32"), register("q", "holding", 2, "float32"))
+        devs = [ModbusDevice("bad", "127.0.0.1", port, 1, 0.5, 0, regs),
+                ModbusDevice("ok", "127.0.0.1", good.sockets[0].getsockname()[1], 1, 0.5, 0,
+                             regs)]
+        reader = ModbusReader(devs)
+        try:
+            cycles = [await reader.cycle() for _ in range(2)]
+        finally:
+            reader.close()
+            server.close()
+            good.close()
+        return cycles
+
+    for bad, ok in _run(body()):
+        assert ok.values == {"p": 12.5, "q": 12.5}, (mode, ok)  # its neighbour is unharmed
+        assert bad.values == {"p": None, "q": None}, (mode, bad)
+        assert set(bad.bad) == {"p", "q"} and all(bad.bad.values())
+        assert len(bad.error + " ".join(bad.bad.values())) < 700
+
+
+@integration
+def test_cli_reads_scans_and_prints_json_last(runner):
+    from bems.cli import main
+    from devtools.modbus import ModbusServer
+
+    p = register("p", "holding", 0, "float32")
+    with ModbusServer({2: {"holding": {**dict(enumerate(encode(p, 21.5))), 5: 7}}}) as srv:
+        addr = f"127.0.0.1:{srv.port}"
+        r = runner.invoke(main, ["modbus", "read", addr, "--unit", "2", "--table", "holding",
+                                 "--address", "40001", "--type", "float32", "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output.strip().splitlines()[-1]) == {"values": [21.5]}
+        r = runner.invoke(main, ["modbus", "read", addr, "--unit", "2", "--address", "5",
+                                 "--count", "3"])
+        assert r.exit_code == 0 and "7" in r.output, r.output
+        r = runner.invoke(main, ["modbus", "scan", addr, "--units", "1-4", "--timeout", "0.3"])
+        assert r.exit_code == 0 and "2" in r.output, r.output
+        for bad, why in ((["--address", "70000"], "past 65535"),
+                         (["--type", "float128"], "float128"),
+                         (["--unit", "0"], "not in 1..247")):
+            r = runner.invoke(main, ["modbus", "read", addr, *bad])
+            assert r.exit_code != 0 and why in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(main, ["modbus", "read", "127.0.0.1:1", "--timeout", "0.3"])
+    assert r.exit_code == 1 and "no connection" in r.output, r.output
