@@ -255,7 +255,11 @@ def test_every_rule_has_its_texts_in_both_languages():
         rules.grid._finding(rules.Data(0, 4, 0, [], {}), "made_up_rule", "z1", "zone", 0, 2, 1)
     from bems.faults.rules.suppress import EXPLAINED_BY
 
+    from bems.faults.rules.zones import ZONE_RULES
+
     emitted = set(rules.RULES)  # declared where each rule is written; _finding refuses others
+    for zr in ZONE_RULES:  # a declared zone rule: its points, its mode, its persistence
+        assert zr.needs and zr.mode and zr.persistence in {"", *rules.THRESHOLDS}, zr
     assert {r for rule, why in EXPLAINED_BY.items() for r in (rule, *(w for w, _ in why))} \
         <= emitted
     from connectors.simulator.faults import FAULT_TYPES

@@ -1,120 +1,201 @@
 """The rules of one zone: schedule (AC or lights after hours, lights in an empty zone), comfort
 (cannot reach the setpoint, short-cycling, a setpoint below the policy's floor) and its sensor
-(out of range, stuck)."""
+(out of range, stuck). Each rule is a small block declared with `zone_rule` (its name, the
+points it needs, the operating mode it judges, the threshold of its persistence) over the
+zone's series computed once (`Zone`); a new rule is a new block."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from bems.faults.rules.grid import (STEP_S, Data, Finding, _cost, _finding, _r, _steps, declare,
                                     on_for, runs)
 
-declare("zone", "ac_after_hours", "lights_after_hours", "lights_unoccupied", "cannot_reach_setpoint",
-        "short_cycling", "setpoint_below_floor", "sensor_out_of_range", "sensor_stuck")
+
+@dataclass
+class Zone:
+    """What every zone rule reads: the zone's series on the grid and its masks, computed once."""
+
+    data: Data
+    zone: object
+    th: dict
+    ac_kw: float
+    light_kw: float
+    outdoor: np.ndarray
+    floor_c: float | None
+    out: list[Finding] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        z, d, n = self.zone, self.data, self.data.n
+        self.persist = _steps(self.th["persist_min"])
+        self.temp, self.sp = d.get(z.temperature), d.get(z.cooling_setpoint)
+        self.ac = d.get(z.ac_status) > 0.5
+        mode = d.get(z.ac_mode)
+        self.cooling = self.ac & ~(np.isfinite(mode) & (np.round(mode) == 2))  # not fan-only
+        self.light = d.get(z.lighting) > 0.5
+        self.occ = d.get(z.occupancy)
+        self.is_open = d.open.get(z.id, np.zeros(n, bool))
+        self.over = d.overridden.get(z.id, np.zeros(n, bool))
+
+    def report(self, rule: str, mask: np.ndarray, min_len: int, kw: float = 0.0, **ev) -> None:
+        """A finding per run of `mask` at least `min_len` steps long (the rule's persistence)."""
+        d, z = self.data, self.zone
+        for i0, i1 in runs(mask, min_len):
+            if i1 <= d.start:
+                continue
+            if "closed_day" in ev and d.workday is not None:  # the day this run is on
+                ev["closed_day"] = not bool(d.workday[i0])
+            kwh, vnd = _cost(d, i0, i1, kw) if kw else (0.0, 0.0)
+            self.out.append(_finding(d, rule, z.id, "zone", i0, i1, i0 + min_len - 1,
+                                     kwh_per_day=kwh, vnd_per_day=vnd, evidence={
+                                         "points": [p for p in (z.temperature, z.cooling_setpoint,
+                                                                z.ac_status, z.lighting,
+                                                                z.occupancy) if p],
+                                         "hours": round((i1 - i0) * STEP_S / 3600, 2), **ev}))
+
+
+@dataclass(frozen=True)
+class ZoneRule:
+    """A declared zone rule: the points it needs, the operating mode it judges, the threshold
+    that says how long a condition must last; its texts are in bems/faults/texts.py."""
+
+    name: str
+    needs: tuple[str, ...]
+    mode: str
+    persistence: str
+    check: Callable[[Zone], None]
+
+
+ZONE_RULES: list[ZoneRule] = []  # in the order they run (and their findings are listed)
+
+
+def zone_rule(name: str, needs: tuple[str, ...], mode: str, persistence: str = ""):
+    def add(check: Callable[[Zone], None]) -> Callable[[Zone], None]:
+        declare("zone", name)
+        ZONE_RULES.append(ZoneRule(name, needs, mode, persistence, check))
+        return check
+    return add
 
 
 def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
                outdoor: np.ndarray, floor_c: float | None = None) -> list[Finding]:
-    """`floor_c`: the policy's lowest cooling setpoint while occupied (25 °C in Vietnam)."""
-    out: list[Finding] = []
+    """Every declared zone rule whose points the zone has. `floor_c`: the policy's lowest
+    cooling setpoint while occupied (25 °C in Vietnam)."""
+    z = Zone(data, zone, th, ac_kw, light_kw, outdoor, floor_c)
+    for rule in ZONE_RULES:
+        if all(getattr(zone, need) for need in rule.needs):
+            rule.check(z)
     n, s0 = data.n, data.start
-    persist = _steps(th["persist_min"])
-    temp = data.get(zone.temperature)
-    sp = data.get(zone.cooling_setpoint)
-    ac = data.get(zone.ac_status) > 0.5
-    mode = data.get(zone.ac_mode)
-    light = data.get(zone.lighting) > 0.5
-    occ = data.get(zone.occupancy)
-    is_open = data.open.get(zone.id, np.zeros(n, bool))
-    over = data.overridden.get(zone.id, np.zeros(n, bool))
     tail = np.arange(n) >= s0
-
-    def report(rule: str, mask: np.ndarray, min_len: int, kw: float = 0.0, **ev) -> None:
-        for i0, i1 in runs(mask, min_len):
-            if i1 <= s0:
-                continue
-            if "closed_day" in ev and data.workday is not None:  # the day this run is on
-                ev["closed_day"] = not bool(data.workday[i0])
-            kwh, vnd = _cost(data, i0, i1, kw) if kw else (0.0, 0.0)
-            out.append(_finding(data, rule, zone.id, "zone", i0, i1, i0 + min_len - 1,
-                                kwh_per_day=kwh, vnd_per_day=vnd, evidence={
-                                    "points": [p for p in (zone.temperature, zone.cooling_setpoint,
-                                                           zone.ac_status, zone.lighting,
-                                                           zone.occupancy) if p],
-                                    "hours": round((i1 - i0) * STEP_S / 3600, 2), **ev}))
-
-    # schedule: AC or lights on while the zone is closed (a person's override excepted)
-    if zone.ac_status:
-        allow = data.allow_ac.get(zone.id, is_open)
-        report("ac_after_hours", ac & ~allow & ~over, persist, ac_kw, closed_day=False)
-    if zone.lighting:
-        allow = data.allow_light.get(zone.id, is_open)
-        report("lights_after_hours", light & ~allow & ~over, persist, light_kw)
-        if zone.occupancy:  # lights on for hours in an empty zone during the day
-            empty = np.isfinite(occ) & (occ < 0.5)
-            report("lights_unoccupied", light & is_open & empty,
-                   _steps(th["empty_lights_h"] * 60), light_kw)
-    # sensors
-    if zone.temperature:
-        bad = np.isfinite(temp) & ((temp < th["sensor_min_c"]) | (temp > th["sensor_max_c"]))
-        report("sensor_out_of_range", bad, 2, value=_r(np.nanmax(np.abs(temp[bad])))
-               if bad.any() else None)
-        out += _stuck(data, zone, temp, ac, outdoor, th)
-    # cooled below the policy floor while occupied: an override, a wall panel at a priority
-    # above BEMS's, or a controller's own program (its cost: 6 % of the AC a kelvin, a
-    # common rule of thumb for split units)
-    if floor_c is not None and zone.cooling_setpoint and zone.ac_status:
-        cooling_now = ac & ~(np.isfinite(mode) & (np.round(mode) == 2))
-        with np.errstate(invalid="ignore"):
-            below = is_open & (sp < floor_c - 0.05)  # (the AC may cycle; the setpoint stays)
-        for i0, i1 in runs(below, persist):
-            if i1 <= s0 or not cooling_now[i0:i1].any():
-                continue
-            k_below = float(np.nanmax(floor_c - sp[i0:i1]))
-            kwh, vnd = _cost(data, i0, i1, 0.06 * k_below * ac_kw)
-            out.append(_finding(data, "setpoint_below_floor", zone.id, "zone", i0, i1,
-                                i0 + persist - 1, kwh_per_day=kwh, vnd_per_day=vnd,
-                                evidence={"points": [zone.cooling_setpoint, zone.ac_status],
-                                          "setpoint": _r(np.nanmin(sp[i0:i1])),
-                                          "floor": _r(floor_c)}))
-    # cannot reach the setpoint while cooling, after the pull-down
-    if zone.temperature and zone.cooling_setpoint and zone.ac_status:
-        cooling = ac & ~(np.isfinite(mode) & (np.round(mode) == 2))
-        since_on = on_for(cooling) * STEP_S / 3600
-        err = temp - sp
-        warm = cooling & is_open & (since_on > th["pulldown_h"]) & (err > th["setpoint_error_k"])
-        for i0, i1 in runs(warm, _steps(th["reach_persist_h"] * 60)):
-            if i1 <= s0:
-                continue
-            kh = float(np.nansum(err[i0:i1] - th["setpoint_error_k"])) * STEP_S / 3600
-            rising = bool(temp[i1 - 1] - temp[i0] > 0.3)
-            hot_out = bool(np.nanmean(outdoor[i0:i1]) > np.nanmean(temp[i0:i1]) + 2) \
-                if np.isfinite(outdoor[i0:i1]).any() else False
-            f = _finding(data, "cannot_reach_setpoint", zone.id, "zone", i0, i1,
-                         i0 + _steps(th["reach_persist_h"] * 60) - 1, discomfort_kh=kh,
-                         evidence={"points": [zone.temperature, zone.cooling_setpoint,
-                                              zone.ac_status],
-                                   "above_k": _r(np.nanmax(err[i0:i1])),
-                                   "window_likely": rising and hot_out})
-            f.kwh_per_day, f.vnd_per_day = _cost(data, i0, i1, 0.25 * ac_kw) \
-                if f.evidence["window_likely"] else (0.0, 0.0)
-            out.append(f)
-    # short-cycling: many on/off changes of the AC within 3 hours
-    ch = data.changes.get(zone.ac_status or "")
-    if ch is not None:
-        win = _steps(180)
-        counts = np.convolve(ch, np.ones(win), mode="full")[:n]  # changes in the 3 h up to i
-        cyc = counts >= th["cycles_per_3h"]
-        for i0, i1 in runs(cyc, 1):
-            if i1 <= s0:
-                continue
-            start = max(0, i0 - win + 1)
-            out.append(_finding(data, "short_cycling", zone.id, "zone", start, i1, i0,
-                                evidence={"points": [zone.ac_status, zone.temperature],
-                                          "changes_3h": int(counts[i0:i1].max())},
-                                kwh_per_day=0.1 * ac_kw * (i1 - start) * STEP_S / 3600))
-    return [f for f in out if f.detected.timestamp() > data.t0 + s0 * STEP_S and
+    return [f for f in z.out if f.detected.timestamp() > data.t0 + s0 * STEP_S and
             tail[min(n - 1, int((f.last.timestamp() - data.t0) // STEP_S) - 1)]]
+
+
+# --- schedule: AC or lights on while the zone is closed (a person's override excepted) ------
+
+@zone_rule("ac_after_hours", ("ac_status",), "closed", "persist_min")
+def _ac_after_hours(z: Zone) -> None:
+    allow = z.data.allow_ac.get(z.zone.id, z.is_open)
+    z.report("ac_after_hours", z.ac & ~allow & ~z.over, z.persist, z.ac_kw, closed_day=False)
+
+
+@zone_rule("lights_after_hours", ("lighting",), "closed", "persist_min")
+def _lights_after_hours(z: Zone) -> None:
+    allow = z.data.allow_light.get(z.zone.id, z.is_open)
+    z.report("lights_after_hours", z.light & ~allow & ~z.over, z.persist, z.light_kw)
+
+
+@zone_rule("lights_unoccupied", ("lighting", "occupancy"), "open", "empty_lights_h")
+def _lights_unoccupied(z: Zone) -> None:  # lights on for hours in an empty zone by day
+    empty = np.isfinite(z.occ) & (z.occ < 0.5)
+    z.report("lights_unoccupied", z.light & z.is_open & empty,
+             _steps(z.th["empty_lights_h"] * 60), z.light_kw)
+
+
+# --- the zone's sensor ------------------------------------------------------------------------
+
+@zone_rule("sensor_out_of_range", ("temperature",), "any", "")
+def _sensor_out_of_range(z: Zone) -> None:
+    t = z.temp
+    bad = np.isfinite(t) & ((t < z.th["sensor_min_c"]) | (t > z.th["sensor_max_c"]))
+    z.report("sensor_out_of_range", bad, 2,
+             value=_r(np.nanmax(np.abs(t[bad]))) if bad.any() else None)
+
+
+@zone_rule("sensor_stuck", ("temperature",), "floating", "flat_h")
+def _sensor_stuck(z: Zone) -> None:
+    z.out += _stuck(z.data, z.zone, z.temp, z.ac, z.outdoor, z.th)
+
+
+# --- comfort and the policy ---------------------------------------------------------------------
+
+@zone_rule("setpoint_below_floor", ("cooling_setpoint", "ac_status"), "open", "persist_min")
+def _setpoint_below_floor(z: Zone) -> None:
+    """Cooled below the policy floor while occupied: an override, a wall panel at a priority
+    above BEMS's, or a controller's own program (its cost: 6 % of the AC a kelvin, a common
+    rule of thumb for split units)."""
+    if z.floor_c is None:
+        return
+    d, sp = z.data, z.sp
+    with np.errstate(invalid="ignore"):
+        below = z.is_open & (sp < z.floor_c - 0.05)  # (the AC may cycle; the setpoint stays)
+    for i0, i1 in runs(below, z.persist):
+        if i1 <= d.start or not z.cooling[i0:i1].any():
+            continue
+        k_below = float(np.nanmax(z.floor_c - sp[i0:i1]))
+        kwh, vnd = _cost(d, i0, i1, 0.06 * k_below * z.ac_kw)
+        z.out.append(_finding(d, "setpoint_below_floor", z.zone.id, "zone", i0, i1,
+                              i0 + z.persist - 1, kwh_per_day=kwh, vnd_per_day=vnd,
+                              evidence={"points": [z.zone.cooling_setpoint, z.zone.ac_status],
+                                        "setpoint": _r(np.nanmin(sp[i0:i1])),
+                                        "floor": _r(z.floor_c)}))
+
+
+@zone_rule("cannot_reach_setpoint", ("temperature", "cooling_setpoint", "ac_status"),
+           "open, cooling, after the pull-down", "reach_persist_h")
+def _cannot_reach_setpoint(z: Zone) -> None:
+    d, th, temp = z.data, z.th, z.temp
+    since_on = on_for(z.cooling) * STEP_S / 3600
+    err = temp - z.sp
+    warm = z.cooling & z.is_open & (since_on > th["pulldown_h"]) & (err > th["setpoint_error_k"])
+    persist = _steps(th["reach_persist_h"] * 60)
+    for i0, i1 in runs(warm, persist):
+        if i1 <= d.start:
+            continue
+        kh = float(np.nansum(err[i0:i1] - th["setpoint_error_k"])) * STEP_S / 3600
+        rising = bool(temp[i1 - 1] - temp[i0] > 0.3)
+        hot_out = bool(np.nanmean(z.outdoor[i0:i1]) > np.nanmean(temp[i0:i1]) + 2) \
+            if np.isfinite(z.outdoor[i0:i1]).any() else False
+        f = _finding(d, "cannot_reach_setpoint", z.zone.id, "zone", i0, i1, i0 + persist - 1,
+                     discomfort_kh=kh,
+                     evidence={"points": [z.zone.temperature, z.zone.cooling_setpoint,
+                                          z.zone.ac_status],
+                               "above_k": _r(np.nanmax(err[i0:i1])),
+                               "window_likely": rising and hot_out})
+        f.kwh_per_day, f.vnd_per_day = _cost(d, i0, i1, 0.25 * z.ac_kw) \
+            if f.evidence["window_likely"] else (0.0, 0.0)
+        z.out.append(f)
+
+
+@zone_rule("short_cycling", ("ac_status",), "any", "cycles_per_3h")
+def _short_cycling(z: Zone) -> None:  # many on/off changes of the AC within 3 hours
+    d = z.data
+    ch = d.changes.get(z.zone.ac_status or "")
+    if ch is None:
+        return
+    win = _steps(180)
+    counts = np.convolve(ch, np.ones(win), mode="full")[:d.n]  # changes in the 3 h up to i
+    for i0, i1 in runs(counts >= z.th["cycles_per_3h"], 1):
+        if i1 <= d.start:
+            continue
+        start = max(0, i0 - win + 1)
+        z.out.append(_finding(d, "short_cycling", z.zone.id, "zone", start, i1, i0,
+                              evidence={"points": [z.zone.ac_status, z.zone.temperature],
+                                        "changes_3h": int(counts[i0:i1].max())},
+                              kwh_per_day=0.1 * z.ac_kw * (i1 - start) * STEP_S / 3600))
 
 
 def _stuck(data: Data, zone, temp: np.ndarray, ac: np.ndarray, outdoor: np.ndarray,
