@@ -6,8 +6,8 @@ rollups, purge raw readings past the retention, push controller schedules, refit
 make last month's reports. At start the writer recovers what a previous run left held; at a
 clean stop it releases everything it holds.
 
-The field bus is BACnet/IP (`connectors.bacnet.fieldbus.BacnetFieldBus`) unless one is given:
-tests give `connectors.memory.MemoryBus`.
+The field bus is the site's protocols (`connectors.buses.field_bus`: BACnet/IP, Modbus TCP)
+unless one is given: tests give `connectors.memory.MemoryBus`.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ class Runtime:
                  clock: Callable[[], dt.datetime] | None = None,
                  bus: FieldBus | None = None, interface: str | None = None):
         if bus is None:
-            from connectors.bacnet.fieldbus import BacnetFieldBus
+            from connectors.buses import field_bus
 
-            bus = BacnetFieldBus(site, port=bacnet_port, interface=interface)
+            bus = field_bus(site, bacnet_port=bacnet_port, interface=interface)
         self.site = site
         self.db = db
         self.store = Store(db, site.timezone)
@@ -403,6 +403,8 @@ class Runtime:
         again."""
         drift: dict[str, float] = {}
         for dev in self.site.devices:
+            if dev.protocol != "bacnet":  # a Modbus meter has no clock BEMS can read
+                continue
             try:
                 drift[dev.id] = self._drift(dev)
                 if self.site.bacnet.time_sync and abs(drift[dev.id]) > 60:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
+    from bems.registers import Register
     from bems.strategies.params import StrategyParams
 
 POINT_KINDS = (
@@ -174,11 +175,15 @@ class Device:
     calendar_object: str | None = None  # e.g. "calendar,1" (holidays for local scheduling)
     network: int | None = None  # a device behind a BACnet router: its network number
     mac: str | None = None  # … and its MAC on that network ("5", "0x0a0b", "10.0.0.5:47808")
+    protocol: str = "bacnet"  # bacnet | modbus (Modbus TCP: HOST:PORT and a unit id)
+    unit: int | None = None  # Modbus unit id (1-247)
 
     @property
     def address(self) -> str:
         if self.network is not None:
             return f"{self.network}:{self.mac}"
+        if self.protocol == "modbus":  # units behind one gateway share its HOST:PORT
+            return f"{self.host}:{self.port}/{self.unit}"
         return f"{self.host}:{self.port}"
 
     @property
@@ -202,8 +207,16 @@ class Point:
     cov: bool = False
     trend_log: str | None = None  # the device's trend-log object that logs this point
     # a writable point with a priority array (BACnet "commandable"); one without (common on
-    # gateways) is written directly, and BEMS restores the value it replaced when it lets go
+    # gateways, and every Modbus register) is written directly, and BEMS restores the value it
+    # replaced when it lets go
     commandable: bool = True
+    # a Modbus point: its register map entry (bems.registers.Register fields but the id)
+    register: tuple[tuple[str, object], ...] = ()
+
+    def modbus(self) -> "Register":
+        from bems.registers import Register
+
+        return Register(self.id, **dict(self.register))
 
     @property
     def object_type(self) -> str:
@@ -467,6 +480,17 @@ class Site:
 
     def points_of(self, device_id: str) -> list[Point]:
         return [p for p in self.points if p.device == device_id]
+
+    def protocols(self) -> list[str]:
+        return sorted({d.protocol for d in self.devices})
+
+    def for_protocol(self, protocol: str) -> "Site":
+        """The site as one protocol's connector sees it: its devices and their points only."""
+        from dataclasses import replace
+
+        ids = {d.id for d in self.devices if d.protocol == protocol}
+        return replace(self, devices=tuple(d for d in self.devices if d.id in ids),
+                       points=tuple(p for p in self.points if p.device in ids))
 
     def meter(self, meter_id: str) -> Meter:
         for m in self.meters:

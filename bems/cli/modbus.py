@@ -58,7 +58,14 @@ def _device(address: str, unit: int, timeout: float, registers=()):
 @click.option("--json", "as_json", is_flag=True, help='Last line: {"values": [...]}.')
 def modbus_read(address, unit, table, register_address, count, kind, word_order, byte_order,
                 timeout, as_json) -> None:
-    """Read registers (or coils) of one unit at ADDRESS (HOST:PORT)."""
+    """Read registers (or coils) of one unit at ADDRESS (HOST:PORT).
+
+    Example:
+
+    \b
+        bems modbus read 10.0.0.50:502 --unit 1 --address 40001 --type float32 --json
+        bems modbus read 10.0.0.50:502 --unit 2 --table coil --address 0 --count 8
+    """
     from connectors.modbus.client import read_device
     from connectors.modbus.codec import MapError, modbus_address, register
 
@@ -88,7 +95,13 @@ def modbus_read(address, unit, table, register_address, count, kind, word_order,
 @click.option("--timeout", type=Number(0.05, 10), default=0.5, show_default=True,
               help="Seconds to wait for each unit.")
 def modbus_scan(address, units, timeout) -> None:
-    """Which unit ids answer at ADDRESS (HOST:PORT), e.g. behind a Modbus gateway."""
+    """Which unit ids answer at ADDRESS (HOST:PORT), e.g. behind a Modbus gateway.
+
+    Example:
+
+    \b
+        bems modbus scan 10.0.0.50:502 --units 1-32
+    """
     from connectors.modbus.client import ModbusError, scan
 
     lo, sep, hi = units.partition("-")

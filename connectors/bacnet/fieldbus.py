@@ -20,6 +20,7 @@ from connectors.bacnet.poller import CovSubscriptions, Poller
 class BacnetFieldBus:
     def __init__(self, site: Site, port: int | None = None, interface: str | None = None,
                  gateway: BacnetGateway | None = None, cov_lifetime_s: int = 300):
+        site = site.for_protocol("bacnet")  # a mixed site's other devices are not BACnet's
         self.site = site
         self.gateway = gateway or gateway_for(site.bacnet, port, interface)
         self.poller = Poller(site, self.gateway)
