@@ -46,6 +46,7 @@ def gateway():
 
 def test_discovery_finds_every_device_and_object(centre, qsite, gateway):
     # the devices, and two addresses where nothing answers
+    qsite = qsite.for_protocol("bacnet")  # (the plugs' meter speaks Modbus)
     addresses = [d.address for d in qsite.devices] + [f"127.0.0.1:{free_port()}"
                                                       for _ in range(2)]
     found = discover(gateway, addresses, timeout_s=1.0)
@@ -62,15 +63,28 @@ def test_discovery_finds_every_device_and_object(centre, qsite, gateway):
 
 
 def test_full_poll_reads_every_point_into_the_store(centre, qsite, gateway, store):
+    from connectors.modbus.fieldbus import ModbusFieldBus
+
     poller = Poller(qsite, gateway, sink=store.insert_readings)
     result = poller.poll()
-    assert set(result.values) == {p.id for p in qsite.points}
+    bacnet = qsite.for_protocol("bacnet")
+    assert set(result.values) == {p.id for p in bacnet.points}
     bad = {pid: q for pid, (v, q) in result.values.items() if q != "good"}
     assert bad == {}
     assert all(h.state == "ok" for h in result.devices.values())
-    assert store.count_readings() == len(qsite.points)
+    assert store.count_readings() == len(bacnet.points)
     t = result.values["f1.core.temp"][0]
     assert 15 < t < 40
+    # the plugs' meter, served over Modbus TCP by the same virtual centre
+    mb = ModbusFieldBus(qsite)
+    mb.start()
+    try:
+        modbus = mb.poll(store.insert_readings)
+    finally:
+        mb.stop()
+    assert set(modbus.values) == {"meter.plugs.kw", "meter.plugs.kwh"}
+    assert all(q == "good" and v >= 0 for v, q in modbus.values.values()), modbus.values
+    assert store.count_readings() == len(qsite.points)
 
 
 def test_dead_device_is_stale_others_keep_cadence_and_it_returns(centre, qsite, gateway, store):
@@ -83,7 +97,7 @@ def test_dead_device_is_stale_others_keep_cadence_and_it_returns(centre, qsite, 
         down = poller.poll()
         assert down.devices["fc2"].state == "stale"
         assert all(down.values[p.id] == (None, "stale") for p in qsite.points_of("fc2"))
-        others = [p.id for p in qsite.points if p.device != "fc2"]
+        others = [p.id for p in qsite.for_protocol("bacnet").points if p.device != "fc2"]
         assert all(down.values[p][1] == "good" for p in others)
         # the dead device costs its own timeout budget (1 s), not more
         assert down.duration_s < healthy.duration_s + 1.0 + 0.8

@@ -44,6 +44,7 @@ class Poller:
                  sink: Callable[[list[tuple]], Any] | None = None,
                  backoff_base_s: float = 5.0, backoff_max_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic):
+        site = site.for_protocol("bacnet")  # a mixed site's Modbus devices are not polled here
         self.site, self.gateway, self.sink = site, gateway, sink
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.clock = clock

@@ -35,6 +35,7 @@ from bacpypes3.primitivedata import Date, Null, Real, Time
 
 from bems.errors import BemsError
 from connectors.bacnet.common import plain, port_free, port_holder
+from connectors.simulator.modbus import VirtualModbus
 from bems.site import Point, Site
 
 UNITS = {"degc": "degreesCelsius", "kw": "kilowatts", "kwh": "kilowattHours",
@@ -282,9 +283,18 @@ class VirtualDevices:
     objects: dict[str, Any] = field(default_factory=dict)  # point id → local object
     stuck: dict[str, float] = field(default_factory=dict)  # point id → value it is stuck at
     trend_logs: dict[str, SimTrendLog] = field(default_factory=dict)  # point id → its log
+    modbus: VirtualModbus | None = None  # the site's Modbus meters (connectors/simulator/modbus)
 
     async def start(self) -> None:
         """Bind every device; raises SimulatorError at once if a port is taken."""
+        if any(d.protocol == "modbus" for d in self.site.devices):
+            self.modbus = VirtualModbus(self.site)
+            try:
+                await self.modbus.start()
+            except OSError as err:
+                self.modbus.close()
+                raise SimulatorError(str(err)) from None
+        self.site = self.site.for_protocol("bacnet")
         for dev in self.site.devices:
             device = SimDevice(objectIdentifier=("device", dev.instance),
                                objectName=dev.name or dev.id, vendorIdentifier=VENDOR_ID,
@@ -317,12 +327,16 @@ class VirtualDevices:
         for app in self.apps.values():
             app.close()
         self.apps.clear()
+        if self.modbus is not None:
+            self.modbus.close()
 
     # --- values ---------------------------------------------------------------------------
 
     def publish(self, values: dict[str, float], when: dt.datetime | None = None) -> None:
         """Set sensor present values (analog / binary / multi-state inputs); points with a
         trend log get a record stamped `when` (the devices' local time)."""
+        if self.modbus is not None:
+            self.modbus.publish({k: self.stuck.get(k, v) for k, v in values.items()})
         for pid, value in values.items():
             if when is not None and pid in self.trend_logs and value is not None:
                 self.trend_logs[pid].log(when, self.stuck.get(pid, value))
@@ -368,6 +382,9 @@ class VirtualDevices:
     # --- faults ---------------------------------------------------------------------------
 
     def set_offline(self, device: str, offline: bool = True) -> None:
+        if self.modbus is not None and device in self.modbus.devices:
+            (self.modbus.offline.add if offline else self.modbus.offline.discard)(device)
+            return
         self.apps[device].offline = offline
 
     def set_delay(self, device: str, seconds: float) -> None:
