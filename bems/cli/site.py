@@ -50,9 +50,10 @@ def check_config(file: Path) -> None:
 def demo(db_path: Path, history_days: int, speed: float, port: int, start: dt.datetime | None) -> None:
     """Run BEMS on the embedded demo site (an administrative centre in Hai Phong).
 
-    Fills the store with weeks of history from the simulated centre, serves the centre's BACnet
-    devices on loopback, runs BEMS on them (polling, strategies, forecasts, reports) and the web
-    UI on 127.0.0.1, until Ctrl-C; prints the URL and the admin's one-time password.
+    Fills the store with weeks of history from the simulated centre, serves the centre's devices
+    (BACnet/IP controllers, a Modbus TCP meter) on loopback, runs BEMS on them (polling,
+    strategies, forecasts, reports) and the web UI on 127.0.0.1, until Ctrl-C; prints the URL
+    and the admin's one-time password.
 
     Example:
 
