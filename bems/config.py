@@ -100,7 +100,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     control = _control(r, data.get("control", {}))
     protocol_of = {d.id: d.protocol for d in devices if d is not None}
     points = [_modbus_point(r, p, d) if isinstance(d, dict) and
-              protocol_of.get(d.get("device")) == "modbus" else _point(r, p, d)
+              protocol_of.get(str(d.get("device"))) == "modbus" else _point(r, p, d)
               for p, d in r.tables(data, "points")]
     zones = [_zone(r, p, d) for p, d in r.tables(data, "zones")]
     meters = [_meter(r, p, d) for p, d in r.tables(data, "meters")]
