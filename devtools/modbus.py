@@ -19,7 +19,6 @@ class ModbusServer:
         self.units = units
         self._loop = asyncio.new_event_loop()
         self._server = None
-        self._contexts = {}
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="modbus-server")
 
@@ -43,7 +42,6 @@ class ModbusServer:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 devices[unit] = ModbusDeviceContext(**blocks)
-        self._contexts = devices
         return ModbusServerContext(devices=devices, single=False)
 
     def _run(self) -> None:
@@ -71,15 +69,6 @@ class ModbusServer:
         if not self._ready.wait(10) or self._server is None:
             raise RuntimeError(f"the Modbus server did not start on port {self.port}")
         return self
-
-    def set(self, unit: int, table: str, address: int, values: list[int]) -> None:
-        """Change registers (or bits) while the server runs."""
-        fx = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}[table]
-        ctx = self._contexts[unit]
-
-        def do() -> None:
-            ctx.setValues(fx, address, values)
-        self._loop.call_soon_threadsafe(do)
 
     def stop(self) -> None:
         async def end() -> None:
