@@ -346,3 +346,32 @@ def test_a_mixed_site_polls_both_protocols_and_writes_modbus_through_the_writer(
         finally:
             rt.store.close()
             bus.stop()
+
+
+@integration
+def test_cli_writes_through_the_writer_and_release_restores(runner, tmp_path):
+    from bems.cli import main
+    from bems.storage import Store
+    from devtools.modbus import ModbusServer
+
+    with ModbusServer({4: {"holding": {10: 120}}}) as srv:
+        addr, db = f"127.0.0.1:{srv.port}", str(tmp_path / "l.sqlite")
+        where = ["--unit", "4", "--address", "40011", "--type", "int16", "--db", db]
+
+        def now() -> float:
+            r = runner.invoke(main, ["modbus", "read", addr, *where[:-2], "--json"])
+            return json.loads(r.output.strip().splitlines()[-1])["values"][0]
+
+        r = runner.invoke(main, ["modbus", "write", addr, "80", *where, "--reason", "test"])
+        assert r.exit_code == 0 and "done 80" in r.output and "directly" in r.output, r.output
+        assert now() == 80
+        rows = Store(db).writes(limit=5)
+        assert rows[0].source == "cli" and rows[0].previous == "120.0" and rows[0].reason == "test"
+        r = runner.invoke(main, ["modbus", "release", addr, *where])
+        assert r.exit_code == 0 and "restored" in r.output, r.output
+        assert now() == 120
+        r = runner.invoke(main, ["modbus", "write", addr, "1", "--table", "input", "--db", db])
+        assert r.exit_code == 2 and "read-only" in r.output, r.output
+        r = runner.invoke(main, ["modbus", "write", addr, "nan", *where])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert now() == 120

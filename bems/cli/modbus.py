@@ -38,26 +38,49 @@ def _device(address: str, unit: int, timeout: float, registers=()):
     return ModbusDevice("cli", host, port, unit, timeout, 1, tuple(registers))
 
 
+def _register_opts(f):
+    for opt in reversed([
+        click.option("--unit", type=Number(1, 247, integer=True), default=1, show_default=True),
+        click.option("--table", type=click.Choice(["coil", "discrete", "holding", "input"]),
+                     default="holding", show_default=True),
+        click.option("--address", "register_address", default="0", show_default=True,
+                     help="0-based, or 40001 for holding register 0."),
+        click.option("--type", "kind", default="uint16", show_default=True,
+                     help="bool, int16, uint16, int32, uint32, int64, uint64, float32, "
+                          "float64."),
+        click.option("--word-order", type=click.Choice(["big", "little"]), default="big",
+                     show_default=True),
+        click.option("--byte-order", type=click.Choice(["big", "little"]), default="big",
+                     show_default=True),
+        click.option("--timeout", type=Number(0.05, 60), default=2.0, show_default=True,
+                     help="Seconds to wait for an answer."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _registers(table, register_address, kind, word_order, byte_order, count=1):
+    from connectors.modbus.codec import MapError, modbus_address, register
+
+    if table in ("coil", "discrete"):
+        kind = "bool"
+    try:
+        first = modbus_address(register_address, table)
+        probe = register("v0", table, first, kind, word_order, byte_order)
+        return [register(f"v{i}", table, first + i * probe.width, kind, word_order, byte_order)
+                for i in range(count)]
+    except MapError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 @modbus.command("read")
 @click.argument("address")
-@click.option("--unit", type=Number(1, 247, integer=True), default=1, show_default=True)
-@click.option("--table", type=click.Choice(["coil", "discrete", "holding", "input"]),
-              default="holding", show_default=True)
-@click.option("--address", "register_address", default="0", show_default=True,
-              help="0-based, or 40001 for holding register 0.")
+@_register_opts
 @click.option("--count", type=Number(1, 125, integer=True), default=1, show_default=True,
               help="How many values of --type, one after the other.")
-@click.option("--type", "kind", default="uint16", show_default=True,
-              help="bool, int16, uint16, int32, uint32, int64, uint64, float32, float64.")
-@click.option("--word-order", type=click.Choice(["big", "little"]), default="big",
-              show_default=True)
-@click.option("--byte-order", type=click.Choice(["big", "little"]), default="big",
-              show_default=True)
-@click.option("--timeout", type=Number(0.05, 60), default=2.0, show_default=True,
-              help="Seconds to wait for an answer.")
 @click.option("--json", "as_json", is_flag=True, help='Last line: {"values": [...]}.')
-def modbus_read(address, unit, table, register_address, count, kind, word_order, byte_order,
-                timeout, as_json) -> None:
+def modbus_read(address, unit, table, register_address, kind, word_order, byte_order,
+                timeout, count, as_json) -> None:
     """Read registers (or coils) of one unit at ADDRESS (HOST:PORT).
 
     Example:
@@ -67,17 +90,9 @@ def modbus_read(address, unit, table, register_address, count, kind, word_order,
         bems modbus read 10.0.0.50:502 --unit 2 --table coil --address 0 --count 8
     """
     from connectors.modbus.client import read_device
-    from connectors.modbus.codec import MapError, modbus_address, register
 
-    if table in ("coil", "discrete"):
-        kind = "bool"
-    try:
-        first = modbus_address(register_address, table)
-        probe = register("v0", table, first, kind, word_order, byte_order)
-        regs = [register(f"v{i}", table, first + i * probe.width, kind, word_order, byte_order)
-                for i in range(count)]
-    except MapError as err:
-        raise click.BadParameter(str(err)) from None
+    regs = _registers(table, register_address, kind, word_order, byte_order, count)
+    kind = regs[0].type
     read = asyncio.run(read_device(_device(address, unit, timeout, regs)))
     if read.error and all(v is None for v in read.values.values()):
         raise BemsError(read.error)
@@ -117,3 +132,106 @@ def modbus_scan(address, units, timeout) -> None:
         raise BemsError(str(err)) from None
     click.echo(f"{len(found)} unit(s) answer at {dev.address}: "
                + (", ".join(map(str, found)) or "none"))
+
+
+def _writer(address, unit, table, register_address, kind, word_order, byte_order, timeout,
+            site_file, db_path):
+    """The Writer over a Modbus bus for one register: the site file's point there (its limits),
+    else an ad-hoc writable point. Modbus has no priority array: the Writer keeps the value it
+    replaces, and `bems modbus release` restores it."""
+    import dataclasses
+
+    from bems.config import load_site
+    from bems.control import Writer
+    from bems.site import Device, Point
+    from bems.storage import Store
+    from connectors.modbus.fieldbus import ModbusFieldBus
+
+    reg = _registers(table, register_address, kind, word_order, byte_order)[0]
+    if reg.table in ("discrete", "input"):
+        raise click.BadParameter(f"a Modbus {reg.table} is read-only", param_hint="--table")
+    dev = _device(address, unit, timeout)
+    site = load_site(site_file)
+    where, obj = f"{dev.host}:{dev.port}/{dev.unit}", f"{reg.table},{reg.address}"
+    point = next((p for p in site.points if p.register and p.object == obj
+                  and site.device(p.device).address == where), None)
+    if point is None:
+        device = Device(id=f"cli:{where}", name="", host=dev.host, port=dev.port, instance=0,
+                        protocol="modbus", unit=dev.unit, timeout_s=timeout, retries=1)
+        point = Point(id=f"{where}/{obj}", device=device.id, object=obj, kind="other",
+                      writable=True, commandable=False, unit=reg.si_unit, register=tuple(
+                          (k, getattr(reg, k)) for k in ("table", "address", "type",
+                                                         "word_order", "byte_order", "scale",
+                                                         "offset", "unit")))
+        site = dataclasses.replace(site, devices=site.devices + (device,),
+                                   points=site.points + (point,))
+    bus = ModbusFieldBus(site)
+    bus.start()
+    return Writer(site, bus, Store(db_path, site.timezone)), bus, point.id
+
+
+def _write_opts(f):
+    from bems.cli.common import db_option, site_option
+
+    f = click.option("--reason", default="command line", show_default=True,
+                     help="Why, for the ledger.")(f)
+    f = db_option(help="Ledger (SQLite).")(f)
+    return site_option(help="Site file whose point limits apply (default: the demo site).")(f)
+
+
+@modbus.command("write")
+@click.argument("address")
+@click.argument("value", type=Number())
+@_register_opts
+@_write_opts
+def modbus_write(address, value, unit, table, register_address, kind, word_order, byte_order,
+                 timeout, site_file, db_path, reason) -> None:
+    """Write a holding register set (or a coil) through the one Writer: the site file's
+    limits, read-back, the ledger; the value it replaced is kept for `bems modbus release`.
+
+    Example:
+
+    \b
+        bems modbus write 10.0.0.50:502 80 --unit 4 --address 40011 --type int16
+    """
+    from bems.cli.field import _outcome_line
+    from bems.control import WriteIntent
+
+    writer, bus, pid = _writer(address, unit, table, register_address, kind, word_order,
+                               byte_order, timeout, site_file, db_path)
+    try:
+        r = writer.apply(WriteIntent(pid, value, reason, source="cli"))
+    finally:
+        writer.store.close()
+        bus.stop()
+    click.echo(_outcome_line(pid, r))
+    if not r.ok:
+        raise SystemExit(1)
+
+
+@modbus.command("release")
+@click.argument("address")
+@_register_opts
+@_write_opts
+def modbus_release(address, unit, table, register_address, kind, word_order, byte_order,
+                   timeout, site_file, db_path, reason) -> None:
+    """Give back a register BEMS wrote: the value it replaced (from the ledger) is written
+    again and read back.
+
+    Example:
+
+    \b
+        bems modbus release 10.0.0.50:502 --unit 4 --address 40011 --type int16
+    """
+    from bems.cli.field import _outcome_line
+
+    writer, bus, pid = _writer(address, unit, table, register_address, kind, word_order,
+                               byte_order, timeout, site_file, db_path)
+    try:
+        r = writer.release(pid, "cli", reason)
+    finally:
+        writer.store.close()
+        bus.stop()
+    click.echo(_outcome_line(pid, r))
+    if not r.ok:
+        raise SystemExit(1)
