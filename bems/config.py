@@ -233,7 +233,10 @@ def _modbus_device(r: _Reader, p: Path_, d: Any) -> Device:
     address = r.get(d, p, "address", str)
     if address is not None:
         h, sep, port_s = address.strip().rpartition(":")
-        if not sep or not h or not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
+        from bems.registers import host_ok
+
+        if not sep or not host_ok(h) or not (port_s.isascii() and port_s.isdigit()) or \
+                len(port_s) > 5 or not 1 <= int(port_s) <= 65535:
             r.error(p + ("address",), f"a Modbus TCP device is HOST:PORT (e.g. 10.0.0.50:502), "
                                       f"got {address[:60]!r}")
         else:

@@ -72,13 +72,21 @@ class Register:
         return UNITS[self.unit][0]
 
 
+def host_ok(host: str) -> bool:
+    """An IPv4 address or a host name (letters, digits, dots, hyphens; at most 253)."""
+    return 0 < len(host) <= 253 and host.isascii() and all(
+        0 < len(label) <= 63 and label.replace("-", "").isalnum() for label in host.split("."))
+
+
 def modbus_address(value: object, table: str) -> int:
     """A 0-based address from a site file or the CLI: 0..65535, or the Modicon 40001 form."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise MapError(f"address must be a whole number, not {value!r}")
     text = str(value).strip()
-    if not text.isdigit():
-        raise MapError(f"address must be a whole number, not {value!r}")
+    if not (text.isascii() and text.isdigit()):  # (not "٤٠٠٠١" or full-width digits)
+        raise MapError(f"address must be a whole number, not {str(value)[:40]!r}")
+    if len(text) > 6:
+        raise MapError(f"address {text[:12]}… is past 65535 (0-based, or 40001 for holding 0)")
     if len(text) in (5, 6) and text[0] in _MODICON and int(text[1:]) >= 1:
         meant = _MODICON[text[0]]
         if meant != table:

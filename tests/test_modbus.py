@@ -27,7 +27,7 @@ def test_modicon_addresses_are_converted_and_must_match_the_table():
     assert modbus_address(7, "holding") == 7  # 0-based as on the wire
     with pytest.raises(MapError, match="holding address .* but the table is input"):
         modbus_address(40001, "input")
-    for bad in (70000, -1, "x", 1.5, True):
+    for bad in (70000, -1, "x", 1.5, True, "٤٠٠٠١", "４０００１", "", "4" * 5000, "1e3"):
         with pytest.raises(MapError):
             modbus_address(bad, "holding")
 
@@ -229,12 +229,19 @@ def test_cli_reads_scans_and_prints_json_last(runner):
         r = runner.invoke(main, ["modbus", "scan", addr, "--units", "1-4", "--timeout", "0.3"])
         assert r.exit_code == 0 and "2" in r.output, r.output
         for bad, why in ((["--address", "70000"], "past 65535"),
+                         (["--address", "٤٠٠٠١"], "whole number"),
                          (["--type", "float128"], "float128"),
-                         (["--unit", "0"], "not in 1..247")):
+                         (["--unit", "0"], "not in 1..247"),
+                         (["--unit", "nan"], "unit")):
             r = runner.invoke(main, ["modbus", "read", addr, *bad])
             assert r.exit_code != 0 and why in r.output and "Traceback" not in r.output, r.output
     r = runner.invoke(main, ["modbus", "read", "127.0.0.1:1", "--timeout", "0.3"])
     assert r.exit_code == 1 and "no connection" in r.output, r.output
+    for bad in ("127.0.0.1:٥٠٢", "127.0.0.1:99999", "127.0.0.1:", "x" * 5000):
+        r = runner.invoke(main, ["modbus", "read", bad, "--timeout", "0.3"])
+        assert r.exit_code == 1 and "HOST:PORT" in r.output and len(r.output) < 300, r.output
+    r = runner.invoke(main, ["modbus", "scan", "127.0.0.1:1", "--units", "١-٣"])
+    assert r.exit_code == 2 and "range" in r.output, r.output
 
 
 MIXED = """

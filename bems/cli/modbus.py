@@ -120,8 +120,10 @@ def modbus_scan(address, units, timeout) -> None:
     from connectors.modbus.client import ModbusError, scan
 
     lo, sep, hi = units.partition("-")
-    if not (lo.isdigit() and (not sep or hi.isdigit())):
-        raise click.BadParameter(f"{units!r} is not a range like 1-247", param_hint="--units")
+    if not (units.isascii() and len(units) <= 7 and lo.isdigit() and
+            (not sep or hi.isdigit())):
+        raise click.BadParameter(f"{units[:20]!r} is not a range like 1-247",
+                                 param_hint="--units")
     lo_i, hi_i = int(lo), int(hi if sep else lo)
     if not 1 <= lo_i <= hi_i <= 247:
         raise click.BadParameter("unit ids are 1..247", param_hint="--units")

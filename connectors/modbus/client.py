@@ -56,8 +56,11 @@ def parse_host_port(text: str, default_port: int = 502) -> tuple[str, int]:
     host, sep, port = str(text).strip().rpartition(":")
     if not sep:
         host, port = str(text).strip(), str(default_port)
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ModbusError(f"{text!r} is not HOST:PORT (port 1-65535)")
+    from bems.registers import host_ok
+
+    if not host_ok(host) or not (port.isascii() and port.isdigit()) or len(port) > 5 or \
+            not 1 <= int(port) <= 65535:
+        raise ModbusError(f"{str(text)[:80]!r} is not HOST:PORT (port 1-65535)")
     return host, int(port)
 
 
