@@ -382,3 +382,33 @@ def test_cli_writes_through_the_writer_and_release_restores(runner, tmp_path):
         r = runner.invoke(main, ["modbus", "write", addr, "nan", *where])
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
         assert now() == 120
+
+
+@integration
+def test_the_virtual_meter_serves_again_at_once_on_the_same_port(tmp_path):
+    """A virtual centre stopped while BEMS is still connected leaves the server's side of the
+    connection in TIME_WAIT; the next centre on the same port starts at once (a CI run met
+    "TCP … already in use" there)."""
+    from bems.config import parse_site
+    from connectors.modbus.client import ModbusReader
+    from connectors.modbus.fieldbus import ModbusFieldBus
+    from connectors.simulator.modbus import VirtualModbus
+    from devtools.ports import free_port
+
+    site = parse_site(MIXED.format(bacnet=free_port(), modbus=free_port()), "m.toml")
+    devices = list(ModbusFieldBus(site).devices.values())
+
+    async def body() -> list:
+        seen = []
+        for _ in range(2):
+            vm = VirtualModbus(site)
+            await vm.start()
+            vm.publish({"pm1.kw": 42.5})
+            reader = ModbusReader(devices)
+            seen.append((await reader.cycle())[0].values["pm1.kw"])
+            vm.close()  # the server closes first, the client's connection still open
+            await asyncio.sleep(0.2)
+            reader.close()
+        return seen
+
+    assert _run(body()) == [42.5, 42.5]

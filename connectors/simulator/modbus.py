@@ -22,7 +22,10 @@ _TABLE_OF = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "
 
 
 def _tcp_free(host: str, port: int) -> bool:
+    """No listening socket on host:port. With SO_REUSEADDR, as asyncio's servers bind: the
+    connections a closed server leaves in TIME_WAIT (a minute) do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
             return True
