@@ -31,6 +31,32 @@ class DeviceHealth:
     batch: int = 0  # points per ReadPropertyMultiple (0: not yet known)
     rpm: bool = True
 
+    def answered(self, now: dt.datetime, error: str = "") -> bool:
+        """The device answered this cycle; True when it was stale before (it is back)."""
+        back = self.state == "stale"
+        self.state, self.failures, self.last_ok, self.last_error = "ok", 0, now, error
+        return back
+
+    def failed(self, error: str, mono: float, base_s: float, max_s: float) -> bool:
+        """The device did not answer: stale, retried after an exponential back-off from the
+        monotonic time `mono`. True on the first failure of an outage."""
+        first = self.state != "stale"
+        self.failures += 1
+        self.state, self.last_error = "stale", error
+        self.retry_at = mono + min(max_s, base_s * 2 ** (self.failures - 1))
+        return first
+
+    def due(self, mono: float) -> bool:
+        return self.state != "stale" or mono >= self.retry_at
+
+
+def mark_stale(values: dict, rows: list, points, now: dt.datetime, first: bool) -> None:
+    """A silent device's points read `stale`; the store gets one stale marker per outage."""
+    for p in points:
+        values[p.id] = (None, "stale")
+        if first:
+            rows.append((p.id, now, None, "stale"))
+
 
 @dataclass(frozen=True)
 class PollResult:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from bems.fieldbus import DeviceHealth, PollResult
+from bems.fieldbus import DeviceHealth, PollResult, mark_stale
 from bems.site import Device, Point, Site
 from connectors.bacnet.gateway import (
     _TOO_BIG, BacnetError, BacnetGateway, BacnetRefused, DeviceTimeout, chunked, plain,
@@ -63,8 +63,7 @@ class Poller:
         t0 = time.perf_counter()
         now = dt.datetime.now(UTC).replace(microsecond=0)
         mono = self.clock()
-        due = [d for d in self.site.devices
-               if self.health[d.id].state != "stale" or mono >= self.health[d.id].retry_at]
+        due = [d for d in self.site.devices if self.health[d.id].due(mono)]
         skipped = tuple(d.id for d in self.site.devices if d not in due)
         for dev in self.site.devices:
             if dev.id in skipped and not (dev.id in self._probes and
@@ -76,29 +75,20 @@ class Poller:
         for dev, (vals, error) in zip(due, results):
             h = self.health[dev.id]
             if error is None:
-                if h.state == "stale":
+                if h.answered(now):
                     log.info("device %s answers again", dev.id)
                     if self.on_back is not None:
                         self.on_back(dev.id)
-                h.state, h.failures, h.last_ok, h.last_error = "ok", 0, now, ""
                 for pid, (v, q) in vals.items():
                     values[pid] = (v, q)
                     rows.append((pid, now, v if isinstance(v, (int, float)) else None, q))
             else:
-                first = h.state != "stale"
-                h.failures += 1
-                h.state, h.last_error = "stale", error
-                h.retry_at = self.clock() + min(self.backoff_max_s,
-                                        self.backoff_base_s * 2 ** (h.failures - 1))
+                first = h.failed(error, self.clock(), self.backoff_base_s, self.backoff_max_s)
                 self.gateway.forget(dev.address)
                 log.warning("device %s stale: %s", dev.id, error)
-                for p in self.site.points_of(dev.id):
-                    values[p.id] = (None, "stale")
-                    if first:  # one stale marker per outage, not one per cycle
-                        rows.append((p.id, now, None, "stale"))
+                mark_stale(values, rows, self.site.points_of(dev.id), now, first)
         for dev_id in skipped:
-            for p in self.site.points_of(dev_id):
-                values[p.id] = (None, "stale")
+            mark_stale(values, rows, self.site.points_of(dev_id), now, False)
         if rows and sink is not None:
             sink(rows)
         return PollResult(now, values, {k: replace(v) for k, v in self.health.items()},

@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from bems.errors import DeviceError
-from bems.fieldbus import ControllerSchedule, DeviceHealth, OnValue, PollResult, Sink
+from bems.fieldbus import (ControllerSchedule, DeviceHealth, OnValue, PollResult, Sink,
+                          mark_stale)
 from bems.site import Device, Site
 from connectors.modbus.client import ModbusDevice, ModbusError, ModbusReader, read_device, \
     write_point
@@ -138,8 +139,7 @@ class ModbusFieldBus:
         t0 = time.perf_counter()
         now = dt.datetime.now(UTC).replace(microsecond=0)
         mono = time.monotonic()
-        due = [d for d in self.site.devices
-               if self.health[d.id].state != "stale" or mono >= self.health[d.id].retry_at]
+        due = [d for d in self.site.devices if self.health[d.id].due(mono)]
         skipped = tuple(d.id for d in self.site.devices if d not in due)
         if self._reader is None:
             self._reader = ModbusReader(list(self.devices.values()))
@@ -152,24 +152,17 @@ class ModbusFieldBus:
             h = self.health[dev.id]
             h.last_duration_s = r.seconds
             if not r.error or any(v is not None for v in r.values.values()):
-                h.state, h.failures, h.last_ok, h.last_error = "ok", 0, now, r.error
+                h.answered(now, r.error)
                 for pid, v in r.values.items():
                     q = "good" if v is not None else "bad"
                     values[pid] = (v, q)
                     rows.append((pid, now, v, q))
             else:
-                first = h.state != "stale"
-                h.failures += 1
-                h.state, h.last_error = "stale", r.error
-                h.retry_at = time.monotonic() + min(self.backoff_max_s,
-                                                    self.backoff_base_s * 2 ** (h.failures - 1))
-                for p in self.site.points_of(dev.id):
-                    values[p.id] = (None, "stale")
-                    if first:  # one stale marker per outage, not one per cycle
-                        rows.append((p.id, now, None, "stale"))
+                first = h.failed(r.error, time.monotonic(), self.backoff_base_s,
+                                 self.backoff_max_s)
+                mark_stale(values, rows, self.site.points_of(dev.id), now, first)
         for dev_id in skipped:
-            for p in self.site.points_of(dev_id):
-                values[p.id] = (None, "stale")
+            mark_stale(values, rows, self.site.points_of(dev_id), now, False)
         if rows and sink is not None:
             sink(rows)
         return PollResult(now, values, {k: replace(v) for k, v in self.health.items()},
