@@ -10,8 +10,11 @@ register 0, 10001 discrete input 0, 00001 coil 0; such a number must match the p
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, replace
+from importlib import resources
 
 # table → (function code to read, bits?, writable)
 TABLES: dict[str, tuple[int, bool, bool]] = {
@@ -142,3 +145,60 @@ def check_map(registers: list[Register]) -> list[str]:
                 break
             taken[(reg.table, a)] = reg.id
     return problems
+
+
+# --- meter templates: the makers' public register maps (bems/data/modbus_templates.toml) ----
+
+@dataclass(frozen=True)
+class TemplatePoint:
+    key: str  # the point id is DEVICE.KEY
+    register: Register
+    kind: str  # a site point kind: power, energy, other
+    vi: str
+    en: str
+
+
+@dataclass(frozen=True)
+class MeterTemplate:
+    name: str
+    title: str
+    source: str  # the maker's document the map comes from
+    points: tuple[TemplatePoint, ...]
+
+
+@functools.lru_cache(maxsize=1)
+def meter_templates() -> dict[str, MeterTemplate]:
+    """Every shipped template, checked like a site file's registers (a bad entry is a bug)."""
+    data = tomllib.loads((resources.files("bems") / "data" / "modbus_templates.toml")
+                         .read_text(encoding="utf-8"))
+    out = {}
+    for name, t in data.items():
+        pts = tuple(TemplatePoint(key, register(key, e["table"], e["address"], e["type"],
+                                                e.get("word_order", "big"),
+                                                e.get("byte_order", "big"), e.get("scale", 1.0),
+                                                e.get("offset", 0.0), e["unit"]),
+                                  e["kind"], e["vi"], e["en"])
+                    for key, e in t["points"].items())
+        problems = check_map([p.register for p in pts])
+        if problems:
+            raise MapError(f"template {name}: {problems[0]}")
+        out[name] = MeterTemplate(name, t["name"], t["source"], pts)
+    return out
+
+
+def template_points(name: str, device: str, keys: list[str] | None = None
+                    ) -> list[TemplatePoint]:
+    """The points a device of template `name` gets (only `keys` when given), their registers'
+    ids DEVICE.KEY. MapError names what is unknown."""
+    known = meter_templates()
+    if name not in known:
+        raise MapError(f"no meter template {name!r}; known: {', '.join(sorted(known))}")
+    pts = known[name].points
+    if keys is not None:
+        have = {p.key for p in pts}
+        wrong = [k for k in keys if k not in have]
+        if wrong:
+            raise MapError(f"template {name} has no point {wrong[0]!r}; it has "
+                           f"{', '.join(p.key for p in pts)}")
+        pts = tuple(p for p in pts if p.key in keys)
+    return [replace(p, register=replace(p.register, id=f"{device}.{p.key}")) for p in pts]

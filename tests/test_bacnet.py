@@ -82,7 +82,7 @@ def test_full_poll_reads_every_point_into_the_store(centre, qsite, gateway, stor
         modbus = mb.poll(store.insert_readings)
     finally:
         mb.stop()
-    assert set(modbus.values) == {"meter.plugs.kw", "meter.plugs.kwh"}
+    assert set(modbus.values) == {"plugmeter.power", "plugmeter.energy"}
     assert all(q == "good" and v >= 0 for v, q in modbus.values.values()), modbus.values
     assert store.count_readings() == len(qsite.points)
 

@@ -412,3 +412,139 @@ def test_the_virtual_meter_serves_again_at_once_on_the_same_port(tmp_path):
         return seen
 
     assert _run(body()) == [42.5, 42.5]
+
+
+# --- meter templates ----------------------------------------------------------------------
+
+def test_the_shipped_templates_are_the_makers_maps():
+    """Spot checks against the register numbers the makers' documents print (one more than
+    the wire address): a template edited by mistake reads the wrong register on every site."""
+    from bems.registers import meter_templates
+
+    t = meter_templates()
+    assert set(t) >= {"eastron-sdm630", "eastron-sdm120", "schneider-pm5000",
+                      "schneider-iem3000"}
+
+    def reg(name, key):
+        return next(p.register for p in t[name].points if p.key == key)
+    # Eastron: 30053 total system power (W), 30073 import kWh, input registers, float32
+    p = reg("eastron-sdm630", "power")
+    assert (p.table, p.address, p.type, p.word_order, p.unit) == \
+        ("input", 52, "float32", "big", "W")
+    assert (reg("eastron-sdm630", "energy").address, reg("eastron-sdm630", "energy").unit) == \
+        (72, "kWh")
+    assert reg("eastron-sdm120", "power").address == 12  # 30013
+    # Schneider: 3060 total active power (kW, float32), 3204 energy delivered (INT64, Wh)
+    for name in ("schneider-pm5000", "schneider-iem3000"):
+        p, e = reg(name, "power"), reg(name, "energy")
+        assert (p.table, p.address, p.type, p.unit) == ("holding", 3059, "float32", "kW")
+        assert (e.table, e.address, e.type, e.unit) == ("holding", 3203, "int64", "Wh")
+    for tpl in t.values():
+        assert tpl.source and tpl.title
+        assert [p.kind for p in tpl.points].count("power") == 1
+        assert all(p.vi and p.en for p in tpl.points)
+
+
+TEMPLATED = """
+[site]
+name = "T"
+
+[[devices]]
+id = "tu-t2"
+name = "Tủ điện tầng 2"
+protocol = "modbus"
+address = "127.0.0.1:{port}"
+unit = 2
+{extra}
+
+[[points]]
+id = "tu-t2.limit"
+device = "tu-t2"
+object = "holding,10"
+kind = "other"
+"""
+
+
+def test_a_device_that_names_a_template_gets_its_points():
+    from bems.config import ConfigError, parse_site
+
+    site = parse_site(TEMPLATED.format(port=502, extra='template = "eastron-sdm630"'), "t.toml")
+    pts = {p.id: p for p in site.points_of("tu-t2")}
+    assert len(pts) == 11 and "tu-t2.limit" in pts
+    assert pts["tu-t2.power"].unit == "kW" and pts["tu-t2.power"].kind == "power"
+    assert pts["tu-t2.power"].name == "Tủ điện tầng 2 - Công suất tác dụng tổng"
+    assert pts["tu-t2.energy"].modbus().unit == "kWh" and not pts["tu-t2.power"].writable
+    site = parse_site(TEMPLATED.format(port=502, extra='template = "schneider-pm5000"\n'
+                                       'template_points = ["power", "energy"]'), "t.toml")
+    assert {p.id for p in site.points_of("tu-t2")} == {"tu-t2.power", "tu-t2.energy",
+                                                       "tu-t2.limit"}
+    for extra, words in (
+            ('template = "gelex-xyz"', ["no meter template 'gelex-xyz'", "eastron-sdm630"]),
+            ('template = "eastron-sdm120"\ntemplate_points = ["kw"]', ["no point 'kw'"]),
+            ('template = "eastron-sdm120"\ntemplate_points = []', ["a list of the template"]),
+            ('template = "eastron-sdm120"\ntemplate_points = "power"', ["must be"])):
+        with pytest.raises(ConfigError) as e:
+            parse_site(TEMPLATED.format(port=502, extra=extra), "t.toml")
+        assert all(w in str(e.value) for w in words), str(e.value)
+    # a point of the site file on the template's registers, or with a template point's id
+    with pytest.raises(ConfigError) as e:
+        parse_site(TEMPLATED.format(port=502, extra='template = "schneider-pm5000"').replace(
+            'object = "holding,10"', 'object = "holding,3060"'), "t.toml")
+    assert "3060" in str(e.value) or "3059" in str(e.value), str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_site(TEMPLATED.format(port=502, extra='template = "eastron-sdm120"').replace(
+            'id = "tu-t2.limit"', 'id = "tu-t2.power"'), "t.toml")
+    assert "duplicate id 'tu-t2.power'" in str(e.value), str(e.value)
+    bacnet = TEMPLATED.format(port=502, extra="").replace('protocol = "modbus"\n', "").replace(
+        "unit = 2", 'instance = 5\ntemplate = "eastron-sdm120"')
+    with pytest.raises(ConfigError) as e:
+        parse_site(bacnet, "t.toml")
+    assert "template is for Modbus devices" in str(e.value), str(e.value)
+
+
+def test_cli_lists_templates_and_their_sources(runner):
+    from bems.cli import main
+
+    r = runner.invoke(main, ["modbus", "templates"])
+    assert r.exit_code == 0 and "eastron-sdm630" in r.output and "source:" in r.output
+    r = runner.invoke(main, ["modbus", "templates", "eastron-sdm120"])
+    assert r.exit_code == 0 and "power" in r.output and "(register 13)" in r.output, r.output
+    r = runner.invoke(main, ["modbus", "templates", "gelex"])
+    assert r.exit_code == 2 and "known: eastron-sdm120" in r.output, r.output
+
+
+@integration
+def test_a_templated_meter_reads_in_kw_and_kwh_over_tcp(runner):
+    """A Schneider-mapped meter served by pymodbus (kW float32, Wh int64 on the maker's
+    registers) read through the field bus and by `bems modbus read --template`: BEMS's kW
+    and kWh."""
+    from bems.cli import main
+    from bems.config import parse_site
+    from connectors.modbus.fieldbus import ModbusFieldBus
+    from devtools.modbus import ModbusServer
+
+    power = register("p", "holding", 3059, "float32", unit="kW")
+    energy = register("e", "holding", 3203, "int64", unit="Wh")
+    image = {3059 + i: w for i, w in enumerate(encode(power, 37.25))}
+    image.update({3203 + i: w for i, w in enumerate(encode(energy, 123456.789))})
+    with ModbusServer({2: {"holding": image}}) as srv:
+        site = parse_site(TEMPLATED.format(port=srv.port, extra='template = "schneider-pm5000"'),
+                          "t.toml")
+        bus = ModbusFieldBus(site)
+        bus.start()
+        try:
+            got = bus.poll().values
+        finally:
+            bus.stop()
+        r = runner.invoke(main, ["modbus", "read", f"127.0.0.1:{srv.port}", "--unit", "2",
+                                 "--template", "schneider-pm5000", "--json"])
+        assert r.exit_code == 0 and "power            holding 3059" in r.output, r.output
+        cli = json.loads(r.output.strip().splitlines()[-1])["values"]
+        assert cli["power"] == pytest.approx(37.25)
+        assert cli["energy"] == pytest.approx(123456.789, abs=1e-3)  # kWh, from an int64 in Wh
+        r = runner.invoke(main, ["modbus", "read", f"127.0.0.1:{srv.port}", "--unit", "9",
+                                 "--template", "schneider-pm5000", "--timeout", "0.3"])
+        assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    assert got["tu-t2.power"] == (pytest.approx(37.25), "good")
+    assert got["tu-t2.energy"][0] == pytest.approx(123456.789, abs=1e-3)
+    assert got["tu-t2.current_a"] == (0.0, "good")  # registers the meter has and BEMS reads

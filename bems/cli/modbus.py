@@ -78,9 +78,11 @@ def _registers(table, register_address, kind, word_order, byte_order, count=1):
 @_register_opts
 @click.option("--count", type=Number(1, 125, integer=True), default=1, show_default=True,
               help="How many values of --type, one after the other.")
+@click.option("--template", default=None, metavar="NAME",
+              help="Read every point of a meter template instead (bems modbus templates).")
 @click.option("--json", "as_json", is_flag=True, help='Last line: {"values": [...]}.')
 def modbus_read(address, unit, table, register_address, kind, word_order, byte_order,
-                timeout, count, as_json) -> None:
+                timeout, count, template, as_json) -> None:
     """Read registers (or coils) of one unit at ADDRESS (HOST:PORT).
 
     Example:
@@ -88,9 +90,12 @@ def modbus_read(address, unit, table, register_address, kind, word_order, byte_o
     \b
         bems modbus read 10.0.0.50:502 --unit 1 --address 40001 --type float32 --json
         bems modbus read 10.0.0.50:502 --unit 2 --table coil --address 0 --count 8
+        bems modbus read 10.0.0.50:502 --unit 1 --template schneider-pm5000
     """
     from connectors.modbus.client import read_device
 
+    if template is not None:
+        return _read_template(address, unit, timeout, template, as_json)
     regs = _registers(table, register_address, kind, word_order, byte_order, count)
     kind = regs[0].type
     read = asyncio.run(read_device(_device(address, unit, timeout, regs)))
@@ -102,6 +107,53 @@ def modbus_read(address, unit, table, register_address, kind, word_order, byte_o
         click.echo(f"{table} {r.address} ({kind}): {shown}")
     if as_json:
         click.echo(json.dumps({"values": values}))
+
+
+def _read_template(address, unit, timeout, name, as_json) -> None:
+    """Every point of a template, in BEMS's units: is this meter what the template says?"""
+    from bems.registers import MapError, template_points
+    from connectors.modbus.client import read_device
+
+    try:
+        points = template_points(name, "meter")
+    except MapError as err:
+        raise click.BadParameter(str(err), param_hint="--template") from None
+    read = asyncio.run(read_device(_device(address, unit, timeout,
+                                           [p.register for p in points])))
+    if all(v is None for v in read.values.values()):  # not this meter, or not a meter
+        raise BemsError(read.error or next(iter(read.bad.values()), "no answer"))
+    values = {}
+    for p in points:
+        r, v = p.register, read.values.get(p.register.id)
+        values[p.key] = v
+        shown = f"{v:g} {r.si_unit}" if v is not None else \
+            f"no value: {read.bad.get(r.id, '')}"
+        click.echo(f"{p.key:16} {r.table} {r.address} ({r.type}, {r.unit or '-'}): {shown}")
+    if as_json:
+        click.echo(json.dumps({"values": values}))
+
+
+@modbus.command("templates")
+@click.argument("name", required=False)
+def modbus_templates(name) -> None:
+    """The meter templates a site file's device may name (template = "NAME"), with the source
+    of each map; with NAME, its points."""
+    from bems.registers import meter_templates
+
+    known = meter_templates()
+    if name is None:
+        for t in known.values():
+            click.echo(f"{t.name:20} {t.title}\n{'':20} source: {t.source}")
+        return
+    if name not in known:
+        raise click.BadParameter(f"no meter template {name!r}; known: "
+                                 f"{', '.join(sorted(known))}", param_hint="NAME")
+    t = known[name]
+    click.echo(f"{t.title}\nsource: {t.source}")
+    for p in t.points:
+        r = p.register
+        click.echo(f"  {p.key:16} {r.table:8} {r.address:5} (register {r.address + 1}) "
+                   f"{r.type:8} {r.unit or '-':4} {p.kind:7} {p.en} / {p.vi}")
 
 
 @modbus.command("scan")
