@@ -11,7 +11,8 @@ if nothing new is confirmed for `RESEND_S` and nothing is in flight, everything 
 sent again (a confirmation, or what it confirms, was lost); while resends bring no progress the
 wait doubles (to `RESEND_MAX_S`), so a city that is slow to confirm, catching up after an
 outage, is not buried under every centre's resends. A broker that is down, refuses the
-credential or fails TLS is retried with a growing, jittered pause (1 s … 60 s); the outbox
+credential or fails TLS is retried with a growing, jittered pause (0.5 s … 60 s: a broker
+that restarts is back within a second or two, and every batch waits for it); the outbox
 meanwhile keeps everything.
 """
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 WINDOW = 500  # messages the broker has not acknowledged yet
 RESEND_S = 15.0
 RESEND_MAX_S = 240.0
+FIRST_PAUSE_S = 0.5  # the first retry after a break (jittered 0.5-1.5x), doubling to 60 s
 
 
 class Publisher:
@@ -91,12 +93,12 @@ class Publisher:
 
     def _run(self) -> None:
         store = Store(self.db, self.tz)
-        pause = 1.0
+        pause = FIRST_PAUSE_S
         try:
             while not self._stop.is_set():
                 try:
                     if self._session(store):
-                        pause = 1.0
+                        pause = FIRST_PAUSE_S
                 except Exception as err:  # noqa: BLE001 - the link must come back by itself
                     self.last_error = f"{type(err).__name__}: {err}"[:300]
                     log.warning("portfolio: %s", self.last_error)
