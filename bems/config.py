@@ -113,10 +113,17 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     schedules = [_schedule(r, p, d) for p, d in r.tables(data, "schedules")]
     tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
     calendar = _calendar(r, data.get("calendar", {}))
-    st = r.table(data.get("storage", {}), ("storage",), ("retention_days",))
+    st = r.table(data.get("storage", {}), ("storage",), ("retention_days", "backup_dir",
+                                                         "backup_keep"))
     storage = Storage(r.get(st, ("storage",), "retention_days", int, 400,
                             lambda v: None if 1 <= v <= 36_500 else
-                            f"must be 1..36500 days (100 years), got {v}") or 400)
+                            f"must be 1..36500 days (100 years), got {v}") or 400,
+                      r.get(st, ("storage",), "backup_dir", str, "backups",
+                            lambda v: None if v.strip() and "\x00" not in v else
+                            "must be a folder's path"),
+                      r.get(st, ("storage",), "backup_keep", int, 7,
+                            lambda v: None if 0 <= v <= 1000 else
+                            f"must be 0..1000 backups (0: none), got {v}"))
 
     strategies = _strategies(r, data.get("strategies", {}), control)
     rp = r.table(data.get("reports", {}), ("reports",),

@@ -71,7 +71,8 @@ class Runtime:
         self.scheduler = BackgroundScheduler(
             timezone=site.timezone, executors={"default": ThreadPoolExecutor(1),
                                                "faults": ThreadPoolExecutor(1),
-                                               "weather": ThreadPoolExecutor(1)},
+                                               "weather": ThreadPoolExecutor(1),
+                                               "backup": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         # every job that commands devices (strategies, heartbeat, schedules, time sync) holds
         # this while it runs; `stop` takes it to release everything, and no such job starts
@@ -86,6 +87,7 @@ class Runtime:
         self._note = ""
         self._zone_fit_asked = False
         self.publisher = None  # reporting to the city portfolio ([portfolio] in the site file)
+        self.run_lock = None
         self.screen = Screen(site)
 
     def _store_rows(self, rows: list[tuple]) -> None:
@@ -109,6 +111,10 @@ class Runtime:
             self._store_rows(rows)
 
     def start(self) -> None:
+        from bems.storage.backup import RunLock
+
+        if str(self.store.path) != ":memory:":  # one runtime per store (and no restore under it)
+            self.run_lock = RunLock(self.store.path).acquire()
         self.bus.start()
         for r in self.writer.recover():
             log.info("recovery: %s %s", r.point, r.outcome)
@@ -128,6 +134,9 @@ class Runtime:
                                    id="heartbeat")
         self.scheduler.add_job(self.store_maintenance, "interval", minutes=5, id="rollups")
         self.scheduler.add_job(self.purge, "cron", hour=0, minute=45, id="purge")
+        if self.site.storage.backup_keep > 0:
+            self.scheduler.add_job(self.backup, "cron", hour=1, minute=40, id="backup",
+                                   executor="backup")
         self.scheduler.add_job(self.alarms, "interval", minutes=1, id="alarms")
         # fault rules every 15 minutes of BEMS's time (a demo's clock runs faster)
         self.scheduler.add_job(self.detect_faults, "interval", id="faults", executor="faults",
@@ -435,6 +444,18 @@ class Runtime:
         log.info("purge: %d raw readings before %s", n, before)
         return n
 
+    def backup(self) -> Path:
+        """Nightly: a checked copy of the store in [storage] backup_dir, the newest N kept (on a
+        worker of its own: polls and decisions go on meanwhile)."""
+        from bems.storage.backup import backup
+
+        folder = Path(self.site.storage.backup_dir).expanduser()
+        if not folder.is_absolute():
+            folder = self.store.path.resolve().parent / folder
+        path = backup(self.store.path, folder, self.site.storage.backup_keep)
+        log.info("backup: %s", path)
+        return path
+
     def stop(self, others_s: float = 30.0) -> None:
         """Clean shutdown: release every write BEMS holds first, whatever else is still
         running (a slow provider, a fault pass), then stop the rest and close everything.
@@ -461,6 +482,8 @@ class Runtime:
             self.bus.stop()
             with self._lock:
                 self.store.close()
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def _wait_for_workers(self, seconds: float) -> None:
         """The other workers' running jobs, given `seconds` to end (their threads are not

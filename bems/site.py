@@ -402,6 +402,8 @@ class Reports:
 @dataclass(frozen=True)
 class Storage:
     retention_days: int = 400  # raw readings; rollups are kept
+    backup_dir: str = "backups"  # nightly backups; a relative path is from the database's folder
+    backup_keep: int = 7  # the newest N kept; 0: no nightly backup
 
 
 @dataclass(frozen=True)

@@ -308,3 +308,31 @@ def test_switched_to_predictive_it_fits_the_rooms_then_plans(site, clock, tmp_pa
         assert any(i.reason.startswith("predictive:") for i in d.intents)
     finally:
         rt.stop()
+
+
+def test_one_runtime_per_store_and_its_nightly_backup(site, bus, clock, tmp_path):
+    """A second `bems run` on the same store is refused before it touches a device (two
+    would fight over the same setpoints); the nightly job leaves a checked backup beside the
+    store; after stop (or a crash: the lock dies with the process) a runtime starts again."""
+    from bems.storage.backup import BackupError, backups, check_store
+
+    db = tmp_path / "one.sqlite"
+    first = Runtime(site, db, bus=bus, clock=clock, poll_interval_s=3600,
+                    strategy_interval_s=3600)
+    first.start()
+    try:
+        second = Runtime(site, db, bus=MemoryBus(site, clock=clock), clock=clock)
+        with pytest.raises(BackupError, match="another `bems run`"):
+            second.start()
+        assert not second.bus.running
+        second.store.close()
+        assert "backup" in {j.id for j in first.scheduler.get_jobs()}
+        made = first.backup()
+        assert made.parent == tmp_path / "backups" and check_store(made).startswith("ok")
+        assert backups(db, tmp_path / "backups") == [made]
+    finally:
+        first.stop()
+    again = Runtime(site, db, bus=bus, clock=clock, poll_interval_s=3600,
+                    strategy_interval_s=3600)
+    again.start()
+    again.stop()

@@ -209,3 +209,108 @@ def test_a_new_store_and_its_journal_are_its_owners_alone(tmp_path):
         assert stat.S_IMODE((tmp_path / "b.sqlite").stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+# --- backups -------------------------------------------------------------------------------
+
+def test_an_upgrade_keeps_a_backup_of_the_store_as_it_was(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="0009_reason_parts")
+    db.conn.close()
+    with Store(path, migrate=False) as old:
+        old.insert_readings([("a", T0, 1.5)])
+    with Store(path):
+        pass
+    made = list((tmp_path / "backups").glob("old-*-before-upgrade.sqlite"))
+    assert len(made) == 1, made
+    kept = sqlite_utils.Database(made[0])
+    assert "reason_parts" not in kept["writes"].columns_dict  # the old schema, as it was
+    assert kept.execute("SELECT count(*) FROM readings").fetchone()[0] == 1
+    with Store(path):  # nothing left to migrate: no new backup
+        pass
+    assert len(list((tmp_path / "backups").iterdir())) == 1
+
+
+def test_a_backup_while_readings_pour_in_is_whole_and_restores(tmp_path):
+    """SQLite's online backup of a store another connection keeps writing to: the copy passes
+    its integrity check, holds the readings up to its moment, and restore brings them back."""
+    import threading
+
+    from bems.storage.backup import backup, backups, check_store, restore
+
+    path = tmp_path / "live.sqlite"
+    with Store(path) as s:
+        s.insert_readings([("p", T0 + i, float(i)) for i in range(50_000)])
+    stop = threading.Event()
+    written = []
+
+    def ingest() -> None:
+        with Store(path) as s:
+            i = 50_000
+            while not stop.is_set():
+                s.insert_readings([("p", T0 + i + k, float(i + k)) for k in range(500)])
+                i += 500
+                written.append(i)
+
+    t = threading.Thread(target=ingest)
+    t.start()
+    try:
+        while len(written) < 3:
+            stop.wait(0.01)
+        copies = [backup(path, tmp_path / "b", keep=2,
+                         now=dt.datetime(2026, 12, 6, 1, k, tzinfo=dt.timezone.utc))
+                  for k in range(3)]
+    finally:
+        stop.set()
+        t.join()
+    assert backups(path, tmp_path / "b") == copies[1:]  # the newest two kept
+    assert oct(copies[-1].stat().st_mode & 0o777) == "0o600"
+    assert check_store(copies[-1]).startswith("ok")
+    with Store(copies[-1], migrate=False) as b:
+        n_backup = b.db.execute("SELECT count(*) FROM readings").fetchone()[0]
+    assert 50_000 < n_backup < written[-1]  # writes went on during the backup, and after it
+    aside = restore(copies[-1], path)
+    assert aside is not None and aside.exists()
+    with Store(path) as s:
+        assert s.db.execute("SELECT count(*) FROM readings").fetchone()[0] == n_backup
+    with Store(aside, migrate=False) as s:  # the store it replaced, all of it
+        assert s.db.execute("SELECT count(*) FROM readings").fetchone()[0] == written[-1]
+
+
+def test_restore_refuses_a_running_store_and_what_is_not_a_store(tmp_path, runner):
+    from bems.cli import main
+    from bems.storage.backup import BackupError, RunLock, backup, restore
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        s.insert_readings([("a", T0, 1.0)])
+    copy = backup(path, tmp_path / "b")
+    lock = RunLock(path).acquire()  # what `bems run` holds
+    try:
+        with pytest.raises(BackupError, match="bems run"):
+            restore(copy, path)
+        r = runner.invoke(main, ["db", "restore", str(copy), "--db", str(path)])
+        assert r.exit_code == 1 and "stop it first" in r.output, r.output
+        with pytest.raises(BackupError, match="another `bems run`"):
+            RunLock(path).acquire()
+    finally:
+        lock.release()
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+    other = tmp_path / "other.sqlite"
+    sqlite_utils.Database(other)["t"].insert({"a": 1})
+    for bad in (junk, other):
+        r = runner.invoke(main, ["db", "restore", str(bad), "--db", str(path)])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    with Store(path) as s:  # untouched by the refusals
+        assert s.db.execute("SELECT count(*) FROM readings").fetchone()[0] == 1
+    r = runner.invoke(main, ["db", "backup", "--db", str(path), "--out", str(tmp_path / "c"),
+                             "--keep", "1"])
+    assert r.exit_code == 0 and "integrity ok" in r.output, r.output
+    r = runner.invoke(main, ["db", "backup", "--db", str(path), "--out", "x", "--keep", "nan"])
+    assert r.exit_code == 2, r.output
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    from bems.storage.backup import rotate
+    rotate(path, tmp_path / "b", 0)
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["notes.txt"]  # only ours deleted

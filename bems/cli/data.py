@@ -1,4 +1,5 @@
-"""The data: forecasts (refit, backtest, show) and the store (upgrade, stats, purge)."""
+"""The data: forecasts (refit, backtest, show) and the store (upgrade, stats, purge, backup,
+restore)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,7 @@ def db() -> None:
     \b
         bems db upgrade --db bems.sqlite
         bems db stats --db bems.sqlite
+        bems db backup --db bems.sqlite --out backups --keep 14
     """
 
 
@@ -129,8 +131,59 @@ def db_upgrade(db_path: Path) -> None:
     \b
         bems db upgrade --db bems.sqlite
     """
+    before = set(backups_before(db_path))
     with Store(db_path) as store:
         click.echo(f"{db_path}: schema up to date ({store.integrity_check()})")
+    for made in sorted(set(backups_before(db_path)) - before):
+        click.echo(f"the store as it was before the upgrade: {made}")
+
+
+def backups_before(db_path: Path) -> list[Path]:
+    folder = db_path.parent / "backups"
+    return sorted(folder.glob(f"{db_path.stem}-*-before-upgrade.sqlite")) \
+        if folder.is_dir() else []
+
+
+@db.command("backup")
+@db_option(exists=True, help="SQLite file (it may be in use by bems run).")
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder of the backups.")
+@click.option("--keep", type=Number(1, 10_000, integer=True), default=None,
+              help="Keep only the newest N backups of this store in the folder.")
+def db_backup(db_path: Path, out_dir: Path, keep: int | None) -> None:
+    """Copy the store while BEMS runs (SQLite's online backup), check the copy's integrity and
+    keep the newest N.
+
+    Example:
+
+    \b
+        bems db backup --db bems.sqlite --out /var/backups/bems --keep 14
+    """
+    from bems.storage.backup import backup
+
+    path = backup(db_path, out_dir, int(keep) if keep else None)
+    click.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB, integrity ok)")
+
+
+@db.command("restore")
+@click.argument("backup_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@db_option(help="The store to replace (it is kept aside, not deleted).")
+def db_restore(backup_file: Path, db_path: Path) -> None:
+    """Put a backup in the store's place. Refused while `bems run` uses the store; the store it
+    replaces is kept as DB.before-restore-TIME. Restart `bems web` afterwards.
+
+    Example:
+
+    \b
+        bems db restore backups/bems-20261206T014500Z.sqlite --db bems.sqlite
+    """
+    from bems.storage.backup import check_store, restore
+
+    what = check_store(backup_file)
+    aside = restore(backup_file, db_path)
+    click.echo(f"{db_path}: restored from {backup_file} ({what})")
+    if aside is not None:
+        click.echo(f"the store it replaced: {aside}")
 
 
 @db.command("stats")

@@ -66,13 +66,22 @@ class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
             self.db.execute("PRAGMA cache_size=-65536")
             self.db.execute("PRAGMA temp_store=MEMORY")
             if migrate:
-                migrations.apply(self.db)
+                self._upgrade()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path}: cannot open the database: {err}") from err
         # Daily rollups follow the site's local day. Vietnam has no daylight saving time, so one
         # offset serves; a site with DST gets days aligned to its standard time.
         self.day_offset = int(ZoneInfo(timezone).utcoffset(dt.datetime(2000, 1, 15)).total_seconds())
         self._keys: dict[str, int] = {}
+
+    def _upgrade(self) -> None:
+        """Apply pending migrations; a store that has data is backed up first (beside it, in
+        backups/, named …-before-upgrade), so a failed or unwanted upgrade can be undone."""
+        if "_sqlite_migrations" in self.db.table_names() and migrations.pending(self.db):
+            from bems.storage.backup import backup
+
+            backup(self.path, self.path.parent / "backups", label="-before-upgrade")
+        migrations.apply(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
