@@ -137,7 +137,14 @@ def _read_template(address, unit, timeout, name, as_json) -> None:
 @click.argument("name", required=False)
 def modbus_templates(name) -> None:
     """The meter templates a site file's device may name (template = "NAME"), with the source
-    of each map; with NAME, its points."""
+    of each map; with NAME, its points.
+
+    Example:
+
+    \b
+        bems modbus templates
+        bems modbus templates schneider-pm5000
+    """
     from bems.registers import meter_templates
 
     known = meter_templates()
