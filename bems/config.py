@@ -19,10 +19,9 @@ from bems.tomlreader import (ConfigError, ConfigIssue, Path_, _key_lines, _one_o
 from bems.strategies import params as strategy_params
 from bems.strategies.params import StrategyParams
 from bems.site import (
-    AHU_POINTS, AirHandler, METER_MEASURES, POINT_KINDS, ZONE_KINDS, Building, Calendar, Control, Device, Meter, Point,
-    Reports, Schedule, Site, Storage, Tariff, Zone,
-    address_problem, canonical_device_address, routed_parts,
-    canonical_object,
+    ADDRESS_HELP, AHU_POINTS, METER_MEASURES, POINT_KINDS, ZONE_KINDS, AirHandler, Building,
+    Calendar, Control, Device, Meter, Point, Reports, Schedule, Site, Storage, Tariff, Zone,
+    address_problem, canonical_device_address, canonical_object, routed_parts,
 )
 
 DEMO_SITE = "demo_site.toml"
@@ -221,8 +220,10 @@ def _device(r: _Reader, p: Path_, d: Any) -> Device | None:
             network, mac = routed
         elif c:
             host, port = c.rsplit(":", 1)[0], int(c.rsplit(":", 1)[1])
-        else:
-            r.error(p + ("address",), address_problem(address))
+        else:  # a host without its port is an address to bacpypes, not to a site file
+            r.error(p + ("address",), address_problem(address) or
+                    f"{address.strip()[:60]!r}: the port too, e.g. {address.strip()[:60]}:47808; "
+                    f"{ADDRESS_HELP}")
     return Device(id=r.get(d, p, "id", str), name=r.get(d, p, "name", str, ""), host=host,
                   port=port, network=network, mac=mac,
                   instance=r.get(d, p, "instance", int,

@@ -226,6 +226,12 @@ def test_device_addresses_in_the_notation_other_tools_use():
     with pytest.raises(ConfigError, match=r"one byte \(0-255.*2709:0x0a96"):
         parse_site('[site]\nname = "x"\n[[devices]]\nid = "a"\naddress = "2709:2710"\n'
                    'instance = 1\n', "x.toml")
+    # a host without its port (the property test met "x" with an empty message)
+    for host in ("x", "10.0.0.5", " localhost "):
+        with pytest.raises(ConfigError) as e:
+            parse_site('[site]\nname = "x"\n[[devices]]\nid = "a"\naddress = "' + host +
+                       '"\ninstance = 1\n', "x.toml")
+        assert f"{host.strip()}:47808" in str(e.value) and "HOST:PORT" in str(e.value), e.value
 
 
 def test_proprietary_objects_are_points_to_read_never_to_write():
