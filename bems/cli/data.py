@@ -131,17 +131,10 @@ def db_upgrade(db_path: Path) -> None:
     \b
         bems db upgrade --db bems.sqlite
     """
-    before = set(backups_before(db_path))
     with Store(db_path) as store:
         click.echo(f"{db_path}: schema up to date ({store.integrity_check()})")
-    for made in sorted(set(backups_before(db_path)) - before):
-        click.echo(f"the store as it was before the upgrade: {made}")
-
-
-def backups_before(db_path: Path) -> list[Path]:
-    folder = db_path.parent / "backups"
-    return sorted(folder.glob(f"{db_path.stem}-*-before-upgrade.sqlite")) \
-        if folder.is_dir() else []
+        if store.upgrade_backup is not None:
+            click.echo(f"the store as it was before the upgrade: {store.upgrade_backup}")
 
 
 @db.command("backup")

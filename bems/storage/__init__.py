@@ -55,6 +55,7 @@ class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
     def __init__(self, path: str | Path, timezone: str = "Asia/Ho_Chi_Minh",
                  migrate: bool = True):
         self.path = Path(path)
+        self.upgrade_backup: Path | None = None  # the copy made before a migration, if any
         try:
             _create_private(self.path)
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
@@ -80,7 +81,8 @@ class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
         if "_sqlite_migrations" in self.db.table_names() and migrations.pending(self.db):
             from bems.storage.backup import backup
 
-            backup(self.path, self.path.parent / "backups", label="-before-upgrade")
+            self.upgrade_backup = backup(self.path, self.path.parent / "backups",
+                                         label="-before-upgrade")
         migrations.apply(self.db)
 
     def close(self) -> None:

@@ -34,6 +34,24 @@ def _pattern(db: Path) -> re.Pattern:
     return re.compile(re.escape(db.stem) + r"-\d{8}T\d{6}Z\.sqlite")
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+
+
+def _copy(src_path: Path, dst_path: Path, check: bool = False) -> str:
+    """SQLite's online backup of `src_path` into a new owner-only file `dst_path`, a single
+    file (no WAL); with `check`, what `PRAGMA integrity_check` says of the copy."""
+    os.close(os.open(dst_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    src, dst = _read_only(src_path), sqlite3.connect(str(dst_path))
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+        return dst.execute("PRAGMA integrity_check").fetchone()[0] if check else "ok"
+    finally:
+        dst.close()
+        src.close()
+
+
 def backup(db: Path, out_dir: Path, keep: int | None = None, now: dt.datetime | None = None,
            label: str = "") -> Path:
     """A checked copy of the store `db` in `out_dir`; then only the newest `keep` of the
@@ -50,16 +68,7 @@ def backup(db: Path, out_dir: Path, keep: int | None = None, now: dt.datetime | 
     part = final.with_name(final.name + ".part")
     part.unlink(missing_ok=True)
     try:
-        os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-        dst = sqlite3.connect(str(part))
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-            ok = dst.execute("PRAGMA integrity_check").fetchone()[0]
-        finally:
-            dst.close()
-            src.close()
+        ok = _copy(db, part, check=True)
         if ok != "ok":
             raise BackupError(f"{db}: the copy failed its integrity check: {ok}")
         with open(part, "rb") as f:
@@ -95,7 +104,7 @@ def rotate(db: Path, out_dir: Path, keep: int) -> list[Path]:
 def check_store(path: Path) -> str:
     """What a BEMS store file holds ('ok' and its migrations), or BackupError."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = _read_only(path)
         try:
             ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
             names = [r[0] for r in conn.execute(
@@ -136,15 +145,6 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
-    def held_elsewhere(self) -> bool:
-        try:
-            self.acquire()
-        except BackupError:
-            return True
-        self.release()
-        return False
-
-
 def restore(backup_file: Path, db: Path, now: dt.datetime | None = None) -> Path | None:
     """Put `backup_file` in the place of the store `db`; the store it replaced is kept as
     DB.before-restore-STAMP (its path, or None when there was none)."""
@@ -152,10 +152,10 @@ def restore(backup_file: Path, db: Path, now: dt.datetime | None = None) -> Path
     if not backup_file.is_file():
         raise BackupError(f"{backup_file}: no such backup")
     check_store(backup_file)
-    lock = RunLock(db)
-    if lock.held_elsewhere():
-        raise BackupError(f"{db}: `bems run` is using this database; stop it first")
-    lock.acquire()
+    try:
+        lock = RunLock(db).acquire()
+    except BackupError:
+        raise BackupError(f"{db}: `bems run` is using this database; stop it first") from None
     try:
         now = now or dt.datetime.now(dt.timezone.utc)
         aside = None
@@ -171,14 +171,8 @@ def restore(backup_file: Path, db: Path, now: dt.datetime | None = None) -> Path
         for extra in ("-wal", "-shm"):
             Path(f"{db}{extra}").unlink(missing_ok=True)
         part = db.with_name(db.name + ".restoring")
-        src = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
-        os.close(os.open(part, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
-        dst = sqlite3.connect(str(part))
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        part.unlink(missing_ok=True)
+        _copy(backup_file, part)
         os.replace(part, db)
         return aside
     except (OSError, sqlite3.Error) as err:
