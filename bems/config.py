@@ -12,7 +12,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bems import validate
-from bems.config_links import _bacnet, _portfolio, _weather, _web, interface_ok  # noqa: F401
+from bems.config_links import _bacnet, _notify, _portfolio, _weather, _web, interface_ok  # noqa: F401
 from bems.config_modbus import _check_modbus_maps, _modbus_device, _modbus_point, _templated
 from bems.tomlreader import (ConfigError, ConfigIssue, Path_, _key_lines, _one_of,  # noqa: F401
                              _positive, _priority, _Reader)
@@ -71,7 +71,7 @@ POLICY_FLOOR_RANGE = (25.0, 30.0)  # Joint Circular 111/2009: cooling at 25 °C 
 
 _TOP = ("site", "calendar", "control", "storage", "strategies", "reports", "tariffs", "buildings",
         "devices", "points", "zones", "meters", "schedules", "web", "bacnet", "air_handlers",
-        "faults", "weather", "portfolio", "simulator")  # [simulator]: the simulator's own
+        "faults", "weather", "portfolio", "notify", "simulator")  # [simulator]: the simulator's own
 
 
 def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
@@ -109,6 +109,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
     faults = _faults(r, data.get("faults", {}))
     weather = _weather(r, data["weather"]) if "weather" in data else None
     portfolio = _portfolio(r, data["portfolio"], source) if "portfolio" in data else None
+    notify = _notify(r, data["notify"], source) if "notify" in data else None
     schedules = [_schedule(r, p, d) for p, d in r.tables(data, "schedules")]
     tariffs = [_tariff(r, p, d) for p, d in r.tables(data, "tariffs")]
     calendar = _calendar(r, data.get("calendar", {}))
@@ -147,7 +148,8 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
                 web=_web(r, data.get("web", {}), source),
                 bacnet=_bacnet(r, data.get("bacnet", {})),
                 strategies=strategies, reports=reports, air_handlers=tuple(ahus),
-                faults=faults, weather=weather, portfolio=portfolio, source=source)
+                faults=faults, weather=weather, portfolio=portfolio, notify=notify,
+                source=source)
     if portfolio is not None:  # what the city would refuse is refused here
         from bems.portfolio.registry import problems
 

@@ -134,3 +134,114 @@ def _portfolio(r: _Reader, d: Any, source: Path | None):
     return pf
 
 
+
+
+EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def email_ok(v: str) -> str | None:
+    if len(v) <= 254 and EMAIL.fullmatch(v):
+        return None
+    return f"must be an e-mail address like kythuat@trungtam.example.vn, got {v[:60]!r}"
+
+
+def _http_url_ok(v: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(v)
+        u.port
+    except ValueError:
+        return "must be an http:// or https:// address"
+    if u.scheme not in ("http", "https") or not u.hostname or any(c in v for c in " \r\n\t"):
+        return "must be an http:// or https:// address"
+    return None
+
+
+def _quiet_hours(v: str) -> str | None:
+    m = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", v)
+    if not m or int(m[1]) > 23 or int(m[3]) > 23 or int(m[2]) > 59 or int(m[4]) > 59 \
+            or m.group(1, 2) == m.group(3, 4):
+        return f"must be HH:MM-HH:MM like 22:00-06:00, got {v[:40]!r}"
+    return None
+
+
+def _name_ok(v: str) -> str | None:
+    if not v.strip() or len(v) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in v):
+        return "must be a name of 1..100 characters without control characters"
+    return None
+
+
+def _notify(r: _Reader, d: Any, source: Path | None):
+    import datetime as dt
+    from urllib.parse import urlsplit
+
+    from bems.site import SEVERITIES, Notify, Recipient
+
+    p: Path_ = ("notify",)
+    d = r.table(d, p, ("smtp", "starttls", "from", "username", "password_file", "base_url",
+                       "damp_min", "timeout_s", "recipients"))
+
+    def smtp_ok(v: str) -> str | None:
+        try:
+            u = urlsplit(v)
+            u.port
+        except ValueError:
+            u = None
+        if u is None or u.scheme not in ("smtp", "smtps") or not u.hostname or \
+                u.path not in ("", "/") or u.username or u.port == 0:
+            return "must be smtp://HOST:PORT or smtps://HOST:PORT (the password goes in " \
+                   "password_file)"
+        return None
+
+    smtp = r.get(d, p, "smtp", str, None, smtp_ok)
+    starttls = r.get(d, p, "starttls", bool, False)
+    sender = r.get(d, p, "from", str, "", email_ok)
+    recipients = []
+    for i, rd in enumerate(d.get("recipients", []) if isinstance(d.get("recipients", []), list)
+                           else []):
+        rp = p + ("recipients", i)
+        rd = r.table(rd, rp, ("name", "email", "webhook", "secret_file", "lang", "min_severity",
+                              "escalate_after_min", "quiet_hours"))
+        email = r.get(rd, rp, "email", str, None, email_ok)
+        hook = r.get(rd, rp, "webhook", str, None, _http_url_ok)
+        if "email" not in rd and "webhook" not in rd:
+            r.error(rp, "a recipient needs an email, a webhook, or both")
+        if email and not smtp:
+            r.error(rp + ("email",), "e-mail needs [notify] smtp (the mail relay)")
+        quiet = r.get(rd, rp, "quiet_hours", str, None, _quiet_hours)
+        recipients.append(Recipient(
+            name=r.get(rd, rp, "name", str, ..., _name_ok) or "", email=email, webhook=hook,
+            secret_file=r.file_path(rd, rp, "secret_file", source),
+            lang=r.get(rd, rp, "lang", str, "vi", _one_of(("vi", "en"))),
+            min_severity=r.get(rd, rp, "min_severity", str, "warning", _one_of(SEVERITIES)),
+            escalate_after_min=r.get(rd, rp, "escalate_after_min", float, None,
+                                     lambda v: None if 1 <= v <= 7 * 24 * 60 else
+                                     "must be 1..10080 minutes"),
+            quiet_hours=(dt.time(int(quiet[:2]), int(quiet[3:5])),
+                         dt.time(int(quiet[6:8]), int(quiet[9:11]))) if quiet else None))
+    if "recipients" in d and not isinstance(d["recipients"], list):
+        r.error(p + ("recipients",), "must be an array of tables ([[notify.recipients]])")
+    elif not recipients:
+        r.error(p, "[notify] needs at least one [[notify.recipients]]")
+    names = [x.name for x in recipients]
+    for n in {n for n in names if names.count(n) > 1}:
+        r.error(p + ("recipients",), f"two recipients are named {n!r}")
+    if smtp and not sender:
+        r.error(p + ("from",), "e-mail needs a from address")
+    nf = Notify(recipients=tuple(recipients), smtp=smtp, starttls=starttls, sender=sender or "",
+                username=r.get(d, p, "username", str, None, _name_ok),
+                password_file=r.file_path(d, p, "password_file", source),
+                base_url=r.get(d, p, "base_url", str, None, _http_url_ok),
+                damp_min=r.get(d, p, "damp_min", float, 30.0,
+                               lambda v: None if 0 <= v <= 24 * 60 else "must be 0..1440 minutes"),
+                timeout_s=r.get(d, p, "timeout_s", float, 10.0,
+                                lambda v: None if 1 <= v <= 120 else "must be 1..120 seconds"))
+    if nf.password_file is not None and nf.smtp and nf.smtp.startswith("smtp://") \
+            and not nf.starttls:
+        r.error(p + ("smtp",), "a password is only sent over TLS: use smtps:// or "
+                               "starttls = true")
+    if (nf.username is None) != (nf.password_file is None):
+        r.error(p + ("username",), "username and password_file go together")
+    return nf

@@ -72,7 +72,8 @@ class Runtime:
             timezone=site.timezone, executors={"default": ThreadPoolExecutor(1),
                                                "faults": ThreadPoolExecutor(1),
                                                "weather": ThreadPoolExecutor(1),
-                                               "backup": ThreadPoolExecutor(1)},
+                                               "backup": ThreadPoolExecutor(1),
+                                               "notify": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         # every job that commands devices (strategies, heartbeat, schedules, time sync) holds
         # this while it runs; `stop` takes it to release everything, and no such job starts
@@ -123,6 +124,7 @@ class Runtime:
         self.poll()
         self.bus.subscribe(self._on_cov)
         self.heartbeat()
+        self._told_outage()
         now = dt.datetime.now(UTC)
         self.scheduler.add_job(self.poll, "interval", seconds=self.poll_interval_s, id="poll",
                                next_run_time=now + dt.timedelta(seconds=self.poll_interval_s))
@@ -137,7 +139,11 @@ class Runtime:
         if self.site.storage.backup_keep > 0:
             self.scheduler.add_job(self.backup, "cron", hour=1, minute=40, id="backup",
                                    executor="backup")
-        self.scheduler.add_job(self.alarms, "interval", minutes=1, id="alarms")
+        self.scheduler.add_job(self.alarms, "interval", minutes=1, id="alarms",
+                               next_run_time=now + dt.timedelta(seconds=15))
+        if self.site.notify is not None:
+            self.scheduler.add_job(self.notify, "interval", seconds=30, id="notify",
+                                   executor="notify", next_run_time=now + dt.timedelta(seconds=20))
         # fault rules every 15 minutes of BEMS's time (a demo's clock runs faster)
         self.scheduler.add_job(self.detect_faults, "interval", id="faults", executor="faults",
                                seconds=max(10.0, 15 * self.strategy_interval_s),
@@ -317,8 +323,16 @@ class Runtime:
                       self.clock().astimezone(self.site.tz).date())
                 with self._lock:
                     decision_path.save_learned(self.store, self.learned)
+            self._alive("poll")
         except Exception:  # a failed cycle is logged; the next one runs as planned
             log.exception("poll cycle failed")
+
+    def _alive(self, job: str) -> None:
+        """A job ran through (for /healthz, read by the web process from the store)."""
+        with self._lock:
+            jobs = self.store.get(state.JOBS_ALIVE)
+            jobs[job] = int(self.clock().timestamp())
+            self.store.put(state.JOBS_ALIVE, jobs)
 
     def decide(self, now: dt.datetime | None = None) -> decision_path.Decision:
         """What the strategies want now (no writes): the one decision path, over the store."""
@@ -352,6 +366,7 @@ class Runtime:
                 self._zone_fit_asked = True
                 self.scheduler.add_job(self.refit_zone_models, "date", id="asked-zones",
                                        executor="faults", replace_existing=True)
+            self._alive("strategies")
             if self.dry_run:
                 return
             for intent in d.intents:
@@ -361,6 +376,7 @@ class Runtime:
             wanted = {i.point for i in d.intents} | {self.site.control.heartbeat_point}
             for pid in [p for p in self.writer.held if p not in wanted]:
                 self.writer.release(pid, "strategy", reason("unwanted"))
+            self._alive("writer")
         except Exception:  # logged; the next run tries again
             log.exception("strategy run failed")
 
@@ -377,16 +393,46 @@ class Runtime:
         with self._lock:
             self.store.refresh_rollups()
 
-    def alarms(self) -> None:
-        """Every minute: acknowledgements of alarms that have cleared are dropped, so the next
-        occurrence must be acknowledged again."""
+    def alarms(self) -> list[tuple[str, dict]]:
+        """Every minute: the alarm log follows the active alarms (and the messages to people
+        they cause are queued); acknowledgements of alarms that have cleared are dropped, so
+        the next occurrence must be acknowledged again."""
+        from bems.notify import evaluate
         from bems.status import prune_acks
 
         try:
             with self._lock:
-                prune_acks(self.site, self.store, self.clock())
+                now = self.clock()
+                events = evaluate(self.site, self.store, now)
+                prune_acks(self.site, self.store, now)
         except Exception:
             log.exception("alarm evaluation failed")
+            return []
+        for event, e in events:
+            log.info("alarm %s: %s %s (%s)", event, e["kind"], e["target"], e["severity"])
+        return events
+
+    def _told_outage(self) -> None:
+        from bems.notify import at_start
+
+        try:
+            with self._lock:
+                for _, e in at_start(self.site, self.store, self.clock()):
+                    log.warning("BEMS was not running: %s", e["target"])
+        except Exception:
+            log.exception("alarm evaluation failed")
+
+    def notify(self) -> dict[str, int]:
+        """Every 30 s, on a worker of its own (a mail relay may be slow): what is due goes to
+        people, by e-mail or webhook; what cannot go now is retried with back-off."""
+        from bems.notify import deliver
+
+        try:
+            with Store(self.db, self.site.timezone, migrate=False) as store:
+                return deliver(self.site, store, self.clock())
+        except Exception:
+            log.exception("notification delivery failed")
+            return {}
 
     def detect_faults(self) -> int:
         """The fault rules over the last 30 hours (with the weeks before as baselines); what
@@ -441,6 +487,7 @@ class Runtime:
         before = self.clock() - dt.timedelta(days=self.site.storage.retention_days)
         with self._lock:
             n = self.store.purge_readings(before)
+            self.store.purge_alarm_log(before)
         log.info("purge: %d raw readings before %s", n, before)
         return n
 
@@ -452,7 +499,16 @@ class Runtime:
         folder = Path(self.site.storage.backup_dir).expanduser()
         if not folder.is_absolute():
             folder = self.store.path.resolve().parent / folder
-        path = backup(self.store.path, folder, self.site.storage.backup_keep)
+        try:
+            path = backup(self.store.path, folder, self.site.storage.backup_keep)
+        except Exception as err:  # an alarm (and a message) until a backup works again
+            with self._lock:
+                self.store.put(state.BACKUP_FAILED, {"error": str(err)[:300],
+                                                     "at": int(self.clock().timestamp())})
+            log.exception("backup failed")
+            raise
+        with self._lock:
+            self.store.put(state.BACKUP_FAILED, {})
         log.info("backup: %s", path)
         return path
 

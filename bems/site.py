@@ -351,6 +351,47 @@ class Weather:
     timeout_s: float = 10.0
 
 
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """[[notify.recipients]]: a person or a team, by e-mail and/or a webhook (a JSON POST,
+    the bridge to the chat or SMS gateway an agency runs)."""
+    name: str
+    email: str | None = None
+    webhook: str | None = None
+    secret_file: Path | None = None  # the webhook's HMAC-SHA256 key
+    lang: str = "vi"
+    min_severity: str = "warning"
+    escalate_after_min: float | None = None  # only if still unacknowledged after N minutes
+    quiet_hours: tuple[dt.time, dt.time] | None = None  # (from, to) local; critical goes through
+
+    def secret(self) -> bytes | None:
+        if self.secret_file is None:
+            return None
+        return self.secret_file.read_bytes().strip()
+
+
+@dataclass(frozen=True)
+class Notify:
+    """[notify]: alarms and new faults sent to people."""
+    recipients: tuple[Recipient, ...]
+    smtp: str | None = None  # smtp://HOST:PORT or smtps://HOST:PORT
+    starttls: bool = False
+    sender: str = ""  # the From address (the site file's `from`)
+    username: str | None = None
+    password_file: Path | None = None
+    base_url: str | None = None  # the web UI's address as people reach it, for links
+    damp_min: float = 30.0  # an alarm raised again within this is not sent again
+    timeout_s: float = 10.0
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
 @dataclass(frozen=True)
 class Portfolio:
     """[portfolio]: this centre reports to the city energy office over MQTT (see
@@ -458,6 +499,7 @@ class Site:
     faults: dict[str, float] = field(default_factory=dict)  # [faults] thresholds over defaults
     weather: "Weather | None" = None  # [weather]: the outdoor forecast's provider
     portfolio: "Portfolio | None" = None  # [portfolio]: reporting to the city energy office
+    notify: "Notify | None" = None  # [notify]: alarms sent to people
     source: Path | None = None
 
     @property

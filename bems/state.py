@@ -11,6 +11,7 @@ they are kept, not an interface.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
@@ -25,12 +26,14 @@ class Key(Generic[T]):
     check: Callable[[Any], T]
 
     def read(self, raw: Any) -> T:
+        """What is stored as this key's type; a fresh copy of the default when absent or not
+        of its type (a caller that fills in a default dict must never fill the shared one)."""
         if raw is None:
-            return self.default
+            return copy.deepcopy(self.default)
         try:
             return self.check(raw)
         except (TypeError, ValueError, KeyError, AttributeError):
-            return self.default
+            return copy.deepcopy(self.default)
 
 
 def _int(v: Any) -> int:
@@ -76,6 +79,12 @@ DECISION_LOOKBACK_S: Key[int] = Key("decision_lookback_s", 0, _int)
 STRATEGY_PARAMS: Key[dict] = Key("strategy_params", {}, _dict)
 CONTROLLER_CLOCKS: Key[dict] = Key("controller_clocks", {}, _dict)
 ALARM_ACKS: Key[dict] = Key("alarm_acks", {}, _dict)
+# notifications: the last fault already told about (None: not yet started), and when the
+# runtime last evaluated alarms (a gap at start is an outage people are told about)
+NOTIFY_FAULTS_AFTER: Key[int | None] = Key("notify.faults_after", None, _int)
+ALARMS_ALIVE_AT: Key[int | None] = Key("alarms.alive_at", None, _int)
+JOBS_ALIVE: Key[dict] = Key("jobs.alive", {}, _dict)  # job name -> epoch of its last good run
+BACKUP_FAILED: Key[dict] = Key("backup.failed", {}, _dict)  # {"error", "at"} or {}
 
 # --- the predictive strategy ------------------------------------------------------------------
 PREDICTIVE_MODEL: Key[dict | None] = Key("predictive_model", None, _dict)

@@ -9,8 +9,13 @@ import datetime as dt
 from bems.calendar import SiteCalendar
 from bems.site import Site
 from bems.storage import Store
-from bems.state import ALARM_ACKS, CONTROLLER_CLOCKS, DECISION_LOOKBACK_S
+from bems.state import ALARM_ACKS, BACKUP_FAILED, CONTROLLER_CLOCKS, DECISION_LOOKBACK_S
 
+# how urgent each kind of alarm is (a recipient's min_severity filters on it)
+SEVERITY = {"stale": "critical", "runtime_down": "critical", "write": "warning",
+            "sensor": "warning", "clock": "warning", "policy": "warning",
+            "out_of_band": "warning", "ac_after_hours": "info", "lights_after_hours": "info",
+            "fault": "warning", "backup": "warning"}
 CLOCK_ALARM_S = 300  # a controller clock this far off runs its local schedule at the wrong time
 COMFORT = (23.0, 27.0)
 STALE_S = 15 * 60
@@ -58,7 +63,9 @@ def zone_rows(site: Site, store: Store, now: dt.datetime) -> list[dict]:
 
 def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
     """Stale devices, zones out of band, AC or lights on after hours, setpoints below the
-    policy floor. Each has a stable key so it can be acknowledged."""
+    policy floor, writes that failed or were not confirmed, sensors reading out of their
+    plausible range, controller clocks off. Each has a stable key (so it can be
+    acknowledged and logged as one occurrence) and a severity."""
     out = []
     latest = store.latest(now=now, lookback_s=stale_after(store))
     for dev in site.devices:
@@ -88,8 +95,32 @@ def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
         if isinstance(d, (int, float)) and abs(d) > CLOCK_ALARM_S:
             out.append({"key": f"clock:{dev.id}", "kind": "clock", "target": dev.name or dev.id,
                         "value": d / 60})
+    # a point whose newest write failed or could not be read back (and was not released)
+    newest = {w.point: w for w in reversed(store.held_writes())}
+    for pid, w in newest.items():
+        if w.outcome in ("failed", "unconfirmed"):
+            try:
+                name = site.point(pid).name or pid
+            except KeyError:
+                name = pid
+            out.append({"key": f"write:{pid}", "kind": "write", "target": name,
+                        "value": w.value if isinstance(w.value, (int, float)) else None})
+    # a sensor whose readings were outside its plausible range within the look-back
+    since = now - dt.timedelta(seconds=stale_after(store))
+    odd = {pid for t, pid, _ in store.implausible(limit=500) if since <= t <= now}
+    for pid in sorted(odd):
+        try:
+            name = site.point(pid).name or pid
+        except KeyError:
+            name = pid
+        out.append({"key": f"sensor:{pid}", "kind": "sensor", "target": name, "value": None})
+    failed = store.get(BACKUP_FAILED)
+    if failed.get("error"):
+        out.append({"key": "backup", "kind": "backup", "target": str(failed["error"])[:200],
+                    "value": None})
     acks = store.get(ALARM_ACKS)
     for a in out:
+        a["severity"] = SEVERITY[a["kind"]]
         a["ack"] = acks.get(a["key"])  # only an active alarm's acknowledgement is shown
     return out
 
@@ -103,6 +134,7 @@ def acknowledge(site: Site, store: Store, key: str, user: str, now: dt.datetime)
     acks = store.get(ALARM_ACKS)
     acks[key] = {"by": user, "at": now.isoformat()}
     store.put(ALARM_ACKS, acks)
+    store.ack_alarm_entry(key, user, now)
     store.audit(user, "alarm.ack", {"key": key}, now)
     return True
 

@@ -197,3 +197,27 @@ def test_report_command(runner, filled, tmp_path):
     bad = runner.invoke(main, ["report", "--month", "2025-01", "--db", str(filled), "--out",
                                str(tmp_path)])
     assert bad.exit_code == 1 and "nothing to report" in bad.output
+
+
+def test_the_month_counts_its_alarms_and_the_time_to_acknowledge(site, rstore, tmp_path):
+    from bems.reports.render import rows, to_pdf
+
+    utc = dt.timezone.utc
+    t = dt.datetime(2026, 7, 8, 2, 0, tzinfo=utc)
+    a = {"kind": "stale", "severity": "critical", "target": "FC1", "value": None}
+    for i, ack_after in enumerate((10, 30, None)):
+        key = f"stale:x{i}"
+        rstore.sync_alarms([{**a, "key": key}], t + dt.timedelta(days=i))
+        if ack_after is not None:
+            rstore.ack_alarm_entry(key, "lan", t + dt.timedelta(days=i, minutes=ack_after))
+        rstore.sync_alarms([], t + dt.timedelta(days=i, hours=1))
+    rstore.sync_alarms([{**a, "key": "out", "severity": "info"}],
+                       dt.datetime(2026, 8, 2, tzinfo=utc))  # next month: not counted
+    r = build_monthly(site, rstore, "2026-07")
+    assert r.alarms == {"raised": 3, "by_severity": {"critical": 3}, "acknowledged": 2,
+                        "median_ack_min": 20.0}
+    got = {(s, k): v for s, k, v, _u in rows(r) if s == "alarms"}
+    assert got[("alarms", "raised_critical")] == 3
+    assert got[("alarms", "median_minutes_to_acknowledge")] == 20.0
+    pdf = to_pdf(r, tmp_path / "r.pdf", "vi")
+    assert pdf.stat().st_size > 1000

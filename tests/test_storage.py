@@ -314,3 +314,15 @@ def test_restore_refuses_a_running_store_and_what_is_not_a_store(tmp_path, runne
     from bems.storage.backup import rotate
     rotate(path, tmp_path / "b", 0)
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["notes.txt"]  # only ours deleted
+
+
+def test_a_default_piece_of_state_is_a_fresh_copy(tmp_path):
+    """Filling in the default dict of one store must not fill another's (the default was one
+    shared object: an alarm acknowledged in one store showed in the next one opened)."""
+    from bems import state
+
+    with Store(tmp_path / "a.sqlite") as a, Store(tmp_path / "b.sqlite") as b:
+        acks = a.get(state.ALARM_ACKS)
+        acks["stale:fc1"] = {"by": "an"}
+        a.put(state.ALARM_ACKS, acks)
+        assert b.get(state.ALARM_ACKS) == {} and state.ALARM_ACKS.default == {}

@@ -577,3 +577,34 @@ def test_predictive_control_on_screen_slider_models_and_plan(site, web_db, tmp_p
     client.post("/lang/vi")
     page = client.get("/strategies/").data.decode()
     assert "Tiết kiệm điện ↔ dễ chịu" in page and "Điều khiển dự báo" in page
+
+
+def test_the_alarm_log_filters_exports_and_refuses_bad_filters(client, site, web_db):
+    from bems.notify import evaluate
+
+    with Store(web_db) as s:
+        evaluate(site, s, NOW - dt.timedelta(hours=1))
+        s.sync_alarms([*s.open_alarms(), {"key": "write:f1.p1.sp", "kind": "write",
+                                          "severity": "warning", "value": 26.0,
+                                          "target": '=HYPERLINK("http://x")<script>'}],
+                      NOW - dt.timedelta(minutes=50))
+    _login(client, "op1")
+    page = client.get("/alarms/history").data.decode()
+    assert "<h1>Alarm log" in page and "<script>" not in page
+    assert "A write was not confirmed: =HYPERLINK" in page.replace("&#34;", '"')
+    r = client.get("/alarms/history?kind=write&state=open").data.decode()
+    assert r.count("A write was not confirmed") == 1
+    csv_text = client.get("/alarms/history.csv?kind=write").data.decode()
+    header, row = csv_text.splitlines()[:2]
+    assert header.startswith("raised_local,cleared_local,acknowledged_local")
+    assert "'=HYPERLINK" in row  # a formula is text in a spreadsheet
+    for bad in ("kind=nope", "state=gone", "severity=panic", "from=2026-13-01",
+                "from=2026-07-07&to=2026-07-01", "from=1900-01-01"):
+        r = client.get(f"/alarms/history?{bad}")
+        assert r.status_code == 400, bad
+        assert client.get(f"/alarms/history.csv?{bad}").status_code == 400, bad
+    page = client.get("/").data
+    client.post("/lang/vi", data={"csrf_token": _token(page)})
+    vi = client.get("/alarms/history").data.decode()
+    assert "<h1>Nhật ký cảnh báo" in vi and "Lệnh ghi không được xác nhận" in vi
+    assert "Loại cảnh báo không xác định" in client.get("/alarms/history?kind=x").data.decode()

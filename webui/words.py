@@ -165,6 +165,15 @@ def detail(d) -> str:
 
 FAULT_STATUSES = {"open": _l("open"), "acknowledged": _l("acknowledged"),
                   "closed": _l("closed")}
+ALARM_KINDS = {"stale": _l("device without data"), "out_of_band": _l("out of the comfort band"),
+               "ac_after_hours": _l("AC after hours"),
+               "lights_after_hours": _l("lights after hours"), "clock": _l("controller clock"),
+               "policy": _l("setpoint below the floor"), "write": _l("write not confirmed"),
+               "sensor": _l("implausible readings"), "runtime_down": _l("BEMS not running"),
+               "fault": _l("fault"), "backup": _l("backup failed")}
+SEVERITY_NAMES = {"info": _l("info"), "warning": _l("warning"), "critical": _l("critical")}
+ALARM_STATES = {"open": _l("still open"), "cleared": _l("cleared"),
+                "unacknowledged": _l("not acknowledged")}
 
 
 def day(name: str) -> str:
@@ -182,6 +191,9 @@ def register(app) -> None:
                      ("outcome", lambda o: str(OUTCOMES.get(o, o))),
                      ("user_action", lambda a: str(USER_ACTIONS.get(a, a))),
                      ("fault_status", lambda a: str(FAULT_STATUSES.get(a, a))),
+                     ("alarm_kind", lambda a: str(ALARM_KINDS.get(a, a))),
+                     ("severity", lambda a: str(SEVERITY_NAMES.get(a, a))),
+                     ("alarm_state", lambda a: str(ALARM_STATES.get(a, a))),
                      ("detail", detail)):
         app.jinja_env.filters[name] = fn
 

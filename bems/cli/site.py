@@ -365,3 +365,41 @@ def faults(db_path: Path, site_file: Path | None, days: int, detect: bool, show_
                    + (f", {f['discomfort_kh']:.1f} K·h" if f["discomfort_kh"] else ""))
         click.echo(f"    {f['cause']}")
         click.echo(f"    → {f['check']}")
+
+
+@main.group()
+def notify() -> None:
+    """Alarms sent to people ([notify] in the site file).
+
+    Example:
+
+    \b
+        bems notify test --site site.toml
+    """
+
+
+@notify.command("test")
+@site_option
+def notify_test(site_file: Path | None) -> None:
+    """Send a test message to every recipient, now, by every channel they have; say which
+    failed and why. Exits 1 if any failed.
+
+    Example:
+
+    \b
+        bems notify test --site site.toml
+    """
+    from bems.notify import test_all
+
+    site = load_site(site_file)
+    if site.notify is None:
+        raise click.UsageError("the site file has no [notify] table")
+    failed = 0
+    for name, channel, error in test_all(site, dt.datetime.now(dt.timezone.utc)):
+        if error is None:
+            click.echo(f"{name} ({channel}): sent")
+        else:
+            failed += 1
+            click.echo(f"{name} ({channel}): FAILED - {error}")
+    if failed:
+        sys.exit(1)

@@ -81,6 +81,8 @@ class MonthlyReport:
     compliance: dict[str, float]
     events: list[dict] = field(default_factory=list)
     faults: list[dict] = field(default_factory=list)  # seen in the month, most costly first
+    # the alarm log: raised in the month, by severity, acknowledged, median minutes to ack
+    alarms: dict = field(default_factory=dict)
 
     @property
     def max_day(self) -> tuple[dt.date, float] | None:
@@ -179,7 +181,8 @@ def build_monthly(site: Site, store: Store, month: str,
         savings=(savings(site, store, main, start, end) if savings is not None else
                  Savings(False, "not_estimated: no savings model given")),
         compliance=compliance(site, store, start, end),
-        events=events(store, start, end), faults=month_faults(site, store, start, end))
+        events=events(store, start, end), faults=month_faults(site, store, start, end),
+        alarms=store.alarm_summary(start, end))
 
 
 def month_faults(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> list[dict]:

@@ -51,6 +51,11 @@ TEXT = {
     "lights_after_hours_zone_h": {"en": "Lights on outside working hours (zone-hours)", "vi": "Đèn bật ngoài giờ làm việc (giờ-vùng)"},
     "ac_on_closed_days_zone_h": {"en": "AC on days the office is closed (zone-hours)", "vi": "Điều hòa chạy ngày nghỉ (giờ-vùng)"},
     "events": {"en": "Notable events", "vi": "Sự kiện đáng chú ý"},
+    "alarms": {"en": "Alarms", "vi": "Cảnh báo"},
+    "alarms_raised": {"en": "Alarms raised", "vi": "Số cảnh báo phát sinh"},
+    "critical": {"en": "critical", "vi": "khẩn cấp"},
+    "alarms_acknowledged": {"en": "Acknowledged", "vi": "Đã xác nhận"},
+    "median_ack": {"en": "Median minutes to acknowledge", "vi": "Trung vị số phút đến khi xác nhận"},
     "faults": {"en": "Faults found", "vi": "Sự cố được phát hiện"},
     "faults_note": {"en": "{n} faults in the month, costing about {vnd} VND a day while they "
                           "lasted; the most costly:",
@@ -114,6 +119,15 @@ def rows(r: MonthlyReport, lang: str = "en") -> list[tuple[str, str, object, str
         out.append(("compliance", k, v, "zone-h"))
     for f in r.faults:
         out.append(("fault", f"{f['rule']}:{f['target']}", round(f["vnd_per_day"]), "VND/day"))
+    a = r.alarms
+    if a:
+        out.append(("alarms", "raised", a["raised"], ""))
+        for sev in ("critical", "warning", "info"):
+            out.append(("alarms", f"raised_{sev}", a["by_severity"].get(sev, 0), ""))
+        out.append(("alarms", "acknowledged", a["acknowledged"], ""))
+        out.append(("alarms", "median_minutes_to_acknowledge",
+                    round(a["median_ack_min"], 1) if a["median_ack_min"] is not None else "",
+                    "min"))
     return out
 
 
@@ -340,6 +354,14 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
                                  f"VND/{'ngày' if lang == 'vi' else 'day'}, "
                                  f"{FAULT_STATUS[lang][f['status']]})"[:140],
                            new_x="LMARGIN", new_y="NEXT")
+    if r.alarms:
+        h(t("alarms", lang))
+        a = r.alarms
+        line(t("alarms_raised", lang), f"{a['raised']} ({a['by_severity'].get('critical', 0)} "
+                                       f"{t('critical', lang)})")
+        line(t("alarms_acknowledged", lang), str(a["acknowledged"]))
+        line(t("median_ack", lang), fmt(a["median_ack_min"], lang, 0)
+             if a["median_ack_min"] is not None else "–")
     h(t("events", lang))
     pdf.set_font("DejaVu", "", 9)
     if not r.events:

@@ -6,7 +6,8 @@ made and upgraded by migrations, split by concern:
 - `operations`: schedules, exception days, overrides, users, the audit of user actions;
 - `forecasts`: forecasts and fitted models;
 - `faults`: faults the rules found, and what people did about them;
-- `outbox`: messages for the city portfolio until the broker has them.
+- `outbox`: messages for the city portfolio until the broker has them;
+- `alarms`: the alarm log, and notifications to people until delivered.
 
 `Store` is all of them over one connection. Callers pass typed arguments, never SQL.
 """
@@ -24,6 +25,7 @@ import sqlite_utils
 
 from bems.errors import StoreError
 from bems.storage.common import QUALITY, QUALITY_NAMES, from_epoch, to_epoch
+from bems.storage.alarms import AlarmLog
 from bems.storage.faults import Faults
 from bems.storage.forecasts import Forecasts
 from bems.storage.ledger import Ledger, WriteRecord
@@ -49,7 +51,7 @@ def _create_private(path: Path) -> None:
         raise StoreError(f"{path}: cannot create the database: {err.strerror}") from err
 
 
-class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox):
+class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox, AlarmLog):
     """A BEMS database file. One Store per thread; SQLite itself serialises writers."""
 
     def __init__(self, path: str | Path, timezone: str = "Asia/Ho_Chi_Minh",

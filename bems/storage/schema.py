@@ -131,3 +131,23 @@ def _m0009(db: sqlite_utils.Database) -> None:
     # a write's reason as data (bems/reasons.py): [[code, {arguments}], ...] beside its English
     # text, so the UI renders it in the reader's language without parsing the text
     db.execute("ALTER TABLE writes ADD COLUMN reason_parts TEXT")
+
+
+@migrations(name="0010_alarm_log_and_notifications")
+def _m0010(db: sqlite_utils.Database) -> None:
+    # every alarm's occurrence: raised, acknowledged (by whom), cleared
+    db.execute("CREATE TABLE alarm_log (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+               "kind TEXT NOT NULL, severity TEXT NOT NULL, target TEXT NOT NULL, value REAL, "
+               "raised_ts INTEGER NOT NULL, acked_ts INTEGER, acked_by TEXT, cleared_ts INTEGER)")
+    db.execute("CREATE INDEX alarm_log_open ON alarm_log (cleared_ts, key)")
+    db.execute("CREATE INDEX alarm_log_raised ON alarm_log (raised_ts)")
+    # messages to people (e-mail, webhook), kept until delivered: one per event and recipient
+    # and channel (the UNIQUE makes a second enqueue of the same event a no-op)
+    db.execute("CREATE TABLE notifications (id INTEGER PRIMARY KEY, ref TEXT NOT NULL, "
+               "key TEXT NOT NULL, event TEXT NOT NULL, recipient TEXT NOT NULL, "
+               "channel TEXT NOT NULL, severity TEXT NOT NULL, body TEXT NOT NULL, "
+               "created_ts INTEGER NOT NULL, due_ts INTEGER NOT NULL, "
+               "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_ts INTEGER, "
+               "UNIQUE (ref, event, recipient, channel))")
+    db.execute("CREATE INDEX notifications_due ON notifications (sent_ts, due_ts)")
+    db.execute("CREATE INDEX notifications_key ON notifications (key, recipient, created_ts)")

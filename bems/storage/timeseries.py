@@ -339,6 +339,11 @@ class TimeSeries:
         return self.db.execute("SELECT count(*) FROM readings WHERE point = ?",
                                [key]).fetchone()[0]
 
+    def newest_reading(self) -> dt.datetime | None:
+        """When the newest reading was taken (one step down the clustered key)."""
+        ts = self.db.execute("SELECT max(ts) FROM readings").fetchone()[0]
+        return from_epoch(ts) if ts is not None else None
+
     def time_span(self) -> tuple[dt.datetime | None, dt.datetime | None, int]:
         """First and last reading and how many there are."""
         first, last, n = self.db.execute("SELECT min(ts), max(ts), count(*) FROM readings").fetchone()
