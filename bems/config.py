@@ -12,7 +12,8 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bems import validate
-from bems.config_links import _bacnet, _notify, _portfolio, _weather, _web, interface_ok  # noqa: F401
+from bems.config_links import (_bacnet, _notify, _portfolio, _weather, _web,  # noqa: F401
+                               interface_ok)
 from bems.config_modbus import _check_modbus_maps, _modbus_device, _modbus_point, _templated
 from bems.tomlreader import (ConfigError, ConfigIssue, Path_, _key_lines, _one_of,  # noqa: F401
                              _positive, _priority, _Reader)

@@ -3,8 +3,9 @@ signed with HMAC-SHA256, the bridge to the chat or SMS gateway an agency runs).
 
 Two steps, both run by the runtime:
 
-- `evaluate` (every minute; `at_start` when the runtime starts): the active alarms are compared with the alarm log (an occurrence
-  opens when an alarm becomes active and closes when it clears), and each event queues a
+- `evaluate` (every minute; `at_start` when the runtime starts): the active alarms are
+  compared with the alarm log (an occurrence opens when an alarm becomes active and closes
+  when it clears), and each event queues a
   message per recipient and channel in the store, in the recipient's language, by their
   policy: `min_severity`; `escalate_after_min` (only if still open and unacknowledged after N
   minutes); `quiet_hours` (held until they end, except critical); flapping damped (an alarm
@@ -21,6 +22,7 @@ Two steps, both run by the runtime:
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import hashlib
 import hmac
 import http.client
@@ -29,7 +31,6 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-import email.policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -46,27 +47,31 @@ RANK = {"info": 0, "warning": 1, "critical": 2}
 RETRY_FIRST_S = 60
 RETRY_MAX_S = 30 * 60
 MAX_RESPONSE = 64 * 1024  # what is read of a webhook's answer
-OUTAGE_S = 10 * 60
+OUTAGE_S = 10 * 60  # a gap in the runtime's minute-by-minute evaluation this long is told
 # lines up to RFC 5322's limit: Python's header folding at 78 drops the space between two
 # encoded words ("dữ liệu" read back as "dữliệu"); a subject is at most 200 characters
-MAIL_POLICY = email.policy.default.clone(max_line_length=998)  # a gap in the runtime's minute-by-minute evaluation this long is told
+MAIL_POLICY = email.policy.default.clone(max_line_length=998)
 
 # what each kind of alarm says, in English and Vietnamese (the UI says the same)
 TEXTS = {
     "stale": ("No data from {target}", "Không có dữ liệu từ {target}"),
-    "out_of_band": ("{target} out of band: {value} °C", "{target} ngoài dải tiện nghi: {value} °C"),
-    "ac_after_hours": ("AC running after hours: {target}", "Điều hòa chạy ngoài giờ: {target}"),
+    "out_of_band": ("{target} out of band: {value} °C",
+                    "{target} ngoài dải tiện nghi: {value} °C"),
+    "ac_after_hours": ("AC running after hours: {target}",
+                       "Điều hòa chạy ngoài giờ: {target}"),
     "lights_after_hours": ("Lights on after hours: {target}", "Đèn bật ngoài giờ: {target}"),
     "clock": ("The clock of {target} is {value} minutes off",
               "Đồng hồ của {target} lệch {value} phút"),
     "policy": ("Setpoint below the policy floor: {target} ({value} °C)",
                "Điểm đặt dưới mức quy định: {target} ({value} °C)"),
-    "write": ("A write was not confirmed: {target}", "Lệnh ghi không được xác nhận: {target}"),
+    "write": ("A write was not confirmed: {target}",
+              "Lệnh ghi không được xác nhận: {target}"),
     "sensor": ("Readings out of the plausible range: {target}",
                "Số đo ngoài dải hợp lý: {target}"),
     "runtime_down": ("BEMS was not running: {target}", "BEMS đã không chạy: {target}"),
     "fault": ("New fault: {target}", "Lỗi mới: {target}"),
-    "backup": ("The nightly backup failed: {target}", "Sao lưu hằng đêm thất bại: {target}"),
+    "backup": ("The nightly backup failed: {target}",
+               "Sao lưu hằng đêm thất bại: {target}"),
     "test": ("Test message from BEMS ({target})", "Tin nhắn thử từ BEMS ({target})"),
 }
 WORDS = {

@@ -24,19 +24,12 @@ from bems.notify import DeliveryError, at_start, deliver, evaluate, post_webhook
 from bems.runtime import Runtime
 from bems.storage import Store
 from connectors.memory import MemoryBus
+from devtools.clock import Clock
 from devtools.receivers import HookReceiver, Relay
 
 UTC = dt.timezone.utc
 MONDAY_0800 = dt.datetime(2026, 7, 6, 1, 0, tzinfo=UTC)  # 08:00 in Hải Phòng
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Clock:
-    def __init__(self, t: dt.datetime):
-        self.t = t
-
-    def __call__(self) -> dt.datetime:
-        return self.t
 
 
 @pytest.fixture
@@ -107,85 +100,85 @@ def step(rt: Runtime, clock: Clock, minutes: int) -> None:
         rt.poll()
 
 
-def test_a_device_offline_is_mailed_and_posted_and_resolved_when_it_returns(
-        site_file, tmp_path, relay, hook, clock):
+@pytest.fixture
+def centre(site_file, tmp_path, relay, hook, clock):
+    """The runtime on the in-memory devices, two recipients (vi: mail and webhook; en: mail),
+    polled once and its alarms evaluated: nothing is wrong yet."""
     site = notify_site(site_file, tmp_path, two_recipients(relay, hook, tmp_path))
     rt, bus = runtime(site, clock, tmp_path)
-    try:
-        rt.poll()
-        rt.alarms()
-        assert rt.notify() == {"sent": 0, "events": 0, "failed": 0}
-        bus.offline.add("fc2")
-        step(rt, clock, 17)  # stale 15 minutes after its last reading (the stale marker)
-        events = rt.alarms()
-        assert [(e, a["kind"], a["severity"]) for e, a in events] == \
-            [("raised", "stale", "critical")]
-        assert rt.notify()["sent"] == 3  # two e-mails, one webhook
-        mails = {m["To"].addresses[0].addr_spec: m for m in relay.wait_for(2)}
-        vi = mails["kythuat@trungtam.example.vn"]
-        assert vi["Subject"].startswith("[Khẩn cấp] Không có dữ liệu từ")
-        assert "https://bems.trungtam.example.vn/alarms/history?key=stale:fc2" in \
-            vi.get_content()
-        en = mails["energy@trungtam.example.vn"]
-        assert en["Subject"].startswith("[Critical] No data from")
-        post = hook.posts[0]
-        expected = hmac.new(b"s3cret-key", post["body"], hashlib.sha256).hexdigest()
-        assert post["headers"]["X-BEMS-Signature"] == f"sha256={expected}"
-        assert post["json"]["events"][0]["kind"] == "stale"
-        assert post["json"]["lang"] == "vi"
-        assert rt.notify()["sent"] == 0  # nothing twice
-        bus.offline.discard("fc2")
-        step(rt, clock, 1)
-        assert [(e, a["kind"]) for e, a in rt.alarms()] == [("cleared", "stale")]
-        assert rt.notify()["sent"] == 3
-        relay.wait_for(4)
-        subjects = sorted(m["Subject"] for m in relay.messages[2:])
-        assert subjects[0].startswith("[Critical] Resolved: No data from")
-        assert subjects[1].startswith("[Khẩn cấp] Đã hết: Không có dữ liệu từ")
-        log = rt.store.alarm_history()
-        assert log[0]["kind"] == "stale" and log[0]["cleared"] is not None
-        assert log[0]["sent"] == 6 and log[0]["pending"] == 0
-    finally:
-        rt.stop()
+    rt.poll()
+    rt.alarms()
+    yield rt, bus
+    rt.stop()
 
 
-def test_a_relay_down_for_ten_minutes_then_up_delivers_everything_once(
-        site_file, tmp_path, relay, hook, clock):
-    site = notify_site(site_file, tmp_path, two_recipients(relay, hook, tmp_path))
-    rt, bus = runtime(site, clock, tmp_path)
-    try:
-        rt.poll()
-        rt.alarms()
-        relay.stop()  # the relay is down: connections refused
-        hook.status = 503
-        bus.offline.update({"fc1", "fc2", "fc3"})
-        step(rt, clock, 17)
-        assert len(rt.alarms()) == 3
-        for _ in range(20):  # ten minutes, delivery every 30 s
-            clock.t += dt.timedelta(seconds=30)
-            counts = rt.notify()
-            assert counts["sent"] == 0
-        pending = rt.store.notifications()
-        assert len(pending) == 9 and all(n["sent"] is None for n in pending)
-        assert all(n["attempts"] >= 2 and n["last_error"] for n in pending)
-        assert any("503" in n["last_error"] for n in pending)
-        assert any("Connection refused" in n["last_error"] or "ConnectionRefused" in
-                   n["last_error"] for n in pending)
-        relay.start()  # back, on the same port
-        hook.status = 200
-        clock.t += dt.timedelta(minutes=30)  # past the longest back-off
+def test_a_device_offline_is_mailed_and_posted_and_resolved_when_it_returns(centre, relay, hook,
+                                                                             clock):
+    rt, bus = centre
+    assert rt.notify() == {"sent": 0, "events": 0, "failed": 0}
+    bus.offline.add("fc2")
+    step(rt, clock, 17)  # stale 15 minutes after its last reading (the stale marker)
+    events = rt.alarms()
+    assert [(e, a["kind"], a["severity"]) for e, a in events] == \
+        [("raised", "stale", "critical")]
+    assert rt.notify()["sent"] == 3  # two e-mails, one webhook
+    mails = {m["To"].addresses[0].addr_spec: m for m in relay.wait_for(2)}
+    vi = mails["kythuat@trungtam.example.vn"]
+    assert vi["Subject"].startswith("[Khẩn cấp] Không có dữ liệu từ")
+    assert "https://bems.trungtam.example.vn/alarms/history?key=stale:fc2" in \
+        vi.get_content()
+    en = mails["energy@trungtam.example.vn"]
+    assert en["Subject"].startswith("[Critical] No data from")
+    post = hook.posts[0]
+    expected = hmac.new(b"s3cret-key", post["body"], hashlib.sha256).hexdigest()
+    assert post["headers"]["X-BEMS-Signature"] == f"sha256={expected}"
+    assert post["json"]["events"][0]["kind"] == "stale"
+    assert post["json"]["lang"] == "vi"
+    assert rt.notify()["sent"] == 0  # nothing twice
+    bus.offline.discard("fc2")
+    step(rt, clock, 1)
+    assert [(e, a["kind"]) for e, a in rt.alarms()] == [("cleared", "stale")]
+    assert rt.notify()["sent"] == 3
+    relay.wait_for(4)
+    subjects = sorted(m["Subject"] for m in relay.messages[2:])
+    assert subjects[0].startswith("[Critical] Resolved: No data from")
+    assert subjects[1].startswith("[Khẩn cấp] Đã hết: Không có dữ liệu từ")
+    log = rt.store.alarm_history()
+    assert log[0]["kind"] == "stale" and log[0]["cleared"] is not None
+    assert log[0]["sent"] == 6 and log[0]["pending"] == 0
+
+
+def test_a_relay_down_for_ten_minutes_then_up_delivers_everything_once(centre, relay, hook,
+                                                                       clock):
+    rt, bus = centre
+    relay.stop()  # the relay is down: connections refused
+    hook.status = 503
+    bus.offline.update({"fc1", "fc2", "fc3"})
+    step(rt, clock, 17)
+    assert len(rt.alarms()) == 3
+    for _ in range(20):  # ten minutes, delivery every 30 s
+        clock.t += dt.timedelta(seconds=30)
         counts = rt.notify()
-        assert counts == {"sent": 3, "events": 9, "failed": 0}  # a digest each
-        relay.wait_for(2)
-        assert len(relay.messages) == 2 and len(hook.posts) == 1
-        for m in relay.messages:
-            body = m.get_content()
-            assert sum(line.startswith("[") for line in body.splitlines()) == 3
-        assert rt.notify()["sent"] == 0
-        clock.t += dt.timedelta(hours=1)
-        assert rt.notify()["sent"] == 0 and len(relay.messages) == 2
-    finally:
-        rt.stop()
+        assert counts["sent"] == 0
+    pending = rt.store.notifications()
+    assert len(pending) == 9 and all(n["sent"] is None for n in pending)
+    assert all(n["attempts"] >= 2 and n["last_error"] for n in pending)
+    assert any("503" in n["last_error"] for n in pending)
+    assert any("Connection refused" in n["last_error"] or "ConnectionRefused" in
+               n["last_error"] for n in pending)
+    relay.start()  # back, on the same port
+    hook.status = 200
+    clock.t += dt.timedelta(minutes=30)  # past the longest back-off
+    counts = rt.notify()
+    assert counts == {"sent": 3, "events": 9, "failed": 0}  # a digest each
+    relay.wait_for(2)
+    assert len(relay.messages) == 2 and len(hook.posts) == 1
+    for m in relay.messages:
+        body = m.get_content()
+        assert sum(line.startswith("[") for line in body.splitlines()) == 3
+    assert rt.notify()["sent"] == 0
+    clock.t += dt.timedelta(hours=1)
+    assert rt.notify()["sent"] == 0 and len(relay.messages) == 2
 
 
 KILLED = """
@@ -345,28 +338,22 @@ def test_a_flapping_alarm_is_sent_once_per_period(site_file, tmp_path, store):
     assert len(store.alarm_history()) == 6  # every occurrence is in the log
 
 
-def test_evaluate_damps_a_flapping_device(site_file, tmp_path, clock, relay, hook):
-    site = notify_site(site_file, tmp_path, two_recipients(relay, hook, tmp_path))
-    rt, bus = runtime(site, clock, tmp_path)
-    try:
-        rt.poll()
+def test_evaluate_damps_a_flapping_device(centre, relay, hook, clock):
+    rt, bus = centre
+    for _ in range(3):  # offline 17 minutes, back 1 minute: three times in 54 minutes
+        bus.offline.add("fc2")
+        step(rt, clock, 17)
         rt.alarms()
-        for _ in range(3):  # offline 17 minutes, back 1 minute: three times in 54 minutes
-            bus.offline.add("fc2")
-            step(rt, clock, 17)
-            rt.alarms()
-            bus.offline.discard("fc2")
-            step(rt, clock, 1)
-            rt.alarms()
-        # raised at +17, +35 and +53 minutes: the second is within 30 minutes of the first
-        # message, so neither it nor its clearing is sent; the third is a new period
-        told = {(x["ref"], x["event"]) for x in rt.store.notifications()}
-        assert told == {("alarm:1", "raised"), ("alarm:1", "cleared"), ("alarm:3", "raised"),
-                        ("alarm:3", "cleared")}
-        assert len(rt.store.notifications()) == 12  # each on three channels
-        assert len([x for x in rt.store.alarm_history() if x["kind"] == "stale"]) == 3
-    finally:
-        rt.stop()
+        bus.offline.discard("fc2")
+        step(rt, clock, 1)
+        rt.alarms()
+    # raised at +17, +35 and +53 minutes: the second is within 30 minutes of the first
+    # message, so neither it nor its clearing is sent; the third is a new period
+    told = {(x["ref"], x["event"]) for x in rt.store.notifications()}
+    assert told == {("alarm:1", "raised"), ("alarm:1", "cleared"), ("alarm:3", "raised"),
+                    ("alarm:3", "cleared")}
+    assert len(rt.store.notifications()) == 12  # each on three channels
+    assert len([x for x in rt.store.alarm_history() if x["kind"] == "stale"]) == 3
 
 
 def test_bad_answers_are_clear_errors_and_nothing_is_lost(site_file, tmp_path, hook):

@@ -11,17 +11,10 @@ from bems.intents import WriteIntent
 from connectors.memory import MemoryBus
 from bems.runtime import Runtime
 from bems import state
+from devtools.clock import Clock
 
 UTC = dt.timezone.utc
 MONDAY_0800 = dt.datetime(2026, 7, 6, 1, 0, tzinfo=UTC)  # 08:00 in Hải Phòng
-
-
-class Clock:
-    def __init__(self, t: dt.datetime):
-        self.t = t
-
-    def __call__(self) -> dt.datetime:
-        return self.t
 
 
 @pytest.fixture
