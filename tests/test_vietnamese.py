@@ -23,6 +23,7 @@ ALLOWED = {"english", "bems", "ipmvp", "csv", "pdf", "xlsx", "html", "bacnet", "
            "operator", "ashrae", "ieee", "json", "mqtt", "utc", "wcag", "evn", "vnd", "svg"}
 PAGES = ("/", "/zones/", "/zones/f2.p1", "/zones/f1.core", "/schedules/", "/schedules/office", "/overrides/", "/strategies/",
          "/trends/", "/trends/?point=f2.p1.temp&days=2", "/forecasts/", "/alarms/",
+         "/alarms/history", "/alarms/history?state=open&severity=critical",
          "/reports/", "/audit/", "/users/", "/faults/", "/faults/?all=1", "/faults/1")
 
 
