@@ -69,6 +69,8 @@ TEXTS = {
     "sensor": ("Readings out of the plausible range: {target}",
                "Số đo ngoài dải hợp lý: {target}"),
     "runtime_down": ("BEMS was not running: {target}", "BEMS đã không chạy: {target}"),
+    "runtime_stopped": ("BEMS has stopped: no poll since {target}",
+                        "BEMS đã dừng: không đọc thiết bị từ {target}"),
     "fault": ("New fault: {target}", "Lỗi mới: {target}"),
     "backup": ("The nightly backup failed: {target}",
                "Sao lưu hằng đêm thất bại: {target}"),
@@ -166,14 +168,15 @@ def at_start(site: Site, store, now: dt.datetime) -> list[tuple[str, dict]]:
     """When the runtime starts: if the alarms were last evaluated more than ten minutes ago
     (BEMS down, the machine off), that outage is logged and told."""
     outage = _outage(site, store, now)
-    if outage is None:
-        return []
+    if outage is None or any(a["key"] == STOPPED for a in store.open_alarms()):
+        return []  # (the web process's watch told it while it lasted; its clearing follows)
     events = [("raised", outage)]
     _queue(site, store, events, now)
     return events
 
 
-def _queue(site: Site, store, events: list[tuple[str, dict]], now: dt.datetime) -> list:
+def _queue(site: Site, store, events: list[tuple[str, dict]], now: dt.datetime,
+           faults: bool = True) -> list:
     """Queue the messages the events cause, escalations that are due, and new faults."""
     nf = site.notify
     if nf is None:
@@ -209,10 +212,68 @@ def _queue(site: Site, store, events: list[tuple[str, dict]], now: dt.datetime) 
             rows += _rows(site, store, nf, ref, e["key"], "raised", e["kind"], e["severity"],
                           e["target"], e["value"], e["raised"], now,
                           f"/alarms/history?key={e['key']}", who=lambda x, r=r: x is r)
-    rows += _new_faults(site, store, nf, now)
+    if faults:
+        rows += _new_faults(site, store, nf, now)
     if rows:
         store.enqueue_notifications(rows, now)
     return []
+
+
+STOPPED = "runtime:stopped"
+
+
+def watch(site: Site, store, now: dt.datetime, limit_s: float) -> dict[str, int]:
+    """The web process's watch over the runtime (`bems web` beside `bems run`): when the
+    runtime's poll has not run for `limit_s`, an alarm is opened and told at once (the runtime
+    cannot tell its own hang or crash); when the runtime runs again, its first evaluation
+    clears it and sends the "resolved" message. Returns delivery counts."""
+    from bems.state import JOBS_ALIVE
+
+    last = store.get(JOBS_ALIVE).get("poll")
+    if not isinstance(last, int) or site.notify is None:
+        return {"sent": 0, "events": 0, "failed": 0}
+    since = dt.datetime.fromtimestamp(last, dt.timezone.utc)
+    entry = next((a for a in store.open_alarms() if a["key"] == STOPPED), None)
+    if entry is None and (now - since).total_seconds() > limit_s:
+        entry = store.open_alarm({"key": STOPPED, "kind": "runtime_stopped",
+                                  "severity": "critical", "target": _time(since, site),
+                                  "value": None}, now)
+        _queue(site, store, [("raised", entry)], now, faults=False)
+        log.warning("BEMS's runtime has not polled since %s", since.isoformat())
+    if entry is None:
+        return {"sent": 0, "events": 0, "failed": 0}
+    return deliver(site, store, now, refs={f"alarm:{entry['id']}"})
+
+
+class Watch:
+    """`watch` every minute on a thread of `bems web` (its own store connection)."""
+
+    def __init__(self, site: Site, db, every_s: float = 60.0, clock=None):
+        import threading
+
+        self.site, self.db, self.every_s = site, db, every_s
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bems-watch", daemon=True)
+
+    def start(self) -> "Watch":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        from bems.status import stale_after
+        from bems.storage import Store
+
+        while not self.stopping.wait(self.every_s):
+            try:
+                with Store(self.db, self.site.timezone, migrate=False) as store:
+                    watch(self.site, store, self.clock(), stale_after(store))
+            except Exception:  # logged; the next minute tries again
+                log.exception("watching the runtime failed")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
 
 
 def _outage(site: Site, store, now: dt.datetime) -> dict | None:
@@ -278,8 +339,10 @@ class Outgoing:
         return "\n\n".join(parts) + "\n\n-- \n" + _w("footer", lang).format(site=site.name)
 
 
-def deliver(site: Site, store, now: dt.datetime, limit: int = 500) -> dict[str, int]:
-    """Send what is due. Returns counts: sent (messages), events, failed (messages)."""
+def deliver(site: Site, store, now: dt.datetime, limit: int = 500,
+            refs: set[str] | None = None) -> dict[str, int]:
+    """Send what is due (of the events `refs` only, if given). Returns counts: sent
+    (messages), events, failed (messages)."""
     nf = site.notify
     counts = {"sent": 0, "events": 0, "failed": 0}
     if nf is None:
@@ -287,6 +350,8 @@ def deliver(site: Site, store, now: dt.datetime, limit: int = 500) -> dict[str, 
     by_name = {r.name: r for r in nf.recipients}
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in store.due_notifications(now, limit):
+        if refs is not None and row["ref"] not in refs:
+            continue
         groups.setdefault((row["recipient"], row["channel"]), []).append(row)
     for (name, channel), rows in groups.items():
         r = by_name.get(name)

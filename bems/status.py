@@ -12,7 +12,7 @@ from bems.storage import Store
 from bems.state import ALARM_ACKS, BACKUP_FAILED, CONTROLLER_CLOCKS, DECISION_LOOKBACK_S
 
 # how urgent each kind of alarm is (a recipient's min_severity filters on it)
-SEVERITY = {"stale": "critical", "runtime_down": "critical", "write": "warning",
+SEVERITY = {"stale": "critical", "runtime_down": "critical", "runtime_stopped": "critical", "write": "warning",
             "sensor": "warning", "clock": "warning", "policy": "warning",
             "out_of_band": "warning", "ac_after_hours": "info", "lights_after_hours": "info",
             "fault": "warning", "backup": "warning"}

@@ -554,3 +554,30 @@ def test_the_systemd_units_are_valid(tmp_path, unit):
                 if unit in line and "Failed to" not in line and "bems.service" != line]
     assert not problems, problems
     assert "TimeoutStopSec=" in text and "Restart=on-failure" in text
+
+
+def test_the_web_process_tells_people_when_the_runtime_stops_polling(centre, relay, hook,
+                                                                      clock):
+    from bems.notify import STOPPED, watch
+
+    rt, bus = centre
+    web_store = Store(rt.store.path)
+    try:
+        assert watch(rt.site, web_store, clock.t + dt.timedelta(minutes=10), 900)["sent"] == 0
+        late = clock.t + dt.timedelta(minutes=16)  # the runtime hangs: no poll for 16 minutes
+        assert watch(rt.site, web_store, late, 900) == {"sent": 3, "events": 3, "failed": 0}
+        subjects = sorted(m["Subject"] for m in relay.wait_for(2))
+        assert subjects[0].startswith("[Critical] BEMS has stopped: no poll since 08:00")
+        assert subjects[1].startswith("[Khẩn cấp] BEMS đã dừng: không đọc thiết bị từ 08:00")
+        assert watch(rt.site, web_store, late + dt.timedelta(minutes=5), 900)["sent"] == 0
+        # the runtime comes back: its start does not tell the outage a second time, and its
+        # first evaluation clears the alarm and sends the "resolved" message
+        clock.t = late + dt.timedelta(minutes=10)
+        rt.poll()
+        assert at_start(rt.site, rt.store, clock.t) == []
+        assert ("cleared", STOPPED) in [(e, a["key"]) for e, a in rt.alarms()]
+        assert rt.notify()["events"] == 3
+        assert any("Resolved: BEMS has stopped" in m["Subject"] for m in relay.wait_for(4))
+        assert len(relay.messages) == 4
+    finally:
+        web_store.close()

@@ -170,6 +170,7 @@ ALARM_KINDS = {"stale": _l("device without data"), "out_of_band": _l("out of the
                "lights_after_hours": _l("lights after hours"), "clock": _l("controller clock"),
                "policy": _l("setpoint below the floor"), "write": _l("write not confirmed"),
                "sensor": _l("implausible readings"), "runtime_down": _l("BEMS not running"),
+               "runtime_stopped": _l("BEMS stopped"),
                "fault": _l("fault"), "backup": _l("backup failed")}
 SEVERITY_NAMES = {"info": _l("info"), "warning": _l("warning"), "critical": _l("critical")}
 ALARM_STATES = {"open": _l("still open"), "cleared": _l("cleared"),

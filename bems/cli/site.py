@@ -132,6 +132,9 @@ def run(site_file: Path | None, db_path: Path, bacnet_port: int | None, poll_int
 def web(site_file: Path | None, db_path: Path, host: str | None, port: int | None) -> None:
     """Serve the web UI alone, over a store another process fills (`bems run`).
 
+    With [notify] in the site file, it also watches the runtime: when `bems run` has not
+    polled for 15 minutes (three poll cycles if longer), people are told at once.
+
     Example:
 
     \b
@@ -144,11 +147,19 @@ def web(site_file: Path | None, db_path: Path, host: str | None, port: int | Non
     app = create_app(site, db_path)
     w = site.web
     server = WebServer(app, host or w.host, port or w.port, w.certificate, w.private_key)
+    watch = None
+    if site.notify is not None:  # tells people when `bems run` stops polling
+        from bems.notify import Watch
+
+        watch = Watch(site, db_path).start()
     click.echo(server.url)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        if watch is not None:
+            watch.stop()
 
 
 @main.group()

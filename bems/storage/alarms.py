@@ -60,6 +60,17 @@ class AlarmLog:
                     events.append(("cleared", r))
         return events
 
+    def open_alarm(self, a: dict, raised: dt.datetime | int) -> dict:
+        """An occurrence opened by someone other than the runtime's evaluation (the web
+        process's watch over the runtime); the next evaluation closes it."""
+        with self.db.atomic():
+            cur = self.db.execute(
+                "INSERT INTO alarm_log (key, kind, severity, target, value, raised_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [a["key"], a["kind"], a["severity"], str(a["target"])[:200], a.get("value"),
+                 to_epoch(raised)])
+        return self.alarm_entry(cur.lastrowid)
+
     def log_closed_alarm(self, a: dict, raised: dt.datetime | int, cleared: dt.datetime | int
                          ) -> dict:
         """An occurrence known only once it was over (an outage of BEMS itself)."""
