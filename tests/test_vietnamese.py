@@ -59,7 +59,7 @@ def site_words(site) -> set[str]:
 
 
 def visible_text(page: str) -> str:
-    page = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", page)
+    page = re.sub(r"(?is)<(script|style|code)\b.*?</\1>", " ", page)  # <code>: a command
     attrs = " ".join(re.findall(r'(?:title|placeholder|aria-label|alt)="([^"]*)"', page))
     return html.unescape(re.sub(r"<[^>]+>", " ", page) + " " + attrs)
 

@@ -32,9 +32,13 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
 
     screens = (overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp, trends.bp,
                forecasts.bp, alarms.bp, faults.bp, reports.bp, live.bp, health.bp)
-    return create_shell(site, db_path, screens=screens, nav=NAV, home_endpoint="overview.index",
-                        clock=clock, test_config=test_config,
-                        extensions={"runtime": runtime}, live=True)
+    app = create_shell(site, db_path, screens=screens, nav=NAV, home_endpoint="overview.index",
+                       clock=clock, test_config=test_config,
+                       extensions={"runtime": runtime}, live=True)
+    from webui.api import init_api
+
+    init_api(app)
+    return app
 
 
 def ctx() -> dict:

@@ -80,7 +80,8 @@ def create_shell(site: Any, db_path: Path, *, screens: tuple, nav: list[tuple[st
     @app.before_request
     def _require_login():
         if request.endpoint in ("auth.login", "static", "health.healthz") or \
-                request.endpoint is None:
+                request.endpoint is None or request.blueprint in ("api", "api-docs"):
+            # (the read API takes a bearer token, never the session: webui/api.py)
             return None
         if not session.get("user"):
             return redirect(url_for("auth.login", next=request.full_path))

@@ -24,8 +24,20 @@ MESSAGES = {
 
 
 def _page(error: str | None = None):
-    return render_template("users.html", users=store().users(), roles=ROLES, error=error), \
-        (400 if error else 200)
+    return render_template("users.html", users=store().users(), roles=ROLES, error=error,
+                           tokens=store().tokens()), (400 if error else 200)
+
+
+@bp.route("/tokens/revoke", methods=["POST"])
+@requires("admin")
+def revoke_token():
+    """Revoke a read API token (they are made with `bems token create`, shown once)."""
+    name = request.form.get("name", "")[:64]
+    if store().revoke_token(name, now()):
+        store().audit(g.user["name"], "token.revoke", {"name": name}, now())
+        flash(_("Token revoked."))
+        return redirect(url_for("users.index"))
+    return _page(_("No active token has that name."))
 
 
 @bp.route("/", methods=["GET", "POST"])

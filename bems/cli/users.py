@@ -136,3 +136,82 @@ def user_delete(name: str, db_path: Path) -> None:
 
     _user_change(delete_user, db_path, name)
     click.echo(f"{name} deleted")
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens of the read API (/api/v1/): made, listed, revoked.
+
+    Example:
+
+    \b
+        bems token create grafana --scope read --expires 365 --db bems.sqlite
+    """
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read"]), default="read", show_default=True,
+              help="What the token may do (read: every GET of /api/v1/).")
+@click.option("--expires", "expires_days", type=click.IntRange(1, 3660), default=None,
+              help="Days until it stops working (default: never; revoke it then).")
+@_db_option
+def token_create(name: str, scope: str, expires_days: int | None, db_path: Path) -> None:
+    """Make a token and print it once (only its hash is kept).
+
+    Example:
+
+    \b
+        bems token create ioc --expires 90 --db bems.sqlite
+    """
+    from bems import tokens
+
+    with Store(db_path) as store:
+        t = tokens.create(store, name, scope, dt.datetime.now(dt.timezone.utc), expires_days,
+                          by=_cli_user())
+    click.echo(t)
+
+
+@token.command("list")
+@_db_option
+def token_list(db_path: Path) -> None:
+    """The tokens: name, scope, made, expires, revoked, last used, uses in the last 31 days.
+
+    Example:
+
+    \b
+        bems token list --db bems.sqlite
+    """
+    def day(t):
+        return t.strftime("%Y-%m-%d") if t else "-"
+
+    with Store(db_path) as store:
+        rows = store.tokens()
+    if not rows:
+        click.echo("no tokens")
+    for t in rows:
+        state = "revoked" if t["revoked"] else "active"
+        click.echo(f"{t['name']}\t{t['scope']}\t{state}\tmade {day(t['created'])}\t"
+                   f"expires {day(t['expires'])}\tlast used {day(t['last_used'])}\t"
+                   f"{sum(t['uses'].values())} uses")
+
+
+@token.command("revoke")
+@click.argument("name")
+@_db_option
+def token_revoke(name: str, db_path: Path) -> None:
+    """Stop a token at once.
+
+    Example:
+
+    \b
+        bems token revoke ioc --db bems.sqlite
+    """
+    from bems.errors import BemsError
+
+    now = dt.datetime.now(dt.timezone.utc)
+    with Store(db_path) as store:
+        if not store.revoke_token(name, now):
+            raise BemsError(f"no active token named {name!r}")
+        store.audit(_cli_user(), "token.revoke", {"name": name}, now)
+    click.echo(f"revoked {name}")

@@ -7,7 +7,8 @@ made and upgraded by migrations, split by concern:
 - `forecasts`: forecasts and fitted models;
 - `faults`: faults the rules found, and what people did about them;
 - `outbox`: messages for the city portfolio until the broker has them;
-- `alarms`: the alarm log, and notifications to people until delivered.
+- `alarms`: the alarm log, and notifications to people until delivered;
+- `tokens`: the read API's bearer tokens (hashes) and their use per day.
 
 `Store` is all of them over one connection. Callers pass typed arguments, never SQL.
 """
@@ -33,6 +34,7 @@ from bems.storage.operations import Operations
 from bems.storage.outbox import Outbox
 from bems.storage.schema import LEVELS, migrations
 from bems.storage.timeseries import TimeSeries
+from bems.storage.tokens import Tokens
 
 __all__ = ["Store", "WriteRecord", "QUALITY", "QUALITY_NAMES", "LEVELS", "migrations",
            "to_epoch", "from_epoch"]
@@ -51,7 +53,7 @@ def _create_private(path: Path) -> None:
         raise StoreError(f"{path}: cannot create the database: {err.strerror}") from err
 
 
-class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox, AlarmLog):
+class Store(TimeSeries, Ledger, Operations, Forecasts, Faults, Outbox, AlarmLog, Tokens):
     """A BEMS database file. One Store per thread; SQLite itself serialises writers."""
 
     def __init__(self, path: str | Path, timezone: str = "Asia/Ho_Chi_Minh",

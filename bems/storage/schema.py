@@ -151,3 +151,13 @@ def _m0010(db: sqlite_utils.Database) -> None:
                "UNIQUE (ref, event, recipient, channel))")
     db.execute("CREATE INDEX notifications_due ON notifications (sent_ts, due_ts)")
     db.execute("CREATE INDEX notifications_key ON notifications (key, recipient, created_ts)")
+
+
+@migrations(name="0011_api_tokens")
+def _m0011(db: sqlite_utils.Database) -> None:
+    # bearer tokens of the read API: only a hash is kept; use counted per token and local day
+    db.execute("CREATE TABLE api_tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, "
+               "scope TEXT NOT NULL, created_ts INTEGER NOT NULL, created_by TEXT, "
+               "expires_ts INTEGER, revoked_ts INTEGER, last_used_ts INTEGER)")
+    db.execute("CREATE TABLE api_use (token TEXT NOT NULL, day TEXT NOT NULL, "
+               "n INTEGER NOT NULL, PRIMARY KEY (token, day)) WITHOUT ROWID")
