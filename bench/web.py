@@ -1,6 +1,7 @@
 """Web benchmark: median and 95th-percentile response time of the overview, trends (one point;
-four points over 30 days, the page with its chart's data) and floor-plan pages, over HTTP to the
-real server, with a year of 5-minute readings from 500 points in the store.
+four points over 30 days, the page with its chart's data) and floor-plan pages, and of the read
+API (a week of raw readings of one point; a 30-day 15-minute series of 10 points, ten calls),
+over HTTP to the real server, with a year of 5-minute readings from 500 points in the store.
 
     python bench/web.py
     python bench/web.py --days 30 --requests 20
@@ -72,6 +73,9 @@ def main() -> None:
         fill_s = time.perf_counter() - t
         with Store(db) as s:
             s.add_user("bench", "viewer", hash_password("bench-password"), "en")
+            from bems import tokens
+
+            api_token = tokens.create(s, "bench", "read", end)
         app = create_app(site, db, test_config={"SESSION_COOKIE_SECURE": False},
                          clock=lambda: end)
         server = make_server("127.0.0.1", args.port, app, threaded=True)
@@ -92,18 +96,28 @@ def main() -> None:
             results = {}
             four = "&".join(f"point={p}" for p in ("f1.core.temp", "f1.core.sp",
                                                    "f1.core.ac", "meter.main.kw"))
+
+            def span(days: int) -> str:
+                return urllib.parse.urlencode({"from": (end - dt.timedelta(days=days)).isoformat(),
+                                               "to": end.isoformat()})
+            ten = [p.id for p in site.points if p.kind in ("temperature", "setpoint")][:10]
+            api = {"Authorization": f"Bearer {api_token}"}
             for name, paths in (
                     ("overview", ("/",)),
                     ("trends", ("/trends/?point=f1.core.temp&days=1",)),
                     ("trends_30d", ("/trends/?point=meter.main.kw&days=30",)),
                     # the page carries its chart's data: one request is the whole view
                     ("trends_4series_30d", (f"/trends/?{four}&days=30",)),
-                    ("floorplan", ("/zones/",))):
+                    ("floorplan", ("/zones/",)),
+                    ("api_readings_7d", (f"/api/v1/readings?point=f1.core.temp&{span(7)}",)),
+                    ("api_15m_10points_30d", tuple(f"/api/v1/readings?point={p}&res=15m&"
+                                                   f"{span(30)}" for p in ten))):
                 times = []
+                headers = api if name.startswith("api") else {"Cookie": cookie}
                 for _ in range(args.requests):
                     t = time.perf_counter()
                     for path in paths:
-                        conn.request("GET", path, headers={"Cookie": cookie})
+                        conn.request("GET", path, headers=headers)
                         resp = conn.getresponse()
                         resp.read()
                         assert resp.status == 200, (path, resp.status)
@@ -123,7 +137,10 @@ def main() -> None:
                       "trends_p95_ms": round(results["trends"][1], 1),
                       "trends_30d_p95_ms": round(results["trends_30d"][1], 1),
                       "trends_4series_30d_p95_ms": round(results["trends_4series_30d"][1], 1),
-                      "floorplan_p95_ms": round(results["floorplan"][1], 1)}))
+                      "floorplan_p95_ms": round(results["floorplan"][1], 1),
+                      "api_readings_7d_p95_ms": round(results["api_readings_7d"][1], 1),
+                      "api_15m_10points_30d_p95_ms":
+                          round(results["api_15m_10points_30d"][1], 1)}))
 
 
 if __name__ == "__main__":
