@@ -139,6 +139,7 @@ def _build_site(r: _Reader, data: dict, source: Path | None) -> Site | None:
             reports.baseline_to < reports.baseline_from:
         r.error(("reports", "baseline_to"), "must not be before baseline_from")
     _check_refs(r, data, buildings, devices, points, zones, meters, schedules, control)
+    _check_zone_setpoints(r, zones, control)
     _check_air_handlers(r, ahus, points, zones)
     if r.issues:
         return None
@@ -321,8 +322,10 @@ def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
     d = r.table(d, p, ("id", "name", "building", "floor", "area_m2", "kind", "schedule",
                        "setpoint_min", "setpoint_max", "occupied_setpoint")
                 + _ZONE_POINTS)
-    lo = r.get(d, p, "setpoint_min", float, 22.0)
-    hi = r.get(d, p, "setpoint_max", float, 30.0)
+    lo = r.get(d, p, "setpoint_min", float, 22.0,
+               lambda v: None if 10 <= v <= 40 else "must be 10..40 °C")
+    hi = r.get(d, p, "setpoint_max", float, 30.0,
+               lambda v: None if 10 <= v <= 40 else "must be 10..40 °C")
     if lo is not None and hi is not None and lo >= hi:
         r.error(p + ("setpoint_max",), f"must be greater than setpoint_min ({lo})")
     refs = {k: r.get(d, p, k, str, None) for k in _ZONE_POINTS}
@@ -333,6 +336,22 @@ def _zone(r: _Reader, p: Path_, d: Any) -> Zone | None:
                 schedule=r.get(d, p, "schedule", str, ""), setpoint_min=lo, setpoint_max=hi,
                 occupied_setpoint=r.get(d, p, "occupied_setpoint", float, None),
                 **refs)
+
+
+def _check_zone_setpoints(r: _Reader, zones: list, control: Control) -> None:
+    """A zone's own occupied setpoint is never below the policy floor and lies within the
+    zone's limits (the planner would clamp it: the file must not say what never happens)."""
+    floor = control.policy_min_cooling_setpoint
+    for i, z in enumerate(zones):
+        if z is None or z.occupied_setpoint is None:
+            continue
+        p = ("zones", i, "occupied_setpoint")
+        if z.occupied_setpoint < floor:
+            r.error(p, f"must not be below the policy floor ({floor:g} °C), got "
+                       f"{z.occupied_setpoint:g}")
+        elif not z.setpoint_min <= z.occupied_setpoint <= z.setpoint_max:
+            r.error(p, f"must lie within the zone's setpoint_min..setpoint_max "
+                       f"({z.setpoint_min:g}..{z.setpoint_max:g}), got {z.occupied_setpoint:g}")
 
 
 def _air_handler(r: _Reader, p: Path_, d: Any) -> AirHandler | None:

@@ -43,6 +43,19 @@ def _history_as_baseline(site, store: Store, now: dt.datetime):
         site.reports, baseline_from=start, baseline_to=end))
 
 
+def _site_copy(db_path: Path) -> Path:
+    """The demo's site file copied beside its store (`bems-demo.site.toml`), made anew with a
+    new store and kept with it, so what an admin changes in Settings stays with that demo."""
+    copy = db_path.with_name(db_path.stem + ".site.toml")
+    with Store(db_path) as store:
+        fresh = store.count_readings() == 0
+    if fresh or not copy.exists():
+        tmp = copy.with_name(f".{copy.name}.tmp")
+        tmp.write_text(demo_site_path().read_text(encoding="utf-8"), encoding="utf-8")
+        tmp.replace(copy)
+    return copy
+
+
 def _find_faults(site, store: Store, now: dt.datetime, days: int) -> int:
     """The fault rules over the history (at most two weeks), as the runtime runs them every
     15 minutes over the last 30 hours: the faults screen lists them at once."""
@@ -73,8 +86,10 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
     from connectors.simulator.run import HistorySink
     from webui import create_app
 
+    if site_file is None:  # a copy of the demo's site file beside its store: Settings edit it
+        site_file = _site_copy(Path(db_path))
     site = load_site(site_file)
-    click.echo(f"site: {site.name} ({site_file or demo_site_path()})")
+    click.echo(f"site: {site.name} ({site_file})")
     now = start.replace(tzinfo=None) if start is not None else dt.datetime.now(site.tz)
     now = now.replace(tzinfo=None, second=0, microsecond=0)
     centre = VirtualCentre(site)

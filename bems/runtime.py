@@ -90,6 +90,11 @@ class Runtime:
         self.publisher = None  # reporting to the city portfolio ([portfolio] in the site file)
         self.run_lock = None
         self.screen = Screen(site)
+        self._site_version = None
+        if site.source is not None:
+            from bems.sitefile import file_version
+
+            self._site_version = file_version(site.source)
 
     def _store_rows(self, rows: list[tuple]) -> None:
         """Readings into the store, an implausible value as a bad reading (bems.plausible)."""
@@ -139,6 +144,8 @@ class Runtime:
         if self.site.storage.backup_keep > 0:
             self.scheduler.add_job(self.backup, "cron", hour=1, minute=40, id="backup",
                                    executor="backup")
+        if self.site.source is not None:
+            self.scheduler.add_job(self.reload_site, "interval", seconds=30, id="site")
         self.scheduler.add_job(self.alarms, "interval", minutes=1, id="alarms",
                                next_run_time=now + dt.timedelta(seconds=15))
         if self.site.notify is not None:
@@ -411,6 +418,38 @@ class Runtime:
         for event, e in events:
             log.info("alarm %s: %s %s (%s)", event, e["kind"], e["target"], e["severity"])
         return events
+
+    def reload_site(self) -> bool:
+        """Every 30 s: when the site file changed (settings saved from the UI, or an engineer),
+        its new settings take effect without a restart (zones, setpoints and limits, meters,
+        tariffs, recipients, strategy parameters). A file that does not load is logged and the
+        running settings stay. Devices and points are the field bus's: they need a restart."""
+        from bems.config import load_site
+        from bems.errors import BemsError
+        from bems.sitefile import file_version
+
+        v = file_version(self.site.source)
+        if v is None or v == self._site_version:
+            return False
+        try:
+            site = load_site(self.site.source)
+        except BemsError as err:
+            log.error("the site file changed but does not load; still running the previous "
+                      "settings: %s", err)
+            self._site_version = v
+            return False
+        if {(d.id, d.address, d.instance) for d in site.devices} != \
+                {(d.id, d.address, d.instance) for d in self.site.devices} or \
+                {p.id for p in site.points} != {p.id for p in self.site.points}:
+            log.warning("the site file's devices or points changed: restart bems run for them "
+                        "(its other settings are taken now)")
+        with self._writing, self._lock:
+            self.site = site
+            self.writer.site = site
+            self.screen = Screen(site)
+        self._site_version = v
+        log.info("site file reloaded: %s", self.site.source)
+        return True
 
     def _told_outage(self) -> None:
         from bems.notify import at_start

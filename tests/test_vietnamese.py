@@ -20,11 +20,13 @@ from tests.test_webui import _app, _login, _token, web_db  # noqa: F401 (a fixtu
 ROOT = Path(__file__).parent.parent
 # "English": the language switch names each language in itself (as every multilingual site does)
 ALLOWED = {"english", "bems", "ipmvp", "csv", "pdf", "xlsx", "html", "bacnet", "admin", "viewer",
-           "operator", "ashrae", "ieee", "json", "mqtt", "utc", "wcag", "evn", "vnd", "svg"}
+           "operator", "ashrae", "ieee", "json", "mqtt", "utc", "wcag", "evn", "vnd", "svg",
+           "webhook"}
 PAGES = ("/", "/zones/", "/zones/f2.p1", "/zones/f1.core", "/schedules/", "/schedules/office", "/overrides/", "/strategies/",
          "/trends/", "/trends/?point=f2.p1.temp&days=2", "/forecasts/", "/alarms/",
          "/alarms/history", "/alarms/history?state=open&severity=critical",
-         "/reports/", "/audit/", "/users/", "/faults/", "/faults/?all=1", "/faults/1")
+         "/reports/", "/audit/", "/users/", "/settings/", "/faults/", "/faults/?all=1",
+         "/faults/1")
 
 
 def english_vocabulary() -> set[str]:

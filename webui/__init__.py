@@ -27,17 +27,18 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
                clock: Callable[[], dt.datetime] | None = None) -> "Flask":  # noqa: F821
     """The site's UI over its store (and beside its runtime, when there is one)."""
     from webui import (alarms, faults, forecasts, health, live, overrides, overview, reports,
-                       schedules, strategies, trends, zones)
+                       schedules, settings, strategies, trends, zones)
     from webui.shell import create_shell
 
     screens = (overview.bp, zones.bp, schedules.bp, overrides.bp, strategies.bp, trends.bp,
-               forecasts.bp, alarms.bp, faults.bp, reports.bp, live.bp, health.bp)
+               forecasts.bp, alarms.bp, faults.bp, reports.bp, live.bp, health.bp, settings.bp)
     app = create_shell(site, db_path, screens=screens, nav=NAV, home_endpoint="overview.index",
                        clock=clock, test_config=test_config,
                        extensions={"runtime": runtime}, live=True)
     from webui.api import init_api
 
     init_api(app)
+    app.jinja_env.globals["has_settings"] = True  # (the city's app, on the same shell, has none)
     return app
 
 

@@ -198,6 +198,16 @@ def register(app) -> None:
                      ("detail", detail)):
         app.jinja_env.filters[name] = fn
 
+    def _period_days(p) -> str:
+        """A time-of-use period's days as the site file writes them: mon-fri, or sat,sun."""
+        from bems.site import WEEKDAYS
+
+        days = sorted(p.days)
+        if days and days == list(range(days[0], days[-1] + 1)) and len(days) > 1:
+            return f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+        return ",".join(WEEKDAYS[d] for d in days)
+    app.jinja_env.filters["period_days"] = _period_days
+
     def _reason(text: str) -> str:
         from webui import ctx
 
