@@ -25,7 +25,23 @@ import tomlkit
 from bems.errors import BemsError
 
 KEEP_PREVIOUS = 10
-_UNSET = object()
+UNCHANGED = object()  # an edit's argument that leaves the field as it is
+_UNSET = UNCHANGED
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as TOML values: 2226 and 2226.0 are the same price; tables and arrays by their
+    contents (a field written back unchanged must not change the file)."""
+    if hasattr(old, "unwrap"):
+        old = old.unwrap()
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys() and all(_same(old[k], new[k]) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new))
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and \
+            not isinstance(old, bool) and not isinstance(new, bool):
+        return float(old) == float(new)
+    return old == new
 
 
 class SettingsError(BemsError):
@@ -72,18 +88,19 @@ class SiteFile:
 
     @staticmethod
     def _set(t: Any, key: str, value: Any) -> None:
-        """Set a field, or remove it when the value is None (its default then applies)."""
+        """Set a field (left as it is when it already holds that value), or remove it when
+        the value is None (its default then applies)."""
         if value is None:
             if key in t:
                 del t[key]
-        else:
+        elif key not in t or not _same(t[key], value):
             t[key] = value
 
     def zone(self, zone_id: str, *, name: str | None = None, occupied_setpoint=_UNSET,
              setpoint_min=_UNSET, setpoint_max=_UNSET) -> None:
         z = self._item("zones", zone_id)
         if name is not None:
-            z["name"] = name
+            self._set(z, "name", name)
         for key, v in (("occupied_setpoint", occupied_setpoint), ("setpoint_min", setpoint_min),
                        ("setpoint_max", setpoint_max)):
             if v is not _UNSET:
@@ -92,7 +109,7 @@ class SiteFile:
     def meter(self, meter_id: str, *, name: str | None = None, parent=_UNSET) -> None:
         m = self._item("meters", meter_id)
         if name is not None:
-            m["name"] = name
+            self._set(m, "name", name)
         if parent is not _UNSET:
             self._set(m, "parent", parent)
 
@@ -126,7 +143,8 @@ class SiteFile:
                 if k not in fields:
                     del old[k]
             for k in fields:
-                old[k] = t[k]
+                if k not in old or not _same(old[k], fields[k]):
+                    old[k] = t[k]
         else:
             raise SettingsError(f"no tariff number {index + 1}", "unknown")
 

@@ -410,3 +410,37 @@ def test_tasks_in_few_clicks(demo, browser, size, lang, tmp_path):
     _shot(page, f"{size}-en-fault")
     assert page.evaluate(contrast) == []
     page.close()
+
+
+def test_an_admin_opens_the_alarm_log_and_previews_a_setting(demo, browser, site_file):
+    """In Chromium: the alarm log from the alarms screen, its CSV; Settings shows the lines of
+    the site file a change would make and writes nothing until Save."""
+    before = site_file.read_bytes()
+    page = browser.new_page(locale="vi-VN", accept_downloads=True,
+                            viewport={"width": 1280, "height": 900})
+    base = f"http://127.0.0.1:{demo['port']}"
+    page.goto(base + "/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", demo["password"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Tổng quan')")
+    page.goto(base + "/alarms/")
+    page.click("a:has-text('Nhật ký cảnh báo')")
+    page.wait_for_selector("h1:has-text('Nhật ký cảnh báo')")
+    with page.expect_download() as dl:
+        page.click("a:has-text('Xuất CSV')")
+    assert Path(dl.value.path()).read_text(encoding="utf-8").startswith("raised_local,")
+    _shot(page, "alarm-log-vi")
+    page.click("nav a:has-text('Cài đặt')")
+    page.wait_for_selector("h1:has-text('Cài đặt')")
+    page.fill("input[name='name:f2.p1']", "Phòng Tài vụ")
+    page.click("form:has(input[name='name:f2.p1']) button:has-text('Xem trước')")
+    page.wait_for_selector("pre.diff")
+    diff = page.inner_text("pre.diff")
+    assert '+name = "Phòng Tài vụ"' in diff and diff.count("\n+") <= 2
+    _shot(page, "settings-preview-vi")
+    page.click("a:has-text('Hủy')")
+    assert site_file.read_bytes() == before  # a preview writes nothing
+    r = page.request.get(base + "/api/v1/points")  # the session is not an API token
+    assert r.status == 401
+    page.close()

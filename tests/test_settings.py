@@ -5,6 +5,7 @@ and the runtime taking the change without a restart."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import shutil
 import subprocess
@@ -223,4 +224,35 @@ def test_a_site_file_that_cannot_be_written_is_a_clear_error(site_copy):
     with pytest.raises(SettingsError) as err:
         sf.save(sf.version, NOW)
     assert err.value.code == "unwritable" and "cannot write" in str(err.value)
+    assert site_copy.read_bytes() == before
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_a_form_sent_back_unchanged_changes_nothing(site_copy, tmp_path, lang):
+    """What the page shows is what it reads back: no thousands separator in a field (a
+    Vietnamese "2.226" VND/kWh came back as 2.226), decimal commas read as decimals."""
+    site = load_site(site_copy)
+    c, _db, _app = _admin(site, tmp_path)
+    page = c.get("/").data
+    c.post("/lang/" + lang, data={"csrf_token": re.search(
+        rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()})
+    page = c.get("/settings/").data.decode()
+    before = site_copy.read_bytes()
+    for form in re.findall(r'<form method="post" action="/settings/".*?</form>', page, re.S):
+        fields = {}
+        for tag in re.findall(r"<input [^>]*>", form):  # what a browser sends: unescaped
+            name = re.search(r'name="([^"]+)"', tag)
+            value = re.search(r'value="([^"]*)"', tag)
+            if name and value:
+                fields[html.unescape(name.group(1))] = html.unescape(value.group(1))
+        fields.update((k, html.unescape(v)) for k, v in re.findall(
+            r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S))
+        for name, body in re.findall(r'<select name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+            chosen = re.search(r'<option value="([^"]*)" selected', body)
+            fields[name] = chosen.group(1) if chosen else \
+                re.search(r'<option value="([^"]*)"', body).group(1)
+        if fields.get("index") == "new":
+            continue
+        r = c.post("/settings/", data={**fields, "do": "preview"})
+        assert r.status_code == 302, (fields.get("section"), r.data.decode()[-800:])
     assert site_copy.read_bytes() == before

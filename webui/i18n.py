@@ -31,6 +31,15 @@ def number(value, digits: int = 1) -> str:
     return "–" if value is None else formatting.number(value, current_locale(), digits)
 
 
+def field_number(value) -> str:
+    """A number as a form field shows it: no thousands separator (a Vietnamese "2.226" would
+    come back as 2.226), the reader's decimal mark, no trailing zeros; empty for none."""
+    if value is None:
+        return ""
+    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",") if str(current_locale()).startswith("vi") else text
+
+
 def money(value) -> str:
     return "–" if value is None else number(value, 0) + " ₫"
 
@@ -50,6 +59,7 @@ def datetime(value: dt.datetime, tz=None) -> str:
 def register_filters(app) -> None:
     app.jinja_env.filters["num"] = number
     app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["field"] = field_number
     app.jinja_env.filters["date"] = date
 
     def _dt(value):

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from bems.config import ConfigError
 from bems.config import demo_site_path
 from bems.site import SEVERITIES
-from bems.sitefile import SettingsError, SiteFile, file_version
+from bems.sitefile import UNCHANGED, SettingsError, SiteFile, file_version
 from webui import ctx, now, store
 from webui.auth import requires
 
@@ -59,20 +59,28 @@ def _apply(sf: SiteFile, form) -> str:
     if section == "zones":
         for z in site.zones:
             name = _text(f"name:{z.id}")
-            if not name:
+            if not name and form.get(f"name:{z.id}") is not None:
                 raise FormError(_("Every zone needs a name."))
-            sf.zone(z.id, name=name,
-                    occupied_setpoint=_number(form.get(f"sp:{z.id}"), z.name),
-                    setpoint_min=_number(form.get(f"min:{z.id}"), z.name),
-                    setpoint_max=_number(form.get(f"max:{z.id}"), z.name))
+            # a value as it is (the default shown included), or a field not sent, is left as
+            # it is in the file; an emptied field is removed (its default applies)
+            new = {k: UNCHANGED if form.get(f"{f}:{z.id}") is None else
+                   _number(form.get(f"{f}:{z.id}"), z.name)
+                   for k, f in (("occupied_setpoint", "sp"), ("setpoint_min", "min"),
+                                ("setpoint_max", "max"))}
+            sf.zone(z.id, name=name if name and name != z.name else None,
+                    **{k: v if v is UNCHANGED or v != getattr(z, k) else UNCHANGED
+                       for k, v in new.items()})
     elif section == "meters":
         ids = {m.id for m in site.meters}
         for m in site.meters:
+            if form.get(f"name:{m.id}") is None:
+                continue  # not in this form: left as it is
             name = _text(f"name:{m.id}")
             parent = form.get(f"parent:{m.id}", "") or None
             if not name or (parent is not None and parent not in ids):
                 raise FormError(_("Every meter needs a name, and a parent among the meters."))
-            sf.meter(m.id, name=name, parent=parent)
+            sf.meter(m.id, name=name if name != m.name else None,
+                     parent=parent if parent != m.parent else UNCHANGED)
     elif section == "tariff":
         index = _index(form, len(site.tariffs))
         if form.get("action") == "delete":
