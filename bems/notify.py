@@ -295,12 +295,16 @@ def _new_faults(site: Site, store, nf: Notify, now: dt.datetime) -> list[dict]:
     from bems.faults.texts import fault_text
 
     after = store.get(NOTIFY_FAULTS_AFTER)
-    new = [f for f in store.faults(status="active", limit=100_000)
-           if after is not None and f["id"] > after]
-    top = max([f["id"] for f in store.faults(limit=1)] + [after or 0, *(f["id"] for f in new)])
-    store.put(NOTIFY_FAULTS_AFTER, top)
+    if after is None:  # the first look: the count starts here
+        store.put(NOTIFY_FAULTS_AFTER, store.last_fault_id())
+        return []
+    new = store.faults_after(after)
+    if new:
+        store.put(NOTIFY_FAULTS_AFTER, new[-1]["id"])
     rows: list[dict] = []
-    for f in sorted(new, key=lambda f: f["id"]):
+    for f in new:
+        if f["status"] == "closed":
+            continue
         vnd = f.get("vnd_per_day") or 0
         extra = {}
         for lang in ("en", "vi"):

@@ -411,7 +411,8 @@ class Runtime:
             with self._lock:
                 now = self.clock()
                 events = evaluate(self.site, self.store, now)
-                prune_acks(self.site, self.store, now)
+                prune_acks(self.site, self.store, now,
+                           {a["key"] for a in self.store.open_alarms()})
         except Exception:
             log.exception("alarm evaluation failed")
             return []

@@ -139,10 +139,13 @@ def acknowledge(site: Site, store: Store, key: str, user: str, now: dt.datetime)
     return True
 
 
-def prune_acks(site: Site, store: Store, now: dt.datetime) -> int:
-    """Drop the acknowledgements of alarms that are no longer active."""
+def prune_acks(site: Site, store: Store, now: dt.datetime,
+               active: set[str] | None = None) -> int:
+    """Drop the acknowledgements of alarms that are no longer active (`active`: their keys,
+    when the caller has just computed them)."""
     acks = store.get(ALARM_ACKS)
-    active = {a["key"] for a in alarms(site, store, now)}
+    if active is None:
+        active = {a["key"] for a in alarms(site, store, now)}
     kept = {k: v for k, v in acks.items() if k in active}
     if len(kept) != len(acks):
         store.put(ALARM_ACKS, kept)

@@ -581,3 +581,30 @@ def test_the_web_process_tells_people_when_the_runtime_stops_polling(centre, rel
         assert len(relay.messages) == 4
     finally:
         web_store.close()
+
+
+def test_new_faults_are_told_once_with_their_cost_and_a_backlog_is_not(site_file, tmp_path,
+                                                                      relay, hook):
+    site = notify_site(site_file, tmp_path, two_recipients(relay, hook, tmp_path).replace(
+        'min_severity = "critical"', 'min_severity = "warning"'))
+    t = MONDAY_0800
+
+    def fault(target: str, vnd: float) -> dict:
+        return {"rule": "ac_after_hours", "target": target, "target_kind": "zone",
+                "first": t - dt.timedelta(hours=5), "last": t - dt.timedelta(hours=1),
+                "detected": t, "kwh_per_day": 10.0, "vnd_per_day": vnd,
+                "discomfort_kh": 0.0, "evidence": {"hours": 4}}
+
+    with Store(tmp_path / "f.sqlite") as store:
+        for target, vnd in (("f1.p1", 1000.0), ("f1.p2", 90_000.0)):  # the backlog
+            store.record_fault(fault(target, vnd), t)
+        evaluate(site, store, t)
+        assert not [n for n in store.notifications() if n["ref"].startswith("fault:")]
+        new_id = store.record_fault(fault("f3.p4", 45_500.0), t + dt.timedelta(minutes=1))
+        evaluate(site, store, t + dt.timedelta(minutes=2))
+        evaluate(site, store, t + dt.timedelta(minutes=3))
+        told = [n for n in store.notifications() if n["ref"].startswith("fault:")]
+        assert {n["ref"] for n in told} == {f"fault:{new_id}"} and len(told) == 3
+        deliver(site, store, t + dt.timedelta(minutes=3))
+    text = "\n".join(m.get_content() for m in relay.wait_for(2))
+    assert "khoảng 45.500 đồng mỗi ngày" in text and "about 45,500 VND a day" in text

@@ -74,6 +74,16 @@ class Faults:
         cols = [c[0] for c in cur.description]
         return [_row(dict(zip(cols, r))) for r in cur]
 
+    def faults_after(self, fault_id: int, limit: int = 1000) -> list[dict]:
+        """Faults recorded after the one with this id (ids only grow), oldest first."""
+        cur = self.db.execute("SELECT * FROM faults WHERE id > ? ORDER BY id LIMIT ?",
+                              [fault_id, limit])
+        cols = [c[0] for c in cur.description]
+        return [_row(dict(zip(cols, r))) for r in cur]
+
+    def last_fault_id(self) -> int:
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM faults").fetchone()[0]
+
     def fault(self, fault_id: int) -> dict | None:
         cur = self.db.execute("SELECT * FROM faults WHERE id = ?", [fault_id])
         r = cur.fetchone()
