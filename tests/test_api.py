@@ -201,6 +201,9 @@ def test_a_token_is_rate_limited_and_its_use_counted_by_day(client, api_db, name
         t = next(x for x in s.tokens() if x["name"] == name)
         assert t["uses"] == {"2026-07-07": 5} and t["last_used"] == NOW  # the calls served
         assert any(a["action"] == "token.create" for a in s.audit_rows(limit=50))
+        used = [a for a in s.audit_rows(limit=200, action="token.use")
+                if a["user"] == f"token:{name}"]
+        assert len(used) == 1  # the day's first use, once
     api._calls.clear()
 
 

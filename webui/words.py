@@ -131,6 +131,9 @@ USER_ACTIONS = {
     "user.disable": _l("user disabled"), "user.enable": _l("user enabled"),
     "user.password": _l("password changed"), "user.role": _l("role changed"),
     "db.purge": _l("old readings purged"), "fault.update": _l("fault updated"),
+    "settings.save": _l("settings saved"), "token.create": _l("API token made"),
+    "token.revoke": _l("API token revoked"), "token.use": _l("API token used (first call of "
+                                                               "the day)"),
 }
 
 DETAIL_KEYS = {  # the fields of a user action, as the audit screen shows them
@@ -140,6 +143,8 @@ DETAIL_KEYS = {  # the fields of a user action, as the audit screen shows them
     "day": _l("day"), "kind": _l("kind"), "until": _l("until"), "rule": _l("rule"),
     "target": _l("target"), "status": _l("status"), "assignee": _l("assigned to"),
     "note": _l("note"), "expires_at": _l("until"), "reason": _l("reason"),
+    "section": _l("section"), "diff": _l("changes"), "scope": _l("scope"),
+    "expires": _l("until"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from typing import Any
 
@@ -56,9 +57,16 @@ class Tokens:
         return cur.rowcount == 1
 
     def count_token_use(self, name: str, day: str, now: dt.datetime | int) -> None:
-        """One more use of the token on a local day (YYYY-MM-DD)."""
+        """One more use of the token on a local day (YYYY-MM-DD); its first use of a day is
+        also a line in the audit (the day's count is in `tokens()`)."""
         with self.db.atomic():
-            self.db.execute("INSERT INTO api_use (token, day, n) VALUES (?, ?, 1) "
-                            "ON CONFLICT (token, day) DO UPDATE SET n = n + 1", [name, day])
+            n = self.db.execute("INSERT INTO api_use (token, day, n) VALUES (?, ?, 1) "
+                                "ON CONFLICT (token, day) DO UPDATE SET n = n + 1 "
+                                "RETURNING n", [name, day]).fetchone()[0]
             self.db.execute("UPDATE api_tokens SET last_used_ts = ? WHERE name = ?",
                             [to_epoch(now), name])
+            if n == 1:
+                self.db.execute("INSERT INTO audit (ts, user, action, detail) VALUES "
+                                "(?, ?, 'token.use', ?)",
+                                [to_epoch(now), f"token:{name}",
+                                 json.dumps({"name": name, "day": day})])
