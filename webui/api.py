@@ -162,13 +162,9 @@ class ForecastArgs(ma.Schema):
     meter = ma.fields.String(validate=ma.validate.Length(1, 200))
 
 
-def _args(schema: ma.Schema) -> dict:
-    """The query's arguments through a schema (webargs-style 422 on a bad one), with the
-    names the spec uses."""
-    try:
-        out = schema.load(request.args)
-    except ma.ValidationError as err:
-        abort(422, message="bad parameters", errors=err.messages)
+def _renamed(args: dict) -> dict:
+    """The parsed query (webargs: a bad one is a 422 before the view) with the spec's names."""
+    out = dict(args)
     if "from_" in out:
         out["from"] = out.pop("from_")
     return out
@@ -235,13 +231,12 @@ def points():
 
 
 @bp.route("/readings")
-@bp.doc(parameters=[{"in": "query", "name": n, "schema": {"type": "string"}}
-                    for n in ("from", "to")])
+@bp.arguments(ReadingsArgs, location="query")
 @bp.response(200, description="`{point, res, unit, items: [{time, value, quality}] or "
                               "[{time, mean, min, max, n}], next}`")
-def readings():
+def readings(a):
     """A point's readings: raw, or 15-minute, hourly or daily means (with min, max, count)."""
-    a = _args(ReadingsArgs())
+    a = _renamed(a)
     site = ctx()["site"]
     try:
         p = site.point(a["point"])
@@ -265,12 +260,11 @@ def readings():
 
 
 @bp.route("/energy")
-@bp.doc(parameters=[{"in": "query", "name": n, "schema": {"type": "string"}}
-                    for n in ("from", "to")])
+@bp.arguments(EnergyArgs, location="query")
 @bp.response(200, description="`{meter, res, unit: kWh, items: [{time, kwh}], next}`")
-def energy():
+def energy(a):
     """A meter's energy per hour, or per local day (hours after a gap are left out)."""
-    a = _args(EnergyArgs())
+    a = _renamed(a)
     site = ctx()["site"]
     meter = next((m for m in site.meters if m.id == a["meter"]), None)
     if meter is None:
@@ -336,13 +330,12 @@ def faults(a):
 
 
 @bp.route("/writes")
-@bp.doc(parameters=[{"in": "query", "name": n, "schema": {"type": "string"}}
-                    for n in ("from", "to")])
+@bp.arguments(WritesArgs, location="query")
 @bp.response(200, description="`{items: [{time, point, action, value, priority, source, "
                               "reason, outcome, error}], next}` newest first")
-def writes():
+def writes(a):
     """The ledger: every attempt to write a device, newest first."""
-    a = _args(WritesArgs())
+    a = _renamed(a)
     start, end = _span(a, default_days=7)
     rows = store().writes(point=a.get("point"), since=start, until=end, limit=a["limit"] + 1)
     page = rows[:a["limit"]]
