@@ -140,7 +140,7 @@ def _wants(r: Recipient, severity: str) -> bool:
     return RANK[severity] >= RANK[r.min_severity]
 
 
-def _rows(site: Site, store, nf: Notify, ref: str, key: str, event: str, kind: str,
+def _rows(site: Site, nf: Notify, ref: str, key: str, event: str, kind: str,
           severity: str, target: str, value: float | None, at: dt.datetime, now: dt.datetime,
           link_path: str, extra: dict[str, str] | None = None,
           who=lambda r: True) -> list[dict]:
@@ -192,10 +192,10 @@ def _queue(site: Site, store, events: list[tuple[str, dict]], now: dt.datetime,
                 last = [store.last_raised(e["key"], r.name, ch) for ch in _channels(r)]
                 return not any(t is not None and now - t < dt.timedelta(minutes=nf.damp_min)
                                for t in last)
-            rows += _rows(site, store, nf, ref, e["key"], "raised", e["kind"], e["severity"],
+            rows += _rows(site, nf, ref, e["key"], "raised", e["kind"], e["severity"],
                           e["target"], e["value"], e["raised"], now, link, who=fresh)
         else:  # cleared: to whoever was told it was raised
-            rows += _rows(site, store, nf, ref, e["key"], "cleared", e["kind"], e["severity"],
+            rows += _rows(site, nf, ref, e["key"], "cleared", e["kind"], e["severity"],
                           e["target"], e["value"], e["cleared"], now, link,
                           who=lambda r, ref=ref: any("raised" in store.notified(ref, r.name, ch)
                                                      for ch in _channels(r)))
@@ -209,7 +209,7 @@ def _queue(site: Site, store, events: list[tuple[str, dict]], now: dt.datetime,
                     now - e["raised"] < dt.timedelta(minutes=r.escalate_after_min) or \
                     all("raised" in store.notified(ref, r.name, ch) for ch in _channels(r)):
                 continue
-            rows += _rows(site, store, nf, ref, e["key"], "raised", e["kind"], e["severity"],
+            rows += _rows(site, nf, ref, e["key"], "raised", e["kind"], e["severity"],
                           e["target"], e["value"], e["raised"], now,
                           f"/alarms/history?key={e['key']}", who=lambda x, r=r: x is r)
     if faults:
@@ -311,7 +311,7 @@ def _new_faults(site: Site, store, nf: Notify, now: dt.datetime) -> list[dict]:
             text = fault_text(f["rule"], f["evidence"], f["target"], lang)
             cost = _w("cost", lang).format(vnd=number(vnd, lang, 0)) if vnd > 0 else ""
             extra[lang] = " ".join(x for x in (text["title"] + ".", text["cause"], cost) if x)
-        rows += _rows(site, store, nf, f"fault:{f['id']}", f"fault:{f['rule']}:{f['target']}",
+        rows += _rows(site, nf, f"fault:{f['id']}", f"fault:{f['rule']}:{f['target']}",
                       "raised", "fault", SEVERITY["fault"], f["target"], None, f["detected"],
                       now, f"/faults/{f['id']}", extra)
     return rows

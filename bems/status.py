@@ -12,8 +12,8 @@ from bems.storage import Store
 from bems.state import ALARM_ACKS, BACKUP_FAILED, CONTROLLER_CLOCKS, DECISION_LOOKBACK_S
 
 # how urgent each kind of alarm is (a recipient's min_severity filters on it)
-SEVERITY = {"stale": "critical", "runtime_down": "critical", "runtime_stopped": "critical", "write": "warning",
-            "sensor": "warning", "clock": "warning", "policy": "warning",
+SEVERITY = {"stale": "critical", "runtime_down": "critical", "runtime_stopped": "critical",
+            "write": "warning", "sensor": "warning", "clock": "warning", "policy": "warning",
             "out_of_band": "warning", "ac_after_hours": "info", "lights_after_hours": "info",
             "fault": "warning", "backup": "warning"}
 CLOCK_ALARM_S = 300  # a controller clock this far off runs its local schedule at the wrong time
@@ -95,25 +95,19 @@ def alarms(site: Site, store: Store, now: dt.datetime) -> list[dict]:
         if isinstance(d, (int, float)) and abs(d) > CLOCK_ALARM_S:
             out.append({"key": f"clock:{dev.id}", "kind": "clock", "target": dev.name or dev.id,
                         "value": d / 60})
+    names = {p.id: p.name or p.id for p in site.points}
     # a point whose newest write failed or could not be read back (and was not released)
     newest = {w.point: w for w in reversed(store.held_writes())}
     for pid, w in newest.items():
         if w.outcome in ("failed", "unconfirmed"):
-            try:
-                name = site.point(pid).name or pid
-            except KeyError:
-                name = pid
-            out.append({"key": f"write:{pid}", "kind": "write", "target": name,
+            out.append({"key": f"write:{pid}", "kind": "write", "target": names.get(pid, pid),
                         "value": w.value if isinstance(w.value, (int, float)) else None})
     # a sensor whose readings were outside its plausible range within the look-back
     since = now - dt.timedelta(seconds=stale_after(store))
     odd = {pid for t, pid, _ in store.implausible(limit=500) if since <= t <= now}
     for pid in sorted(odd):
-        try:
-            name = site.point(pid).name or pid
-        except KeyError:
-            name = pid
-        out.append({"key": f"sensor:{pid}", "kind": "sensor", "target": name, "value": None})
+        out.append({"key": f"sensor:{pid}", "kind": "sensor", "target": names.get(pid, pid),
+                    "value": None})
     failed = store.get(BACKUP_FAILED)
     if failed.get("error"):
         out.append({"key": "backup", "kind": "backup", "target": str(failed["error"])[:200],

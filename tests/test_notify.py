@@ -293,9 +293,9 @@ def test_quiet_hours_hold_all_but_critical(site_file, tmp_path, store):
     store.sync_alarms([], night)
     from bems.notify import _rows
 
-    rows = _rows(site, store, site.notify, "alarm:1", "band:x", "raised", "out_of_band",
+    rows = _rows(site, site.notify, "alarm:1", "band:x", "raised", "out_of_band",
                  "warning", "Room", 29.0, night, night, "/alarms/")
-    rows += _rows(site, store, site.notify, "alarm:2", "stale:x", "raised", "stale",
+    rows += _rows(site, site.notify, "alarm:2", "stale:x", "raised", "stale",
                   "critical", "FC", None, night, night, "/alarms/")
     due = {r["severity"]: r["due"] for r in rows}
     assert due["critical"] == night
@@ -320,7 +320,7 @@ def test_a_flapping_alarm_is_sent_once_per_period(site_file, tmp_path, store):
         events = store.sync_alarms([alarm] if active else [], at)
         rows = []
         for ev, e in events:
-            rows += n._rows(site, store, site.notify, f"alarm:{e['id']}", e["key"], ev,
+            rows += n._rows(site, site.notify, f"alarm:{e['id']}", e["key"], ev,
                             e["kind"], e["severity"], e["target"], e["value"], at, at, "/")
         # what evaluate does for a raise: skip it within the damping period
         rows = [r for r in rows if r["event"] != "raised" or not (

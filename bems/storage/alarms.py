@@ -47,11 +47,7 @@ class AlarmLog:
             for key, a in active.items():
                 if key in open_rows:
                     continue
-                cur = self.db.execute(
-                    "INSERT INTO alarm_log (key, kind, severity, target, value, raised_ts) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [key, a["kind"], a["severity"], str(a["target"])[:200], a.get("value"), t])
-                events.append(("raised", self.alarm_entry(cur.lastrowid)))
+                events.append(("raised", self._insert_alarm({**a, "key": key}, t)))
             for key, r in open_rows.items():
                 if key not in active:
                     self.db.execute("UPDATE alarm_log SET cleared_ts = ? WHERE id = ?",
@@ -64,22 +60,21 @@ class AlarmLog:
         """An occurrence opened by someone other than the runtime's evaluation (the web
         process's watch over the runtime); the next evaluation closes it."""
         with self.db.atomic():
-            cur = self.db.execute(
-                "INSERT INTO alarm_log (key, kind, severity, target, value, raised_ts) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [a["key"], a["kind"], a["severity"], str(a["target"])[:200], a.get("value"),
-                 to_epoch(raised)])
-        return self.alarm_entry(cur.lastrowid)
+            return self._insert_alarm(a, raised)
 
     def log_closed_alarm(self, a: dict, raised: dt.datetime | int, cleared: dt.datetime | int
                          ) -> dict:
         """An occurrence known only once it was over (an outage of BEMS itself)."""
         with self.db.atomic():
-            cur = self.db.execute(
-                "INSERT INTO alarm_log (key, kind, severity, target, value, raised_ts, "
-                "cleared_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [a["key"], a["kind"], a["severity"], str(a["target"])[:200], a.get("value"),
-                 to_epoch(raised), to_epoch(cleared)])
+            return self._insert_alarm(a, raised, cleared)
+
+    def _insert_alarm(self, a: dict, raised: dt.datetime | int,
+                      cleared: dt.datetime | int | None = None) -> dict:
+        cur = self.db.execute(
+            "INSERT INTO alarm_log (key, kind, severity, target, value, raised_ts, cleared_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [a["key"], a["kind"], a["severity"], str(a["target"])[:200], a.get("value"),
+             to_epoch(raised), to_epoch(cleared) if cleared is not None else None])
         return self.alarm_entry(cur.lastrowid)
 
     def open_alarms(self) -> list[dict]:
