@@ -37,9 +37,10 @@ from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 from bems.formatting import number
+from bems.i18n import N_, tr
 from bems.site import Notify, Recipient, Site
 from bems.state import ALARMS_ALIVE_AT, NOTIFY_FAULTS_AFTER
-from bems.status import SEVERITY, alarms
+from bems.status import SEVERITY, alarm_text, alarms
 
 log = logging.getLogger(__name__)
 
@@ -52,44 +53,25 @@ OUTAGE_S = 10 * 60  # a gap in the runtime's minute-by-minute evaluation this lo
 # encoded words ("dữ liệu" read back as "dữliệu"); a subject is at most 200 characters
 MAIL_POLICY = email.policy.default.clone(max_line_length=998)
 
-# what each kind of alarm says, in English and Vietnamese (the UI says the same)
-TEXTS = {
-    "stale": ("No data from {target}", "Không có dữ liệu từ {target}"),
-    "out_of_band": ("{target} out of band: {value} °C",
-                    "{target} ngoài dải tiện nghi: {value} °C"),
-    "ac_after_hours": ("AC running after hours: {target}",
-                       "Điều hòa chạy ngoài giờ: {target}"),
-    "lights_after_hours": ("Lights on after hours: {target}", "Đèn bật ngoài giờ: {target}"),
-    "clock": ("The clock of {target} is {value} minutes off",
-              "Đồng hồ của {target} lệch {value} phút"),
-    "policy": ("Setpoint below the policy floor: {target} ({value} °C)",
-               "Điểm đặt dưới mức quy định: {target} ({value} °C)"),
-    "write": ("A write was not confirmed: {target}",
-              "Lệnh ghi không được xác nhận: {target}"),
-    "sensor": ("Readings out of the plausible range: {target}",
-               "Số đo ngoài dải hợp lý: {target}"),
-    "runtime_down": ("BEMS was not running: {target}", "BEMS đã không chạy: {target}"),
-    "runtime_stopped": ("BEMS has stopped: no poll since {target}",
-                        "BEMS đã dừng: không đọc thiết bị từ {target}"),
-    "fault": ("New fault: {target}", "Lỗi mới: {target}"),
-    "backup": ("The nightly backup failed: {target}",
-               "Sao lưu hằng đêm thất bại: {target}"),
-    "test": ("Test message from BEMS ({target})", "Tin nhắn thử từ BEMS ({target})"),
-}
+# a test message's title (the alarms' own texts are bems.status's)
+TEST_TEXT = N_("Test message from BEMS (%(name)s)")
 WORDS = {
-    "raised": ("", ""), "cleared": ("Resolved: ", "Đã hết: "), "test": ("", ""),
-    "info": ("Info", "Thông tin"), "warning": ("Warning", "Cảnh báo"),
-    "critical": ("Critical", "Khẩn cấp"),
-    "digest": ("{n} messages from BEMS at {site}", "{n} tin từ BEMS tại {site}"),
-    "at": ("at", "lúc"), "open": ("Open", "Mở"),
-    "cost": ("about {vnd} VND a day", "khoảng {vnd} đồng mỗi ngày"),
-    "footer": ("Sent by BEMS for {site}. Acknowledge alarms in the BEMS web UI.",
-               "BEMS của {site} gửi. Xác nhận cảnh báo trong giao diện web BEMS."),
+    "raised": "",
+    "cleared": N_("Resolved: "),
+    "test": "",
+    "info": N_("Info"),
+    "warning": N_("Warning"),
+    "critical": N_("Critical"),
+    "digest": N_("{n} messages from BEMS at {site}"),
+    "at": N_("at"),
+    "open": N_("Open"),
+    "cost": N_("about {vnd} VND a day"),
+    "footer": N_("Sent by BEMS for {site}. Acknowledge alarms in the BEMS web UI."),
 }
 
 
 def _w(key: str, lang: str) -> str:
-    return WORDS[key][lang == "vi"]
+    return tr(lang, WORDS[key])
 
 
 def _time(t: dt.datetime, site: Site) -> str:
@@ -99,9 +81,8 @@ def _time(t: dt.datetime, site: Site) -> str:
 def message(site: Site, event: str, kind: str, severity: str, target: str, value: float | None,
             at: dt.datetime, lang: str, link: str | None = None, extra: str = "") -> dict:
     """One event as a recipient reads it: subject, text, and the fields a webhook sends."""
-    digits = 0 if kind == "clock" else 1
-    title = TEXTS[kind][lang == "vi"].format(
-        target=target, value=number(value, lang, digits) if value is not None else "–")
+    title = (tr(lang, TEST_TEXT) % {"name": target} if kind == "test"
+             else alarm_text(kind, target, value, lang))
     subject = f"[{_w(severity, lang)}] {_w(event, lang)}{title}"
     lines = [subject, f"{site.name} · {_time(at, site)}"]
     if extra:

@@ -15,6 +15,9 @@ import json
 from string import Formatter
 from typing import Any
 
+from bems.formatting import number
+from bems.i18n import N_, tr
+
 # code → the English of str(); its fields are the part's arguments (numbers keep their format)
 ENGLISH: dict[str, str] = {
     # the rule set (bems/strategies/plan.py)
@@ -60,6 +63,52 @@ ENGLISH: dict[str, str] = {
     # what a person wrote
     "text": "{text}",
 }
+
+# code → its text for a reader (the catalogue's message id, translated in bems/locale); the
+# arguments fill %(a)s, %(b)s… in the order of the English's fields (numbers in the reader's
+# format, zones by name). A test fails when a code has no text here or no Vietnamese.
+TEXTS: dict[str, str] = {
+    "unoccupied": N_("outside working hours"),
+    "occupied": N_("working hours"),
+    "occupied_period": N_("working hours %(a)s–%(b)s"),
+    "idle": N_("working hours, no cooling needed: %(a)s °C is under %(b)s °C"),
+    "early_stop": N_("early stop: %(a)s °C rising %(b)s K/h stays under %(c)s °C until "
+                            "%(d)s"),
+    "break": N_("lunch break until %(a)s"),
+    "cooldown_started": N_("cool-down started %(a)s for work at %(b)s"),
+    "zone_cools": N_("room at %(a)s °C, cooling %(b)s K/h"),
+    "cooldown": N_("cool-down for work at %(a)s"),
+    "demand_level": N_("peak demand level %(a)s (setpoint +%(b)s K)"),
+    "setup": N_("outside working hours: setpoint set up"),
+    "sweep": N_("lights off %(a)s min after work"),
+    "corridor": N_("corridor at %(a)s %%"),
+    "lights_off": N_("outside working hours: lights off"),
+    "outdoor_air": N_("outdoor air for the occupied zones (%(a)s)"),
+    "free_cooling": N_("free cooling: outdoor air at %(a)s °C is cooler than the rooms"),
+    "outdoor_air_shut": N_("nobody in the zones it serves: outdoor air shut"),
+    "override": N_("operator override until %(a)s"),
+    "override_by": N_("operator override until %(a)s by %(b)s"),
+    "override_by_note": N_("operator override until %(a)s by %(b)s: %(c)s"),
+    "plan_cool": N_("plan: cool to %(a)s °C"),
+    "plan_peak": N_("felt temperature at most %(a)s °C at %(b)s (%(c)s °C without "
+                           "cooling)"),
+    "plan_precool": N_("plan: pre-cool to %(a)s °C for work at %(b)s"),
+    "plan_would_reach": N_("without it the felt temperature would reach %(a)s °C at "
+                                  "%(b)s"),
+    "plan_off": N_("plan: AC off"),
+    "plan_follow": N_("plan: hold the planned temperature"),
+    "plan_stays_under": N_("felt temperature stays under %(a)s °C until %(b)s"),
+    "plan_off_rest": N_("plan: AC off for the rest of the day"),
+    "plan_off_until": N_("plan: AC off until %(a)s"),
+    "unwanted": N_("no strategy or override wants it any more"),
+    "stopped": N_("BEMS stopped"),
+    "recovered": N_("held when BEMS last stopped; released at start"),
+    "alive": N_("BEMS is alive"),
+    "schedule": N_("the site's schedule and calendar"),
+    "clock_off": N_("clock %(a)s s off"),
+    "text": "%(a)s",  # what a person wrote, as written
+}
+
 
 Part = tuple[str, dict[str, Any]]
 MAX_TEXT = 500  # characters of a person's text a reason keeps
@@ -140,3 +189,31 @@ def from_ledger(text: str | None, parts_json: str | None) -> str | None:
         return Reason(*((c, a) for c, a in json.loads(parts_json)))
     except (ValueError, TypeError):
         return text
+
+
+def _arg(value, spec: str, name: str, lang: str, zone_names: dict[str, str]) -> str:
+    if spec:  # a number, with the decimals of the English
+        v = float(value)
+        digits = (int(spec.split(".")[1][:-1] or 0) if spec.endswith("f") and "." in spec
+                  else 0 if v.is_integer() else 1)
+        return ("+" if spec.startswith("+") and v > 0 else "") + number(v, lang, digits)
+    if name == "zones":
+        return ", ".join(zone_names.get(z, z) for z in str(value).split(", "))
+    return str(value)
+
+
+def render(text, lang: str, zone_names: dict[str, str] | None = None) -> str:
+    """A reason in `lang` (vi, en): a `Reason`'s parts from the catalogue; any other text (a
+    ledger row from before reasons were data, a person's words) as it was written."""
+    parts = getattr(text, "parts", None)
+    if not parts:
+        return str(text or "")
+    out = []
+    for code, args in parts:
+        template = TEXTS.get(code)
+        if template is None:  # a code this BEMS does not know (a newer one wrote it)
+            return str(text)
+        values = {key: _arg(args[name], spec, name, lang, zone_names or {})
+                  for key, (name, spec) in zip("abcdefgh", fields(code))}
+        out.append((tr(lang, template) if code != "text" else template) % values)
+    return "; ".join(out)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 from bems.calendar import SiteCalendar
+from bems.formatting import number
+from bems.i18n import N_, tr
 from bems.site import Site
 from bems.storage import Store
 from bems.state import ALARM_ACKS, BACKUP_FAILED, CONTROLLER_CLOCKS, DECISION_LOOKBACK_S
@@ -16,9 +18,34 @@ SEVERITY = {"stale": "critical", "runtime_down": "critical", "runtime_stopped": 
             "write": "warning", "sensor": "warning", "clock": "warning", "policy": "warning",
             "out_of_band": "warning", "ac_after_hours": "info", "lights_after_hours": "info",
             "fault": "warning", "backup": "warning"}
+# what each kind of alarm says (the screens, the notifications and the alarm log's CSV alike)
+TEXTS = {
+    "stale": N_("No data from %(name)s"),
+    "out_of_band": N_("%(name)s out of band: %(t)s °C"),
+    "ac_after_hours": N_("AC running after hours: %(name)s"),
+    "lights_after_hours": N_("Lights on after hours: %(name)s"),
+    "clock": N_("The clock of %(name)s is %(m)s minutes off"),
+    "policy": N_("Setpoint below the policy floor: %(name)s (%(t)s °C)"),
+    "write": N_("A write was not confirmed: %(name)s"),
+    "sensor": N_("Readings out of the plausible range: %(name)s"),
+    "runtime_down": N_("BEMS was not running: %(name)s"),
+    "runtime_stopped": N_("BEMS has stopped: no poll since %(name)s"),
+    "fault": N_("New fault: %(name)s"),
+    "backup": N_("The nightly backup failed: %(name)s"),
+}
 CLOCK_ALARM_S = 300  # a controller clock this far off runs its local schedule at the wrong time
 COMFORT = (23.0, 27.0)
 STALE_S = 15 * 60
+
+
+def alarm_text(kind: str, target: str, value: float | None, lang: str) -> str:
+    """What an alarm says in `lang`: its kind's text with the target and the value (minutes
+    for a clock, °C otherwise) in the reader's number format."""
+    text = TEXTS.get(kind)
+    if text is None:
+        return f"{kind}: {target}"
+    shown = "–" if value is None else number(value, lang, 0 if kind == "clock" else 1)
+    return tr(lang, text) % {"name": target, "t": shown, "m": shown}
 
 
 def stale_after(store: Store) -> int:

@@ -255,11 +255,16 @@ def test_every_rule_has_its_texts_in_both_languages():
         rules.grid._finding(rules.Data(0, 4, 0, [], {}), "made_up_rule", "z1", "zone", 0, 2, 1)
     from bems.faults.rules.suppress import EXPLAINED_BY
 
-    from bems.faults.rules.zones import ZONE_RULES
+    from bems.faults.rules.grid import DECLARED
 
     emitted = set(rules.RULES)  # declared where each rule is written; _finding refuses others
-    for zr in ZONE_RULES:  # a declared zone rule: its points, its mode, its persistence
-        assert zr.needs and zr.mode and zr.persistence in {"", *rules.THRESHOLDS}, zr
+    blocks = [r for kind in ("zone", "ahu", "meter") for r in DECLARED[kind]]
+    for r in blocks:  # a declared rule: its points, its mode, its persistence
+        assert r.needs and r.mode and r.persistence in {"", *rules.THRESHOLDS}, r
+    # every rule of one target is a declared block; the rules that judge a target against its
+    # neighbours (bems/faults/rules/neighbours.py) take the neighbours as well
+    assert emitted - {r.name for r in blocks} == {"sensor_bias", "ahu_return_air_drift"}, \
+        emitted - {r.name for r in blocks}
     assert {r for rule, why in EXPLAINED_BY.items() for r in (rule, *(w for w, _ in why))} \
         <= emitted
     from connectors.simulator.faults import FAULT_TYPES

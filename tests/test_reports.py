@@ -221,3 +221,25 @@ def test_the_month_counts_its_alarms_and_the_time_to_acknowledge(site, rstore, t
     assert got[("alarms", "median_minutes_to_acknowledge")] == 20.0
     pdf = to_pdf(r, tmp_path / "r.pdf", "vi")
     assert pdf.stat().st_size > 1000
+
+
+def test_the_month_says_why_in_the_reports_language(site, rstore, tmp_path):
+    """An override's reason is data (a code and its arguments): the report renders it from
+    the one catalogue in its language (it was the ledger's English in both)."""
+    from openpyxl import load_workbook
+
+    from bems.reasons import reason
+    from bems.reports.render import event_line
+
+    why = reason("override_by_note", until="17:00", by="lan", note="họp tổ")
+    rstore.record_write(point="f2.p1.sp", action="write", value=25.5, priority=8,
+                        source="override", reason=why, outcome="done",
+                        ts=dt.datetime(2026, 7, 15, 3, 0, tzinfo=dt.timezone.utc))
+    r = build_monthly(site, rstore, "2026-07")
+    e = next(e for e in r.events if e.get("point") == "f2.p1.sp")
+    assert "ghi đè của lan đến 17:00: họp tổ" in event_line(e, "vi")
+    assert "operator override until 17:00 by lan: họp tổ" in event_line(e, "en")
+    for lang, text in (("vi", "ghi đè của lan đến 17:00: họp tổ"),
+                       ("en", "operator override until 17:00 by lan: họp tổ")):
+        sheet = load_workbook(render(r, "xlsx", tmp_path / lang, lang))["Events"]
+        assert text in [row[3] for row in sheet.iter_rows(min_row=2, values_only=True)]

@@ -32,7 +32,7 @@ PAGES = ("/", "/zones/", "/zones/f2.p1", "/zones/f1.core", "/schedules/", "/sche
 def english_vocabulary() -> set[str]:
     from babel.messages.pofile import read_po
 
-    with open(ROOT / "webui/translations/vi/LC_MESSAGES/messages.po", "rb") as f:
+    with open(ROOT / "bems/locale/vi/LC_MESSAGES/messages.po", "rb") as f:
         ids = [m.id for m in read_po(f, locale="vi") if m.id]
     texts = [i if isinstance(i, str) else " ".join(i) for i in ids]
     plan = (ROOT / "bems/strategies/plan.py").read_text(encoding="utf-8")
@@ -42,8 +42,8 @@ def english_vocabulary() -> set[str]:
                                                                  predictive)
     from bems.faults.texts import TEXTS, WORDS
 
-    texts += [v["en"] for t in TEXTS.values() for v in t.values()]  # fault texts
-    texts += [v["en"] for v in WORDS.values()]
+    texts += [v for t in TEXTS.values() for v in t.values()]  # fault texts
+    texts += list(WORDS.values())
     words = {w.lower() for t in texts for w in re.findall(r"[A-Za-z]{4,}", t)}
     words |= {"mon", "tue", "wed", "thu", "fri", "sat", "sun", "summer", "winter", "year"}
     return words - ALLOWED
@@ -206,7 +206,7 @@ def test_the_vietnamese_monthly_report_has_no_english_from_our_code(site, web_db
     from models.savings import option_c
 
     vocab = english_vocabulary() | {w.lower() for v in TEXT.values()
-                                    for w in re.findall(r"[A-Za-z]{4,}", v["en"])}
+                                    for w in re.findall(r"[A-Za-z]{4,}", v)}
     # the model's name and fit statistics are proper names and abbreviations
     vocab -= {"towt", "lbnl", "rmse", "nmbe", "ipmvp", "option"}
     with Store(web_db) as store:
@@ -224,9 +224,10 @@ def test_every_reason_code_has_its_text_in_both_languages(site, web_db):
 
     from bems.reasons import ENGLISH, Reason, fields, reason as make
     from bems.storage import Store
-    from webui.words import REASONS, reason
+    from bems.reasons import TEXTS
+    from webui.words import reason
 
-    assert set(REASONS) == set(ENGLISH), set(REASONS) ^ set(ENGLISH)
+    assert set(TEXTS) == set(ENGLISH), set(TEXTS) ^ set(ENGLISH)
     app = _app(site, web_db)
     sample = {"": "07:30", "g": 2, ".1f": 26.25, "+.0f": -12}
     for code in ENGLISH:

@@ -228,7 +228,7 @@ def test_cookies_and_listen_address(site, web_db):
 def test_every_text_has_a_vietnamese_translation():
     from babel.messages.pofile import read_po
 
-    from webui.i18n_build import MO, PO, compile_mo, used_messages
+    from devtools.i18n_build import MO, PO, compile_mo, used_messages
 
     with open(PO, "rb") as f:
         catalog = read_po(f, locale="vi")
@@ -238,7 +238,7 @@ def test_every_text_has_a_vietnamese_translation():
     # the compiled catalogue says the same as the .po (the messages, not the compiler's bytes:
     # its header names the Babel version that wrote it)
     assert _messages(MO.read_bytes()) == _messages(compile_mo()), \
-        "run: python -m webui.i18n_build"
+        "run: python -m devtools.i18n_build"
 
 
 def _messages(mo: bytes) -> dict:

@@ -38,6 +38,11 @@ def create_app(site: Site, db_path: Path, runtime: Any = None,
     from webui.api import init_api
 
     init_api(app)
+    from bems.status import alarm_text
+    from webui.i18n import text_lang
+
+    app.jinja_env.globals["alarm_text"] = lambda kind, target, value: alarm_text(
+        kind, target, value, text_lang())
     app.jinja_env.globals["has_settings"] = True  # (the city's app, on the same shell, has none)
     return app
 

@@ -27,6 +27,14 @@ def current_locale() -> str:
         return "vi"
 
 
+def text_lang() -> str:
+    """The language Flask-Babel renders this request in (force_locale included): vi or en."""
+    from flask_babel import get_locale
+
+    loc = get_locale()
+    return "en" if loc is not None and loc.language == "en" else "vi"
+
+
 def number(value, digits: int = 1) -> str:
     return "–" if value is None else formatting.number(value, current_locale(), digits)
 

@@ -15,6 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
+from bems.i18n import LOCALE_DIR
 from webui import i18n
 
 csrf = CSRFProtect()
@@ -49,7 +50,7 @@ def create_shell(site: Any, db_path: Path, *, screens: tuple, nav: list[tuple[st
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=site.web.session_hours),
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_DEFAULT_LOCALE="vi",
-        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=str(LOCALE_DIR),
         LOGIN_WINDOW_S=600,
         MAX_CONTENT_LENGTH=1024 * 1024,  # no form of ours is bigger
         MAX_FORM_MEMORY_SIZE=256 * 1024,

@@ -2,18 +2,18 @@
 (kept in English in the ledger, the one record every tool reads), day and season names,
 ledger actions, sources and outcomes, who commands a zone.
 
-A reason is data (bems/reasons.py): parts, each a code and its arguments, rendered here from
-the catalogue (`REASONS`, translated in webui/translations); tests/test_vietnamese.py fails when
-a code has no text here or no Vietnamese.
+A reason is data (bems/reasons.py): parts, each a code and its arguments, rendered from the
+one catalogue (bems/locale) by `bems.reasons.render`, as the reports and notifications do;
+tests/test_vietnamese.py fails when a code has no text or no Vietnamese.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Callable
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+
+from webui.i18n import text_lang
 
 MODES = {
     "occupied": _l("working hours"), "idle": _l("working hours, no cooling needed"),
@@ -23,82 +23,11 @@ MODES = {
 }
 
 
-# reason code (bems/reasons.py) → its text in the reader's language; the arguments of the
-# code's English fill %(a)s, %(b)s… in order (numbers in the reader's format, zones by name)
-REASONS: dict[str, Callable[[], str]] = {
-    "unoccupied": lambda: _("outside working hours"),
-    "occupied": lambda: _("working hours"),
-    "occupied_period": lambda: _("working hours %(a)s–%(b)s"),
-    "idle": lambda: _("working hours, no cooling needed: %(a)s °C is under %(b)s °C"),
-    "early_stop": lambda: _("early stop: %(a)s °C rising %(b)s K/h stays under %(c)s °C until "
-                            "%(d)s"),
-    "break": lambda: _("lunch break until %(a)s"),
-    "cooldown_started": lambda: _("cool-down started %(a)s for work at %(b)s"),
-    "zone_cools": lambda: _("room at %(a)s °C, cooling %(b)s K/h"),
-    "cooldown": lambda: _("cool-down for work at %(a)s"),
-    "demand_level": lambda: _("peak demand level %(a)s (setpoint +%(b)s K)"),
-    "setup": lambda: _("outside working hours: setpoint set up"),
-    "sweep": lambda: _("lights off %(a)s min after work"),
-    "corridor": lambda: _("corridor at %(a)s %%"),
-    "lights_off": lambda: _("outside working hours: lights off"),
-    "outdoor_air": lambda: _("outdoor air for the occupied zones (%(a)s)"),
-    "free_cooling": lambda: _("free cooling: outdoor air at %(a)s °C is cooler than the rooms"),
-    "outdoor_air_shut": lambda: _("nobody in the zones it serves: outdoor air shut"),
-    "override": lambda: _("operator override until %(a)s"),
-    "override_by": lambda: _("operator override until %(a)s by %(b)s"),
-    "override_by_note": lambda: _("operator override until %(a)s by %(b)s: %(c)s"),
-    "plan_cool": lambda: _("plan: cool to %(a)s °C"),
-    "plan_peak": lambda: _("felt temperature at most %(a)s °C at %(b)s (%(c)s °C without "
-                           "cooling)"),
-    "plan_precool": lambda: _("plan: pre-cool to %(a)s °C for work at %(b)s"),
-    "plan_would_reach": lambda: _("without it the felt temperature would reach %(a)s °C at "
-                                  "%(b)s"),
-    "plan_off": lambda: _("plan: AC off"),
-    "plan_follow": lambda: _("plan: hold the planned temperature"),
-    "plan_stays_under": lambda: _("felt temperature stays under %(a)s °C until %(b)s"),
-    "plan_off_rest": lambda: _("plan: AC off for the rest of the day"),
-    "plan_off_until": lambda: _("plan: AC off until %(a)s"),
-    "unwanted": lambda: _("no strategy or override wants it any more"),
-    "stopped": lambda: _("BEMS stopped"),
-    "recovered": lambda: _("held when BEMS last stopped; released at start"),
-    "alive": lambda: _("BEMS is alive"),
-    "schedule": lambda: _("the site's schedule and calendar"),
-    "clock_off": lambda: _("clock %(a)s s off"),
-    "text": lambda: "%(a)s",  # what a person wrote, as written
-}
-
-
-def _arg(value, spec: str, name: str, zone_names: dict[str, str]) -> str:
-    from webui.i18n import number
-
-    if spec:  # a number, with the decimals of the English
-        v = float(value)
-        digits = (int(spec.split(".")[1][:-1] or 0) if spec.endswith("f") and "." in spec
-                  else 0 if v.is_integer() else 1)
-        return ("+" if spec.startswith("+") and v > 0 else "") + number(v, digits)
-    if name == "zones":
-        return ", ".join(zone_names.get(z, z) for z in str(value).split(", "))
-    return str(value)
-
-
 def reason(text, zone_names: dict[str, str] | None = None) -> str:
-    """A reason in the reader's language: a `Reason`'s parts from the catalogue above; any
-    other text (a ledger row from before reasons were data) as it was written."""
-    from bems.reasons import fields
+    """A reason in the reader's language (bems/reasons.py renders it from the catalogue)."""
+    from bems.reasons import render
 
-    parts = getattr(text, "parts", None)
-    if not parts:
-        return str(text or "")
-    out = []
-    for code, args in parts:
-        template = REASONS.get(code)
-        if template is None:  # a code this UI does not know (a newer BEMS wrote it)
-            out.append(str(text))
-            break
-        values = {key: _arg(args[name], spec, name, zone_names or {})
-                  for key, (name, spec) in zip("abcdefgh", fields(code))}
-        out.append(template() % values)
-    return "; ".join(out)
+    return render(text, text_lang(), zone_names)
 
 
 def mode(name: str) -> str:

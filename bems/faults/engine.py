@@ -205,10 +205,8 @@ def detect(site: Site, store: Store, start: dt.datetime, end: dt.datetime) -> li
         if z.ac_status:
             no_ac &= ~(data.get(z.ac_status) > 0.5)
     for m in site.meters:
-        found += rules.meter_rules(data, m, th, fresh, no_ac)
-        children = [c for c in site.meters if c.parent == m.id]
-        if children:
-            found += rules.tree_rule(data, m, children, th)
+        found += rules.meter_rules(data, m, th, fresh, no_ac,
+                                   [c for c in site.meters if c.parent == m.id])
     found = [f for f in found if f.last.timestamp() > to_epoch(start)]
     return rules.suppress(found, zone_ahu, site.tz)
 

@@ -7,74 +7,73 @@ import csv
 from pathlib import Path
 
 from bems.faults.texts import fault_text
+from bems.i18n import N_, tr
+from bems.reasons import render as render_reason
 from bems.text import neutralise_workbook, safe_rows
 from bems.formatting import number
 from bems.reports.monthly import MonthlyReport
 
 TEXT = {
-    "title": {"en": "Monthly energy report", "vi": "Báo cáo năng lượng tháng"},
-    "month": {"en": "Month", "vi": "Tháng"},
-    "total": {"en": "Total electricity (main meter)", "vi": "Tổng điện năng (công tơ tổng)"},
-    "ac": {"en": "Air conditioning", "vi": "Điều hòa"},
-    "lighting": {"en": "Lighting", "vi": "Chiếu sáng"},
-    "plugs": {"en": "Plugs and equipment", "vi": "Ổ cắm và thiết bị"},
-    "other": {"en": "Other sub-metered", "vi": "Phụ tải khác có công tơ"},
-    "unmetered": {"en": "Unmetered", "vi": "Không có công tơ riêng"},
-    "end_use": {"en": "Energy by end use", "vi": "Điện năng theo mục đích sử dụng"},
-    "daily": {"en": "Daily energy", "vi": "Điện năng theo ngày"},
-    "no_baseline": {"en": "no baseline period in the site file ([reports] baseline_from, "
-                          "baseline_to)",
-                    "vi": "chưa có giai đoạn cơ sở trong tệp cấu hình ([reports] baseline_from, "
-                          "baseline_to)"},
-    "not_estimated": {"en": "savings were not estimated", "vi": "chưa ước tính tiết kiệm"},
-    "baseline_unusable": {"en": "the baseline period's readings cannot be used",
-                          "vi": "số liệu của giai đoạn cơ sở không dùng được"},
-    "max_day": {"en": "Day with the highest use", "vi": "Ngày dùng nhiều nhất"},
-    "peak": {"en": "Peak demand (largest 15-min mean)", "vi": "Công suất đỉnh (trung bình 15 phút lớn nhất)"},
-    "cost": {"en": "Cost before VAT", "vi": "Chi phí trước thuế GTGT"},
-    "vat": {"en": "VAT", "vi": "Thuế GTGT"},
-    "cost_total": {"en": "Cost including VAT", "vi": "Chi phí gồm thuế GTGT"},
-    "tariff": {"en": "Tariff", "vi": "Biểu giá"},
-    "eui": {"en": "Energy use intensity, month", "vi": "Suất tiêu thụ năng lượng, tháng"},
-    "eui12": {"en": "Energy use intensity, last 12 months", "vi": "Suất tiêu thụ năng lượng, 12 tháng"},
-    "prev": {"en": "Previous month", "vi": "Tháng trước"},
-    "last_year": {"en": "Same month last year", "vi": "Cùng tháng năm trước"},
-    "no_data": {"en": "no data", "vi": "không có dữ liệu"},
-    "savings": {"en": "Savings against the baseline (IPMVP option C)", "vi": "Tiết kiệm so với đường cơ sở (IPMVP phương án C)"},
-    "baseline": {"en": "Adjusted baseline", "vi": "Đường cơ sở đã hiệu chỉnh"},
-    "actual": {"en": "Actual", "vi": "Thực tế"},
-    "saved": {"en": "Saved", "vi": "Tiết kiệm"},
-    "model_fit": {"en": "Baseline model fit", "vi": "Độ khớp của mô hình cơ sở"},
-    "not_available": {"en": "not available", "vi": "chưa có"},
-    "compliance": {"en": "Compliance with the energy-saving rules", "vi": "Tuân thủ quy định tiết kiệm năng lượng"},
-    "ac_below_floor_zone_h": {"en": "AC below the setpoint floor while occupied (zone-hours)", "vi": "Điều hòa đặt dưới mức tối thiểu khi có người (giờ-vùng)"},
-    "lights_after_hours_zone_h": {"en": "Lights on outside working hours (zone-hours)", "vi": "Đèn bật ngoài giờ làm việc (giờ-vùng)"},
-    "ac_on_closed_days_zone_h": {"en": "AC on days the office is closed (zone-hours)", "vi": "Điều hòa chạy ngày nghỉ (giờ-vùng)"},
-    "events": {"en": "Notable events", "vi": "Sự kiện đáng chú ý"},
-    "alarms": {"en": "Alarms", "vi": "Cảnh báo"},
-    "alarms_raised": {"en": "Alarms raised", "vi": "Số cảnh báo phát sinh"},
-    "critical": {"en": "critical", "vi": "khẩn cấp"},
-    "alarms_acknowledged": {"en": "Acknowledged", "vi": "Đã xác nhận"},
-    "median_ack": {"en": "Median minutes to acknowledge", "vi": "Trung vị số phút đến khi xác nhận"},
-    "faults": {"en": "Faults found", "vi": "Sự cố được phát hiện"},
-    "faults_note": {"en": "{n} faults in the month, costing about {vnd} VND a day while they "
-                          "lasted; the most costly:",
-                    "vi": "{n} sự cố trong tháng, tốn khoảng {vnd} đồng mỗi ngày khi còn xảy "
-                          "ra; tốn kém nhất:"},
-
-    "meters": {"en": "Meters", "vi": "Công tơ"},
-    "coverage": {"en": "data coverage", "vi": "độ phủ dữ liệu"},
-    "area": {"en": "Floor area", "vi": "Diện tích sàn"},
-    "none": {"en": "none", "vi": "không có"},
+    "title": N_("Monthly energy report"),
+    "month": N_("Month"),
+    "total": N_("Total electricity (main meter)"),
+    "ac": N_("Air conditioning"),
+    "lighting": N_("Lighting"),
+    "plugs": N_("Plugs and equipment"),
+    "other": N_("Other sub-metered"),
+    "unmetered": N_("Unmetered"),
+    "end_use": N_("Energy by end use"),
+    "daily": N_("Daily energy"),
+    "no_baseline": N_("no baseline period in the site file ([reports] baseline_from, "
+                      "baseline_to)"),
+    "not_estimated": N_("savings were not estimated"),
+    "baseline_unusable": N_("the baseline period's readings cannot be used"),
+    "max_day": N_("Day with the highest use"),
+    "peak": N_("Peak demand (largest 15-min mean)"),
+    "cost": N_("Cost before VAT"),
+    "vat": N_("VAT"),
+    "cost_total": N_("Cost including VAT"),
+    "tariff": N_("Tariff"),
+    "eui": N_("Energy use intensity, month"),
+    "eui12": N_("Energy use intensity, last 12 months"),
+    "prev": N_("Previous month"),
+    "last_year": N_("Same month last year"),
+    "no_data": N_("no data"),
+    "savings": N_("Savings against the baseline (IPMVP option C)"),
+    "baseline": N_("Adjusted baseline"),
+    "actual": N_("Actual"),
+    "saved": N_("Saved"),
+    "model_fit": N_("Baseline model fit"),
+    "not_available": N_("not available"),
+    "compliance": N_("Compliance with the energy-saving rules"),
+    "ac_below_floor_zone_h": N_("AC below the setpoint floor while occupied (zone-hours)"),
+    "lights_after_hours_zone_h": N_("Lights on outside working hours (zone-hours)"),
+    "ac_on_closed_days_zone_h": N_("AC on days the office is closed (zone-hours)"),
+    "events": N_("Notable events"),
+    "alarms": N_("Alarms"),
+    "alarms_raised": N_("Alarms raised"),
+    "critical": N_("critical"),
+    "alarms_acknowledged": N_("Acknowledged"),
+    "median_ack": N_("Median minutes to acknowledge"),
+    "faults": N_("Faults found"),
+    "faults_note": N_("{n} faults in the month, costing about {vnd} VND a day while they "
+                      "lasted; the most costly:"),
+    "meters": N_("Meters"),
+    "coverage": N_("data coverage"),
+    "area": N_("Floor area"),
+    "none": N_("none"),
 }
 
 
-FAULT_STATUS = {"en": {"open": "open", "acknowledged": "acknowledged", "closed": "closed"},
-                "vi": {"open": "đang mở", "acknowledged": "đã ghi nhận", "closed": "đã đóng"}}
+FAULT_STATUS = {
+    "open": N_("open"),
+    "acknowledged": N_("acknowledged"),
+    "closed": N_("closed"),
+}
 
 
 def t(key: str, lang: str) -> str:
-    return TEXT[key][lang]
+    return tr(lang, TEXT[key])
 
 
 def fmt(value: float | None, lang: str, digits: int = 1) -> str:
@@ -172,7 +171,8 @@ def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     ev = wb.create_sheet("Events")
     ev.append(["time_utc", "what", "who", "why"])
     for e in r.events:
-        ev.append([e["time"].strftime("%Y-%m-%d %H:%M"), e["what"], e["who"], str(e["why"])[:500]])
+        ev.append([e["time"].strftime("%Y-%m-%d %H:%M"), e["what"], e["who"],
+                   render_reason(e["why"], lang)[:500]])
     neutralise_workbook(wb)
     wb.save(path)
     return path
@@ -180,40 +180,50 @@ def to_xlsx(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
 
 # what an event line in the report says, by language
 EVENTS = {
-    "write": ("wrote", "ghi"), "release": ("released", "trả quyền"),
-    "restore": ("restored", "khôi phục"), "override.set": ("override set", "đặt ghi đè"),
-    "override.release": ("override released", "hủy ghi đè"),
-    "schedule.save": ("schedule saved", "lưu lịch"),
-    "exception.add": ("exception day added", "thêm ngày ngoại lệ"),
-    "exception.delete": ("exception day removed", "xóa ngày ngoại lệ"),
-    "strategies.save": ("strategies saved", "lưu chiến lược"),
-    "report.make": ("report made", "lập báo cáo"),
-    "report.monthly": ("monthly report made", "lập báo cáo tháng"),
-    "alarm.ack": ("alarm acknowledged", "xác nhận cảnh báo"),
-    "user.add": ("user added", "thêm người dùng"), "user.delete": ("user deleted", "xóa người dùng"),
-    "user.disable": ("user disabled", "khóa người dùng"),
-    "user.enable": ("user enabled", "mở khóa người dùng"),
-    "user.password": ("password changed", "đổi mật khẩu"), "user.role": ("role changed", "đổi vai trò"),
-    "login.failed": ("failed sign-ins", "đăng nhập không thành công"),
-    "forbidden": ("refused: not allowed for the role", "từ chối: vai trò không được phép"),
-    "db.purge": ("old readings purged", "xóa số liệu cũ"),
-    "override": ("operator override", "ghi đè"), "cli": ("command line", "dòng lệnh"),
-    "done": ("done", "xong"), "unchanged": ("unchanged", "không đổi"),
-    "rejected": ("rejected", "bị từ chối"), "failed": ("failed", "thất bại"),
-    "unconfirmed": ("unconfirmed", "chưa xác nhận"), "released": ("released", "đã trả quyền"),
-    "restored": ("restored", "đã khôi phục"),
+    "write": N_("wrote"),
+    "release": N_("released"),
+    "restore": N_("restored"),
+    "override.set": N_("override set"),
+    "override.release": N_("override released"),
+    "schedule.save": N_("schedule saved"),
+    "exception.add": N_("exception day added"),
+    "exception.delete": N_("exception day removed"),
+    "strategies.save": N_("strategies saved"),
+    "report.make": N_("report made"),
+    "report.monthly": N_("monthly report made"),
+    "alarm.ack": N_("alarm acknowledged"),
+    "user.add": N_("user added"),
+    "user.delete": N_("user deleted"),
+    "user.disable": N_("user disabled"),
+    "user.enable": N_("user enabled"),
+    "user.password": N_("password changed"),
+    "user.role": N_("role changed"),
+    "login.failed": N_("failed sign-ins"),
+    "forbidden": N_("refused: not allowed for the role"),
+    "db.purge": N_("old readings purged"),
+    "override": N_("operator override"),
+    "cli": N_("command line"),
+    "done": N_("done"),
+    "unchanged": N_("unchanged"),
+    "rejected": N_("rejected"),
+    "failed": N_("failed"),
+    "unconfirmed": N_("unconfirmed"),
+    "released": N_("released"),
+    "restored": N_("restored"),
 }
 
 
 def event_line(e: dict, lang: str) -> str:
     """One event of the month in the report's language."""
     def word(key: str) -> str:
-        pair = EVENTS.get(str(key))
-        return pair[0 if lang == "en" else 1] if pair else str(key)
+        text = EVENTS.get(str(key))
+        return tr(lang, text) if text else str(key)
     what = word(e.get("action", e["what"]))
     if "point" in e:
         value = "" if e.get("value") is None else f" = {fmt(float(e['value']), lang)}"
         what = f"{what} {e['point']}{value} ({word(e.get('outcome', ''))})"
+        why = render_reason(e.get("why"), lang)
+        what += f": {why}" if why else ""
     elif "count" in e:
         what = f"{what} ×{e['count']}"
     return f"{e['time']:%d/%m %H:%M} {word(e['who']) if e['who'] else ''}: {what}"
@@ -352,7 +362,7 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
             when = f["first"].astimezone(r.start.tzinfo).strftime("%d/%m")
             pdf.multi_cell(0, 5, f"{title} — {f['name']} ({when}, {fmt(f['vnd_per_day'], lang, 0)} "
                                  f"VND/{'ngày' if lang == 'vi' else 'day'}, "
-                                 f"{FAULT_STATUS[lang][f['status']]})"[:140],
+                                 f"{tr(lang, FAULT_STATUS[f['status']])})"[:140],
                            new_x="LMARGIN", new_y="NEXT")
     if r.alarms:
         h(t("alarms", lang))
@@ -367,7 +377,7 @@ def to_pdf(r: MonthlyReport, path: Path, lang: str = "en") -> Path:
     if not r.events:
         pdf.cell(0, 6, t("none", lang), new_x="LMARGIN", new_y="NEXT")
     for e in r.events[:40]:
-        pdf.multi_cell(0, 5, event_line(e, lang)[:120], new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, event_line(e, lang)[:200], new_x="LMARGIN", new_y="NEXT")
     pdf.output(str(path))
     return path
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -119,6 +120,40 @@ def declare(kind: str, *names: str) -> None:
         if RULES.get(name, kind) != kind:
             raise ValueError(f"rule {name} declared twice, for {RULES[name]} and {kind}")
         RULES[name] = kind
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A declared rule: the kind of target it judges, the target's points it needs (it does not
+    run without them), the operating mode it judges, the threshold that says how long a
+    condition must last; its texts are in bems/faults/texts.py. `check` reads the target's
+    series (computed once per target) and adds its findings."""
+
+    name: str
+    kind: str
+    needs: tuple[str, ...]
+    mode: str
+    persistence: str
+    check: Callable[[Any], None]
+
+
+DECLARED: dict[str, list[Rule]] = {}  # kind → its rules, in the order they run
+
+
+def rule(kind: str, name: str, needs: tuple[str, ...], mode: str, persistence: str = ""):
+    """Declares the function below it as the rule `name` (a new rule is a new small block)."""
+    def add(check: Callable[[Any], None]) -> Callable[[Any], None]:
+        declare(kind, name)
+        DECLARED.setdefault(kind, []).append(Rule(name, kind, needs, mode, persistence, check))
+        return check
+    return add
+
+
+def run_declared(kind: str, target, series) -> None:
+    """Every declared rule of `kind` whose points `target` has, over its `series`."""
+    for r in DECLARED.get(kind, []):
+        if all(getattr(target, need) for need in r.needs):
+            r.check(series)
 
 
 def runs(mask: np.ndarray, min_len: int = 1) -> list[tuple[int, int]]:

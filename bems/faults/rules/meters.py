@@ -1,53 +1,99 @@
 """Meters: missing readings, register resets and drops, the night base load and a closed day's
-energy against the usual, a parent meter against the sum of its children."""
+energy against the usual, a parent meter against the sum of its children. Each rule is a small
+block declared with `meter_rule` over the meter's series computed once (`Meter`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from bems.faults.rules.grid import (STEP_S, Data, Finding, _cost, _finding, _r, _steps, declare,
-                                    runs)
+from bems.faults.rules.grid import (STEP_S, Data, Finding, _cost, _finding, _r, _steps, rule,
+                                    run_declared, runs)
 
-declare("meter", "meter_dropout", "meter_reset", "base_load_high", "off_day_energy_high",
-        "meter_tree_mismatch")
+@dataclass
+class Meter:
+    """What every meter rule reads: the meter's series on the grid, computed once. `all_fresh`:
+    the steps the store got readings at all; `no_ac`: no zone's AC on; `children`: the
+    sub-meters whose parent it is."""
+
+    data: Data
+    meter: object
+    th: dict
+    all_fresh: np.ndarray
+    no_ac: np.ndarray | None
+    children: list = field(default_factory=list)
+    out: list[Finding] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        d = self.data
+        self.kw = d.get(self.meter.power)
+        self.hours = np.array([t.hour for t in d.local])
+        self.days = np.array([t.date().toordinal() for t in d.local])
+
+
+def meter_rule(name: str, needs: tuple[str, ...], mode: str, persistence: str = ""):
+    return rule("meter", name, needs, mode, persistence)
 
 
 def meter_rules(data: Data, meter, th: dict, all_fresh: np.ndarray,
-                no_ac: np.ndarray | None = None) -> list[Finding]:
-    out: list[Finding] = []
-    s0 = data.start
-    kw = data.get(meter.power)
-    hours = np.array([t.hour for t in data.local])
-    days = np.array([t.date().toordinal() for t in data.local])
-    for i, drop in data.drops.get(meter.energy or "", []):
-        if i >= s0:
-            out.append(_finding(data, "meter_reset", meter.id, "meter", i, i + 1, i,
-                                evidence={"points": [meter.energy], "drop_kwh": _r(drop)}))
-    if meter.power:
-        missing = ~np.isfinite(kw) & all_fresh  # the store gets readings, not from this one
-        # a meter reading zero where it usually reads something (same hour, same kind of day)
-        # the kind of day: a working day, or which closed day (a Saturday desk is not a Sunday)
-        kinds = np.array([-1 if data.workday is not None and data.workday[i] else t.weekday()
-                          for i, t in enumerate(data.local)])
-        usual, low = _usual_by_hour(kw, hours, days, kinds, s0, 2 * th["history_days"])
-        with np.errstate(invalid="ignore"):  # (a load that is sometimes off at that hour
-            # on such days, an AC, cannot tell a silent meter from an idle load)
-            zero = np.isfinite(kw) & (kw <= 0.02 * usual) & (low > 1.0)
-        gap = _steps(th["meter_missing_h"] * 60)
-        for mask, what in ((missing, "missing"), (zero, "zero")):
-            for i0, i1 in runs(mask, gap):
-                if i1 > s0:
-                    kwh = float(np.nansum(usual[i0:i1])) * STEP_S / 3600
-                    out.append(_finding(data, "meter_dropout", meter.id, "meter", i0, i1,
-                                        i0 + gap - 1, evidence={"points": [meter.power],
-                                                                "how": what,
-                                                                "unmetered_kwh": _r(kwh)}))
-    if meter.power and meter.measures in ("main", "plugs"):  # plugs: where creep shows first
-        out += _base_load(data, meter, kw, hours, days, th, no_ac,
-                          data.expected.get(meter.id))
-    if meter.power and meter.measures == "main":
-        out += _off_day(data, meter, kw, days, th)
-    return out
+                no_ac: np.ndarray | None = None, children: list = ()) -> list[Finding]:
+    """Every declared meter rule whose points the meter has."""
+    m = Meter(data, meter, th, all_fresh, no_ac, list(children))
+    run_declared("meter", meter, m)
+    return m.out
+
+
+@meter_rule("meter_reset", ("energy",), "any", "")
+def _meter_reset(m: Meter) -> None:  # the energy register went down
+    for i, drop in m.data.drops.get(m.meter.energy, []):
+        if i >= m.data.start:
+            m.out.append(_finding(m.data, "meter_reset", m.meter.id, "meter", i, i + 1, i,
+                                  evidence={"points": [m.meter.energy], "drop_kwh": _r(drop)}))
+
+
+@meter_rule("meter_dropout", ("power",), "the store gets readings", "meter_missing_h")
+def _meter_dropout(m: Meter) -> None:
+    """No readings from this meter while the store gets others, or zero where it usually
+    reads something (same hour, same kind of day)."""
+    data, th, kw, s0 = m.data, m.th, m.kw, m.data.start
+    missing = ~np.isfinite(kw) & m.all_fresh
+    # the kind of day: a working day, or which closed day (a Saturday desk is not a Sunday)
+    kinds = np.array([-1 if data.workday is not None and data.workday[i] else t.weekday()
+                      for i, t in enumerate(data.local)])
+    usual, low = _usual_by_hour(kw, m.hours, m.days, kinds, s0, 2 * th["history_days"])
+    with np.errstate(invalid="ignore"):  # (a load that is sometimes off at that hour
+        # on such days, an AC, cannot tell a silent meter from an idle load)
+        zero = np.isfinite(kw) & (kw <= 0.02 * usual) & (low > 1.0)
+    gap = _steps(th["meter_missing_h"] * 60)
+    for mask, what in ((missing, "missing"), (zero, "zero")):
+        for i0, i1 in runs(mask, gap):
+            if i1 > s0:
+                kwh = float(np.nansum(usual[i0:i1])) * STEP_S / 3600
+                m.out.append(_finding(data, "meter_dropout", m.meter.id, "meter", i0, i1,
+                                      i0 + gap - 1, evidence={"points": [m.meter.power],
+                                                              "how": what,
+                                                              "unmetered_kwh": _r(kwh)}))
+
+
+@meter_rule("base_load_high", ("power",), "night (00:00-05:00), no AC on; main and plugs meters",
+            "")
+def _base_load_high(m: Meter) -> None:  # plugs: where creep shows first
+    if m.meter.measures in ("main", "plugs"):
+        m.out += _base_load(m.data, m.meter, m.kw, m.hours, m.days, m.th, m.no_ac,
+                            m.data.expected.get(m.meter.id))
+
+
+@meter_rule("off_day_energy_high", ("power",), "closed days; the main meter", "")
+def _off_day_energy_high(m: Meter) -> None:
+    if m.meter.measures == "main":
+        m.out += _off_day(m.data, m.meter, m.kw, m.days, m.th)
+
+
+@meter_rule("meter_tree_mismatch", ("power",), "any; a meter with sub-meters", "meter_missing_h")
+def _tree_mismatch(m: Meter) -> None:
+    if m.children:
+        m.out += tree_rule(m.data, m.meter, m.children, m.th)
 
 
 def _usual_by_hour(kw, hours, days, kinds, s0, history_days) -> tuple[np.ndarray, np.ndarray]:

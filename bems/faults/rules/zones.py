@@ -7,12 +7,11 @@ zone's series computed once (`Zone`); a new rule is a new block."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from bems.faults.rules.grid import (STEP_S, Data, Finding, _cost, _finding, _r, _steps, declare,
-                                    on_for, runs)
+from bems.faults.rules.grid import (STEP_S, Data, Finding, _cost, _finding, _r, _steps, on_for,
+                                    rule, run_declared, runs)
 
 
 @dataclass
@@ -57,27 +56,8 @@ class Zone:
                                          "hours": round((i1 - i0) * STEP_S / 3600, 2), **ev}))
 
 
-@dataclass(frozen=True)
-class ZoneRule:
-    """A declared zone rule: the points it needs, the operating mode it judges, the threshold
-    that says how long a condition must last; its texts are in bems/faults/texts.py."""
-
-    name: str
-    needs: tuple[str, ...]
-    mode: str
-    persistence: str
-    check: Callable[[Zone], None]
-
-
-ZONE_RULES: list[ZoneRule] = []  # in the order they run (and their findings are listed)
-
-
 def zone_rule(name: str, needs: tuple[str, ...], mode: str, persistence: str = ""):
-    def add(check: Callable[[Zone], None]) -> Callable[[Zone], None]:
-        declare("zone", name)
-        ZONE_RULES.append(ZoneRule(name, needs, mode, persistence, check))
-        return check
-    return add
+    return rule("zone", name, needs, mode, persistence)
 
 
 def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
@@ -85,9 +65,7 @@ def zone_rules(data: Data, zone, th: dict, ac_kw: float, light_kw: float,
     """Every declared zone rule whose points the zone has. `floor_c`: the policy's lowest
     cooling setpoint while occupied (25 °C in Vietnam)."""
     z = Zone(data, zone, th, ac_kw, light_kw, outdoor, floor_c)
-    for rule in ZONE_RULES:
-        if all(getattr(zone, need) for need in rule.needs):
-            rule.check(z)
+    run_declared("zone", zone, z)
     n, s0 = data.n, data.start
     tail = np.arange(n) >= s0
     return [f for f in z.out if f.detected.timestamp() > data.t0 + s0 * STEP_S and

@@ -1,8 +1,9 @@
-"""Write the Vietnamese catalogue (.po) and compile it (.mo): `python -m webui.i18n_build`.
+"""Compile the Vietnamese catalogue (.po → .mo): `python -m devtools.i18n_build`.
 
-The .po is the source a translator edits; the .mo is what Flask-Babel reads. A test checks
-that every text in the templates and screens has a Vietnamese translation and that the .mo is
-up to date with the .po.
+The .po (bems/locale) is the source a translator edits; the .mo is what Flask-Babel and
+`bems.i18n.tr` read. A test checks that every text of the screens, templates, reasons, alarms,
+faults, reports and notifications has a Vietnamese translation and that the .mo is up to date
+with the .po. `--unused` lists the catalogue's texts nothing uses any more.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-HERE = Path(__file__).parent
-PO = HERE / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "webui"
+PO = ROOT / "bems" / "locale" / "vi" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
 # texts passed to _() through a variable
 DYNAMIC = ("viewer", "operator", "admin", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
            "Setpoint (°C)", "AC on/off", "Lights on/off")
 
 
-CITY = HERE.parent / "city"  # the city's screens share this catalogue (and the shell)
+CITY = ROOT / "city"  # the city's screens share this catalogue (and the shell)
+CORE = ROOT / "bems"  # reasons, alarms, faults, reports, notifications: texts marked N_()
 
-
-KEYWORDS = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2),
+            "N_": None}
 
 
 def used_messages() -> set[str]:
@@ -34,7 +37,7 @@ def used_messages() -> set[str]:
 
     found: set[str] = set(DYNAMIC)
     for f in [*HERE.glob("templates/*.html"), *HERE.glob("*.py"),
-              *CITY.glob("templates/*.html"), CITY / "web.py"]:
+              *CITY.glob("templates/*.html"), CITY / "web.py", *CORE.rglob("*.py")]:
         method = babel_extract if f.suffix == ".html" else "python"
         for _line, msg, _comments, _context in extract_from_file(method, str(f),
                                                                   keywords=KEYWORDS):
@@ -54,6 +57,15 @@ def compile_mo() -> bytes:
 
 
 def main() -> None:
+    import sys
+
+    if "--unused" in sys.argv:
+        with open(PO, "rb") as f:
+            ids = {m.id for m in read_po(f, locale="vi") if m.id}
+        used = used_messages()
+        for text in sorted(i for i in ids if isinstance(i, str) and i not in used):
+            print(text)
+        return
     MO.write_bytes(compile_mo())
     print(f"compiled {MO}")
 
