@@ -146,7 +146,8 @@ def sites_process(ids, folder, broker, ca, minutes, speed, devices, points, pref
         p.stop()
     info = {sid: {"box": stores[sid].outbox_id(),
                   "last": stores[sid].outbox_status()["last_seq"],
-                  "connects": pubs[sid].connects} for sid in ids}
+                  "connects": pubs[sid].connects, "published": pubs[sid].published,
+                  "resends": pubs[sid].resends} for sid in ids}
     Path(out_file).write_text(json.dumps({"sites": info, "sent_done": sent_done,
                                           "enqueued": [[s, q, t] for (s, q), t in enq.items()]}))
 
@@ -223,6 +224,8 @@ def phase(args, ctx, ids, minutes, speed, prefill, restart_after=None):
     n_faults = sum(1 for m in range(minutes) if m % 10 == 0)  # faults messages per site
     readings = sum(v["last"] - n_faults for v in info.values()) * (args.points // args.devices)
     out = {"sites": len(ids), "messages": sum(boxes.values()), "readings": readings,
+           "published": sum(v["published"] for v in info.values()),
+           "resends": sum(v["resends"] for v in info.values()),
            "seconds": done - start_at, "readings_per_s": readings / (done - start_at),
            "boxes": boxes}
     if enq:
@@ -486,7 +489,12 @@ def main() -> None:
          ""),
         ("messages lost (by sequence numbers)", f"{lost}", "0"),
         ("readings stored / duplicates stored", f"{stored:,} / {dups}", "dups 0"),
-        ("messages delivered twice (dropped by the ingest)", f"{replays}", ""),
+        ("messages delivered twice (dropped by the ingest)", f"{replays:,}", ""),
+        ("centres' messages published / outbox rows (phase 1, 2)",
+         f"{live['published']:,} / {live['messages']:,}, "
+         + (f"{outage['published']:,} / {outage['messages']:,}" if outage else "-"), ""),
+        ("centres' resends after 15 s+ without a confirmation (phase 1, 2)",
+         f"{live['resends']}, {outage['resends'] if outage else '-'}", ""),
         ("messages sent (confirmed by the city)", f"{sent:,}", ""),
         ("hostile centre: poison + flood messages", f"{hostile_info.get('sent', 0):,}", ""),
         ("messages quarantined (with their reason)", f"{quarantined:,}", ""),

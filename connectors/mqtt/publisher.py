@@ -5,8 +5,9 @@ it, so a broker that restarts or crashes costs a resend, never a message.
 One thread owns the connection. Each connection is a new client, so nothing the last one had
 in flight is resent behind our back; after any break the thread starts again from the oldest
 unconfirmed row, in order (the city drops a sequence number it already has), that row alone
-until the city confirms it (so nothing streams into a broker that cannot deliver yet). While
-connected,
+until the city confirms it (so nothing streams into a broker that cannot deliver yet), then at
+most `AHEAD` messages beyond what the city has confirmed (a centre replaying an outage feeds
+the city's queue at the broker without flooding it). While connected,
 if nothing new is confirmed for `RESEND_S` and nothing is in flight, everything unconfirmed is
 sent again (a confirmation, or what it confirms, was lost); while resends bring no progress the
 wait doubles (to `RESEND_MAX_S`), so a city that is slow to confirm, catching up after an
@@ -36,6 +37,10 @@ from connectors.mqtt.client import make_client
 
 log = logging.getLogger(__name__)
 WINDOW = 500  # messages the broker has not acknowledged yet
+# messages sent beyond what the city has confirmed: a centre replaying a long outage keeps the
+# city's queue at the broker fed without filling it (what a broker drops for want of room comes
+# again only after a stall, and then everything unconfirmed is sent again)
+AHEAD = 1000
 RESEND_S = 15.0
 RESEND_MAX_S = 240.0
 FIRST_PAUSE_S = 0.5  # the first retry after a break (jittered 0.5-1.5x), doubling to 60 s
@@ -44,10 +49,10 @@ FIRST_PAUSE_S = 0.5  # the first retry after a break (jittered 0.5-1.5x), doubli
 class Publisher:
     def __init__(self, cfg: Portfolio, db: Path, timezone: str = "Asia/Ho_Chi_Minh",
                  clock: Callable[[], dt.datetime] | None = None, window: int = WINDOW,
-                 resend_s: float = RESEND_S):
+                 resend_s: float = RESEND_S, ahead: int = AHEAD):
         self.cfg, self.db, self.tz = cfg, db, timezone
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
-        self.window, self.resend_s = window, resend_s
+        self.window, self.resend_s, self.ahead = window, resend_s, ahead
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -192,6 +197,8 @@ class Publisher:
                     # message per broker acknowledgement
                     limit = 1 if probe is None else (
                         min(room, 500) if room >= min(100, self.window) or idle else 0)
+                    # and no further than `ahead` beyond the city's confirmation
+                    limit = max(0, min(limit, self.ahead - max(0, after - confirmed)))
                 else:
                     limit = 0  # waiting for the probe's confirmation
                 rows = store.unsent(after, limit) if room > 0 and limit else []
