@@ -608,3 +608,46 @@ def test_the_alarm_log_filters_exports_and_refuses_bad_filters(client, site, web
     vi = client.get("/alarms/history").data.decode()
     assert "<h1>Nhật ký cảnh báo" in vi and "Lệnh ghi không được xác nhận" in vi
     assert "Loại cảnh báo không xác định" in client.get("/alarms/history?kind=x").data.decode()
+
+
+def test_open_faults_are_grouped_by_kind(site, web_db, tmp_path):
+    """Fifteen zones cooled below the floor are one problem: the overview and the faults
+    screen show the open faults by kind (places, cost a day), most costly first, each a link
+    to that kind's list; an unknown kind is refused in the reader's language."""
+    import shutil
+
+    db = tmp_path / "kinds.sqlite"
+    shutil.copy(web_db, db)
+    t = NOW - dt.timedelta(hours=20)
+
+    def finding(rule, target, vnd):
+        return {"rule": rule, "target": target, "target_kind": "zone", "first": t,
+                "last": t + dt.timedelta(hours=2), "detected": t + dt.timedelta(minutes=30),
+                "kwh_per_day": 1.0, "vnd_per_day": vnd, "discomfort_kh": 0.0,
+                "evidence": {"points": [], "hours": 2.0, "setpoint": 24.0, "floor": 25.0}}
+
+    with Store(db) as s:
+        s.db.execute("DELETE FROM faults")
+        for z in ("f1.p1", "f1.p2", "f2.p1"):
+            s.record_fault(finding("setpoint_below_floor", z, 5_000.0), NOW)
+        s.record_fault(finding("ac_after_hours", "f1.p3", 1_000.0), NOW)
+        gone = s.record_fault(finding("ac_after_hours", "f2.p2", 9_000.0), NOW)
+        s.update_fault(gone, "op1", NOW, status="closed", note="đã sửa")
+    c = _app(site, db).test_client()
+    _login(c, "op1")
+    c.post("/lang/vi", data={"csrf_token": _token(c.get("/").data)})
+    home = c.get("/").data.decode()
+    kinds = home[home.index('id="fault-kinds"'):].split("</ul>")[0]
+    items = kinds.split("<li>")[1:]
+    assert "Làm mát dưới mức sàn 25 °C" in items[0] and "3 nơi" in items[0], items
+    assert "15.000 ₫" in items[0]
+    assert "Điều hòa chạy ngoài giờ làm việc" in items[1] and "1 nơi" in items[1], items
+    assert len(items) == 2  # the closed one is not open
+    page = c.get("/faults/").data.decode()
+    assert 'href="/faults/?rule=setpoint_below_floor"' in page
+    only = c.get("/faults/?rule=ac_after_hours").data.decode()
+    listed = only[only.index("<tbody>"):]
+    assert "f1.p3" in listed or next(z.name for z in site.zones if z.id == "f1.p3") in listed
+    assert "25 °C" not in listed  # only that kind
+    bad = c.get("/faults/?rule=%3Cscript%3E").data.decode()
+    assert "Loại sự cố không hợp lệ." in bad and "<script>" not in bad

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 
 from bems.faults import target_name
+from bems.faults.rules import RULES
 from bems.faults.texts import fault_text
 from bems.text import clean_text
 from webui import charts, ctx, now, store
@@ -33,6 +34,28 @@ def active_count(days: int = 7) -> int:
     return sum(store().count_faults(now() - dt.timedelta(days=days)).values())
 
 
+def by_kind(rows: list[dict]) -> list[dict]:
+    """Open faults grouped by rule, most costly first: what a facility manager reads before
+    the list (fifteen zones cooled below the floor are one problem, not fifteen)."""
+    kinds: dict[str, dict] = {}
+    for f in rows:
+        if f["status"] == "closed":
+            continue
+        k = kinds.setdefault(f["rule"], {"rule": f["rule"], "title": f["title"], "places": set(),
+                                         "count": 0, "vnd_per_day": 0.0})
+        k["places"].add(f["target"])
+        k["count"] += 1
+        k["vnd_per_day"] += f["vnd_per_day"] or 0.0
+    out = sorted(kinds.values(), key=lambda k: (-k["vnd_per_day"], -len(k["places"]), k["rule"]))
+    for k in out:
+        k["places"] = len(k["places"])
+    return out
+
+
+def open_by_kind(days: int = 7) -> list[dict]:
+    return by_kind(_rows(store().faults(since=now() - dt.timedelta(days=days), status="active")))
+
+
 def for_target(target: str) -> list[dict]:
     return _rows(store().faults(since=now() - dt.timedelta(days=WINDOW_DAYS), status="active",
                                 target=target))
@@ -41,11 +64,19 @@ def for_target(target: str) -> list[dict]:
 @bp.route("/")
 def index():
     show_all = request.args.get("all") == "1"
+    rule = request.args.get("rule", "")
+    if rule and rule not in RULES:
+        flash(_("Unknown kind of fault."), "error")
+        rule = ""
     rows = _rows(store().faults(since=now() - dt.timedelta(days=WINDOW_DAYS),
                                 status=None if show_all else "active"))
+    kinds = by_kind(rows)
+    if rule:
+        rows = [f for f in rows if f["rule"] == rule]
     total = sum(f["vnd_per_day"] for f in rows if f["status"] != "closed")
     return render_template("faults.html", faults=rows, show_all=show_all, total_vnd=total,
-                           days=WINDOW_DAYS)
+                           days=WINDOW_DAYS, kinds=kinds, rule=rule,
+                           rule_title=rows[0]["title"] if rule and rows else "")
 
 
 @bp.route("/<int:fid>")

@@ -25,8 +25,9 @@ def index():
                              x_range=(0, 24), from_zero=True)
     zones = state.zone_rows(site, store(), t)
     alarms = [a for a in state.alarms(site, store(), t) if not a["ack"]]
-    from webui.faults import active_count
+    from webui.faults import active_count, open_by_kind
 
     return render_template("overview.html", e=e, chart=chart, faults=active_count(),
+                           fault_kinds=open_by_kind()[:4],
                            out_of_band=[z for z in zones if z["out_of_band"]],
                            overrides=store().overrides(active_at=t), alarms=alarms)
