@@ -409,8 +409,12 @@ def test_tasks_in_few_clicks(demo, browser, size, lang, tmp_path):
     # a fault's own page: the demo's history carries injected faults, found before the UI
     # opened (the faults screen is not empty in the first minute)
     page.goto(base + "/faults/")
-    assert page.locator("table.faults a").count() >= 3, page.inner_text("main")[:2000]
-    page.click("table.faults a >> nth=0")
+    assert page.locator("#fault-list a").count() >= 3, page.inner_text("main")[:2000]
+    # the most costly kind first, a link to its own list
+    page.click("#fault-kinds a >> nth=0")
+    page.wait_for_selector("#fault-list")
+    assert page.locator("#fault-list a").count() >= 1
+    page.click("#fault-list a >> nth=0")
     page.wait_for_selector("#cause")
     _shot(page, f"{size}-en-fault")
     assert page.evaluate(contrast) == []
