@@ -651,3 +651,17 @@ def test_open_faults_are_grouped_by_kind(site, web_db, tmp_path):
     assert "25 °C" not in listed  # only that kind
     bad = c.get("/faults/?rule=%3Cscript%3E").data.decode()
     assert "Loại sự cố không hợp lệ." in bad and "<script>" not in bad
+
+
+def test_energy_today_is_counted_like_the_month(site, tmp_path):
+    """On the 1st at 09:30 today's energy is the month's (the overview said 604 kWh today and
+    548 kWh this month: the hour under way counted as a whole hour at its mean)."""
+    from webui.state import energy
+
+    db = synthetic_db(tmp_path / "first.sqlite", site, dt.datetime(2026, 10, 1, 9, 30), 2)
+    now = dt.datetime(2026, 10, 1, 9, 30, tzinfo=site.tz).astimezone(dt.timezone.utc)
+    with Store(db) as s:
+        e = energy(site, s, now)
+        later = energy(site, s, now + dt.timedelta(days=1, hours=1))
+    assert e["kwh_month"] > 100 and e["kwh_today"] == pytest.approx(e["kwh_month"], rel=1e-9)
+    assert later["kwh_today"] <= later["kwh_month"]
