@@ -73,7 +73,7 @@ TEXTS: dict[str, str] = {
     "occupied_period": N_("working hours %(a)s–%(b)s"),
     "idle": N_("working hours, no cooling needed: %(a)s °C is under %(b)s °C"),
     "early_stop": N_("early stop: %(a)s °C rising %(b)s K/h stays under %(c)s °C until "
-                            "%(d)s"),
+                     "%(d)s"),
     "break": N_("lunch break until %(a)s"),
     "cooldown_started": N_("cool-down started %(a)s for work at %(b)s"),
     "zone_cools": N_("room at %(a)s °C, cooling %(b)s K/h"),
@@ -91,10 +91,10 @@ TEXTS: dict[str, str] = {
     "override_by_note": N_("operator override until %(a)s by %(b)s: %(c)s"),
     "plan_cool": N_("plan: cool to %(a)s °C"),
     "plan_peak": N_("felt temperature at most %(a)s °C at %(b)s (%(c)s °C without "
-                           "cooling)"),
+                    "cooling)"),
     "plan_precool": N_("plan: pre-cool to %(a)s °C for work at %(b)s"),
     "plan_would_reach": N_("without it the felt temperature would reach %(a)s °C at "
-                                  "%(b)s"),
+                           "%(b)s"),
     "plan_off": N_("plan: AC off"),
     "plan_follow": N_("plan: hold the planned temperature"),
     "plan_stays_under": N_("felt temperature stays under %(a)s °C until %(b)s"),

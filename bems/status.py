@@ -18,7 +18,7 @@ SEVERITY = {"stale": "critical", "runtime_down": "critical", "runtime_stopped": 
             "write": "warning", "sensor": "warning", "clock": "warning", "policy": "warning",
             "out_of_band": "warning", "ac_after_hours": "info", "lights_after_hours": "info",
             "fault": "warning", "backup": "warning"}
-# what each kind of alarm says (the screens, the notifications and the alarm log's CSV alike)
+# what each kind of alarm says (the screens and the notifications alike)
 TEXTS = {
     "stale": N_("No data from %(name)s"),
     "out_of_band": N_("%(name)s out of band: %(t)s °C"),
