@@ -3,7 +3,7 @@
 ledger actions, sources and outcomes, who commands a zone.
 
 A reason is data (bems/reasons.py): parts, each a code and its arguments, rendered from the
-one catalogue (bems/locale) by `bems.reasons.render`, as the reports and notifications do;
+one catalogue (bems/locale) by `bems.reasons.render`, as the monthly report does;
 tests/test_vietnamese.py fails when a code has no text or no Vietnamese.
 """
 
