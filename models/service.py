@@ -75,7 +75,9 @@ def forecast_horizon(model, history: pd.DataFrame, start: pd.Timestamp, hours: i
 def refit_meter(site: Site, db: Path, meter_id: str, now: dt.datetime, horizon_h: int = 48,
                 select_days: int = 14, candidates: tuple[str, ...] = CANDIDATES) -> dict:
     """Backtest the candidates on the last `select_days`, keep the best, refit it on all the
-    history, and store it with its scores and the next `horizon_h` hours of forecasts."""
+    history, and store it with its scores and forecasts from today's midnight to `horizon_h`
+    hours from now (the hours already gone as forecast from the days before today: a baseline
+    for faults takes only forecasts issued before their hour, so these serve the charts)."""
     days = DayTypes.for_site(site)
     with Store(db, site.timezone) as store:
         raw = meter_series(site, store, meter_id, now - dt.timedelta(days=400), now)
@@ -96,10 +98,15 @@ def refit_meter(site: Site, db: Path, meter_id: str, now: dt.datetime, horizon_h
         model = build(name, use_prophet)
         train = df.assign(off=days.off_series(df["ds"]).to_numpy())
         model.fit(train)
-        # history up to now (today's hours so far included) feeds the lags
+        # history up to now; each day is forecast from the days before it, so today's hours
+        # so far are kept too (what was expected of them as at midnight: the overview sets the
+        # day against it even on the day a site starts), then `horizon_h` hours from now
         recent = raw[raw["ds"] < local_now].copy()
         recent["off"] = days.off_series(recent["ds"]).to_numpy()
-        fc = forecast_horizon(model, recent, local_now, horizon_h, days)
+        midnight = local_now.normalize()
+        fc = forecast_horizon(model, recent, midnight,
+                              horizon_h + int((local_now - midnight) / pd.Timedelta(hours=1)),
+                              days)
         when = now.astimezone(UTC)
         rows = [(pd.Timestamp(ts).tz_localize(site.tz).to_pydatetime(), float(v))
                 for ts, v in zip(fc["ds"], fc["y"])]

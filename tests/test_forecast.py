@@ -188,7 +188,7 @@ def test_real_meter_full_backtest_with_prophet():
 
 
 @pytest.mark.energyplus
-def test_nightly_refit_writes_48_hours_from_the_sites_own_store(site, tmp_path, runner):
+def test_nightly_refit_writes_today_and_48_hours_from_the_sites_own_store(site, tmp_path, runner):
     from connectors.simulator.centre import VirtualCentre
     from models.service import refit_meter
     from bems.storage import Store
@@ -200,12 +200,15 @@ def test_nightly_refit_writes_48_hours_from_the_sites_own_store(site, tmp_path, 
     now = now_local.replace(tzinfo=site.tz)
     r = refit_meter(site, db, "main", now, select_days=7,
                     candidates=("last_week", "towt", "gbm_daytype", "ensemble"))
-    assert r["forecast_hours"] == 48
+    # today from midnight (as forecast from the days before: the overview's chart on a site's
+    # first day), then 48 hours from now
+    assert r["forecast_hours"] == 9 + 48
     assert r["selected"] in r["scores"]
     with Store(db) as store:
         fc = store.latest_forecasts("main")["main"]
-        assert len(fc) == 48
-        assert fc[0]["ts"] == now.astimezone(dt.timezone.utc)
+        assert len(fc) == 9 + 48
+        midnight = now.replace(hour=0).astimezone(dt.timezone.utc)
+        assert fc[0]["ts"] == midnight and fc[9]["ts"] == now.astimezone(dt.timezone.utc)
         model = store.selected_model("main")
         assert model["name"] == r["selected"] and model["scores"]["select_days"] >= 3
         # the simulated building's own load: day-ahead error well inside Guideline 14
