@@ -16,7 +16,6 @@ from pathlib import Path
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "messages"
-LANGS = ("vi", "en")
 
 
 def N_(text: str) -> str:

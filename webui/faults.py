@@ -36,15 +36,19 @@ def active_count(days: int = 7) -> int:
 
 def by_kind(rows: list[dict]) -> list[dict]:
     """Open faults grouped by rule, most costly first: what a facility manager reads before
-    the list (fifteen zones cooled below the floor are one problem, not fifteen)."""
+    the list (fifteen zones cooled below the floor are one problem, not fifteen). Each kind's
+    title is written once, not each fault's texts."""
+    lang = str(current_locale())
     kinds: dict[str, dict] = {}
     for f in rows:
         if f["status"] == "closed":
             continue
-        k = kinds.setdefault(f["rule"], {"rule": f["rule"], "title": f["title"], "places": set(),
-                                         "count": 0, "vnd_per_day": 0.0})
+        k = kinds.get(f["rule"])
+        if k is None:
+            title = fault_text(f["rule"], f["evidence"], f["target"], lang)["title"]
+            k = kinds[f["rule"]] = {"rule": f["rule"], "title": title, "places": set(),
+                                    "vnd_per_day": 0.0}
         k["places"].add(f["target"])
-        k["count"] += 1
         k["vnd_per_day"] += f["vnd_per_day"] or 0.0
     out = sorted(kinds.values(), key=lambda k: (-k["vnd_per_day"], -len(k["places"]), k["rule"]))
     for k in out:
@@ -53,7 +57,7 @@ def by_kind(rows: list[dict]) -> list[dict]:
 
 
 def open_by_kind(days: int = 7) -> list[dict]:
-    return by_kind(_rows(store().faults(since=now() - dt.timedelta(days=days), status="active")))
+    return by_kind(store().faults(since=now() - dt.timedelta(days=days), status="active"))
 
 
 def for_target(target: str) -> list[dict]:
