@@ -69,7 +69,8 @@ sys.path.insert(0, sys.argv[1])
 from devtools.modbus import ModbusServer
 sys.path.insert(0, sys.argv[1] + "/bench")
 from modbus import units_of, SERVERS
-servers = [ModbusServer(units_of(s)).start() for s in range(SERVERS)]
+turnaround = float(sys.argv[2])
+servers = [ModbusServer(units_of(s), turnaround_s=turnaround).start() for s in range(SERVERS)]
 print(json.dumps([s.port for s in servers]), flush=True)
 sys.stdin.read()
 for s in servers:
@@ -98,7 +99,7 @@ def check(values: dict, devs: list[ModbusDevice]) -> int:
     return wrong
 
 
-def naive_cycle(ports: list[int], devs: list[ModbusDevice]) -> tuple[float, dict, int]:
+def naive_cycle(ports: list[int], devs: list[ModbusDevice]) -> tuple[float, dict, int, float]:
     """Each point its own request, plain pymodbus (sync), one thread per server."""
     from pymodbus.client import ModbusTcpClient
 
@@ -127,64 +128,89 @@ def naive_cycle(ports: list[int], devs: list[ModbusDevice]) -> tuple[float, dict
         finally:
             c.close()
 
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=one, args=(p,)) for p in ports]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - t0, values, requests[0]
+    return time.perf_counter() - t0, values, requests[0], time.process_time() - cpu
+
+
+def measure(root: str, turnaround_s: float, cycles: int) -> dict:
+    """Both readers against one set of simulated devices answering after `turnaround_s`."""
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE, root, str(turnaround_s)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ports = json.loads(proc.stdout.readline())
+        devs = devices(ports)
+
+        async def ours() -> tuple[list[float], list[float], dict, int]:
+            reader = ModbusReader(devs)
+            times, cpus, values, requests = [], [], {}, 0
+            try:
+                await reader.cycle()  # connect
+                for _ in range(cycles):
+                    t0, cpu = time.perf_counter(), time.process_time()
+                    reads = await reader.cycle()
+                    times.append(time.perf_counter() - t0)
+                    cpus.append(time.process_time() - cpu)
+                    values = {k: v for r in reads for k, v in r.values.items()}
+                    requests = sum(r.requests for r in reads)
+            finally:
+                reader.close()
+            return times, cpus, values, requests
+
+        times, cpus, values, requests = asyncio.run(ours())
+        naive, ncpus = [], []
+        for _ in range(max(3, cycles // 3)):
+            t, nvalues, nrequests, ncpu = naive_cycle(ports, devs)
+            naive.append(t)
+            ncpus.append(ncpu)
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+    cycle, ncycle = statistics.median(times), statistics.median(naive)
+    return {"turnaround_ms": round(turnaround_s * 1000, 1), "cycle_s": round(cycle, 4),
+            "naive_cycle_s": round(ncycle, 4), "speedup": round(ncycle / cycle, 2),
+            "requests": requests, "naive_requests": nrequests,
+            "cpu_s": round(statistics.median(cpus), 4),
+            "naive_cpu_s": round(statistics.median(ncpus), 4),
+            "wrong": check(values, devs), "naive_wrong": check(nvalues, devs),
+            "_devs": devs}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--turnaround-ms", type=float, default=8.0,
+                    help="how long each simulated device takes to answer a request")
     args = ap.parse_args()
+    if not 0 <= args.turnaround_ms <= 1000:
+        ap.error("--turnaround-ms: 0 to 1000")
     root = str(Path(__file__).resolve().parent.parent)
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE, root], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        ports = json.loads(proc.stdout.readline())
-        devs = devices(ports)
-        registers = sum(r.width for d in devs for r in d.registers)
-        points = sum(len(d.registers) for d in devs)
-
-        async def ours() -> tuple[list[float], dict, int]:
-            reader = ModbusReader(devs)
-            times, values, requests = [], {}, 0
-            try:
-                await reader.cycle()  # connect
-                for _ in range(args.cycles):
-                    t0 = time.perf_counter()
-                    reads = await reader.cycle()
-                    times.append(time.perf_counter() - t0)
-                    values = {k: v for r in reads for k, v in r.values.items()}
-                    requests = sum(r.requests for r in reads)
-            finally:
-                reader.close()
-            return times, values, requests
-
-        times, values, requests = asyncio.run(ours())
-        wrong = check(values, devs)
-        naive = []
-        for _ in range(max(3, args.cycles // 3)):
-            t, nvalues, nrequests = naive_cycle(ports, devs)
-            naive.append(t)
-        nwrong = check(nvalues, devs)
-    finally:
-        proc.stdin.close()
-        proc.wait(30)
-    cycle, ncycle = statistics.median(times), statistics.median(naive)
+    runs = [measure(root, t / 1000, args.cycles)
+            for t in sorted({0.0, args.turnaround_ms})]
+    devs = runs[0].pop("_devs")
+    for r in runs[1:]:
+        r.pop("_devs")
+    registers = sum(r.width for d in devs for r in d.registers)
+    points = sum(len(d.registers) for d in devs)
     print(f"{len(devs)} meters, {points} points, {registers} registers, "
-          f"{len(ports)} servers (pymodbus {__import__('pymodbus').__version__})")
-    print(f"{'reader':<34}{'requests':>10}{'cycle s (median)':>18}{'wrong values':>14}")
-    print(f"{'BEMS (coalesced, side by side)':<34}{requests:>10}{cycle:>18.3f}{wrong:>14}")
-    print(f"{'pymodbus point by point (threads)':<34}{nrequests:>10}{ncycle:>18.3f}{nwrong:>14}")
-    print(f"speed-up {ncycle / cycle:.1f}×")
-    print(json.dumps({"meters": len(devs), "registers": registers, "points": points,
-                      "cycle_s": round(cycle, 4), "naive_cycle_s": round(ncycle, 4),
-                      "speedup": round(ncycle / cycle, 2), "requests": requests,
-                      "naive_requests": nrequests, "wrong": wrong, "naive_wrong": nwrong}))
+          f"{SERVERS} servers (pymodbus {__import__('pymodbus').__version__})")
+    print(f"{'device answers in':<19}{'reader':<36}{'requests':>9}{'cycle s (median)':>18}"
+          f"{'own CPU s':>11}{'wrong':>7}{'speed-up':>10}")
+    for r in runs:
+        when = f"{r['turnaround_ms']:g} ms"
+        print(f"{when:<19}{'BEMS (coalesced, side by side)':<36}{r['requests']:>9}"
+              f"{r['cycle_s']:>18.3f}{r['cpu_s']:>11.3f}{r['wrong']:>7}"
+              f"{r['speedup']:>9.1f}×")
+        print(f"{'':<19}{'pymodbus point by point (threads)':<36}{r['naive_requests']:>9}"
+              f"{r['naive_cycle_s']:>18.3f}{r['naive_cpu_s']:>11.3f}{r['naive_wrong']:>7}")
+    head = runs[-1]
+    print(json.dumps({"meters": len(devs), "registers": registers, "points": points, **head,
+                      "at_0ms": {k: runs[0][k] for k in ("cycle_s", "naive_cycle_s", "speedup",
+                                                          "cpu_s", "naive_cpu_s")}}))
 
 
 if __name__ == "__main__":

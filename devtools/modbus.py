@@ -1,6 +1,8 @@
 """A Modbus TCP server for tests and benchmarks: pymodbus's own server (another
 implementation than our client) in a thread of its own, on a free loopback port, with units
-whose registers the caller sets; `stop()` ends it."""
+whose registers the caller sets; `stop()` ends it. `turnaround_s`: how long the device takes
+to answer each request (a real meter or gateway takes milliseconds; 0: as fast as this
+process can)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,26 @@ import warnings
 from devtools.ports import free_port
 
 
+def _answer_after(store, seconds: float) -> None:
+    """Every read and write of the server's datastore answered after `seconds` (asleep: the
+    server's thread is free meanwhile, as with a device busy on its own)."""
+    for name in ("async_getValues", "async_setValues"):
+        inner = getattr(store, name)
+
+        async def slow(*args, _inner=inner, **kwargs):
+            await asyncio.sleep(seconds)
+            return await _inner(*args, **kwargs)
+
+        setattr(store, name, slow)
+
+
 class ModbusServer:
-    def __init__(self, units: dict[int, dict[str, dict[int, int]]], port: int | None = None):
+    def __init__(self, units: dict[int, dict[str, dict[int, int]]], port: int | None = None,
+                 turnaround_s: float = 0.0):
         """`units`: unit id → table ("coil", "discrete", "holding", "input") → {address: value}."""
         self.port = port or free_port()
         self.units = units
+        self.turnaround_s = turnaround_s
         self._loop = asyncio.new_event_loop()
         self._server = None
         self._ready = threading.Event()
@@ -52,6 +69,8 @@ class ModbusServer:
         async def main() -> None:
             try:
                 self._server = ModbusTcpServer(self._context(), address=("127.0.0.1", self.port))
+                if self.turnaround_s:
+                    _answer_after(self._server.context, self.turnaround_s)
                 await self._server.serve_forever(background=True)
             finally:
                 self._ready.set()
@@ -73,7 +92,9 @@ class ModbusServer:
     def stop(self) -> None:
         async def end() -> None:
             await self._server.shutdown()
-            self._task.cancel()
+            for task in asyncio.all_tasks():  # answers still on their way (a turnaround)
+                if task is not asyncio.current_task():
+                    task.cancel()
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(end(), self._loop)
             self._thread.join(10)

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.modbus.codec import (MapError, TYPES, check_map, coalesce, decode, encode,
-                                     modbus_address, register)
+                                     modbus_address, register, split)
 
 # --- the codec (fast tier) ----------------------------------------------------------------
 
@@ -108,6 +108,26 @@ def test_any_registers_decode_to_a_number_or_none_never_an_error(words, kind, wo
     assert v is None or math.isfinite(v)
 
 
+@given(st.lists(st.tuples(st.sampled_from(sorted(TYPES)), st.sampled_from(["big", "little"]),
+                          st.sampled_from(["big", "little"]), st.integers(0, 3)),
+                min_size=1, max_size=12),
+       st.lists(st.integers(0, 65535), min_size=90, max_size=90))
+def test_a_block_splits_into_what_each_point_decodes_to_alone(points, words):
+    """`split` unpacks a whole request at once: every member's value is the one its own
+    registers decode to (every type, both orders, gaps between members)."""
+    regs, address = [], 0
+    for i, (kind, wo, bo, gap) in enumerate(points):
+        address += gap
+        regs.append(register(f"p{i}", "holding", address, kind, wo, bo, scale=0.5, unit="W"))
+        address += regs[-1].width
+    (block,) = coalesce(regs, max_gap=3)
+    got = split(block, words[:block.count])
+    for r in regs:
+        i = r.address - block.start
+        alone = decode(r, words[i:i + r.width])
+        assert got[r.id] == alone or (got[r.id] is None and alone is None), r
+
+
 # --- over real TCP (integration tier) -----------------------------------------------------
 
 integration = pytest.mark.integration
@@ -115,6 +135,33 @@ integration = pytest.mark.integration
 
 def _run(coro):
     return asyncio.run(coro)
+
+
+@integration
+def test_a_real_device_slower_than_its_timeout_gives_no_values():
+    """pymodbus's server answering after its turnaround (as bench/modbus.py's devices do):
+    within the timeout every point reads; beyond it none does, and none keeps an old value."""
+    from connectors.modbus.client import ModbusDevice, ModbusReader
+    from devtools.modbus import ModbusServer
+
+    regs = (register("a", "holding", 0), register("b", "input", 4, "float32"))
+    with ModbusServer({1: {"holding": {0: 7}, "input": dict(zip((4, 5), encode(regs[1], 2.5)))}},
+                      turnaround_s=0.3) as srv:
+        patient = ModbusDevice("m", "127.0.0.1", srv.port, 1, 2.0, 0, regs)
+        hasty = ModbusDevice("m", "127.0.0.1", srv.port, 1, 0.1, 0, regs)
+
+        async def both():
+            ok = ModbusReader([patient])
+            late = ModbusReader([hasty])
+            try:
+                return (await ok.cycle())[0], (await late.cycle())[0]
+            finally:
+                ok.close()
+                late.close()
+
+        good, bad = _run(both())
+    assert good.values == {"a": 7.0, "b": 2.5} and not good.bad
+    assert bad.values == {"a": None, "b": None} and set(bad.bad) == {"a", "b"}
 
 
 @integration

@@ -125,9 +125,11 @@ async def read_device(device: ModbusDevice, blocks: list[Block] | None = None,
                     out.bad[reg.id] = str(err)
 
     try:
-        await asyncio.wait_for(body(), budget_s or device.timeout_s * (device.retries + 1)
-                               * max(1, len(blocks)) + 1)
-    except asyncio.TimeoutError:
+        # the device's whole budget (asyncio.timeout: no task of its own per device and cycle)
+        async with asyncio.timeout(budget_s or device.timeout_s * (device.retries + 1)
+                                   * max(1, len(blocks)) + 1):
+            await body()
+    except TimeoutError:
         out.error = f"{device.address} unit {device.unit}: no answer in time"
     except Exception as err:  # noqa: BLE001 (pymodbus: ConnectionException, ModbusIOException…)
         out.error = f"{device.address} unit {device.unit}: {type(err).__name__}: {err}"[:300]

@@ -60,7 +60,13 @@ def decode(reg: Register, words: list[int]) -> float | None:
     fmt, n = TYPES[reg.type]
     if len(words) != n:
         raise MapError(f"{reg.id}: {reg.type} needs {n} registers, got {len(words)}")
-    raw = struct.unpack(">" + fmt, _words_to_bytes(reg, list(words)))[0]
+    return _scaled(reg, _STRUCTS[reg.type].unpack(_words_to_bytes(reg, list(words)))[0])
+
+
+_STRUCTS = {t: struct.Struct(">" + fmt) for t, (fmt, _n) in TYPES.items()}
+
+
+def _scaled(reg: Register, raw: float) -> float | None:
     value = (float(raw) * reg.scale + reg.offset) * UNITS[reg.unit][1]
     return value if math.isfinite(value) else None
 
@@ -98,7 +104,20 @@ def split(block: Block, values: list[int]) -> dict[str, float | None]:
     if len(values) < block.count:
         raise MapError(f"{block.table} {block.start}: {len(values)} values for {block.count}")
     out = {}
+    if TABLES[block.table][1]:
+        for reg in block.members:
+            out[reg.id] = 1.0 if values[reg.address - block.start] else 0.0
+        return out
+    # the block's registers as bytes once; each big-endian member is one unpack from them
+    # (a meter of 40 values is one request: decoding must not cost more than asking)
+    try:
+        raw = struct.pack(f">{block.count}H", *values[:block.count])
+    except (struct.error, TypeError):
+        raise MapError(f"{block.table} {block.start}: a register holds 0..65535") from None
     for reg in block.members:
         i = reg.address - block.start
-        out[reg.id] = decode(reg, [int(v) for v in values[i:i + reg.width]])
+        if reg.word_order == "big" and reg.byte_order == "big" and reg.type != "bool":
+            out[reg.id] = _scaled(reg, _STRUCTS[reg.type].unpack_from(raw, 2 * i)[0])
+        else:
+            out[reg.id] = decode(reg, [int(v) for v in values[i:i + reg.width]])
     return out
