@@ -76,3 +76,20 @@ def test_discover_refuses_absurd_options_before_touching_the_network(runner, arg
     r = runner.invoke(main, ["discover", *args])
     assert r.exit_code == 2 and hint in r.output, r.output
     assert len(r.output) < 2000  # a huge value is not echoed back whole
+
+
+def test_a_reader_that_stops_early_gets_no_error_line():
+    """`bems modbus templates | head -1`: the pipe closes before BEMS has written everything;
+    that is the reader's choice, not an error (exit 141 as a shell reports SIGPIPE, nothing on
+    stderr). The read end is closed before the program has started writing."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "bems", "modbus", "templates"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    try:
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert err.decode() == "" and p.returncode == 141, (p.returncode, err[-300:])

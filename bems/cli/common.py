@@ -55,6 +55,9 @@ class ErrorGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `bems … | head`: the reader has all it wanted
+            _quiet_stdout()
+            sys.exit(141)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except Exception as err:  # a bug: still one line, the traceback on request
@@ -65,6 +68,16 @@ class ErrorGroup(click.Group):
             sys.exit(2)
 
 
+
+
+def _quiet_stdout() -> None:
+    """What is left in stdout's buffer goes nowhere (else Python reports the broken pipe
+    again at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def site_option(f=None, *, help: str = "Site file (default: the embedded demo centre)."):
