@@ -28,9 +28,9 @@ TUNED = ["cambridge-b0", "cambridge-b1", "cambridge-b15", "cambridge-b2", "cambr
          "sacramento-office-201"]
 HELD_OUT = ["cambridge-b112", "cambridge-b119", "cambridge-b25", "cambridge-b9",
             "cambridge-b91", "bangkok-office-floor4-zone1"]
-MODELS = ("gbm_lags", "gbm_daytype", "global", "stack", "stack3")
+MODELS = ("gbm_lags", "gbm_daytype", "ridge_hourly", "global", "stack", "stack3", "stack_ridge")
 # what `bems portfolio forecast` runs (city/fleet.py: refit_fleet(model="stack"), the mean of
-# the global model and the meter's gbm_lags and gbm_daytype): "stack3" here
+# the global model and the meter's own models of models.fleet.DEFAULT_STACK)
 DEFAULT = "stack3"
 
 
@@ -60,7 +60,9 @@ def main() -> None:
     args = ap.parse_args()
     from dask.distributed import Client, LocalCluster
 
-    from models.fleet import fleet_backtest
+    from models.fleet import DEFAULT_STACK, fleet_backtest
+
+    assert DEFAULT == DEFAULT_STACK, "the benchmark scores what production runs"
 
     meters = load_meters(TUNED + HELD_OUT)
     groups = {"tuned": TUNED, "held_out": HELD_OUT}

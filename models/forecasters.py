@@ -213,6 +213,75 @@ class GBM:
         return m
 
 
+class HourlyRidge:
+    """A linear model per hour of the day (ridge), on the same features as the day-type GBM
+    (the last same-type day's hour, the last three's, yesterday's and last week's level, the
+    same hour a day and a week before), heating and cooling degrees and the weekday: the classic
+    day-ahead load model. Its errors differ from the trees' (it extrapolates a level the
+    trees have not seen), which is what a stack wants (bench/fleet.py)."""
+
+    name = "ridge_hourly"
+    FEATURES = ("off", "lag24", "lag168", "same1", "same3", "yday_mean", "week_mean", "cdh",
+                "hdh", "mon", "fri", "sat", "sun")
+    MIN_ROWS = 30  # an hour with fewer usable rows is its mean
+
+    def __init__(self, lam: float = 1.0, days: int = 365):
+        self.lam, self.days = lam, days
+        self.mu = self.sd = self.w = None
+
+    @classmethod
+    def _design(cls, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        X = lag_features(frame.reset_index(drop=True), daytype=True)
+        t = X["temp"].astype(float)
+        X["cdh"] = np.maximum(t - 18.0, 0.0).fillna(0.0)
+        X["hdh"] = np.maximum(15.0 - t, 0.0).fillna(0.0)
+        for name, d in (("mon", 0), ("fri", 4), ("sat", 5), ("sun", 6)):
+            X[name] = (X["dow"] == d).astype(float)
+        X["off"] = X["off"].astype(float)
+        return X[list(cls.FEATURES)].to_numpy(dtype=float), X["hour"].to_numpy()
+
+    def fit(self, history: pd.DataFrame) -> None:
+        h = history.tail(self.days * 24 + 24 * 8).reset_index(drop=True)
+        X, hour = self._design(h)
+        y = h["y"].to_numpy(dtype=float)
+        ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
+        if ok.sum() < self.MIN_ROWS:
+            raise ValueError("too little history for the hourly ridge model")
+        self.mu = X[ok].mean(axis=0)
+        sd = X[ok].std(axis=0)
+        self.sd = np.where(sd > 0, sd, 1.0)
+        Z = np.c_[np.ones(len(X)), (X - self.mu) / self.sd]
+        self.w = np.zeros((24, Z.shape[1]))
+        for hr in range(24):
+            m = ok & (hour == hr)
+            n = int(m.sum())
+            if n < self.MIN_ROWS:
+                self.w[hr, 0] = float(y[ok].mean())
+                continue
+            A, b = Z[m], y[m]
+            reg = self.lam * n / 100 * np.eye(A.shape[1])
+            reg[0, 0] = 0.0  # the intercept is not shrunk
+            self.w[hr] = np.linalg.solve(A.T @ A + reg, A.T @ b)
+
+    def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+        frame = pd.concat([history.tail(24 * 15), future.assign(y=np.nan)], ignore_index=True)
+        X, hour = self._design(frame)
+        X, hour = X[-len(future):], hour[-len(future):]
+        Z = np.c_[np.ones(len(X)), np.nan_to_num((X - self.mu) / self.sd, nan=0.0)]
+        return np.einsum("ij,ij->i", Z, self.w[hour])
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "lam": self.lam, "days": self.days,
+                           "mu": self.mu.tolist(), "sd": self.sd.tolist(),
+                           "w": self.w.tolist()})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HourlyRidge":
+        m = cls(d["lam"], d["days"])
+        m.mu, m.sd, m.w = (np.asarray(d[k], float) for k in ("mu", "sd", "w"))
+        return m
+
+
 # --- Prophet ------------------------------------------------------------------------------
 
 class ProphetModel:
@@ -311,6 +380,8 @@ def from_json(text: str):
         return TOWT.from_dict(d)
     if name in ("gbm_lags", "gbm_daytype"):
         return GBM.from_dict(d)
+    if name == HourlyRidge.name:
+        return HourlyRidge.from_dict(d)
     if name == "prophet":
         return ProphetModel.from_dict(d)
     if name == "ensemble":

@@ -13,7 +13,8 @@ import pytest
 from bems.cli import main
 from models.backtest import cv_rmse, nmbe, run_backtest
 from models.data import DataError, DayTypes, clean_hourly, infer_closures, load_csv
-from models.forecasters import GBM, TOWT, Ensemble, ProphetModel, SameHourLastWeek, from_json
+from models.forecasters import (GBM, TOWT, Ensemble, HourlyRidge, ProphetModel, SameHourLastWeek,
+                                from_json)
 
 LOADS = Path(__file__).resolve().parents[2] / "shared" / "data" / "loads"
 
@@ -96,7 +97,7 @@ def test_fifteen_minute_power_is_resampled_to_hourly(tmp_path):
 
 
 @pytest.mark.parametrize("model", [SameHourLastWeek(), TOWT(), GBM(daytype=False),
-                                   GBM(daytype=True)], ids=lambda m: m.name)
+                                   GBM(daytype=True), HourlyRidge()], ids=lambda m: m.name)
 def test_forecast_survives_save_and_load(model):
     df = office_series(days=58)  # the last day, 28 April, is an ordinary Tuesday
     df["off"] = DayTypes("VN").off_series(df["ds"]).to_numpy()
@@ -106,6 +107,26 @@ def test_forecast_survives_save_and_load(model):
     again = from_json(model.to_json())
     np.testing.assert_allclose(again.predict(history, future), before, rtol=1e-6)
     assert cv_rmse(future["y"], before) < 40
+
+
+def test_the_hourly_ridge_learns_the_hours_and_the_heat_and_survives_gaps():
+    """Its own model per hour: an office's working hours, and the cooling that grows with the
+    heat, within the noise; a history with a missing week and NaN temperatures still fits; too
+    little history is refused, not a forecast of nothing."""
+    df = office_series(days=88, seed=3)  # the last day, 28 May, an ordinary Thursday
+    df["off"] = DayTypes("VN").off_series(df["ds"]).to_numpy()
+    history, future = df.iloc[:-24].copy(), df.iloc[-24:]
+    history.loc[24 * 30:24 * 37, "y"] = np.nan
+    history.loc[24 * 40:24 * 45, "temp_c"] = np.nan
+    m = HourlyRidge()
+    m.fit(history)
+    p = m.predict(history, future)
+    assert np.isfinite(p).all()
+    assert np.sqrt(np.mean((p - future["y"].to_numpy()) ** 2)) < 5  # noise 2, shape 60
+    busy = future["ds"].dt.hour.between(8, 17).to_numpy()
+    assert p[busy].mean() - p[~busy].mean() > 50
+    with pytest.raises(ValueError):
+        HourlyRidge().fit(history.iloc[:24])
 
 
 def test_one_real_prophet_fit_survives_save_and_load():
