@@ -232,9 +232,8 @@ class HourlyRidge:
     @classmethod
     def _design(cls, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         X = lag_features(frame.reset_index(drop=True), daytype=True)
-        t = X["temp"].astype(float)
-        X["cdh"] = np.maximum(t - 18.0, 0.0).fillna(0.0)
-        X["hdh"] = np.maximum(15.0 - t, 0.0).fillna(0.0)
+        X["cdh"] = X["cdh"].fillna(0.0)  # no temperature: no degrees
+        X["hdh"] = np.maximum(15.0 - X["temp"].astype(float), 0.0).fillna(0.0)
         for name, d in (("mon", 0), ("fri", 4), ("sat", 5), ("sun", 6)):
             X[name] = (X["dow"] == d).astype(float)
         X["off"] = X["off"].astype(float)
