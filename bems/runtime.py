@@ -301,8 +301,9 @@ class Runtime:
             r = build_monthly(self.site, self.store, month, option_c)
             paths = [render(r, f, self.reports_dir, lang)
                      for f, lang in (("pdf", "vi"), ("pdf", "en"), ("xlsx", "vi"), ("csv", "en"))]
-            self.store.audit("bems", "report.monthly", {"month": month,
-                                                        "files": [p.name for p in paths]})
+            with self._lock:  # the runtime's one connection: one writer at a time
+                self.store.audit("bems", "report.monthly", {"month": month,
+                                                            "files": [p.name for p in paths]})
             return paths
         except Exception:
             log.exception("monthly report %s failed", month)
