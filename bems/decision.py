@@ -20,6 +20,7 @@ from bems.schedules import effective_site
 from bems.site import Site
 from bems.storage import Store
 from bems.state import DECISION_LOOKBACK_S, DEMAND_LEVEL, LEARNED_RATES
+from bems.strategies import commissioning
 from bems.strategies.plan import Learned, Override, ZoneDecision, demand_level, intents_of, plan
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class Decision:
     at: dt.datetime
     level: int
     zones: list[ZoneDecision]
-    strategy: str = "rules"  # what decided: "rules" or "predictive"
+    strategy: str = "rules"  # what decided: "rules", "predictive" or "commissioning"
     note: str = ""  # predictive: why (some) zones were left to the rules ("" when none)
     plan: "Plan | None" = None  # predictive: the day's plan the intents come from
     fresh_plan: bool = False  # solved for this decision (else reused, under 15 minutes old)
@@ -83,6 +84,12 @@ def decide(site: Site, store: Store, now: dt.datetime, params: dict | None = Non
         next_kw = ahead[0] if ahead else None
     level = demand_level(eff.strategies, site_kw, next_kw, store.get(DEMAND_LEVEL))
     local = now.astimezone(eff.tz).replace(tzinfo=None)
+    trial = commissioning.current(store)
+    if trial is not None and trial.active(local.date()):
+        # commissioning decides, whatever the mode: its tests are the rule set's, varied
+        zones = plan(eff, SiteCalendar(eff), values, local, load_learned(store), level,
+                     overrides, now_aware=now, commissioning=trial)
+        return Decision(now, level, zones, "commissioning")
     if eff.strategies.mode == "predictive":
         return _predictive(eff, store, now, local, values, overrides, level)
     zones = plan(eff, SiteCalendar(eff), values, local, load_learned(store), level, overrides,

@@ -31,6 +31,9 @@ ENGLISH: dict[str, str] = {
     "cooldown_started": "cool-down started {start} for {occupancy} occupancy",
     "zone_cools": "zone at {temp:.1f} °C cools {rate:.1f} K/h",
     "cooldown": "cool-down for {occupancy} occupancy",
+    "commissioning": "commissioning day {day:g} of {days:g}: {setpoint:.1f} °C, cool-down "
+                     "{lead:g} h before work",
+    "commissioning_guard": "commissioning: {temp:.1f} °C not held, cooled to {setpoint:.1f} °C",
     "demand_level": "demand limit level {level} (+{offset:g} K)",
     "setup": "unoccupied: set up",
     "sweep": "sweep: lights off {minutes:g} min after",
@@ -78,6 +81,9 @@ TEXTS: dict[str, str] = {
     "cooldown_started": N_("cool-down started %(a)s for work at %(b)s"),
     "zone_cools": N_("room at %(a)s °C, cooling %(b)s K/h"),
     "cooldown": N_("cool-down for work at %(a)s"),
+    "commissioning": N_("commissioning day %(a)s of %(b)s: %(c)s °C, cool-down %(d)s h "
+                        "before work"),
+    "commissioning_guard": N_("commissioning: %(a)s °C not held, cooled to %(b)s °C"),
     "demand_level": N_("peak demand level %(a)s (setpoint +%(b)s K)"),
     "setup": N_("outside working hours: setpoint set up"),
     "sweep": N_("lights off %(a)s min after work"),

@@ -77,6 +77,7 @@ DEMAND_LEVEL: Key[int] = Key("demand_level", 0, _int)
 LEARNED_RATES: Key[dict] = Key("learned_rates", {}, _dict)
 DECISION_LOOKBACK_S: Key[int] = Key("decision_lookback_s", 0, _int)
 STRATEGY_PARAMS: Key[dict] = Key("strategy_params", {}, _dict)
+COMMISSIONING: Key[dict] = Key("commissioning", {}, _dict)  # {} or {"start", "days", "by", "at"}
 CONTROLLER_CLOCKS: Key[dict] = Key("controller_clocks", {}, _dict)
 ALARM_ACKS: Key[dict] = Key("alarm_acks", {}, _dict)
 # notifications: the last fault already told about (None: not yet started), and when the

@@ -665,3 +665,43 @@ def test_energy_today_is_counted_like_the_month(site, tmp_path):
         later = energy(site, s, now + dt.timedelta(days=1, hours=1))
     assert e["kwh_month"] > 100 and e["kwh_today"] == pytest.approx(e["kwh_month"], rel=1e-9)
     assert later["kwh_today"] <= later["kwh_month"]
+
+
+def test_an_admin_starts_and_stops_commissioning_and_sees_its_design(client, web_db, site):
+    from bems.strategies import commissioning as trial
+
+    _login(client, "op1")
+    page = client.get("/strategies/").data
+    assert b'id="trial-start"' not in page
+    r = client.post("/strategies/commissioning", data={"csrf_token": _token(page),
+                                                       "first": "2026-07-08", "days": "14"})
+    assert r.status_code == 403
+    client.post("/logout", data={"csrf_token": _token(page)})
+    _login(client, "admin1")
+    page = client.get("/strategies/").data
+    client.post("/lang/en", data={"csrf_token": _token(page)})
+    form = {"csrf_token": _token(page), "first": "2026-07-08", "action": "start"}
+    for days in ("6", "29", "nan", "1e300", "١٤", "14.0", "", "9" * 50):
+        r = client.post("/strategies/commissioning", data={**form, "days": days})
+        assert r.status_code == 400 and "7 to 28 days" in r.data.decode(), days
+    for first in ("2026-07-06", "2026-02-31", "x" * 5000, "2027-01-01"):
+        r = client.post("/strategies/commissioning", data={**form, "first": first, "days": "14"})
+        assert r.status_code == 400, first
+    with Store(web_db) as s:
+        assert trial.current(s) is None
+    r = client.post("/strategies/commissioning", data={**form, "days": "14"})
+    assert r.status_code == 302
+    page = client.get("/strategies/").data.decode()
+    assert 'data-start="2026-07-08" data-days="14"' in page
+    assert page.count('data-floor="1"') >= 10 and 'id="trial-stop"' in page
+    client.post("/lang/vi", data={"csrf_token": _token(page.encode())})
+    page = client.get("/strategies/").data.decode()
+    assert "Vận hành thử" in page and "tầng 1:" in page
+    r = client.post("/strategies/commissioning", data={"csrf_token": _token(page.encode()),
+                                                       "action": "stop"})
+    assert r.status_code == 302
+    client.post("/lang/en", data={"csrf_token": _token(page.encode())})  # as it was
+    with Store(web_db) as s:
+        assert trial.current(s) is None
+        acts = [a["action"] for a in s.audit_rows(limit=5)]
+        assert acts[:2] == ["commissioning.stop", "commissioning.start"]

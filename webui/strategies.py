@@ -79,7 +79,8 @@ GROUPS = (
 )
 EDITABLE = tuple(k for _g, fields in GROUPS for k, *_rest in fields)
 CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint"),
-                 "rules": _l("rule set"), "predictive": _l("predictive")}
+                 "rules": _l("rule set"), "predictive": _l("predictive"),
+                 "commissioning": _l("commissioning")}
 MESSAGES = {
     "number_invalid": lambda: _("Enter a number."),
     "choice_invalid": lambda: _("Choose one of the options."),
@@ -115,6 +116,39 @@ def save():
 
 
 LABELS = {k: label for _g, fields in GROUPS for k, label, *_rest in fields}
+TRIAL_MESSAGES = {
+    "days_invalid": lambda: _("Commissioning lasts 7 to 28 days."),
+    "start_invalid": lambda: _("The first day must be from today to 60 days ahead."),
+    "no_zone": lambda: _("No zone can be tested: none has a setpoint, a schedule and limits "
+                         "that allow 25–26.5 °C."),
+}
+
+
+@bp.route("/commissioning", methods=["POST"])
+@requires("admin")
+def commissioning():
+    """Start or stop commissioning (audited)."""
+    from bems.strategies import commissioning as trial
+    from bems.text import InputError, parse_date
+
+    site = ctx()["site"]
+    if request.form.get("action") == "stop":
+        if trial.stop(store(), g.user["name"], now()) is not None:
+            flash(_("Commissioning stopped; the strategy set above decides again."))
+        return redirect(url_for("strategies.index") + "#commissioning")
+    try:
+        first = parse_date(request.form.get("first", "")[:40])
+        days = request.form.get("days", "")[:40].strip()
+        trial.start(store(), site, first, int(days) if days.isascii() and days.isdigit() else days,
+                    g.user["name"], now())
+    except InputError:
+        flash(_("Enter the first day as YYYY-MM-DD."), "error")
+        return index(), 400
+    except trial.CommissioningError as err:
+        flash(TRIAL_MESSAGES[err.code](), "error")
+        return index(), 400
+    flash(_("Commissioning set; it starts on its first day."))
+    return redirect(url_for("strategies.index") + "#commissioning")
 
 
 def preview(values: dict):
@@ -160,7 +194,22 @@ def index(preview: list | None = None, entered: dict | None = None):
                            groups=GROUPS, defaults=defaults, ranges=strategy_params.RANGES,
                            choices=CHOICE_LABELS, floor=base.control.policy_min_cooling_setpoint,
                            bools={k for k, t in types.items() if t is bool}, preview=preview,
-                           decision=d, predictive=predictive_status(base, d))
+                           decision=d, predictive=predictive_status(base, d),
+                           trial=trial_status(base))
+
+
+def trial_status(site) -> dict:
+    """Commissioning: what is set, each working day's tests per floor, the day to offer."""
+    from bems.calendar import SiteCalendar
+    from bems.strategies import commissioning as trial
+
+    c = trial.current(store())
+    today = now().astimezone(site.tz).date()
+    return {"set": c, "today": today, "tomorrow": today + dt.timedelta(days=1),
+            "days": trial.table(site, SiteCalendar(site), c) if c is not None else [],
+            "over": c is not None and c.end <= today,
+            "last": c.end - dt.timedelta(days=1) if c is not None else None,
+            "min": trial.MIN_DAYS, "max": trial.MAX_DAYS}
 
 
 NOTES = {
@@ -206,7 +255,13 @@ def predictive_status(site, d) -> dict:
                                                   if m.why else ""),
                               "samples": m.samples})
     plan = d.plan
-    return {"model": model, "zones": zones,
+    area = sum(z.area_m2 for z in site.zones if z.ac_status)
+    elec = None
+    if model is not None and model.elec_r2:
+        # the building's electricity model in the units people check: kW for all the zones
+        elec = {"r2": model.elec_r2, "on_kw": model.fan_kw_m2 * area,
+                "cold_kw_per_k": model.k_cold * area, "base_kw": model.p0}
+    return {"model": model, "zones": zones, "elec": elec,
             "made_at": dt.datetime.fromisoformat(plan.made_at) if plan else None,
             "fitted_at": dt.datetime.fromisoformat(model.fitted_at) if model else None,
             "note": note_text(d.note, names), "plan": plan,

@@ -452,10 +452,13 @@ def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int |
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A strategy parameter for this run (repeatable), checked as the site file "
                    "checks it: --param occupied_setpoint=25.5")
+@click.option("--commissioning-days", type=Number(7, 28, integer=True), default=None,
+              help="Commissioning for this many days from the first day run (the warm-up's): "
+                   "the strategy decides after it.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmup_days: int,
              comfort_weight: float | None, seed: int, exact_forecast: bool,
-             params: tuple[str, ...], as_json: bool) -> None:
+             params: tuple[str, ...], commissioning_days: int | None, as_json: bool) -> None:
     """Closed loop, fast: EnergyPlus unpaced with BEMS's runtime in the loop (the one
     decision path and the one Writer, over an in-process bus); BOPTEST KPIs.
 
@@ -468,6 +471,7 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
         bems simulate --start 2026-07-06 --days 14 --strategy baseline --json
         bems simulate --start 2026-11-09 --days 14 --strategy rules --param occupied_setpoint=25.5
         bems simulate --start 2026-07-06 --days 14 --strategy predictive --comfort-weight 60
+        bems simulate --start 2026-07-06 --days 14 --strategy predictive --commissioning-days 14
     """
     import json as _json
 
@@ -478,10 +482,14 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
     if days < 1 or days > 366:
         raise click.BadParameter(f"{days}: 1..366 days", param_hint="--days")
     overrides = _strategy_params(params, site)
+    if commissioning_days and strategy == "baseline":
+        raise click.BadParameter("the baseline has no BEMS in the loop to commission",
+                                 param_hint="--commissioning-days")
     if comfort_weight is not None:
         overrides["comfort_weight"] = comfort_weight
     k = run_sim(site, first, days, strategy, warmup_days=warmup_days, forecast_seed=seed,
-                forecast_error=not exact_forecast, params=overrides).as_dict()
+                forecast_error=not exact_forecast, params=overrides,
+                commissioning_days=commissioning_days or 0).as_dict()
     if as_json:
         click.echo(_json.dumps({key: v for key, v in k.items() if key != "peak_at"}))
         return

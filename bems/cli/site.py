@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from bems.cli import main
-from bems.cli.common import (LocalTime, Number, _cli_user, _client_port, _interface, _parse_start,
-                             db_option, site_option)
+from bems.cli.common import (LocalTime, Number, _cli_user, _client_port, _date, _interface,
+                             _parse_start, db_option, site_option)
 from bems.config import load_site
 from bems.storage import Store
 
@@ -198,6 +198,95 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: dt.datetime | 
     for d in decision.zones:
         for it in d.intents:
             click.echo(f"{d.zone:<10} {d.mode:<12} {it.point:<16} {it.value!s:>6}  {it.reason}")
+
+
+@main.group()
+def commissioning() -> None:
+    """Commissioning: 7 to 28 days in which each floor gets, per working day, one occupied
+    setpoint of 25.0-26.5 °C and one cool-down start, so the nightly fit learns what a
+    colder room and an earlier start cost. It decides whatever the strategy mode; the rule
+    set (or the predictive strategy) decides again after it.
+
+    Example:
+
+    \b
+        bems commissioning start --from 2026-12-14 --days 14
+        bems commissioning status
+        bems commissioning stop
+    """
+
+
+@commissioning.command("start")
+@click.option("--from", "first", default=None, help="Its first local day, YYYY-MM-DD "
+              "(default: tomorrow).")
+@click.option("--days", type=Number(7, 28, integer=True), default=14, show_default=True,
+              help="How many days (7-28).")
+@site_option
+@db_option()
+def commissioning_start(first: str | None, days: int, site_file: Path | None,
+                        db_path: Path) -> None:
+    """Start commissioning (audited); `status` shows each floor's tests.
+
+    Example:
+
+    \b
+        bems commissioning start --from 2026-12-14 --days 14 --db bems.sqlite
+    """
+    from bems.strategies import commissioning as trial
+
+    site = load_site(site_file)
+    now = dt.datetime.now(dt.timezone.utc)
+    day = _date(first, "--from") if first is not None else \
+        now.astimezone(site.tz).date() + dt.timedelta(days=1)
+    with Store(db_path, site.timezone) as store:
+        c = trial.start(store, site, day, days, _cli_user(), now)
+    click.echo(f"commissioning from {c.start} to {c.end - dt.timedelta(days=1)} ({c.days} days)")
+
+
+@commissioning.command("stop")
+@site_option
+@db_option()
+def commissioning_stop(site_file: Path | None, db_path: Path) -> None:
+    """End commissioning now (audited).
+
+    Example:
+
+    \b
+        bems commissioning stop --db bems.sqlite
+    """
+    from bems.strategies import commissioning as trial
+
+    site = load_site(site_file)
+    with Store(db_path, site.timezone) as store:
+        c = trial.stop(store, _cli_user(), dt.datetime.now(dt.timezone.utc))
+    click.echo("commissioning stopped" if c is not None else "no commissioning was set")
+
+
+@commissioning.command("status")
+@site_option
+@db_option()
+def commissioning_status(site_file: Path | None, db_path: Path) -> None:
+    """The commissioning set, and each floor's setpoint and cool-down start per day.
+
+    Example:
+
+    \b
+        bems commissioning status --db bems.sqlite
+    """
+    from bems.calendar import SiteCalendar
+    from bems.strategies import commissioning as trial
+
+    site = load_site(site_file)
+    with Store(db_path, site.timezone) as store:
+        c = trial.current(store)
+    if c is None:
+        click.echo("no commissioning")
+        return
+    click.echo(f"commissioning from {c.start} to {c.end - dt.timedelta(days=1)} "
+               f"({c.days} days), started by {c.by}")
+    for row in trial.table(site, SiteCalendar(site), c):
+        click.echo(f"{row['day']}  " + "  ".join(
+            f"floor {f}: {t.setpoint:.1f} °C, {t.lead_h:g} h" for f, t in row["floors"]))
 
 
 @main.group()

@@ -22,6 +22,9 @@ class StrategyParams:
     # occupied / unoccupied setpoints (the policy floor comes from [control])
     occupancy: bool = True
     occupied_setpoint: float = 26.0
+    # ± this, by half hour, on the occupied setpoint (never under the floor): keeps the cost of
+    # a colder room identifiable for the nightly fit (bems/strategies/commissioning.py); 0: off
+    dither_k: float = 0.0
     break_ac: str = "off"  # lunch break: "off" (the state-agency rule) or "setup" (break_setpoint)
     break_setpoint: float = 28.0  # staff rest in their offices over lunch
     unoccupied: str = "off"  # "off" or "setup"
@@ -68,7 +71,7 @@ CHOICES = {"unoccupied": ("off", "setup"), "break_ac": ("off", "setup"),
 RANGES: dict[str, tuple[float, float]] = {
     "comfort_weight": (0.0, 100.0), "predictive_margin_k": (0.0, 3.0),
     "predictive_time_limit_s": (0.5, 60.0),
-    "occupied_setpoint": (20.0, 30.0), "break_setpoint": (20.0, 32.0),
+    "occupied_setpoint": (20.0, 30.0), "dither_k": (0.0, 0.5), "break_setpoint": (20.0, 32.0),
     "setup_setpoint": (20.0, 35.0), "idle_band_k": (0.0, 5.0), "idle_restart_k": (0.0, 5.0),
     "free_cooling_max_c": (10.0, 30.0), "max_lead_h": (0.0, 12.0),
     "min_lead_min": (0.0, 120.0), "default_cool_rate_k_per_h": (0.1, 20.0),

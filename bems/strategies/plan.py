@@ -23,6 +23,7 @@ from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
 from bems.reasons import Reason, reason
 from bems.site import Period, Site, Zone
+from bems.strategies.commissioning import GUARD_K, Commissioning, Test, dither, test_for
 from bems.strategies.params import StrategyParams
 
 
@@ -110,11 +111,18 @@ def override_reason(site: Site, ov: Override, note: bool = True) -> Reason:
 
 def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, float | None],
               now: dt.datetime, learned: Learned, level: int = 0, extra_lead_h: float = 0.0,
-              overrides: dict[str, Override] | None = None) -> ZoneDecision:
-    """What one zone's points should be at local time `now` (naive local)."""
+              overrides: dict[str, Override] | None = None,
+              test: Test | None = None) -> ZoneDecision:
+    """What one zone's points should be at local time `now` (naive local). `test`: the
+    zone's commissioning settings of the day (its occupied setpoint and cool-down start)."""
     p = site.strategies
     floor = site.control.policy_min_cooling_setpoint
     occupied_sp = max(zone.occupied_setpoint or p.occupied_setpoint, floor)
+    if test is not None:
+        occupied_sp = test.setpoint
+    elif p.dither_k > 0:
+        occupied_sp = min(max(occupied_sp + dither(zone, now, p.dither_k), floor),
+                          max(zone.setpoint_max, floor))
     offset = p.level_offsets_k[level - 1] if level > 0 else 0.0
     day = now.date()
     periods = calendar.periods(zone.schedule, day) if zone.schedule else []
@@ -151,10 +159,12 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
                  if previous else None)
         if gap_h is not None and gap_h < 3:
             mode, why_now = "break", reason("break", until=f"{upcoming.start:%H:%M}")
-        if p.optimal_start:
+        if p.optimal_start or test is not None:
             lead_h = natural_lead_h(site, zone, temp, learned)
             if mode != "break":
                 lead_h = min(lead_h + extra_lead_h, p.max_lead_h)
+            if test is not None and mode != "break":
+                lead_h = test.lead_h
             start_at = _at(day, upcoming.start) - dt.timedelta(hours=lead_h)
             started = ac_now and mode != "break" and now >= start_at - dt.timedelta(minutes=15)
             if now >= start_at or started:
@@ -174,9 +184,17 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
 
     if mode in ("occupied", "cooldown"):
         sp = occupied_sp + offset
-        if mode == "cooldown" and p.precool_setpoint > 0:
+        if mode == "cooldown" and p.precool_setpoint > 0 and test is None:
             sp = max(min(sp, p.precool_setpoint), floor)  # the policy floor still applies
         why = why_now + reason("demand_level", level=level, offset=offset) if level else why_now
+        if test is not None:
+            sp = min(sp, test.high)  # a demand-limit offset stays within the legal range
+            why = why + reason("commissioning", day=test.day, days=test.days,
+                               setpoint=test.setpoint, lead=test.lead_h)
+            if mode == "occupied" and temp is not None and \
+                    temp >= min(test.setpoint + GUARD_K, p.comfort_high):
+                sp = test.low  # the comfort guard: a room not held is cooled to the floor
+                why = why + reason("commissioning_guard", temp=temp, setpoint=sp)
         want(zone.ac_status, 1.0, why)
         want(zone.cooling_setpoint, sp, why)
     elif mode == "break" and p.break_ac == "setup":
@@ -214,16 +232,19 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
 
 def plan(site: Site, calendar: SiteCalendar, values: dict[str, float | None], now: dt.datetime,
          learned: Learned, level: int = 0, overrides: list[Override] | None = None,
-         now_aware: dt.datetime | None = None) -> list[ZoneDecision]:
+         now_aware: dt.datetime | None = None,
+         commissioning: Commissioning | None = None) -> list[ZoneDecision]:
     """Every zone's decision at local time `now`. Overrides that have expired (against
-    `now_aware`, or `now` in the site's zone) are ignored."""
+    `now_aware`, or `now` in the site's zone) are ignored. `commissioning`: in force, its
+    tests of the day replace the zones' occupied setpoints and cool-down starts."""
     aware = now_aware or now.replace(tzinfo=site.tz)
     live = {o.point: o for o in (overrides or []) if o.expires_at > aware}
     if not site.strategies.occupancy:
         return []
     extra = stagger(site, calendar, values, now, learned)
     decisions = [plan_zone(site, calendar, z, values, now, learned, level, extra.get(z.id, 0.0),
-                           live) for z in site.zones]
+                           live, test_for(site, calendar, commissioning, z, now.date()))
+                 for z in site.zones]
     if not site.strategies.outdoor_air:
         return decisions
     return decisions + outdoor_air(site, decisions, live, values)

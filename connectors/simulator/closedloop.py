@@ -143,7 +143,8 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
              on_step: Callable[[Step], None] | None = None, warmup_days: int = 0,
              forecast_seed: int = 1, forecast_error: bool = True,
              params: dict | None = None, db: Path | None = None,
-             on_decision: Callable[[dt.datetime, object], None] | None = None) -> Kpis:
+             on_decision: Callable[[dt.datetime, object], None] | None = None,
+             commissioning_days: int = 0) -> Kpis:
     """Run the days with a strategy in the loop and score them, through the product's own
     path: BEMS's runtime (`bems.runtime.Runtime`, not started: its jobs are called in lock
     step with the model) polls the site's devices into a real store, decides with the one
@@ -161,7 +162,9 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
     against); `params` strategy parameters for the run (`bems simulate --param`);
     `warmup_days` run before `start` and are not scored (the building's time clock for the
     baseline, the strategy for the others). `db`: the store (a temporary file by default);
-    `on_decision(now, decision)` sees each decision the runtime took (its store as it was)."""
+    `on_decision(now, decision)` sees each decision the runtime took (its store as it was).
+    `commissioning_days`: commissioning (bems/strategies/commissioning.py) from the first
+    day run (the warm-up's), as an admin would start it; the strategy decides after it."""
     import tempfile
 
     from bems.predictive.weather import cache as cache_forecast
@@ -193,6 +196,16 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
         db = Path(folder.name) / "loop.sqlite"
     rt = None if strategy == "baseline" else Runtime(
         site, db, bus=bus, clock=clock, poll_interval_s=900, strategy_interval_s=900)
+    if commissioning_days:
+        from bems.state import COMMISSIONING
+        from bems.strategies.commissioning import Commissioning
+
+        if rt is None:
+            raise ValueError("commissioning needs a strategy in the loop, not the baseline")
+        trial = Commissioning(begin_sim.date(), commissioning_days, "simulate")
+        if Commissioning.from_json(trial.to_json()) is None:
+            raise ValueError("commissioning_days: 7..28")
+        rt.store.put(COMMISSIONING, trial.to_json())
     weather = None
     if strategy == "predictive":
         from connectors.simulator.forecast import WeatherFileForecast
