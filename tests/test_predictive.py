@@ -171,6 +171,50 @@ def test_a_peak_target_caps_the_planned_demand(learned_site):
     assert max(capped.building_kw) <= target + 0.5 < max(free.building_kw)
 
 
+def test_the_lunch_break_is_a_policy_option_never_silent(learned_site):
+    """"off": no cooling planned over lunch but in its last `break_restart_min`; "free": the
+    plan may cool then. Both are what the settings say, and the rest of the day is planned."""
+    from bems.predictive.mpc import lunch_off
+
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 10, 0)  # a Friday morning, lunch ahead
+    aware, mass, temps, _values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    hot = {z: t + 1.0 for z, t in temps.items()}  # warm rooms: cooling pays all day
+    plans = {}
+    for rule, restart in (("free", 30.0), ("off", 30.0), ("off", 0.0)):
+        s = dataclasses.replace(site, strategies=dataclasses.replace(
+            site.strategies, predictive_break=rule, break_restart_min=restart))
+        plans[(rule, restart)] = make_plan(s, cal, model, list(site.zones), hot, mass, fc,
+                                           local, aware, 100)
+    zones = list(site.zones)
+    start = dt.datetime.fromisoformat(plans[("off", 30.0)].start_local)
+    times = [start + dt.timedelta(minutes=15 * k) for k in range(plans[("off", 30.0)].steps)]
+    for restart in (30.0, 0.0):
+        s = dataclasses.replace(site, strategies=dataclasses.replace(
+            site.strategies, break_restart_min=restart))
+        shut = lunch_off(s, cal, zones, times)
+        assert shut.any()
+        for i, z in enumerate(zones):
+            ps = cal.periods(z.schedule, local.date())
+            gap = [(dt.datetime.combine(local.date(), a.end),
+                    dt.datetime.combine(local.date(), b.start)) for a, b in zip(ps, ps[1:])]
+            for k, t in enumerate(times):
+                inside = any(e <= t and t + dt.timedelta(minutes=15) <= b -
+                             dt.timedelta(minutes=restart) for e, b in gap)
+                assert bool(shut[i, k]) == inside, (z.id, t)
+                if inside:
+                    assert plans[("off", restart)].zones[z.id].cooling[k] <= 1e-6
+                    assert plans[("off", restart)].zones[z.id].setpoint[k] is None
+        # work is still planned: cooling after the break
+        assert any(c > 0 for zp in plans[("off", restart)].zones.values()
+                   for c in zp.cooling[-8:])
+    # left free, the plan cools over lunch somewhere (the rooms are warm): the option matters
+    shut = lunch_off(site, cal, zones, times)
+    assert any(plans[("free", 30.0)].zones[z.id].cooling[k] > 1e-3
+               for i, z in enumerate(zones) for k in range(len(times)) if shut[i, k])
+
+
 def test_the_rules_decide_when_no_plan_can_be_made(learned_site):
     site, h, model = learned_site
     local = dt.datetime(2026, 7, 3, 9, 0)

@@ -40,6 +40,11 @@ GROUPS = (
          _l("The rule is AC off at lunch; or a raised setpoint where staff rest.")),
         ("break_setpoint", _l("Lunch-break setpoint"), "°C",
          _l("Used when the AC stays on with a raised setpoint.")),
+        ("predictive_break", _l("Predictive: the lunch break"), "",
+         _l("Free: the plan cools over lunch when that is cheaper than cooling down after "
+            "it. Off: the state-agency rule, AC off and restarted shortly before work.")),
+        ("break_restart_min", _l("Predictive: restart before work resumes"), _l("min"),
+         _l("With the lunch break off, the AC may restart at most this long before.")),
     )),
     (_l("Before work"), (
         ("optimal_start", _l("Optimal start"), "",
@@ -80,7 +85,7 @@ GROUPS = (
 EDITABLE = tuple(k for _g, fields in GROUPS for k, *_rest in fields)
 CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint"),
                  "rules": _l("rule set"), "predictive": _l("predictive"),
-                 "commissioning": _l("commissioning")}
+                 "commissioning": _l("commissioning"), "free": _l("free (the plan decides)")}
 MESSAGES = {
     "number_invalid": lambda: _("Enter a number."),
     "choice_invalid": lambda: _("Choose one of the options."),
@@ -192,7 +197,8 @@ def index(preview: list | None = None, entered: dict | None = None):
                   key=lambda r: r["zone"])
     return render_template("strategies.html", rows=rows, params=params, level=d.level,
                            groups=GROUPS, defaults=defaults, ranges=strategy_params.RANGES,
-                           choices=CHOICE_LABELS, floor=base.control.policy_min_cooling_setpoint,
+                           choices=CHOICE_LABELS, options=strategy_params.CHOICES,
+                           floor=base.control.policy_min_cooling_setpoint,
                            bools={k for k, t in types.items() if t is bool}, preview=preview,
                            decision=d, predictive=predictive_status(base, d),
                            trial=trial_status(base))

@@ -144,6 +144,9 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     Z = len(zones)
     occ = np.array([[1.0 if z.schedule and calendar.occupied(z.schedule, t) else 0.0
                      for t in times] for z in zones])
+    # the lunch break as the policy says: free (the plan decides), or AC off, restarted at
+    # most `break_restart_min` before work resumes (the state-agency rule)
+    shut = lunch_off(site, calendar, zones, times) if p.predictive_break == "off" else None
     col = lambda f: np.array([[f(m)] for m in models])  # noqa: E731  (Z, 1) coefficients
     a, b, c, e = col(lambda m: m.a), col(lambda m: m.b), col(lambda m: m.c), col(lambda m: m.e)
     al, be, gm = col(lambda m: m.alpha), col(lambda m: m.beta), col(lambda m: m.gm)
@@ -195,6 +198,8 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
             hot >= cp.multiply(occ, op - high), hot2 >= hot - 0.5,
             cold >= cp.multiply(occ, p.comfort_low - op),
         ]
+        if shut is not None and shut.any():
+            cons.append(cp.multiply(shut, Q) == 0)
         # electricity of each step, kW: cooling by the zones' area, fans while on
         # the air held colder costs more than the sensible balance says (the building model's
         # k_cold), counted over the steps a zone is planned on when people are there
@@ -256,6 +261,30 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     plan.discomfort_kh = round(plan.discomfort_kh, 2)
     plan.cpu_s = round(time.process_time() - cpu0, 3)
     return plan
+
+
+def lunch_off(site: Site, calendar: SiteCalendar, zones: list[Zone],
+              times: list[dt.datetime]) -> np.ndarray:
+    """(Z, H) 1 where a zone's AC must stay off: in a break between two working periods
+    (under three hours, as the rule set counts a break) before the last
+    `break_restart_min` of it."""
+    restart = dt.timedelta(minutes=site.strategies.break_restart_min)
+    out = np.zeros((len(zones), len(times)))
+    for i, z in enumerate(zones):
+        if not z.schedule:
+            continue
+        for day in sorted({t.date() for t in times}):
+            ps = calendar.periods(z.schedule, day)
+            for a, b in zip(ps, ps[1:]):
+                end = dt.datetime.combine(day, a.end)
+                start = dt.datetime.combine(day, b.start)
+                if a.end == dt.time(0) or not dt.timedelta(0) < start - end < \
+                        dt.timedelta(hours=3):
+                    continue
+                for k, t in enumerate(times):
+                    if end <= t and t + dt.timedelta(seconds=STEP_S) <= start - restart:
+                        out[i, k] = 1.0
+    return out
 
 
 def _r(x, nd: int = 2) -> list[float]:

@@ -19,6 +19,10 @@ class StrategyParams:
     comfort_weight: float = 50.0  # predictive: 0 = energy first … 100 = comfort first
     predictive_margin_k: float = 0.3  # plan this far under comfort_high (model error)
     predictive_time_limit_s: float = 10.0  # slower than this: the rules decide
+    # predictive, the lunch break: "free" (the plan cools when it pays) or "off" (AC off,
+    # restarted at most break_restart_min before work resumes: the state-agency rule)
+    predictive_break: str = "free"
+    break_restart_min: float = 30.0
     # occupied / unoccupied setpoints (the policy floor comes from [control])
     occupancy: bool = True
     occupied_setpoint: float = 26.0
@@ -66,11 +70,12 @@ class StrategyParams:
 
 
 CHOICES = {"unoccupied": ("off", "setup"), "break_ac": ("off", "setup"),
+           "predictive_break": ("free", "off"),
            "mode": ("rules", "predictive")}
 # what a facility could sensibly want; outside is a typo or an attack, refused
 RANGES: dict[str, tuple[float, float]] = {
     "comfort_weight": (0.0, 100.0), "predictive_margin_k": (0.0, 3.0),
-    "predictive_time_limit_s": (0.5, 60.0),
+    "predictive_time_limit_s": (0.5, 60.0), "break_restart_min": (0.0, 120.0),
     "occupied_setpoint": (20.0, 30.0), "dither_k": (0.0, 0.5), "break_setpoint": (20.0, 32.0),
     "setup_setpoint": (20.0, 35.0), "idle_band_k": (0.0, 5.0), "idle_restart_k": (0.0, 5.0),
     "free_cooling_max_c": (10.0, 30.0), "max_lead_h": (0.0, 12.0),
