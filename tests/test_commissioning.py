@@ -192,6 +192,12 @@ def test_the_dither_varies_the_occupied_setpoint_never_under_the_floor(site):
             values.add(sp)
     assert len(values) >= 3
     assert trial.dither(z, dt.datetime(2026, 7, 6, 9), 0.0) == 0.0
+    # at night nothing varies (nothing is rewritten for it)
+    s = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies, dither_k=0.5))
+    night = {_setpoints(plan(s, cal, {z.temperature: 28.0}, dt.datetime.combine(
+        MON, dt.time(0)) + dt.timedelta(minutes=m), Learned()), s)[z.id][0]
+        for m in range(0, 4 * 60, 30)}
+    assert night == {site.strategies.occupied_setpoint}
 
 
 def test_the_cli_starts_shows_and_stops_it(runner, tmp_path, site_file):

@@ -120,9 +120,6 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
     occupied_sp = max(zone.occupied_setpoint or p.occupied_setpoint, floor)
     if test is not None:
         occupied_sp = test.setpoint
-    elif p.dither_k > 0:
-        occupied_sp = min(max(occupied_sp + dither(zone, now, p.dither_k), floor),
-                          max(zone.setpoint_max, floor))
     offset = p.level_offsets_k[level - 1] if level > 0 else 0.0
     day = now.date()
     periods = calendar.periods(zone.schedule, day) if zone.schedule else []
@@ -186,6 +183,10 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
         sp = occupied_sp + offset
         if mode == "cooldown" and p.precool_setpoint > 0 and test is None:
             sp = max(min(sp, p.precool_setpoint), floor)  # the policy floor still applies
+        if mode == "occupied" and test is None and p.dither_k > 0:
+            # only while people are there: nothing is rewritten at night for it
+            sp = min(max(sp + dither(zone, now, p.dither_k), floor),
+                     max(zone.setpoint_max, floor))
         why = why_now + reason("demand_level", level=level, offset=offset) if level else why_now
         if test is not None:
             sp = min(sp, test.high)  # a demand-limit offset stays within the legal range
