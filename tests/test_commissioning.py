@@ -195,7 +195,7 @@ def test_the_dither_varies_the_occupied_setpoint_never_under_the_floor(site):
     # at night nothing varies (nothing is rewritten for it)
     s = dataclasses.replace(site, strategies=dataclasses.replace(site.strategies, dither_k=0.5))
     night = {_setpoints(plan(s, cal, {z.temperature: 28.0}, dt.datetime.combine(
-        MON, dt.time(0)) + dt.timedelta(minutes=m), Learned()), s)[z.id][0]
+        MON, dt.time(19)) + dt.timedelta(minutes=m), Learned()), s)[z.id][0]
         for m in range(0, 4 * 60, 30)}
     assert night == {site.strategies.occupied_setpoint}
 
