@@ -3,12 +3,13 @@ holds still, so that the nightly fit can learn what a colder room and an earlier
 
 Under the rule set the occupied setpoint is the same every day and the cool-down starts when
 the learned rate says: the electricity fit cannot tell the cost of holding a room half a
-kelvin colder from the cost of running at all (its `k_cold` comes out at zero). While
-commissioning runs, each floor gets, per working day, one occupied setpoint of the legal
-range (25.0, 25.5, 26.0, 26.5 °C) and one cool-down start (0.5 to 3.5 h before work), in a
-design that gives every floor every level equally often and decorrelates the two from each
-other and from the day. Everything else is the rule set's (lunch break, early stop, lights,
-outdoor air, overrides).
+kelvin colder from the cost of running at all. While commissioning runs, each working day
+has one occupied setpoint of the legal range (25.0, 25.5, 26.0, 26.5 °C) for the whole
+building — the AC is metered for the building, so a setpoint varied only between floors on
+the same day would average out on the meter — and each floor its own cool-down start (0.5 to
+3.5 h before work), in a design that gives every level equally often and shifts the starts
+against the setpoints every four days. Everything else is the rule set's (lunch break, early
+stop, lights, outdoor air, overrides).
 
 Safety: a test setpoint is never outside the legal range, the policy floor, the zone's own
 limits or half a kelvin under the comfort limit (a zone whose limits leave no legal value is
@@ -118,16 +119,15 @@ def test_for(site: Site, calendar: SiteCalendar, c: Commissioning | None, zone: 
         return None
     if not calendar.periods(zone.schedule, day):
         return None
-    # the floor's working days (any of its zones at work): one design per floor
-    worked = sorted({d for z in site.zones if z.floor == zone.floor and z.schedule
-                     and z.cooling_setpoint
+    # the building's working days (any zone at work): one sequence for every floor
+    worked = sorted({d for z in site.zones if z.schedule and z.cooling_setpoint
                      for d in working_days(calendar, z.schedule, c.start, c.end)})
     n = worked.index(day)
     f = floors(site).index(zone.floor)
-    # a Latin square per floor for the setpoint; the start moves with a different stride and
-    # shifts every four days, so neither follows the other or the weekday
-    sp = SETPOINTS[(n + f) % len(SETPOINTS)]
-    lead = LEADS_H[(n + 2 * f + n // len(SETPOINTS) + 1) % len(LEADS_H)]
+    # the setpoint by day for the building; the start by floor, shifted against the setpoint
+    # every four days so that neither follows the other
+    sp = SETPOINTS[n % len(SETPOINTS)]
+    lead = LEADS_H[(n + f + n // len(SETPOINTS) + 1) % len(LEADS_H)]
     return Test(n + 1, len(worked), min(max(sp, rng[0]), rng[1]), lead, rng[0], rng[1])
 
 
