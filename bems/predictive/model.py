@@ -378,34 +378,12 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
     days = local_days(site, h)
     calendar = SiteCalendar(site)
     zones: dict[str, ZoneModel] = {}
-    aq, aqt, aon, acold = np.zeros(h.n), np.zeros(h.n), np.zeros(h.n), np.zeros(h.n)
     for z in site.zones:
         if not (z.temperature and z.ac_status):
             continue
-        ta = h.get(z.temperature)
-        ac = h.get(z.ac_status)
-        ac_next = np.append(ac[1:], np.nan)
-        sp = h.get(z.cooling_setpoint)
-        sp_next = np.append(sp[1:], np.nan)
-        occ = h.get(z.occupancy) if z.occupancy else np.zeros(h.n)
-        if not z.occupancy or not np.isfinite(occ).any():
-            occ = _schedule_occupancy(site, calendar, z, h)
-        m = fit_zone(z.id, ta, to, ac_next, occ, harm, sp_next, days,
-                     previous.zones.get(z.id) if previous else None)
-        zones[z.id] = m
-        if m.fit:
-            occ = np.nan_to_num(occ)
-            tm = m.mass(ta, to, occ, harm)
-            pred = m.free_delta(ta, tm, to, occ, harm)
-            q = np.zeros(h.n)
-            q[:-1] = np.clip(pred[:-1] - (ta[1:] - ta[:-1]), 0, None)
-            q = np.where(np.nan_to_num(ac_next) >= 0.5, np.nan_to_num(q), 0.0)
-            aq[1:] += z.area_m2 * q[:-1]
-            aqt[1:] += z.area_m2 * q[:-1] * (np.nan_to_num(to[:-1], nan=25) - 25)
-            on_next = np.nan_to_num(ac_next[:-1]) >= 0.5
-            aon[1:] += z.area_m2 * on_next
-            acold[1:] += z.area_m2 * on_next * np.clip(27.0 - np.nan_to_num(ta[1:], nan=27.0),
-                                                       0, 5)
+        ta, ac_next, sp_next, occ = _zone_inputs(site, calendar, z, h)
+        zones[z.id] = fit_zone(z.id, ta, to, ac_next, occ, harm, sp_next, days,
+                               previous.zones.get(z.id) if previous else None)
     bm = BuildingModel(fitted_at.isoformat(), round(h.n * STEP_H / 24, 2), zones)
     ac_meter = next((m for m in site.meters if m.measures == "ac" and m.power), None)
     main = site.main_meter()
@@ -413,7 +391,7 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
         p = h.get(ac_meter.power)
         ok = np.isfinite(p) & np.isfinite(to)
         if ok.sum() > 96:
-            X = np.column_stack([aq, aqt, aon, np.ones(h.n), acold])[ok]
+            X = electricity_terms(site, h, zones)[ok]
             sol = lsq_linear(X, p[ok], bounds=([0, -np.inf, 0, 0, 0], [np.inf] * 5))
             bm.k0, bm.k1, bm.fan_kw_m2, bm.p0, bm.k_cold = (float(x) for x in sol.x)
             resid = p[ok] - X @ sol.x
@@ -422,6 +400,46 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
             other = h.get(main.power) - p
             bm.other_kw = _hourly_profile(site, calendar, h, other, hours)
     return bm
+
+
+def _zone_inputs(site: Site, calendar: SiteCalendar, z, h: History):
+    """A zone's air temperature, AC status and setpoint of the next step, and occupancy (its
+    sensor, else its schedule)."""
+    ta = h.get(z.temperature)
+    ac_next = np.append(h.get(z.ac_status)[1:], np.nan)
+    sp_next = np.append(h.get(z.cooling_setpoint)[1:], np.nan)
+    occ = h.get(z.occupancy) if z.occupancy else np.zeros(h.n)
+    if not z.occupancy or not np.isfinite(occ).any():
+        occ = _schedule_occupancy(site, calendar, z, h)
+    return ta, ac_next, sp_next, occ
+
+
+def electricity_terms(site: Site, h: History, zones: dict[str, ZoneModel]) -> np.ndarray:
+    """The electricity model's regressors by step, (n, 5), over the fitted zones: cooling
+    (the sensible heat each zone's model says was removed, by area), cooling × (outdoor − 25),
+    area on, 1, and area on × kelvins under 27 °C. `BuildingModel`'s (k0, k1, fan_kw_m2, p0,
+    k_cold) times these is the AC's kW."""
+    to = outdoor(site, h)
+    harm = h.sun(site)
+    calendar = SiteCalendar(site)
+    aq, aqt, aon, acold = np.zeros(h.n), np.zeros(h.n), np.zeros(h.n), np.zeros(h.n)
+    for z in site.zones:
+        m = zones.get(z.id)
+        if m is None or not m.fit or not (z.temperature and z.ac_status):
+            continue
+        ta, ac_next, _sp, occ = _zone_inputs(site, calendar, z, h)
+        occ = np.nan_to_num(occ)
+        tm = m.mass(ta, to, occ, harm)
+        pred = m.free_delta(ta, tm, to, occ, harm)
+        q = np.zeros(h.n)
+        q[:-1] = np.clip(pred[:-1] - (ta[1:] - ta[:-1]), 0, None)
+        q = np.where(np.nan_to_num(ac_next) >= 0.5, np.nan_to_num(q), 0.0)
+        aq[1:] += z.area_m2 * q[:-1]
+        aqt[1:] += z.area_m2 * q[:-1] * (np.nan_to_num(to[:-1], nan=25) - 25)
+        on_next = np.nan_to_num(ac_next[:-1]) >= 0.5
+        aon[1:] += z.area_m2 * on_next
+        acold[1:] += z.area_m2 * on_next * np.clip(27.0 - np.nan_to_num(ta[1:], nan=27.0), 0, 5)
+    return np.column_stack([aq, aqt, aon, np.ones(h.n), acold])
 
 
 def local_days(site: Site, h: History) -> np.ndarray:
