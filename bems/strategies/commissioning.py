@@ -108,27 +108,38 @@ def floors(site: Site) -> list[int]:
     return sorted({z.floor for z in site.zones if z.cooling_setpoint and z.schedule})
 
 
-def test_for(site: Site, calendar: SiteCalendar, c: Commissioning | None, zone: Zone,
-             day: dt.date) -> Test | None:
-    """The zone's test on `day` (None: no commissioning that day, a closed day, or a zone that
-    cannot be tested)."""
-    if c is None or not c.active(day) or not zone.schedule or not zone.cooling_setpoint:
-        return None
-    rng = legal_range(site, zone)
-    if rng is None:
-        return None
-    if not calendar.periods(zone.schedule, day):
-        return None
+def tests_for_day(site: Site, calendar: SiteCalendar, c: Commissioning | None,
+                  day: dt.date) -> dict[str, Test]:
+    """Every tested zone's settings on `day`, by zone id (empty: no commissioning that day or
+    a closed day; a zone without a schedule, a setpoint or a legal value is not in it)."""
+    if c is None or not c.active(day):
+        return {}
     # the building's working days (any zone at work): one sequence for every floor
     worked = sorted({d for z in site.zones if z.schedule and z.cooling_setpoint
                      for d in working_days(calendar, z.schedule, c.start, c.end)})
+    if day not in worked:
+        return {}
     n = worked.index(day)
-    f = floors(site).index(zone.floor)
-    # the setpoint by day for the building; the start by floor, shifted against the setpoint
-    # every four days so that neither follows the other
-    sp = SETPOINTS[n % len(SETPOINTS)]
-    lead = LEADS_H[(n + f + n // len(SETPOINTS) + 1) % len(LEADS_H)]
-    return Test(n + 1, len(worked), min(max(sp, rng[0]), rng[1]), lead, rng[0], rng[1])
+    all_floors = floors(site)
+    out = {}
+    for zone in site.zones:
+        rng = legal_range(site, zone) if zone.schedule and zone.cooling_setpoint else None
+        if rng is None or not calendar.periods(zone.schedule, day):
+            continue
+        f = all_floors.index(zone.floor)
+        # the setpoint by day for the building; the start by floor, shifted against the
+        # setpoint every four days so that neither follows the other
+        sp = SETPOINTS[n % len(SETPOINTS)]
+        lead = LEADS_H[(n + f + n // len(SETPOINTS) + 1) % len(LEADS_H)]
+        out[zone.id] = Test(n + 1, len(worked), min(max(sp, rng[0]), rng[1]), lead, rng[0],
+                            rng[1])
+    return out
+
+
+def test_for(site: Site, calendar: SiteCalendar, c: Commissioning | None, zone: Zone,
+             day: dt.date) -> Test | None:
+    """One zone's test on `day` (None: none)."""
+    return tests_for_day(site, calendar, c, day).get(zone.id)
 
 
 def dither(zone: Zone, now: dt.datetime, k: float) -> float:
@@ -189,10 +200,10 @@ def table(site: Site, calendar: SiteCalendar, c: Commissioning) -> list[dict]:
     rows = []
     day = c.start
     while day < c.end:
+        tests = tests_for_day(site, calendar, c, day)
         per_floor = []
         for f in floors(site):
-            t = next((t for z in site.zones if z.floor == f
-                      for t in [test_for(site, calendar, c, z, day)] if t is not None), None)
+            t = next((tests[z.id] for z in site.zones if z.floor == f and z.id in tests), None)
             if t is not None:
                 per_floor.append((f, t))
         if per_floor:

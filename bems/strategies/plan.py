@@ -23,7 +23,7 @@ from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
 from bems.reasons import Reason, reason
 from bems.site import Period, Site, Zone
-from bems.strategies.commissioning import GUARD_K, Commissioning, Test, dither, test_for
+from bems.strategies.commissioning import GUARD_K, Commissioning, Test, dither, tests_for_day
 from bems.strategies.params import StrategyParams
 
 
@@ -243,9 +243,9 @@ def plan(site: Site, calendar: SiteCalendar, values: dict[str, float | None], no
     if not site.strategies.occupancy:
         return []
     extra = stagger(site, calendar, values, now, learned)
+    tests = tests_for_day(site, calendar, commissioning, now.date())
     decisions = [plan_zone(site, calendar, z, values, now, learned, level, extra.get(z.id, 0.0),
-                           live, test_for(site, calendar, commissioning, z, now.date()))
-                 for z in site.zones]
+                           live, tests.get(z.id)) for z in site.zones]
     if not site.strategies.outdoor_air:
         return decisions
     return decisions + outdoor_air(site, decisions, live, values)
