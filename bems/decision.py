@@ -85,16 +85,14 @@ def decide(site: Site, store: Store, now: dt.datetime, params: dict | None = Non
     level = demand_level(eff.strategies, site_kw, next_kw, store.get(DEMAND_LEVEL))
     local = now.astimezone(eff.tz).replace(tzinfo=None)
     trial = commissioning.current(store)
-    if trial is not None and trial.active(local.date()):
-        # commissioning decides, whatever the mode: its tests are the rule set's, varied
-        zones = plan(eff, SiteCalendar(eff), values, local, load_learned(store), level,
-                     overrides, now_aware=now, commissioning=trial)
-        return Decision(now, level, zones, "commissioning")
-    if eff.strategies.mode == "predictive":
+    if trial is not None and not trial.active(local.date()):
+        trial = None
+    # commissioning decides whatever the mode: its tests are the rule set's, varied
+    if trial is None and eff.strategies.mode == "predictive":
         return _predictive(eff, store, now, local, values, overrides, level)
     zones = plan(eff, SiteCalendar(eff), values, local, load_learned(store), level, overrides,
-                 now_aware=now)
-    return Decision(now, level, zones)
+                 now_aware=now, commissioning=trial)
+    return Decision(now, level, zones, "commissioning" if trial is not None else "rules")
 
 
 def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,

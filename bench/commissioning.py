@@ -11,8 +11,8 @@ decision path and the one Writer in lock step with the EnergyPlus centre), per w
   same warm-up days under itself;
 - the predictive default after warm-up days under the rule set (as `bench/control.py`);
 - the predictive default after the same number of days of commissioning
-  (bems/strategies/commissioning.py: each floor's setpoint 25-26.5 °C and cool-down start
-  varied by day) — what a site would do: commission, then switch the plan on.
+  (bems/strategies/commissioning.py: the building's setpoint 25-26.5 °C varied by day, each
+  floor's cool-down start) — what a site would do: commission, then switch the plan on.
 
 For the rule set at 26 °C and for commissioning, the building's electricity model is fitted
 (as the nightly refit does) on the warm-up days: what each teaches the plan. `k_cold` is the
@@ -137,7 +137,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     windows = dict(w.split("=") for w in args.windows.split(","))
-    folder = tempfile.mkdtemp(prefix="bench-commissioning-")
+    tmp = tempfile.TemporaryDirectory(prefix="bench-commissioning-")  # the kept stores
+    folder = tmp.name
     t0 = time.time()
     jobs = {}
     default = {"comfort_weight": DEFAULT_WEIGHT}
@@ -154,6 +155,7 @@ def main() -> None:
                 jobs[(w, name)] = sim("rules", {"occupied_setpoint": sp},
                                       fit_folder=folder if sp == 26.0 else None)
         runs = {k: f.result() for k, f in jobs.items()}
+    tmp.cleanup()
     result = {}
     for w, start in windows.items():
         base = runs[(w, "baseline")]

@@ -204,8 +204,8 @@ def strategies_dry_run(site_file: Path | None, db_path: Path, at: dt.datetime | 
 def commissioning() -> None:
     """Commissioning: 7 to 28 days in which each working day has one occupied setpoint of
     25.0-26.5 °C for the whole building and each floor its own cool-down start, so the
-    nightly fit learns what a colder room and an earlier start cost. It decides whatever the strategy mode; the rule
-    set (or the predictive strategy) decides again after it.
+    nightly fit learns what a colder room and an earlier start cost. It decides whatever the
+    strategy mode; the rule set (or the predictive strategy) decides again after it.
 
     Example:
 

@@ -24,6 +24,7 @@ import numpy as np
 from bems.calendar import SiteCalendar
 from bems.predictive.model import STEP_H, STEP_S, BuildingModel, ZoneModel, sun
 from bems.site import Site, Zone
+from bems.strategies.plan import BREAK_MAX_H
 from bems.tariff import band, price
 
 FLOOR_PENALTY_VND = 1e7  # per K·step planned under the policy floor (it can only be a slack)
@@ -279,7 +280,7 @@ def lunch_off(site: Site, calendar: SiteCalendar, zones: list[Zone],
                 end = dt.datetime.combine(day, a.end)
                 start = dt.datetime.combine(day, b.start)
                 if a.end == dt.time(0) or not dt.timedelta(0) < start - end < \
-                        dt.timedelta(hours=3):
+                        dt.timedelta(hours=BREAK_MAX_H):
                     continue
                 for k, t in enumerate(times):
                     if end <= t and t + dt.timedelta(seconds=STEP_S) <= start - restart:

@@ -68,10 +68,14 @@ class Commissioning:
             days = d["days"]
         except (KeyError, ValueError):
             return None
-        if isinstance(days, bool) or not isinstance(days, int) or \
-                not MIN_DAYS <= days <= MAX_DAYS:
+        if not valid_days(days):
             return None
         return cls(start, days, str(d.get("by", ""))[:100], str(d.get("at", ""))[:40])
+
+
+def valid_days(days: object) -> bool:
+    """A whole number of days MIN_DAYS..MAX_DAYS (not a bool, a float or text)."""
+    return isinstance(days, int) and not isinstance(days, bool) and MIN_DAYS <= days <= MAX_DAYS
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def start(store, site: Site, first: dt.date, days: object, user: str,
     days 7..28, from today to 60 days ahead, and a site with a zone it can test); audited.
     Raises `CommissioningError` and changes nothing when a value is wrong."""
     today = now.astimezone(site.tz).date()
-    if isinstance(days, bool) or not isinstance(days, int) or not MIN_DAYS <= days <= MAX_DAYS:
+    if not valid_days(days):
         raise CommissioningError("days_invalid",
                                  f"days must be a whole number {MIN_DAYS}..{MAX_DAYS}, "
                                  f"got {str(days)[:40]!r}")

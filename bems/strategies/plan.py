@@ -27,6 +27,9 @@ from bems.strategies.commissioning import GUARD_K, Commissioning, Test, dither, 
 from bems.strategies.params import StrategyParams
 
 
+BREAK_MAX_H = 3  # a gap between two working periods shorter than this is a break (lunch)
+
+
 @dataclass(frozen=True)
 class Override:
     point: str
@@ -154,14 +157,15 @@ def plan_zone(site: Site, calendar: SiteCalendar, zone: Zone, values: dict[str, 
     elif upcoming is not None:
         gap_h = ((_at(day, upcoming.start) - _end(previous[-1], day)).total_seconds() / 3600
                  if previous else None)
-        if gap_h is not None and gap_h < 3:
+        if gap_h is not None and gap_h < BREAK_MAX_H:
             mode, why_now = "break", reason("break", until=f"{upcoming.start:%H:%M}")
         if p.optimal_start or test is not None:
-            lead_h = natural_lead_h(site, zone, temp, learned)
-            if mode != "break":
-                lead_h = min(lead_h + extra_lead_h, p.max_lead_h)
             if test is not None and mode != "break":
-                lead_h = test.lead_h
+                lead_h = test.lead_h  # commissioning's start of the day
+            else:
+                lead_h = natural_lead_h(site, zone, temp, learned)
+                if mode != "break":
+                    lead_h = min(lead_h + extra_lead_h, p.max_lead_h)
             start_at = _at(day, upcoming.start) - dt.timedelta(hours=lead_h)
             started = ac_now and mode != "break" and now >= start_at - dt.timedelta(minutes=15)
             if now >= start_at or started:

@@ -198,14 +198,14 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
         site, db, bus=bus, clock=clock, poll_interval_s=900, strategy_interval_s=900)
     if commissioning_days:
         from bems.state import COMMISSIONING
-        from bems.strategies.commissioning import Commissioning
+        from bems.strategies.commissioning import Commissioning, valid_days
 
         if rt is None:
             raise ValueError("commissioning needs a strategy in the loop, not the baseline")
-        trial = Commissioning(begin_sim.date(), commissioning_days, "simulate")
-        if Commissioning.from_json(trial.to_json()) is None:
+        if not valid_days(commissioning_days):
             raise ValueError("commissioning_days: 7..28")
-        rt.store.put(COMMISSIONING, trial.to_json())
+        rt.store.put(COMMISSIONING, Commissioning(begin_sim.date(), commissioning_days,
+                                                  "simulate").to_json())
     weather = None
     if strategy == "predictive":
         from connectors.simulator.forecast import WeatherFileForecast
