@@ -215,6 +215,109 @@ def test_the_lunch_break_is_a_policy_option_never_silent(learned_site):
                for i, z in enumerate(zones) for k in range(len(times)) if shut[i, k])
 
 
+def test_units_are_rounded_to_half_hours_and_keep_the_cold_they_were_to_store():
+    """The relaxed plan's thin night-long pre-cooling becomes whole half hours at full power
+    just before people come (as much cold, fewer hours of fans); a half hour that cools half
+    the holding load stays on; a start runs at least `min_on` steps; a shut step stays off."""
+    from bems.predictive.mpc import _min_on, round_on
+
+    t0 = dt.datetime(2026, 7, 3, 5, 15)  # not on a half hour: blocks follow the clock
+    H = 16
+    times = [t0 + dt.timedelta(minutes=15 * k) for k in range(H)]
+    occ = np.zeros((2, H))
+    occ[:, 11:] = 1.0  # people from 08:00
+    qhold, qmax = np.array([1.0, 1.0]), np.array([2.0, 2.0])
+    q = np.zeros((2, H))
+    q[0, :11] = 0.3  # zone 0: a thin pre-cool all along
+    q[0, 11:] = 1.0
+    q[1, 2:4] = 0.6  # zone 1: 05:45 and 06:00
+    q[1, 4:6] = 0.7  # 06:15 and 06:30
+    q[1, 11:] = 0.2  # people there, a little cooling: on
+    U = round_on(q, occ, qhold, qmax, times, None, 4)
+    # zone 0: 3.3 K of cold dropped -> ceil(3.3 / 1.6) = 3 steps, as whole half hours before 08:00
+    assert U[0, 11:].all()
+    assert U[0, :11].sum() == 4 and U[0, 7:11].all() and not U[0, :7].any()
+    # zone 1: 05:30-06:00 and 06:30-07:00 average 0.3 and 0.35 (off: their 1.3 K is given
+    # back as the half hour before 08:00), 06:00-06:30 averages 0.65 (on), and runs an hour
+    assert U[1, 11:].all() and U[1, 9:11].all()
+    assert U[1, 1:5].all() and not U[1, 5:9].any()
+    runs = np.flatnonzero(np.diff(np.r_[0, U[1], 0]))
+    assert all(e - s >= 4 for s, e in zip(runs[::2], runs[1::2]))
+    # a shut half hour stays off, whatever the relaxed plan wanted
+    shut = np.zeros((2, H))
+    shut[:, 7:9] = 1.0
+    U = round_on(q, occ, qhold, qmax, times, shut, 4)
+    assert not U[:, 7:9].any() and U[0, 9:11].all()
+    # a run under way now is not lengthened; one that starts later is, earlier first
+    assert list(_min_on(np.array([1, 0, 0, 0, 0, 0, 1, 1, 0.0]), np.ones(9, bool), 4)) == \
+        [1, 0, 0, 0, 1, 1, 1, 1, 0]
+
+
+def test_the_plan_is_the_cheaper_of_its_relaxed_and_its_rounded_schedule(learned_site):
+    """Both schedules priced the same way, the fans counted for every step a unit is on:
+    "half_hour" keeps the rounded schedule only where it is cheaper than the relaxed one, so
+    it never costs more than "continuous"; where it is kept (fans dear), units run whole clock
+    half hours and a start runs at least `min_on_min`."""
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 0, 0)  # a Friday, midnight: the whole night ahead
+    aware, mass, temps, _values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    kept = set()
+    for fans in (1.0, 60.0):
+        m = dataclasses.replace(model, fan_kw_m2=model.fan_kw_m2 * fans)
+        plans = {}
+        for mode in ("half_hour", "continuous"):
+            s = dataclasses.replace(site, strategies=dataclasses.replace(
+                site.strategies, predictive_on_off=mode))
+            plans[mode] = make_plan(s, cal, m, list(site.zones), temps, mass, fc, local, aware,
+                                    50)
+        assert plans["continuous"].on_off == "continuous"
+        assert plans["half_hour"].objective_vnd <= plans["continuous"].objective_vnd
+        p = plans["half_hour"]
+        kept.add(p.on_off)
+        if p.on_off == "half_hour":
+            assert p.objective_vnd < plans["continuous"].objective_vnd
+            for zp in p.zones.values():
+                on = np.array([sp is not None for sp in zp.setpoint], float)
+                for k in range(0, len(on), 2):  # whole clock half hours (from 00:00)
+                    assert on[k] == on[k + 1], (zp.zone, k)
+                edges = np.flatnonzero(np.diff(np.r_[0, on, 0]))
+                assert all(e - s >= 4 for s, e in zip(edges[::2], edges[1::2]) if s > 0)
+        else:
+            assert p.objective_vnd == plans["continuous"].objective_vnd
+    assert kept == {"continuous", "half_hour"}  # cheap fans: relaxed; dear fans: rounded
+
+
+def test_the_rules_decide_when_their_schedule_is_cheaper_on_the_same_models(learned_site):
+    """The rule set's own schedule of the day, simulated on the zones' models and priced as
+    the plan is: where it beats the plan (here a model whose fans the plan's relaxation
+    misprices: a tiny holding load, dear fans), the rules decide, with the note, for as long
+    as that plan is followed; with the fitted model the plan wins and decides."""
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 5, 0)
+    aware, mass, temps, values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    s = dataclasses.replace(site, strategies=dataclasses.replace(
+        site.strategies, predictive_on_off="continuous", comfort_weight=20.0))
+    rules = plan(s, cal, values, local, Learned(), 0, [], now_aware=aware)
+    good = predictive.decide(s, cal, values, local, aware, Learned(), 0, [], model, mass, fc)
+    assert good.note == "" and good.plan.follows == "plan"
+    assert good.plan.objective_vnd < good.plan.rules_objective_vnd
+    assert intents_of(good.decisions) != intents_of(rules)
+    bad = dataclasses.replace(model, fan_kw_m2=model.fan_kw_m2 * 20, zones={
+        k: dataclasses.replace(z, qhold=0.1) for k, z in model.zones.items()})
+    out = predictive.decide(s, cal, values, local, aware, Learned(), 0, [], bad, mass, fc)
+    assert out.plan.follows == "rules" and out.note == predictive.RULES_CHEAPER
+    assert out.plan.rules_objective_vnd < out.plan.objective_vnd
+    assert intents_of(out.decisions) == intents_of(rules)
+    later = local + dt.timedelta(minutes=15)
+    kept = predictive.follow(s, cal, values, later, later.replace(tzinfo=s.tz), Learned(), 0,
+                             [], out.plan, 1)
+    assert kept.note == predictive.RULES_CHEAPER
+    assert intents_of(kept.decisions) == intents_of(
+        plan(s, cal, values, later, Learned(), 0, [], now_aware=later.replace(tzinfo=s.tz)))
+
+
 def test_the_rules_decide_when_no_plan_can_be_made(learned_site):
     site, h, model = learned_site
     local = dt.datetime(2026, 7, 3, 9, 0)

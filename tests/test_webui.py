@@ -574,9 +574,15 @@ def test_predictive_control_on_screen_slider_models_and_plan(site, web_db, tmp_p
         commit(st, d)
     zone = client.get("/zones/f2.p1").data.decode()
     assert 'id="plan"' in zone and "First plan of the day" in zone and "<polyline" in zone
+    # the plan against the rule set's own schedule, priced on the same models; the units'
+    # on/off setting is there to choose
+    page = client.get("/strategies/").data.decode()
+    assert 'id="plan-vs-rules"' in page and "the rule set's schedule" in page
+    assert 'id="f-predictive_on_off"' in page and 'id="f-min_on_min"' in page
     client.post("/lang/vi")
     page = client.get("/strategies/").data.decode()
     assert "Tiết kiệm điện ↔ dễ chịu" in page and "Điều khiển dự báo" in page
+    assert "lịch của bộ quy tắc" in page and "theo nửa giờ" in page
 
 
 def test_the_alarm_log_filters_exports_and_refuses_bad_filters(client, site, web_db):

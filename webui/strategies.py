@@ -28,6 +28,12 @@ GROUPS = (
          _l("Predictive: left saves more energy, right keeps rooms cooler.")),
         ("predictive_margin_k", _l("Comfort margin"), "K",
          _l("Predictive: plan this far under the comfort limit (the models' error).")),
+        ("predictive_on_off", _l("Predictive: units on or off"), "",
+         _l("By half hour: each unit is on or off for whole half hours and its fans are "
+            "counted for every one it runs. Continuous: the fans are priced by the cooling "
+            "(the plan may run units long at low load).")),
+        ("min_on_min", _l("Predictive: shortest run"), _l("min"),
+         _l("By half hour: a unit started runs at least this long.")),
     )),
     (_l("Working hours"), (
         ("occupancy", _l("Follow the working-hours schedule"), "",
@@ -85,7 +91,8 @@ GROUPS = (
 EDITABLE = tuple(k for _g, fields in GROUPS for k, *_rest in fields)
 CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint"),
                  "rules": _l("rule set"), "predictive": _l("predictive"),
-                 "commissioning": _l("commissioning"), "free": _l("free (the plan decides)")}
+                 "commissioning": _l("commissioning"), "free": _l("free (the plan decides)"),
+                 "half_hour": _l("by half hour"), "continuous": _l("continuous")}
 MESSAGES = {
     "number_invalid": lambda: _("Enter a number."),
     "choice_invalid": lambda: _("Choose one of the options."),
@@ -223,6 +230,8 @@ NOTES = {
     "no_model": _l("no fitted model for"), "no_temperature": _l("no current temperature for"),
     "no_forecast": _l("no outdoor forecast"), "solver_failed": _l("the solver found no plan"),
     "too_slow": _l("the solver was too slow"),
+    "rules_cheaper": _l("every zone: the rule set's own schedule, priced on the same models, "
+                        "costs less than the plan"),
 }
 WEATHER = {"forecast": _l("the provider's forecast"),
            "persistence": _l("persistence (the same hours yesterday)"),

@@ -13,8 +13,11 @@ every step, so forecast and model errors are corrected as they show.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -24,7 +27,7 @@ import numpy as np
 from bems.calendar import SiteCalendar
 from bems.predictive.model import STEP_H, STEP_S, BuildingModel, ZoneModel, sun
 from bems.site import Site, Zone
-from bems.strategies.plan import BREAK_MAX_H
+from bems.strategies.plan import BREAK_MAX_H, Learned, plan_zone
 from bems.tariff import band, price
 
 FLOOR_PENALTY_VND = 1e7  # per K·step planned under the policy floor (it can only be a slack)
@@ -75,6 +78,13 @@ class Plan:
     cpu_s: float = 0.0
     weather: str = ""
     comfort_weight: float = 50.0
+    # the plan's and the rule set's schedule, each priced by the same model and objective
+    # (electricity at the tariff, the fans for every step a unit is on, discomfort at the
+    # slider's price); None when the rules' schedule was not simulated
+    objective_vnd: float | None = None
+    rules_objective_vnd: float | None = None
+    follows: str = "plan"  # "rules": the rules' schedule came out cheaper, the rules decide
+    on_off: str = ""  # the schedule kept: "half_hour" (rounded) or "continuous" (relaxed)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -115,9 +125,13 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
               zones: list[Zone], temps: dict[str, float], mass: dict[str, float],
               outdoor: np.ndarray, now: dt.datetime, now_utc: dt.datetime,
               comfort_weight: float, weather_source: str = "",
-              time_limit_s: float = 10.0) -> Plan:
+              time_limit_s: float = 10.0, learned: Learned | None = None,
+              ac_on: dict[str, bool] | None = None) -> Plan:
     """Solve the day's plan. `now`: naive local; `outdoor[k]`: the forecast at step k (°C);
-    `temps` / `mass`: each zone's air and estimated surface temperature now."""
+    `temps` / `mass`: each zone's air and estimated surface temperature now. With `learned`
+    (the rule set's learned rates) the rule set's own schedule of the day is simulated on the
+    same models and priced the same way (`ac_on`: each zone's AC now); where it comes out
+    cheaper than the plan, the plan says the rules should decide (`Plan.follows`)."""
     import cvxpy as cp
 
     cpu0 = time.process_time()
@@ -175,11 +189,13 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     other = np.array([model.other_kw.get(kind, [0.0] * 24)[t.hour] for t in times]) + \
         model.p0 if model.other_kw else np.zeros(H)
 
-    def build():
+    def build(U: np.ndarray | None = None):
+        """The LP; with `U` (Z, H: 1 on, 0 off) the units' on/off is given, their fans
+        counted for every step on, and cooling only where on (the second solve)."""
         Ta = cp.Variable((Z, H + 1))
         Tm = cp.Variable((Z, H + 1))
         Q = cp.Variable((Z, H), nonneg=True)
-        on_k = cp.multiply(1 / np.tile(qhold, (1, H)), Q)
+        on_k = cp.multiply(1 / np.tile(qhold, (1, H)), Q) if U is None else U
         under, warm = cp.Variable((Z, H), nonneg=True), cp.Variable((Z, H), nonneg=True)
         hot, hot2 = cp.Variable((Z, H), nonneg=True), cp.Variable((Z, H), nonneg=True)
         cold = cp.Variable((Z, H), nonneg=True)
@@ -201,6 +217,8 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
         ]
         if shut is not None and shut.any():
             cons.append(cp.multiply(shut, Q) == 0)
+        if U is not None:
+            cons.append(Q <= np.tile(qmax, (1, H)) * U)
         # electricity of each step, kW: cooling by the zones' area, fans while on
         # the air held colder costs more than the sensible balance says (the building model's
         # k_cold), counted over the steps a zone is planned on when people are there
@@ -215,36 +233,59 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
             over = cp.Variable(H, nonneg=True)
             cons.append(kw + other <= p.peak_target_kw + over)
             objective = objective + PEAK_PENALTY_VND * cp.sum(over)
-        return cp.Problem(cp.Minimize(objective), cons), Ta, Tm, Q, on_k, kw
+        return cp.Problem(cp.Minimize(objective), cons), Ta, Tm, Q, kw
 
-    status, solver, result = "", "", None
-    quiet = {"output_flag": False, "log_to_console": False}
-    attempts = [("CLARABEL", {"time_limit": time_limit_s / 2}),
-                ("HIGHS", {"time_limit": time_limit_s / 2, **quiet})]
-    problem, Ta, Tm, Q, on_k, kw = build()
-    for name, opts in attempts:
-        if name not in cp.installed_solvers():
-            continue
-        try:
-            with warnings.catch_warnings():  # "inaccurate" is in the status, checked below
-                warnings.simplefilter("ignore", UserWarning)
-                problem.solve(solver=name, **opts)
-        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
-            status = f"{name}: {exc}"[:200]
-            continue
-        status, solver = problem.status, name
-        if status in ("optimal", "optimal_inaccurate") and Q.value is not None:
-            result = (Ta.value, Tm.value, Q.value, on_k.value, kw.value)
-            break
-    if result is None:
-        raise PlanError("solver_failed", status or "no solver")
+    def priced(ta_, tm_, q_, on_) -> tuple[float, np.ndarray]:
+        """(objective VND, kW by step) of a schedule: the LP's terms, with the fans counted
+        for every step a unit is on (what the electricity model was fitted with)."""
+        air = ta_[:, 1:]
+        op_ = air + 0.5 * (tm_[:, 1:] - air)
+        kw_ = (area[:, None] * (k_elec[None, :] * q_ + model.fan_kw_m2 * on_
+                                + model.k_cold * occ * (27.0 - air))).sum(axis=0)
+        hot_ = np.maximum(occ * (op_ - high), 0)
+        pain = (hot_ + 2 * np.maximum(hot_ - 0.5, 0)
+                + np.maximum(occ * (p.comfort_low - op_), 0)).sum()
+        out = float((vnd * STEP_H * kw_).sum() + w_comfort * STEP_H * pain
+                    + FLOOR_PENALTY_VND * np.maximum(floor - air, 0).sum()
+                    + WARM_PENALTY_VND * np.maximum(occ * air - p.comfort_high, 0).sum())
+        if p.peak_target_kw > 0 and model.other_kw:
+            out += PEAK_PENALTY_VND * float(np.maximum(kw_ + other - p.peak_target_kw, 0).sum())
+        return out, kw_
+
+    # the relaxation (fans priced in proportion to the cooling); "half_hour": rounded to
+    # whole half hours per unit and solved again with the on/off given; the cheaper of the
+    # two schedules, each priced with its fans for every step on, is the plan
+    rounds = 2 if p.predictive_on_off == "half_hour" else 1
+    status, solver, best = "", "", None
+    for stage in range(rounds):
+        U = None
+        if stage == 1:
+            U = round_on(best[1][2], occ, qhold[:, 0], qmax[:, 0], times, shut,
+                         int(math.ceil(p.min_on_min * 60 / STEP_S)))
+        status, solver, result = _solve(cp, *build(U), time_limit_s / (2 * rounds))
+        if result is None:
+            if best is not None:
+                break
+            raise PlanError("solver_failed", status or "no solver")
+        ta_s, tm_s, q_s = result[0], result[1], np.clip(result[2], 0, None)
+        on_s = U > 0.5 if U is not None else q_s > ON_FRACTION * qmax
+        cost, kw_s = priced(ta_s, tm_s, q_s, on_s)
+        if best is None or cost < best[0]:
+            best = (cost, (ta_s, tm_s, q_s, on_s, kw_s), solver, status,
+                    "continuous" if U is None else "half_hour")
+    cost, (ta, tm, q, on_all, kw_v), solver, status, kept = best
     cpu = time.process_time() - cpu0
     if cpu > time_limit_s:
         raise PlanError("too_slow", f"{cpu:.1f} s > {time_limit_s:g} s")
     plan = Plan(now_utc.isoformat(), t0.isoformat(), H, solver=solver, status=status,
-                weather=weather_source, comfort_weight=float(comfort_weight))
-    ta, tm, q, _on, kw_v = result
-    q = np.clip(q, 0, None)
+                weather=weather_source, comfort_weight=float(comfort_weight),
+                objective_vnd=round(cost), on_off=kept)
+    if learned is not None:
+        r_ta, r_tm, r_q, r_on = rules_schedule(site, calendar, zones, models, learned, ta0,
+                                               tm0, to, occ, harm, times, ac_on or {})
+        plan.rules_objective_vnd = round(priced(r_ta, r_tm, r_q, r_on)[0])
+        if plan.rules_objective_vnd < plan.objective_vnd:
+            plan.follows = "rules"
     plan.kwh = round(float(kw_v.sum() * STEP_H), 1)
     plan.cost_vnd = round(float((kw_v * vnd * STEP_H).sum()))
     plan.peak_kw = round(float(kw_v.max()), 1)
@@ -252,8 +293,8 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     for i, (z, m) in enumerate(zip(zones, models)):
         opv = ta[i] + 0.5 * (tm[i] - ta[i])
         free = _free_run(m, ta0[i], tm0[i], to, occ[i], harm)
-        on = q[i] > ON_FRACTION * m.qmax
-        sp = [setpoint_for(z, ta[i, k + 1], floor) if on[k] else None for k in range(H)]
+        sp = [setpoint_for(z, ta[i, k + 1], floor) if on_all[i, k] else None
+              for k in range(H)]
         plan.zones[z.id] = ZonePlan(
             z.id, t0.isoformat(), _r(ta[i]), _r(opv), _r(free), _r(q[i], 3), sp,
             [bool(x) for x in occ[i]])
@@ -262,6 +303,141 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     plan.discomfort_kh = round(plan.discomfort_kh, 2)
     plan.cpu_s = round(time.process_time() - cpu0, 3)
     return plan
+
+
+def rules_schedule(site: Site, calendar: SiteCalendar, zones: list[Zone],
+                   models: list[ZoneModel], learned: Learned, ta0: np.ndarray,
+                   tm0: np.ndarray, to: np.ndarray, occ: np.ndarray, harm: np.ndarray,
+                   times: list[dt.datetime], ac_on: dict[str, bool]):
+    """What the rule set would do over the horizon, on the zones' models: at each step its
+    decision for the modelled temperature (cool-down start, idle band, early stop, the lunch
+    break, as it decides them), the unit holding the setpoint it is sent within its capacity.
+    (Ta, Tm: (Z, H + 1); cooling, on: (Z, H))."""
+    Z, H = occ.shape
+    ta = np.zeros((Z, H + 1))
+    tm = np.zeros((Z, H + 1))
+    q = np.zeros((Z, H))
+    on = np.zeros((Z, H), bool)
+    ta[:, 0], tm[:, 0] = ta0, tm0
+    for i, (z, m) in enumerate(zip(zones, models)):
+        running = bool(ac_on.get(z.id, False))
+        for k, t in enumerate(times):
+            values = {z.temperature: float(ta[i, k]), z.ac_status: 1.0 if running else 0.0}
+            d = plan_zone(site, calendar, z, values, t, learned)
+            want = {it.point: it.value for it in d.intents}
+            running = (want.get(z.ac_status) or 0.0) > 0.5
+            ta_free, tm[i, k + 1] = m.free_step(ta[i, k], tm[i, k], to[k], occ[i, k], harm[k])
+            if running:
+                sp = want.get(z.cooling_setpoint, ta_free)
+                q[i, k] = min(max(ta_free - sp, 0.0), m.qmax)
+                on[i, k] = True
+            ta[i, k + 1] = ta_free - q[i, k]
+    return ta, tm, q, on
+
+
+def _solve(cp, problem, Ta, Tm, Q, kw, time_limit_s: float):
+    """(status, solver, (Ta, Tm, Q, kW) or None): Clarabel, else HiGHS."""
+    status = ""
+    quiet = {"output_flag": False, "log_to_console": False}
+    for name, opts in (("CLARABEL", {"time_limit": time_limit_s}),
+                       ("HIGHS", {"time_limit": time_limit_s, **quiet})):
+        if name not in cp.installed_solvers():
+            continue
+        try:
+            with warnings.catch_warnings(), _no_banner(name == "HIGHS"):
+                warnings.simplefilter("ignore", UserWarning)  # "inaccurate": in the status
+                problem.solve(solver=name, **opts)
+        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+            status = f"{name}: {exc}"[:200]
+            continue
+        status = problem.status
+        if status in ("optimal", "optimal_inaccurate") and Q.value is not None:
+            return status, name, (Ta.value, Tm.value, Q.value, np.asarray(kw.value, float))
+    return status, "", None
+
+
+@contextlib.contextmanager
+def _no_banner(on: bool):
+    """HiGHS prints its banner on the process's standard output the first time it runs,
+    whatever its options say; `bems simulate --json` and the CLI's tables must stay clean."""
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def round_on(q: np.ndarray, occ: np.ndarray, qhold: np.ndarray, qmax: np.ndarray,
+             times: list[dt.datetime], shut: np.ndarray | None, min_on: int) -> np.ndarray:
+    """Each unit on or off by clock half hour (Z, H: 1 on), from the relaxed plan's cooling
+    `q` (Z, H, K per step). A half hour is on where people are there and it cools at all,
+    or where its cooling averages half the unit's holding load or more (the relaxation
+    charged the fans that fraction). The pre-cooling the rounding drops before people come
+    is given back as whole half hours at full power just before they come (the same cold,
+    fewer hours of fans); a run shorter than `min_on` steps is lengthened, earlier first."""
+    Z, H = q.shape
+    half = np.array([(t.date().toordinal() * 48 + (t.hour * 60 + t.minute) // 30)
+                     for t in times])
+    blocks = [np.flatnonzero(half == b) for b in np.unique(half)]
+    allowed = np.ones((Z, H), bool) if shut is None else shut < 0.5
+    U = np.zeros((Z, H))
+    for i in range(Z):
+        frac = np.clip(q[i] / qhold[i], 0, 1)
+        for ks in blocks:
+            people = (occ[i, ks] > 0) & (q[i, ks] > ON_FRACTION * qmax[i])
+            if people.any() or frac[ks].mean() >= 0.5:
+                U[i, ks] = 1.0
+        k = 0
+        while k < H:  # unoccupied stretches before people come: the dropped cooling back
+            if occ[i, k] > 0:
+                k += 1
+                continue
+            e = k
+            while e < H and occ[i, e] == 0:
+                e += 1
+            dropped = float(q[i, k:e][U[i, k:e] == 0].sum())
+            if e < H and dropped > 0:
+                need = int(math.ceil(dropped / (0.8 * qmax[i]) - 1e-9))
+                for ks in reversed([b for b in blocks if k <= b[0] and b[-1] < e]):
+                    if need <= 0:
+                        break
+                    new = [j for j in ks if U[i, j] == 0 and allowed[i, j]]
+                    U[i, new] = 1.0
+                    need -= len(new)
+            k = e
+        U[i] = _min_on(U[i], allowed[i], min_on)
+    return U * allowed
+
+
+def _min_on(u: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """Runs of on steps lengthened to `n` steps (earlier first, then later), except a run
+    under way at step 0 (the unit may have been on for long)."""
+    u = u.copy()
+    H = len(u)
+    k = 0
+    while k < H:
+        if u[k] == 0:
+            k += 1
+            continue
+        e = k
+        while e < H and u[e] == 1:
+            e += 1
+        if k > 0 and e - k < n:
+            s = k
+            while e - s < n and s > 0 and u[s - 1] == 0 and allowed[s - 1]:
+                s -= 1
+            while e - s < n and e < H and allowed[e]:
+                e += 1
+            u[s:e] = 1.0
+        k = e
+    return u
 
 
 def lunch_off(site: Site, calendar: SiteCalendar, zones: list[Zone],

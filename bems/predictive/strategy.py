@@ -24,6 +24,9 @@ from bems.site import Site
 from bems.strategies.plan import Learned, Override, ZoneDecision, outdoor_air, plan
 
 
+RULES_CHEAPER = "rules_cheaper"  # the note: the rule set's schedule beat the plan
+
+
 @dataclass
 class Outcome:
     decisions: list[ZoneDecision]
@@ -86,12 +89,15 @@ def decide(site: Site, calendar: SiteCalendar, values: dict[str, float | None],
     usable = [z for z in fit if temps[z.id] is not None and z.id in mass]
     if not usable:
         return Outcome(rules, None, "no_temperature")
+    ac_on = {z.id: (values.get(z.ac_status) or 0.0) > 0.5 for z in usable}
     try:
         p = make_plan(site, calendar, model, usable, temps, mass, forecast, now, now_aware,
                       site.strategies.comfort_weight, weather_source,
-                      site.strategies.predictive_time_limit_s)
+                      site.strategies.predictive_time_limit_s, learned, ac_on)
     except PlanError as exc:
         return Outcome(rules, None, str(exc))
+    if p.follows == "rules":
+        return Outcome(rules, p, RULES_CHEAPER)
     left = sorted(z.id for z in cand if z not in usable)
     note = f"no_model: {', '.join(left)}" if left else ""
     return Outcome(_merge(site, rules, p, 0, overrides, now_aware, values), p, note)
@@ -102,6 +108,8 @@ def follow(site: Site, calendar: SiteCalendar, values: dict[str, float | None],
            overrides: list[Override] | None, p: Plan, k: int, note: str = "") -> Outcome:
     """The decisions of a plan made up to 15 minutes ago, at its step k."""
     rules = plan(site, calendar, values, now, learned, level, overrides, now_aware=now_aware)
+    if p.follows == "rules":
+        return Outcome(rules, p, note or RULES_CHEAPER)
     return Outcome(_merge(site, rules, p, k, overrides, now_aware, values), p, note)
 
 

@@ -23,6 +23,11 @@ class StrategyParams:
     # restarted at most break_restart_min before work resumes: the state-agency rule)
     predictive_break: str = "free"
     break_restart_min: float = 30.0
+    # predictive, a unit's on/off: "half_hour" (a unit is on or off for whole half hours, its
+    # fans' cost counted for every step it is on: relax-and-round, two LP solves) or
+    # "continuous" (one LP; the fans priced in proportion to the cooling planned)
+    predictive_on_off: str = "half_hour"
+    min_on_min: float = 60.0  # half_hour: a unit started runs at least this long
     # occupied / unoccupied setpoints (the policy floor comes from [control])
     occupancy: bool = True
     occupied_setpoint: float = 26.0
@@ -70,12 +75,13 @@ class StrategyParams:
 
 
 CHOICES = {"unoccupied": ("off", "setup"), "break_ac": ("off", "setup"),
-           "predictive_break": ("free", "off"),
+           "predictive_break": ("free", "off"), "predictive_on_off": ("half_hour", "continuous"),
            "mode": ("rules", "predictive")}
 # what a facility could sensibly want; outside is a typo or an attack, refused
 RANGES: dict[str, tuple[float, float]] = {
     "comfort_weight": (0.0, 100.0), "predictive_margin_k": (0.0, 3.0),
     "predictive_time_limit_s": (0.5, 60.0), "break_restart_min": (0.0, 120.0),
+    "min_on_min": (30.0, 240.0),
     "occupied_setpoint": (20.0, 30.0), "dither_k": (0.0, 0.5), "break_setpoint": (20.0, 32.0),
     "setup_setpoint": (20.0, 35.0), "idle_band_k": (0.0, 5.0), "idle_restart_k": (0.0, 5.0),
     "free_cooling_max_c": (10.0, 30.0), "max_lead_h": (0.0, 12.0),
