@@ -579,6 +579,7 @@ def test_predictive_control_on_screen_slider_models_and_plan(site, web_db, tmp_p
     page = client.get("/strategies/").data.decode()
     assert 'id="plan-vs-rules"' in page and "the rule set's schedule" in page
     assert 'id="f-predictive_on_off"' in page and 'id="f-min_on_min"' in page
+    assert 'id="elec-heldout"' in page  # the electricity model's error on unseen days
     client.post("/lang/vi")
     page = client.get("/strategies/").data.decode()
     assert "Tiết kiệm điện ↔ dễ chịu" in page and "Điều khiển dự báo" in page

@@ -275,7 +275,8 @@ def predictive_status(site, d) -> dict:
     if model is not None and model.elec_r2:
         # the building's electricity model in the units people check: kW for all the zones
         elec = {"r2": model.elec_r2, "on_kw": model.fan_kw_m2 * area,
-                "cold_kw_per_k": model.k_cold * area, "base_kw": model.p0}
+                "cold_kw_per_k": model.k_cold * area, "base_kw": model.p0,
+                "heldout": model.elec_heldout_cv_pct}
     return {"model": model, "zones": zones, "elec": elec,
             "made_at": dt.datetime.fromisoformat(plan.made_at) if plan else None,
             "fitted_at": dt.datetime.fromisoformat(model.fitted_at) if model else None,

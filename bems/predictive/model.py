@@ -125,6 +125,7 @@ class BuildingModel:
     k_cold: float = 0.0
     p0: float = 0.0
     elec_r2: float = 0.0
+    elec_heldout_cv_pct: float | None = None  # CV(RMSE) of the AC's kW on held-out days
     other_kw: dict[str, list[float]] = field(default_factory=dict)  # "work"/"off": 24 values
 
     def usable(self) -> dict[str, ZoneModel]:
@@ -396,10 +397,24 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
             bm.k0, bm.k1, bm.fan_kw_m2, bm.p0, bm.k_cold = (float(x) for x in sol.x)
             resid = p[ok] - X @ sol.x
             bm.elec_r2 = round(float(1 - resid.var() / max(p[ok].var(), 1e-9)), 3)
+            bm.elec_heldout_cv_pct = _heldout_cv(X, p[ok], days[ok])
         if main is not None and main.power:
             other = h.get(main.power) - p
             bm.other_kw = _hourly_profile(site, calendar, h, other, hours)
     return bm
+
+
+def _heldout_cv(X: np.ndarray, y: np.ndarray, day: np.ndarray) -> float | None:
+    """The electricity model's error on days it did not see: fitted on two days in three,
+    the CV(RMSE) of the AC's kW on the third, in % (None: too few days to tell)."""
+    from scipy.optimize import lsq_linear
+
+    held = np.asarray(day) % 3 == 0
+    if held.sum() < 96 or (~held).sum() < 96 or abs(float(np.mean(y[held]))) < 1e-6:
+        return None
+    sol = lsq_linear(X[~held], y[~held], bounds=([0, -np.inf, 0, 0, 0], [np.inf] * 5))
+    e = y[held] - X[held] @ sol.x
+    return round(100 * math.sqrt(float(np.mean(e ** 2))) / float(np.mean(y[held])), 1)
 
 
 def _zone_inputs(site: Site, calendar: SiteCalendar, z, h: History):
