@@ -162,7 +162,13 @@ def run_demo(db_path: Path, history_days: int = 35, speed: float = 1.0, port: in
         while not stop.wait(1.0):  # wake to run a signal handler another thread received
             pass
     finally:
-        server.stop()
-        runtime.stop()
-        centre.stop()
+        # each part stopped whatever the one before raised: a centre left running keeps its
+        # devices' ports (a test suite's later centre then found them taken)
+        try:
+            server.stop()
+        finally:
+            try:
+                runtime.stop()
+            finally:
+                centre.stop()
         click.echo("stopped; every write released")
