@@ -91,8 +91,7 @@ def by_day(site, h, m) -> dict:
 
     ac = next(x for x in site.meters if x.measures == "ac" and x.power)
     p, to = h.get(ac.power), outdoor(site, h)
-    coef = np.array([m.k0, m.k1, m.fan_kw_m2, m.p0, m.k_cold])
-    resid = p - electricity_terms(site, h, m.zones) @ coef
+    resid = p - electricity_terms(site, h, m.zones) @ m.elec_coef()
     sp = np.nanmean(np.array([h.get(z.cooling_setpoint) for z in site.zones
                               if z.cooling_setpoint and z.schedule]), axis=0)
     days, hours = local_days(site, h), h.local_hours(site)

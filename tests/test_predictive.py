@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import math
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -19,8 +18,8 @@ from bems.calendar import SiteCalendar
 from bems.predictive import store as pstore
 from bems.predictive import strategy as predictive
 from bems.predictive import weather
-from bems.predictive.model import (STEP_S, BuildingModel, History, ZoneModel, fit, fit_zone,
-                                   local_days, sun)
+from bems.predictive.model import (STEP_S, BuildingModel, History, ZoneModel,
+                                   electricity_terms, fit_zone, local_days, sun)
 from bems.predictive.mpc import PlanError, make_plan
 from bems.site import Weather
 from bems.strategies.plan import Learned, Override, intents_of, plan
@@ -141,9 +140,8 @@ def test_the_plan_keeps_the_floor_and_limits_and_trades_energy_for_comfort(learn
     cal = SiteCalendar(site)
     plans = {}
     for w in (0, 50, 100):
-        cpu = time.process_time()
+        # (its CPU time, the aim of 2 s per decision, is measured by bench/control.py)
         p = make_plan(site, cal, model, list(site.zones), temps, mass, fc, local, aware, w)
-        assert time.process_time() - cpu < 2.0  # the aim per decision, 15 zones
         plans[w] = p
         for z in site.zones:
             zp = p.zones[z.id]
@@ -283,6 +281,40 @@ def test_the_fans_are_counted_per_half_hour_on(learned_site):
             assert on[k] == on[k + 1], (zp.zone, k)
         edges = np.flatnonzero(np.diff(np.r_[0, on, 0]))
         assert all(e - s >= 4 for s, e in zip(edges[::2], edges[1::2]) if s > 0), zp.zone
+
+
+def test_an_air_handler_runs_for_its_whole_floor_and_the_plan_pays_it_once(learned_site):
+    """A floor's packaged unit runs while any zone it serves is on (as the EnergyPlus centre's
+    and a real VAV unit's do): the electricity model has a term for it, the area the unit
+    serves while it runs, and the plan pays it once per unit and step, however many of its
+    zones are on."""
+    site, h, model = learned_site
+    unit = site.air_handlers[0]
+    area = {z.id: z.area_m2 for z in site.zones}
+    served = sum(area[z] for z in unit.zones)
+    lone = next(z for z in site.zones if z.id == unit.zones[0])
+    quiet = History(h.t0, h.n, dict(h.mean))
+    for z in site.zones:
+        quiet.mean[z.ac_status] = np.zeros(h.n)
+    quiet.mean[lone.ac_status] = np.where((np.arange(h.n) >= 10) & (np.arange(h.n) < 20), 1.0, 0)
+    X = electricity_terms(site, quiet, model.zones)
+    assert list(X[10:20, 5]) == [served] * 10 and not X[:10, 5].any() and not X[20:, 5].any()
+    assert list(X[10:20, 2]) == [lone.area_m2] * 10  # the zone's own "on" is its own area
+    # the plan: the same schedule with and without a price for the units; the difference in
+    # its kWh is each unit's served area for every step it runs, counted once
+    local = dt.datetime(2026, 7, 3, 0, 0)
+    aware, mass, temps, _values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    plans = [make_plan(site, cal, dataclasses.replace(model, ahu_kw_m2=k), list(site.zones),
+                       temps, mass, fc, local, aware, 50) for k in (0.0, 0.004)]
+    on = [{z: [sp is not None for sp in p.zones[z].setpoint] for z in p.zones} for p in plans]
+    assert on[0] == on[1]
+    runs = sum(area_u * sum(any(on[1][z][k] for z in a.zones)
+                            for k in range(len(on[1][unit.zones[0]])))
+               for a in site.air_handlers for area_u in [sum(area[z] for z in a.zones)])
+    assert runs > 0
+    assert plans[1].kwh - plans[0].kwh == pytest.approx(0.004 * runs * STEP_S / 3600, abs=0.2)
+    assert plans[1].objective_vnd > plans[0].objective_vnd
 
 
 def test_the_rules_decide_when_their_schedule_is_cheaper_on_the_same_models(learned_site):
@@ -555,7 +587,7 @@ def test_closed_loop_predictive_keeps_the_policy(site):
 
     k = simulate(site, dt.date(2026, 7, 9), 1, "predictive", warmup_days=5).as_dict()
     assert k["policy_violations"] == 0
-    assert k["decisions"] == 96 and k["cpu_s_per_decision"] < 2.0
+    assert k["decisions"] == 96  # (their CPU time: bench/control.py)
     assert k["fallback_steps"] == 0, k["fallbacks"]
     base = simulate(site, dt.date(2026, 7, 9), 1, "baseline", warmup_days=5).as_dict()
     assert k["hvac_kwh"] < base["hvac_kwh"]

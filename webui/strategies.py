@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from bems.decision import decide
+from bems.predictive.model import air_handler_areas
 from bems.schedules import effective_site
 from bems.strategies import params as strategy_params
 from bems.strategies.params import ParamsError, StrategyParams
@@ -276,6 +277,8 @@ def predictive_status(site, d) -> dict:
         # the building's electricity model in the units people check: kW for all the zones
         elec = {"r2": model.elec_r2, "on_kw": model.fan_kw_m2 * area,
                 "cold_kw_per_k": model.k_cold * area, "base_kw": model.p0,
+                "ahu_kw": model.ahu_kw_m2 * sum(a for a, _ in air_handler_areas(
+                    site, [z.id for z in site.zones])),
                 "heldout": model.elec_heldout_cv_pct}
     return {"model": model, "zones": zones, "elec": elec,
             "made_at": dt.datetime.fromisoformat(plan.made_at) if plan else None,

@@ -124,9 +124,16 @@ class BuildingModel:
     # misses (outdoor air, moisture, fans moving more air) that a lower setpoint costs
     k_cold: float = 0.0
     p0: float = 0.0
+    # kW per m² an air handler serves while it runs for any of its zones (its fan at least at
+    # its minimum, its coil at part load): a zone cooled alone pays for the whole unit
+    ahu_kw_m2: float = 0.0
     elec_r2: float = 0.0
     elec_heldout_cv_pct: float | None = None  # CV(RMSE) of the AC's kW on held-out days
     other_kw: dict[str, list[float]] = field(default_factory=dict)  # "work"/"off": 24 values
+
+    def elec_coef(self) -> np.ndarray:
+        """The electricity model's coefficients, in the order of `electricity_terms`."""
+        return np.array([self.k0, self.k1, self.fan_kw_m2, self.p0, self.k_cold, self.ahu_kw_m2])
 
     def usable(self) -> dict[str, ZoneModel]:
         return {z: m for z, m in self.zones.items() if m.fit}
@@ -367,6 +374,11 @@ def _runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     return out
 
 
+# k0, k1, fan_kw_m2, p0, k_cold, ahu_kw_m2: only k1 (kW per K of outdoor temperature) may be
+# negative
+ELEC_BOUNDS = ([0, -np.inf, 0, 0, 0, 0], [np.inf] * 6)
+
+
 def fit(site: Site, h: History, fitted_at: dt.datetime,
         previous: BuildingModel | None = None) -> BuildingModel:
     """Every zone's model and the building's electricity model from a history (`previous`:
@@ -393,8 +405,9 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
         ok = np.isfinite(p) & np.isfinite(to)
         if ok.sum() > 96:
             X = electricity_terms(site, h, zones)[ok]
-            sol = lsq_linear(X, p[ok], bounds=([0, -np.inf, 0, 0, 0], [np.inf] * 5))
-            bm.k0, bm.k1, bm.fan_kw_m2, bm.p0, bm.k_cold = (float(x) for x in sol.x)
+            sol = lsq_linear(X, p[ok], bounds=ELEC_BOUNDS)
+            bm.k0, bm.k1, bm.fan_kw_m2, bm.p0, bm.k_cold, bm.ahu_kw_m2 = (float(x)
+                                                                         for x in sol.x)
             resid = p[ok] - X @ sol.x
             bm.elec_r2 = round(float(1 - resid.var() / max(p[ok].var(), 1e-9)), 3)
             bm.elec_heldout_cv_pct = _heldout_cv(X, p[ok], days[ok])
@@ -412,7 +425,7 @@ def _heldout_cv(X: np.ndarray, y: np.ndarray, day: np.ndarray) -> float | None:
     held = np.asarray(day) % 3 == 0
     if held.sum() < 96 or (~held).sum() < 96 or abs(float(np.mean(y[held]))) < 1e-6:
         return None
-    sol = lsq_linear(X[~held], y[~held], bounds=([0, -np.inf, 0, 0, 0], [np.inf] * 5))
+    sol = lsq_linear(X[~held], y[~held], bounds=ELEC_BOUNDS)
     e = y[held] - X[held] @ sol.x
     return round(100 * math.sqrt(float(np.mean(e ** 2))) / float(np.mean(y[held])), 1)
 
@@ -432,12 +445,13 @@ def _zone_inputs(site: Site, calendar: SiteCalendar, z, h: History):
 def electricity_terms(site: Site, h: History, zones: dict[str, ZoneModel]) -> np.ndarray:
     """The electricity model's regressors by step, (n, 5), over the fitted zones: cooling
     (the sensible heat each zone's model says was removed, by area), cooling × (outdoor − 25),
-    area on, 1, and area on × kelvins under 27 °C. `BuildingModel`'s (k0, k1, fan_kw_m2, p0,
-    k_cold) times these is the AC's kW."""
+    area on, 1, area on × kelvins under 27 °C, and the area served by air handlers running
+    (`ahu_on`). `BuildingModel.elec_coef()` times these is the AC's kW."""
     to = outdoor(site, h)
     harm = h.sun(site)
     calendar = SiteCalendar(site)
     aq, aqt, aon, acold = np.zeros(h.n), np.zeros(h.n), np.zeros(h.n), np.zeros(h.n)
+    on: dict[str, np.ndarray] = {}
     for z in site.zones:
         m = zones.get(z.id)
         if m is None or not m.fit or not (z.temperature and z.ac_status):
@@ -454,7 +468,30 @@ def electricity_terms(site: Site, h: History, zones: dict[str, ZoneModel]) -> np
         on_next = np.nan_to_num(ac_next[:-1]) >= 0.5
         aon[1:] += z.area_m2 * on_next
         acold[1:] += z.area_m2 * on_next * np.clip(27.0 - np.nan_to_num(ta[1:], nan=27.0), 0, 5)
-    return np.column_stack([aq, aqt, aon, np.ones(h.n), acold])
+        on[z.id] = np.append(0.0, on_next)
+    return np.column_stack([aq, aqt, aon, np.ones(h.n), acold, ahu_on(site, on, h.n)])
+
+
+def air_handler_areas(site: Site, zone_ids) -> list[tuple[float, list[int]]]:
+    """Each air handler serving any of `zone_ids`: (the floor area of every zone it serves,
+    the indexes in `zone_ids` of those it serves)."""
+    index = {z: i for i, z in enumerate(zone_ids)}
+    area = {z.id: z.area_m2 for z in site.zones}
+    out = []
+    for a in site.air_handlers:
+        served = [index[z] for z in a.zones if z in index]
+        if served:
+            out.append((sum(area.get(z, 0.0) for z in a.zones), served))
+    return out
+
+
+def ahu_on(site: Site, on: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """m² served by air handlers that run (any zone they serve on), by step."""
+    ids = list(on)
+    out = np.zeros(n)
+    for area, served in air_handler_areas(site, ids):
+        out += area * np.max([on[ids[i]] for i in served], axis=0)
+    return out
 
 
 def local_days(site: Site, h: History) -> np.ndarray:

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from bems.calendar import SiteCalendar
-from bems.predictive.model import STEP_H, STEP_S, BuildingModel, ZoneModel, sun
+from bems.predictive.model import (STEP_H, STEP_S, BuildingModel, ZoneModel, air_handler_areas,
+                                   sun)
 from bems.site import Site, Zone
 from bems.strategies.plan import BREAK_MAX_H, Learned, plan_zone
 from bems.tariff import band, price
@@ -80,10 +81,10 @@ class Plan:
     comfort_weight: float = 50.0
     # the plan's and the rule set's schedule, each priced by the same model and objective
     # (electricity at the tariff, the fans for every step a unit is on, discomfort at the
-    # slider's price); None when the rules' schedule was not simulated
+    # slider's price)
     objective_vnd: float | None = None
     relaxed_objective_vnd: float | None = None  # the relaxed schedule's, priced the same way
-    rules_objective_vnd: float | None = None
+    rules_objective_vnd: float | None = None  # None when the rules' schedule was not simulated
     follows: str = "plan"  # "rules": the rules' schedule came out cheaper, the rules decide
     on_off: str = ""  # the schedule kept: "half_hour" (rounded) or "continuous" (relaxed)
 
@@ -186,6 +187,14 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     # mixed-integer program that took 1.5 to over 5 s; this one is linear)
     qhold = col(lambda m: m.qhold)
 
+    # the air handlers serving the planned zones: (area served, rows of their zones)
+    units = air_handler_areas(site, [z.id for z in zones]) if model.ahu_kw_m2 > 0 else []
+
+    def units_on(on_) -> np.ndarray:
+        """kW of the air handlers running, by step, for a zones' on/off (Z, H)."""
+        return sum((model.ahu_kw_m2 * area_u * np.max(on_[rows], axis=0)
+                    for area_u, rows in units), np.zeros(H))
+
     kind = "work" if occ.any() else "off"
     other = np.array([model.other_kw.get(kind, [0.0] * 24)[t.hour] for t in times]) + \
         model.p0 if model.other_kw else np.zeros(H)
@@ -226,6 +235,15 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
         kw = cp.sum(cp.multiply(area[:, None] * k_elec[None, :], Q), axis=0) + \
             cp.sum(cp.multiply(area[:, None] * model.fan_kw_m2, on_k), axis=0) + \
             cp.sum(cp.multiply(area[:, None] * model.k_cold * occ, 27.0 - Ta[:, 1:]), axis=0)
+        if units and U is not None:
+            kw = kw + units_on(U > 0.5)
+        elif units:
+            # an air handler runs while any of its zones is on: in the relaxation, at least
+            # as much as its most loaded zone
+            run = cp.Variable((len(units), H), nonneg=True)
+            cons += [run[j] >= on_k[i] for j, (_, rows) in enumerate(units) for i in rows]
+            kw = kw + cp.sum(cp.multiply(
+                np.array([[model.ahu_kw_m2 * area_u] for area_u, _ in units]), run), axis=0)
         # the operative temperature pays per kelvin-hour over its limit, three times past half
         # a kelvin: a small overshoot is shared between zones rather than one zone given up
         objective = cp.sum(cp.multiply(vnd * STEP_H, kw)) + w_comfort * STEP_H * cp.sum(
@@ -242,7 +260,8 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
         air = ta_[:, 1:]
         op_ = air + 0.5 * (tm_[:, 1:] - air)
         kw_ = (area[:, None] * (k_elec[None, :] * q_ + model.fan_kw_m2 * on_
-                                + model.k_cold * occ * (27.0 - air))).sum(axis=0)
+                                + model.k_cold * occ * (27.0 - air))).sum(axis=0) \
+            + units_on(np.asarray(on_, float))
         hot_ = np.maximum(occ * (op_ - high), 0)
         pain = (hot_ + 2 * np.maximum(hot_ - 0.5, 0)
                 + np.maximum(occ * (p.comfort_low - op_), 0)).sum()
