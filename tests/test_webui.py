@@ -580,9 +580,11 @@ def test_predictive_control_on_screen_slider_models_and_plan(site, web_db, tmp_p
     assert 'id="plan-vs-rules"' in page and "the rule set's schedule" in page
     assert 'id="f-predictive_on_off"' in page and 'id="f-min_on_min"' in page
     assert 'id="elec-heldout"' in page  # the electricity model's error on unseen days
+    assert 'id="elec-ahu"' in page and "runs for its whole floor" in page  # the air handlers
     client.post("/lang/vi")
     page = client.get("/strategies/").data.decode()
     assert "Tiết kiệm điện ↔ dễ chịu" in page and "Điều khiển dự báo" in page
+    assert "Một AHU chạy cho cả tầng" in page
     assert "lịch của bộ quy tắc" in page and "theo nửa giờ" in page
 
 
