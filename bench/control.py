@@ -149,8 +149,14 @@ def plan_300_zones() -> float:
             zones.append(dataclasses.replace(z, id=zid))
             if z.id in model.zones:
                 models[zid] = dataclasses.replace(model.zones[z.id], zone=zid)
-    big = dataclasses.replace(site, zones=tuple(zones))
-    bm = dataclasses.replace(model, zones=models)
+    # the air handlers twenty times over too, each serving its floor's copies; their running
+    # cost priced even where this short history fitted none (the larger problem is timed)
+    units = tuple(dataclasses.replace(a, id=f"{a.id}.{k:02d}",
+                                      zones=tuple(f"{z}.{k:02d}" for z in a.zones))
+                  for k in range(20) for a in site.air_handlers)
+    big = dataclasses.replace(site, zones=tuple(zones), air_handlers=units)
+    bm = dataclasses.replace(model, zones=models,
+                             ahu_kw_m2=model.ahu_kw_m2 or max(model.fan_kw_m2, 1e-3))
     now = dt.datetime(2026, 7, 13, 6, 0)
     temps = {z.id: 28.0 for z in zones}
     t0 = time.process_time()

@@ -241,7 +241,8 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
             # an air handler runs while any of its zones is on: in the relaxation, at least
             # as much as its most loaded zone
             run = cp.Variable((len(units), H), nonneg=True)
-            cons += [run[j] >= on_k[i] for j, (_, rows) in enumerate(units) for i in rows]
+            cons.append(run[[j for j, (_, rows) in enumerate(units) for _i in rows], :]
+                        >= on_k[[i for _, rows in units for i in rows], :])
             kw = kw + cp.sum(cp.multiply(
                 np.array([[model.ahu_kw_m2 * area_u] for area_u, _ in units]), run), axis=0)
         # the operative temperature pays per kelvin-hour over its limit, three times past half
