@@ -19,7 +19,8 @@ from bems.predictive import store as pstore
 from bems.predictive import strategy as predictive
 from bems.predictive import weather
 from bems.predictive.model import (STEP_S, BuildingModel, History, ZoneModel,
-                                   electricity_terms, fit_zone, local_days, sun)
+                                   electricity_terms, fit_electricity, fit_zone, local_days,
+                                   sun)
 from bems.predictive.mpc import PlanError, make_plan
 from bems.site import Weather
 from bems.strategies.plan import Learned, Override, intents_of, plan
@@ -315,6 +316,28 @@ def test_an_air_handler_runs_for_its_whole_floor_and_the_plan_pays_it_once(learn
     assert runs > 0
     assert plans[1].kwh - plans[0].kwh == pytest.approx(0.004 * runs * STEP_S / 3600, abs=0.2)
     assert plans[1].objective_vnd > plans[0].objective_vnd
+
+
+def test_the_fit_tells_an_air_handlers_cost_from_its_zones_own_when_floors_start_apart(
+        learned_site):
+    """Where the zones of a floor start at different times (a site's staggered starts, or
+    commissioning's start per floor), the unit's cost and the zones' own are told apart: a
+    meter drawn from known coefficients, with noise, gives them back."""
+    site, h, model = learned_site
+    rng = np.random.default_rng(11)
+    apart = History(h.t0, h.n, dict(h.mean))
+    for z in site.zones:  # each zone's day starts and ends up to three hours early
+        apart.mean[z.ac_status] = np.roll(h.mean[z.ac_status], -int(rng.integers(0, 13)))
+    truth = BuildingModel("", 10, model.zones, k0=0.004, k1=0.0002, fan_kw_m2=0.002, p0=1.5,
+                          k_cold=0.0005, ahu_kw_m2=0.003)
+    X = electricity_terms(site, apart, model.zones)
+    ac = next(m for m in site.meters if m.measures == "ac")
+    apart.mean[ac.power] = X @ truth.elec_coef() + rng.normal(0, 0.5, h.n)
+    got = dataclasses.replace(truth, k0=0, k1=0, fan_kw_m2=0, p0=0, k_cold=0, ahu_kw_m2=0)
+    fit_electricity(site, apart, got)
+    assert got.ahu_kw_m2 == pytest.approx(truth.ahu_kw_m2, rel=0.15)
+    assert got.fan_kw_m2 == pytest.approx(truth.fan_kw_m2, rel=0.15)
+    assert got.elec_r2 > 0.95 and got.elec_heldout_cv_pct < 10
 
 
 def test_the_rules_decide_when_their_schedule_is_cheaper_on_the_same_models(learned_site):

@@ -383,8 +383,6 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
         previous: BuildingModel | None = None) -> BuildingModel:
     """Every zone's model and the building's electricity model from a history (`previous`:
     last night's, to start from)."""
-    from scipy.optimize import lsq_linear
-
     to = outdoor(site, h)
     hours = h.local_hours(site)
     harm = h.sun(site)
@@ -398,23 +396,37 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
         zones[z.id] = fit_zone(z.id, ta, to, ac_next, occ, harm, sp_next, days,
                                previous.zones.get(z.id) if previous else None)
     bm = BuildingModel(fitted_at.isoformat(), round(h.n * STEP_H / 24, 2), zones)
-    ac_meter = next((m for m in site.meters if m.measures == "ac" and m.power), None)
-    main = site.main_meter()
-    if ac_meter is not None:
-        p = h.get(ac_meter.power)
-        ok = np.isfinite(p) & np.isfinite(to)
-        if ok.sum() > 96:
-            X = electricity_terms(site, h, zones)[ok]
-            sol = lsq_linear(X, p[ok], bounds=ELEC_BOUNDS)
-            bm.k0, bm.k1, bm.fan_kw_m2, bm.p0, bm.k_cold, bm.ahu_kw_m2 = (float(x)
-                                                                         for x in sol.x)
-            resid = p[ok] - X @ sol.x
-            bm.elec_r2 = round(float(1 - resid.var() / max(p[ok].var(), 1e-9)), 3)
-            bm.elec_heldout_cv_pct = _heldout_cv(X, p[ok], days[ok])
-        if main is not None and main.power:
-            other = h.get(main.power) - p
-            bm.other_kw = _hourly_profile(site, calendar, h, other, hours)
+    fit_electricity(site, h, bm)
+    ac_meter, main = _ac_meter(site), site.main_meter()
+    if ac_meter is not None and main is not None and main.power:
+        other = h.get(main.power) - h.get(ac_meter.power)
+        bm.other_kw = _hourly_profile(site, calendar, h, other, hours)
     return bm
+
+
+def _ac_meter(site: Site):
+    return next((m for m in site.meters if m.measures == "ac" and m.power), None)
+
+
+def fit_electricity(site: Site, h: History, bm: BuildingModel) -> None:
+    """The building's electricity model (`BuildingModel.elec_coef()`, R², held-out error),
+    fitted on the AC meter's kW against `electricity_terms` of `bm`'s zone models; nothing
+    where the site has no AC meter or a day of readings is missing."""
+    from scipy.optimize import lsq_linear
+
+    ac_meter = _ac_meter(site)
+    if ac_meter is None:
+        return
+    p = h.get(ac_meter.power)
+    ok = np.isfinite(p) & np.isfinite(outdoor(site, h))
+    if ok.sum() <= 96:
+        return
+    X = electricity_terms(site, h, bm.zones)[ok]
+    sol = lsq_linear(X, p[ok], bounds=ELEC_BOUNDS)
+    bm.k0, bm.k1, bm.fan_kw_m2, bm.p0, bm.k_cold, bm.ahu_kw_m2 = (float(x) for x in sol.x)
+    resid = p[ok] - X @ sol.x
+    bm.elec_r2 = round(float(1 - resid.var() / max(p[ok].var(), 1e-9)), 3)
+    bm.elec_heldout_cv_pct = _heldout_cv(X, p[ok], local_days(site, h)[ok])
 
 
 def _heldout_cv(X: np.ndarray, y: np.ndarray, day: np.ndarray) -> float | None:
