@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
-from click.testing import CliRunner
+import os
 
-from bems.config import load_site
-from bems.storage import Store
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # before anything imports numpy: one BLAS thread per xdist worker (two workers with two
+    # threads each on a 2-core machine made the model fits take twice as long)
+    for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from bems.config import load_site  # noqa: E402
+from bems.storage import Store  # noqa: E402
 
 pytest_plugins = ["tests.timetravel"]
 
@@ -24,8 +32,6 @@ CLOCK_MODULES = ("test_browser", "test_webui", "test_reports", "test_runtime")
 def require_energyplus() -> None:
     """For modules that need the virtual centre: skipped where the `sim` extra is missing
     (a production install), but never in CI, where a missing EnergyPlus is a failure."""
-    import os
-
     if not os.environ.get("CI"):
         pytest.importorskip("pyenergyplus", reason="the sim extra is not installed")
 
@@ -82,13 +88,27 @@ def runner():
 
 
 @pytest.fixture(scope="session")
-def synthetic_model(site):
+def synthetic_model(site, tmp_path_factory):
     """The demo site's zones run by a known model for ten days (tests/test_predictive.py),
-    and the zone models BEMS fits from those readings: fitted once for the whole run."""
+    and the zone models BEMS fits from those readings: fitted once for the whole run (about
+    20 s), under xdist once for every worker (the first to need it fits, the others read it
+    from the run's own temporary folder)."""
     import datetime as dt
+    import fcntl
+    import json
 
-    from bems.predictive.model import fit
+    from bems.predictive.model import BuildingModel, fit
     from tests.test_predictive import synthetic_history
 
     h = synthetic_history(site)
-    return h, fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return h, fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, one for all its workers
+    with open(shared / "synthetic_model.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = shared / "synthetic_model.json"
+        if cache.exists():
+            return h, BuildingModel.from_json(json.loads(cache.read_text()))
+        model = fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
+        cache.write_text(json.dumps(model.to_json()))
+        return h, model
