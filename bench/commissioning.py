@@ -87,10 +87,9 @@ def by_day(site, h, m) -> dict:
     per K). None where the setpoint did not vary (the rule set)."""
     import numpy as np
 
-    from bems.predictive.model import electricity_terms, local_days, outdoor
+    from bems.predictive.model import ac_meter, electricity_terms, local_days, outdoor
 
-    ac = next(x for x in site.meters if x.measures == "ac" and x.power)
-    p, to = h.get(ac.power), outdoor(site, h)
+    p, to = h.get(ac_meter(site).power), outdoor(site, h)
     resid = p - electricity_terms(site, h, m.zones) @ m.elec_coef()
     sp = np.nanmean(np.array([h.get(z.cooling_setpoint) for z in site.zones
                               if z.cooling_setpoint and z.schedule]), axis=0)

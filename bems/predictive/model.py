@@ -397,14 +397,15 @@ def fit(site: Site, h: History, fitted_at: dt.datetime,
                                previous.zones.get(z.id) if previous else None)
     bm = BuildingModel(fitted_at.isoformat(), round(h.n * STEP_H / 24, 2), zones)
     fit_electricity(site, h, bm)
-    ac_meter, main = _ac_meter(site), site.main_meter()
-    if ac_meter is not None and main is not None and main.power:
-        other = h.get(main.power) - h.get(ac_meter.power)
+    ac, main = ac_meter(site), site.main_meter()
+    if ac is not None and main is not None and main.power:
+        other = h.get(main.power) - h.get(ac.power)
         bm.other_kw = _hourly_profile(site, calendar, h, other, hours)
     return bm
 
 
-def _ac_meter(site: Site):
+def ac_meter(site: Site):
+    """The site's AC meter with a power point (None: the electricity model cannot be fitted)."""
     return next((m for m in site.meters if m.measures == "ac" and m.power), None)
 
 
@@ -414,10 +415,10 @@ def fit_electricity(site: Site, h: History, bm: BuildingModel) -> None:
     where the site has no AC meter or a day of readings is missing."""
     from scipy.optimize import lsq_linear
 
-    ac_meter = _ac_meter(site)
-    if ac_meter is None:
+    ac = ac_meter(site)
+    if ac is None:
         return
-    p = h.get(ac_meter.power)
+    p = h.get(ac.power)
     ok = np.isfinite(p) & np.isfinite(outdoor(site, h))
     if ok.sum() <= 96:
         return
