@@ -52,6 +52,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _synthetic_stores_once(tmp_path_factory):
+    """tests/synthetic.py makes each synthetic store once per run, in the run's own folder
+    (under xdist, one for all workers)."""
+    from tests import synthetic
+
+    base = tmp_path_factory.getbasetemp()
+    synthetic.CACHE = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    yield
+    synthetic.CACHE = None
+
+
 @pytest.fixture(scope="session")
 def site_file(tmp_path_factory):
     """The demo site file with its devices on free ports (so suites can run side by side)."""

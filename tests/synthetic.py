@@ -1,19 +1,47 @@
 """A store of plausible readings for every point of a site, made in milliseconds without
 EnergyPlus: for fast tests of what reads the store (UI, decisions). Not physics: zone
-temperatures follow a daily wave, AC and lights follow office hours, meters add up."""
+temperatures follow a daily wave, AC and lights follow office hours, meters add up.
+
+Each store is made once per test run (`CACHE`, set by conftest: the run's own folder, one for
+all xdist workers) and copied to whoever asks for the same days again."""
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import math
+import os
+import shutil
 from pathlib import Path
 
 from bems.site import Site
 from bems.storage import Store
 
 
+CACHE: Path | None = None
+
+
 def synthetic_db(path: Path, site: Site, end_local: dt.datetime, days: int,
                  step_s: int = 900) -> Path:
+    """A new store at `path` with `days` of readings up to `end_local` (the site's time)."""
+    if CACHE is None:
+        return _make(path, site, end_local, days, step_s)
+    what = repr((end_local.isoformat(), days, step_s, site.timezone,
+                 [(p.id, p.kind) for p in site.points],
+                 [(m.id, m.measures, m.parent, m.power, m.energy) for m in site.meters]))
+    made = CACHE / f"synthetic-{hashlib.sha256(what.encode()).hexdigest()[:16]}.sqlite"
+    with open(made.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            _make(made.with_suffix(".new"), site, end_local, days, step_s)
+            os.replace(made.with_suffix(".new"), made)
+    shutil.copyfile(made, path)
+    os.chmod(path, 0o600)  # as a new store is
+    return path
+
+
+def _make(path: Path, site: Site, end_local: dt.datetime, days: int, step_s: int) -> Path:
     end = end_local.replace(tzinfo=site.tz)
     t = end - dt.timedelta(days=days)
     children = [m for m in site.meters if m.parent]

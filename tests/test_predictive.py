@@ -123,6 +123,33 @@ def test_too_little_or_broken_data_is_not_a_model():
     assert not m.fit
 
 
+def test_the_fit_runs_its_parameter_sets_together_as_the_model_steps_alone():
+    """The fit simulates its windows for many parameter sets at once (its finite differences);
+    each set's errors are those of stepping that set's `ZoneModel` one step at a time."""
+    from bems.predictive.model import _model, _theta, _window_errors_batch
+
+    rng = np.random.default_rng(5)
+    n = 300
+    ta, to = 27 + rng.normal(0, 0.5, n), 30 + rng.normal(0, 1.0, n)
+    occ, harm = (rng.random(n) > 0.5).astype(float), rng.random((n, 5))
+    starts = np.array([0, 40, 100, 250])
+    ends = np.array([16, 50, 116, 260])  # two windows cut short
+    sets = [TRUE, _model("z", np.array(_theta(TRUE)) * rng.uniform(0.5, 1.5, 17), 0)]
+    got = _window_errors_batch(np.array([_theta(m) for m in sets]), ta, to, occ, harm, starts,
+                               ends)
+    assert got.shape == (2, 4, 16)
+    for m, g in zip(sets, got):
+        tm = m.mass(ta, to, occ, harm)
+        for w, (s, e) in enumerate(zip(starts, ends)):
+            a_, t_ = ta[s], tm[s]
+            for k in range(16):
+                a_, t_ = m.free_step(a_, t_, to[s + k], occ[s + k], harm[s + k])
+                if s + k < e:
+                    assert g[w, k] == pytest.approx(a_ - ta[s + k + 1], abs=1e-9)
+                else:
+                    assert np.isnan(g[w, k])
+
+
 def _inputs(site, h, model, local):
     aware = local.replace(tzinfo=site.tz)
     k = int((aware.timestamp() - h.t0) // STEP_S)

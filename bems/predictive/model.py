@@ -295,11 +295,21 @@ def fit_zone(zone_id: str, ta, to, ac_next, occ, harm, sp_next=None,
     samples = int(off.sum())
 
     def residuals(th):
-        e = _window_errors(_model(zone_id, th, samples), ta, to, occ, harm, starts, ends)
-        return np.nan_to_num(e.ravel())
+        return np.nan_to_num(_window_errors_batch(th, ta, to, occ, harm, starts, ends).ravel())
+
+    def jacobian(th):
+        # scipy's two-point differences, every column's run at once (a step that would leave
+        # the bounds goes the other way, as scipy's does)
+        step = FD_STEP * np.maximum(1.0, np.abs(th))
+        step = np.where(th + step > hi, -step, step)
+        e = _window_errors_batch(np.vstack([th, th + np.diag(step)]), ta, to, occ, harm,
+                                 starts, ends)
+        e = np.nan_to_num(e.reshape(len(e), -1))
+        return ((e[1:] - e[0]) / step[:, None]).T
 
     try:
-        th = least_squares(residuals, th0, bounds=(lo, hi), max_nfev=nfev, x_scale="jac").x
+        th = least_squares(residuals, th0, jac=jacobian, bounds=(lo, hi), max_nfev=nfev,
+                           x_scale="jac").x
     except (ValueError, np.linalg.LinAlgError):
         th = th0
     m = _model(zone_id, th, samples)
@@ -348,14 +358,32 @@ def _window_errors(m: ZoneModel, ta, to, occ, harm, starts, ends, length: int = 
                    ) -> np.ndarray:
     """Free-run prediction errors (windows × steps ahead; NaN past a window's end), every
     window simulated at once."""
-    tm_all = m.mass(ta, to, occ, harm)
-    err = np.full((len(starts), length), np.nan)
-    a_, t_ = ta[starts].copy(), tm_all[starts].copy()
+    return _window_errors_batch(np.array(_theta(m)), ta, to, occ, harm, starts, ends, length)[0]
+
+
+# the relative step of the fit's finite differences (scipy's two-point default: √ε)
+FD_STEP = float(np.sqrt(np.finfo(float).eps))
+
+
+def _window_errors_batch(th, ta, to, occ, harm, starts, ends, length: int = 16) -> np.ndarray:
+    """`_window_errors` for many parameter sets at once (rows of `th`, in `_theta`'s order):
+    parameter sets × windows × steps ahead. The step is `ZoneModel.free_step`'s, with the
+    parameters as columns (a test holds the two equal)."""
+    th = np.atleast_2d(np.asarray(th, float))
+    alpha, beta, a, b, c = (th[:, i:i + 1] for i in range(5))
+    d, e, gm, sm = th[:, 5:10], th[:, 10:11], th[:, 11:12], th[:, 12:17]
+    tm_all = np.stack([_model("", row, 0).mass(ta, to, occ, harm) for row in th])
+    err = np.full((len(th), len(starts), length), np.nan)
+    a_ = np.repeat(ta[starts][None, :], len(th), axis=0)
+    t_ = tm_all[:, starts]
     for k in range(length):
         idx = np.minimum(starts + k, len(ta) - 2)
-        a_, t_ = m.free_step(a_, t_, to[idx], occ[idx], harm[idx])
+        to_k, occ_k, h_k = to[idx], occ[idx], harm[idx]
+        free = a * (to_k - a_) + b * (t_ - a_) + c * occ_k + (h_k @ d.T).T + e
+        t_ = t_ + alpha * (a_ - t_) + beta * (to_k - t_) + gm * occ_k + (h_k @ sm.T).T
+        a_ = a_ + free
         live = starts + k < ends
-        err[live, k] = (a_ - ta[idx + 1])[live]
+        err[:, live, k] = (a_ - ta[idx + 1])[:, live]
     return err
 
 
