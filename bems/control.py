@@ -9,11 +9,12 @@ at the next start for everything the ledger says is still held.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from bems import reasons
 from bems.errors import DeviceError, DeviceRefused
@@ -56,8 +57,12 @@ def _wire_value(point: Point, value: float) -> Any:
 class Writer:
     def __init__(self, site: Site, bus: Bus, store: Store,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
-                 timeout_s: float | None = None):
+                 timeout_s: float | None = None,
+                 store_lock: ContextManager | None = None):
         self.site, self.bus, self.store, self.clock = site, bus, store, clock
+        # held around every use of the store: a runtime shares its one connection between
+        # its workers (a transaction begun by one while another's is open fails)
+        self.store_lock = store_lock or contextlib.nullcontext()
         self.timeout_s = timeout_s
         self._points = {p.id: p for p in site.points}
         # what we hold now: point → (value, priority), from the ledger, so a restart knows;
@@ -157,7 +162,7 @@ class Writer:
             note += f" (priority {winner} holds {slots[winner]!r} and wins)"
         self.held[point.id] = (value, priority)
         return self._record(point, "write", value, priority, intent, "done", note.strip(),
-                            readback=got)
+                            readback=got, present=slots.get(winner))
 
     def release(self, point_id: str, source: str, reason: str,
                 priority: int | None = None, above_own: bool = False) -> WriteResult:
@@ -193,8 +198,11 @@ class Writer:
                                 f"priority {prio} still holds {slots[prio]!r}",
                                 readback=slots[prio])
         self.held.pop(point_id, None)
-        self.store.mark_released(point_id, prio, self.clock())
-        return self._record(point, "release", None, prio, intent, "released", readback="null")
+        with self.store_lock:
+            self.store.mark_released(point_id, prio, self.clock())
+        # with every slot empty the device falls back to its relinquish default, not read here
+        return self._record(point, "release", None, prio, intent, "released", readback="null",
+                            present=slots[min(slots)] if slots else None)
 
     def _has_priority_array(self, point: Point) -> bool:
         """Whether the device's object has a priority array, asked once per point: a site
@@ -269,7 +277,8 @@ class Writer:
         self.held[point.id] = (value, None)
         return self._record(point, "write", value, None, intent, "done",
                             (note + f" (no priority array: replaces {prev:g}, restored at "
-                                    "release)").strip(), readback=got, previous=prev)
+                                    "release)").strip(), readback=got, previous=prev,
+                            present=got)
 
     def _restore(self, point: Point, intent: WriteIntent) -> WriteResult:
         prev = self.previous.get(point.id)
@@ -291,8 +300,10 @@ class Writer:
                                 readback=got)
         self.held.pop(point.id, None)
         self.previous.pop(point.id, None)
-        self.store.mark_released(point.id, None, self.clock())
-        return self._record(point, "release", prev, None, intent, "restored", readback=got)
+        with self.store_lock:
+            self.store.mark_released(point.id, None, self.clock())
+        return self._record(point, "release", prev, None, intent, "restored", readback=got,
+                            present=got)
 
     def release_all(self, source: str, reason: str) -> list[WriteResult]:
         return [self.release(pid, source, reason, prio) for pid, (_, prio) in
@@ -323,11 +334,13 @@ class Writer:
             return WriteResult(target, "unchanged")
 
         def record(outcome: str, error: str = "", readback: Any = None) -> WriteResult:
-            self.store.record_write(point=target, action="schedule", value=schedule.describe(),
-                                    priority=None, source=source, reason=reason,
-                                    outcome=outcome, error=error or None, readback=readback,
-                                    device=device.id, object=device.schedule_object,
-                                    ts=self.clock())
+            with self.store_lock:
+                self.store.record_write(point=target, action="schedule",
+                                        value=schedule.describe(), priority=None,
+                                        source=source, reason=reason, outcome=outcome,
+                                        error=error or None, readback=readback,
+                                        device=device.id, object=device.schedule_object,
+                                        ts=self.clock())
             if outcome in ("rejected", "failed"):
                 log.warning("schedule %s: %s (%s)", target, outcome, error)
             return WriteResult(target, outcome, None, None, readback, error)
@@ -362,33 +375,47 @@ class Writer:
                 error = f"the clock is still {after:+.0f} s off"
         except DeviceError as err:
             error = str(err)
-        self.store.record_write(point=target, action="time-sync", value=after, priority=None,
-                                source="clock",
-                                reason=reasons.reason("clock_off", seconds=before_s),
-                                outcome=outcome, error=error or None,
-                                readback=f"{after:+.0f} s", device=device.id,
-                                object=f"device,{device.instance}", ts=self.clock())
+        with self.store_lock:
+            self.store.record_write(point=target, action="time-sync", value=after,
+                                    priority=None, source="clock",
+                                    reason=reasons.reason("clock_off", seconds=before_s),
+                                    outcome=outcome, error=error or None,
+                                    readback=f"{after:+.0f} s", device=device.id,
+                                    object=f"device,{device.instance}", ts=self.clock())
         if outcome != "done":
             log.warning("time sync of %s failed: %s", device.id, error)
         return WriteResult(target, outcome, after, None, f"{after:+.0f} s", error)
 
     def _reject(self, intent: WriteIntent, priority: int | None, why: str) -> WriteResult:
         point = self._points.get(intent.point)
-        self.store.record_write(point=intent.point, action="write" if intent.value is not None
-                                else "release", value=intent.value, priority=priority,
-                                source=intent.source, reason=intent.reason, outcome="rejected",
-                                error=why, device=point.device if point else None,
-                                object=point.object if point else None, ts=self.clock())
+        with self.store_lock:
+            self.store.record_write(point=intent.point, action="write"
+                                    if intent.value is not None else "release",
+                                    value=intent.value, priority=priority,
+                                    source=intent.source, reason=intent.reason,
+                                    outcome="rejected", error=why,
+                                    device=point.device if point else None,
+                                    object=point.object if point else None, ts=self.clock())
         log.warning("write %s=%s rejected: %s", intent.point, intent.value, why)
         return WriteResult(intent.point, "rejected", intent.value, priority, error=why)
 
     def _record(self, point: Point, action: str, value: float | None, priority: int | None,
                 intent: WriteIntent, outcome: str, error: str = "",
-                readback: Any = None, previous: float | None = None) -> WriteResult:
-        self.store.record_write(point=point.id, action=action, value=value, priority=priority,
-                                source=intent.source, reason=intent.reason, outcome=outcome,
-                                error=error or None, readback=readback, device=point.device,
-                                object=point.object, ts=self.clock(), previous=previous)
+                readback: Any = None, previous: float | None = None,
+                present: Any = None) -> WriteResult:
+        """Audit an attempt. `present`: the point's present value as the read-back shows it
+        (the winning slot of its priority array, or what it holds): kept as a reading, so
+        screens show what a write did without waiting for the next poll."""
+        ts = self.clock()
+        present = _float(present) if not isinstance(present, bool) else float(present)
+        with self.store_lock:
+            self.store.record_write(point=point.id, action=action, value=value,
+                                    priority=priority, source=intent.source,
+                                    reason=intent.reason, outcome=outcome, error=error or None,
+                                    readback=readback, device=point.device,
+                                    object=point.object, ts=ts, previous=previous)
+            if present is not None:
+                self.store.insert_readings([(point.id, ts, present, "good")])
         if outcome in ("rejected", "failed"):
             log.warning("%s %s: %s (%s)", action, point.id, outcome, error)
         return WriteResult(point.id, outcome, value, priority, readback, error)

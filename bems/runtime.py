@@ -55,7 +55,10 @@ class Runtime:
         # the time BEMS lives in: the wall clock, or a simulation's (tests, demos); readings
         # are stored at this time, and strategies decide at it
         self.clock = clock or (lambda: dt.datetime.now(UTC))
-        self.writer = Writer(site, bus, self.store, clock=self.clock)
+        # the store's one connection is shared by the runtime's workers: one uses it at a time
+        # (reentrant: a job that holds it may call the writer, which takes it too)
+        self._lock = threading.RLock()
+        self.writer = Writer(site, bus, self.store, clock=self.clock, store_lock=self._lock)
         self.poll_interval_s, self.heartbeat_s = poll_interval_s, heartbeat_s
         self.strategy_interval_s, self.dry_run = strategy_interval_s, dry_run
         self.learned = decision_path.load_learned(self.store)
@@ -83,7 +86,6 @@ class Runtime:
         self.last_poll = None
         self._last_poll_at: dt.datetime | None = None
         self._lookback = 0
-        self._lock = threading.Lock()  # one thread writes the store at a time
         self._cov_rows: list[tuple] = []
         self._note = ""
         self._zone_fit_asked = False

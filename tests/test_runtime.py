@@ -125,6 +125,32 @@ def test_heartbeat_is_written_and_changes_with_time(rt, site, bus, clock):
     assert bus.value(hb) == first + 3
 
 
+def test_every_write_is_recorded_holding_the_runtimes_store_lock(rt, site, bus, clock):
+    """The runtime's workers share one connection: the writer's ledger and readings are
+    recorded holding the runtime's lock (a nightly backup recording its outcome while a
+    strategy run recorded a write once failed with "cannot start a transaction within a
+    transaction")."""
+    called, unlocked = set(), []
+    for name in ("record_write", "insert_readings", "mark_released"):
+        real = getattr(rt.store, name)
+
+        def checked(*a, _real=real, _name=name, **k):
+            called.add(_name)
+            if not rt._lock._is_owned():
+                unlocked.append(_name)
+            return _real(*a, **k)
+
+        setattr(rt.store, name, checked)
+    rt.poll()
+    rt.run_strategies()
+    rt.heartbeat()
+    rt.push_schedules()
+    rt.writer.apply(WriteIntent("f1.p1.sp", 18.0, "cli"))  # refused: recorded all the same
+    rt.stop()  # releases everything
+    assert called == {"record_write", "insert_readings", "mark_released"}
+    assert not unlocked, unlocked
+
+
 def test_rollups_and_purge(rt, site, clock):
     rt.poll()
     rt.store_maintenance()

@@ -177,6 +177,40 @@ def test_a_higher_priority_that_wins_is_noted(writer, bus, site):
     assert bus.slots("f1.p1.sp") == {8: 24.0}  # ours gone, the operator's untouched
 
 
+def test_what_a_write_leaves_on_the_device_is_a_reading_at_once(site, bus, store):
+    """The zones screen shows what a write did without waiting for the next poll: the present
+    value the read-back implies (the winning slot, or what a point without a priority array
+    holds) is kept as a reading; nothing when the device falls back to a default not read."""
+    now = [T]
+    w = Writer(site, bus, store, clock=lambda: now[0])
+
+    def step(intent=None, release=None):
+        now[0] += dt.timedelta(seconds=30)
+        r = w.apply(intent) if intent else w.release(release, "test", "done")
+        got = store.latest(["f1.p1.sp", "f1.p1.light"], now=now[0])
+        return r, {p: v for p, (ts, v, q) in got.items() if ts == now[0]}
+
+    r, got = step(WriteIntent("f1.p1.sp", 26.0, "occupied"))
+    assert r.outcome == "done" and got == {"f1.p1.sp": 26.0}
+    bus.objects["f1.p1.sp"].slots[8] = 24.0  # an operator at the panel: the device shows 24
+    r, got = step(WriteIntent("f1.p1.sp", 26.5, "occupied"))
+    assert r.outcome == "done" and got == {"f1.p1.sp": 24.0}
+    r, got = step(release="f1.p1.sp")
+    assert r.outcome == "released" and got == {"f1.p1.sp": 24.0}
+    del bus.objects["f1.p1.sp"].slots[8]
+    w.apply(WriteIntent("f1.p1.sp", 26.0, "occupied"))
+    r, got = step(release="f1.p1.sp")  # every slot empty: its relinquish default, unread
+    assert r.outcome == "released" and got == {}
+    r, got = step(WriteIntent("f1.p1.sp", 18.0, "cli"))  # under the floor: refused
+    assert r.outcome == "rejected" and got == {}
+    bus.no_priority_array.add("f1.p1.light")
+    bus.set("f1.p1.light", 0.0)
+    r, got = step(WriteIntent("f1.p1.light", 1.0, "occupied"))
+    assert r.outcome == "done" and got == {"f1.p1.light": 1.0}
+    r, got = step(release="f1.p1.light")
+    assert r.outcome == "restored" and got == {"f1.p1.light": 0.0}
+
+
 def test_release_writes_null_at_the_same_priority(writer, bus, store):
     writer.apply(WriteIntent("f1.p1.sp", 26.0, "occupied", priority=14))
     r = writer.release("f1.p1.sp", "strategy", "no longer wanted")
