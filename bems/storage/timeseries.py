@@ -157,14 +157,13 @@ class TimeSeries:
                 return 0
             # Each level is rebuilt over the buckets the new data touched: 15-min from the raw
             # readings, hourly from complete 15-min buckets, daily from complete hours.
-            for table, source, tcol, vcol, width in (
-                    ("rollup_15min", "readings", "ts", "value", 900),
-                    ("rollup_hour", "rollup_15min", "bucket", None, 3600),
-                    ("rollup_day", "rollup_hour", "bucket", None, 86400)):
+            for table, source, width, finer in (("rollup_15min", "readings", 900, 0),
+                                                ("rollup_hour", "rollup_15min", 3600, 900),
+                                                ("rollup_day", "rollup_hour", 86400, 3600)):
                 for lo, hi in self._pending(width, spans):
                     # a day at a time keeps the sort behind GROUP BY small
                     for a in range(lo, hi, 86400):
-                        self._rebuild(table, source, tcol, vcol, width, a, min(a + 86400, hi))
+                        self._rebuild(table, source, width, finer, a, min(a + 86400, hi))
             # what was written behind the city portfolio's readings cursor is sent late
             cursor = conn.execute("SELECT value FROM meta WHERE key = ?",
                                   [READINGS_TO.name]).fetchone()
@@ -175,28 +174,31 @@ class TimeSeries:
             conn.execute("DELETE FROM rollup_pending WHERE id <= ?", [max(s[0] for s in spans)])
         return len(spans)
 
-    def _rebuild(self, table: str, source: str, tcol: str, vcol: str | None, width: int,
-                 lo: int, hi: int) -> None:
+    def _rebuild(self, table: str, source: str, width: int, finer: int, lo: int,
+                 hi: int) -> None:
+        """One level's buckets in [lo, hi) from the level below (`finer`: its width; 0 for the
+        raw readings). One pass groups; each bucket's last value is then looked up by the
+        key of the row that holds it (a second grouping pass took longer)."""
         conn = self.db.conn
         conn.execute(f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?", [lo, hi])
-        bucket = self._bucket_expr(width, tcol)
-        if vcol:  # from raw readings; only good and uncertain values count
+        if not finer:  # from raw readings; only good and uncertain values count
+            bucket = self._bucket_expr(width, "ts")
             sql = f"""INSERT INTO {table} (point, bucket, n, sum, min, max, last_ts, last)
-                WITH src AS (SELECT point, {bucket} AS b, ts, value FROM {source}
-                             WHERE ts >= ? AND ts < ? AND {_COUNTED}),
-                agg AS (SELECT point, b, count(*) AS n, sum(value) AS s, min(value) AS lo,
-                               max(value) AS hi FROM src GROUP BY point, b),
-                lst AS (SELECT point, b, max(ts) AS lt, value AS lv FROM src GROUP BY point, b)
-                SELECT agg.point, agg.b, n, s, lo, hi, lt, lv FROM agg JOIN lst USING (point, b)"""
-        else:  # from the finer rollup
+                SELECT point, b, n, s, lo, hi, lt,
+                       (SELECT value FROM readings r WHERE r.ts = g.lt AND r.point = g.point)
+                FROM (SELECT point, {bucket} AS b, count(*) AS n, sum(value) AS s,
+                             min(value) AS lo, max(value) AS hi, max(ts) AS lt
+                      FROM readings WHERE ts >= ? AND ts < ? AND {_COUNTED}
+                      GROUP BY point, b) g"""
+        else:  # from the finer rollup: the last value is in the finer bucket holding last_ts
+            bucket = self._bucket_expr(width, "bucket")
             sql = f"""INSERT INTO {table} (point, bucket, n, sum, min, max, last_ts, last)
-                WITH src AS (SELECT point, {bucket} AS b, n, sum, min, max, last_ts, last
-                             FROM {source} WHERE bucket >= ? AND bucket < ?),
-                agg AS (SELECT point, b, sum(n) AS n, sum(sum) AS s, min(min) AS lo,
-                               max(max) AS hi FROM src GROUP BY point, b),
-                lst AS (SELECT point, b, max(last_ts) AS lt, last AS lv FROM src
-                        GROUP BY point, b)
-                SELECT agg.point, agg.b, n, s, lo, hi, lt, lv FROM agg JOIN lst USING (point, b)"""
+                SELECT point, b, n, s, lo, hi, lt,
+                       (SELECT last FROM {source} f WHERE f.point = g.point
+                        AND f.bucket = (g.lt / {finer}) * {finer})
+                FROM (SELECT point, {bucket} AS b, sum(n) AS n, sum(sum) AS s,
+                             min(min) AS lo, max(max) AS hi, max(last_ts) AS lt
+                      FROM {source} WHERE bucket >= ? AND bucket < ? GROUP BY point, b) g"""
         conn.execute(sql, [lo, hi])
 
     def _raw_buckets(self, key: int, width: int, lo: int, hi: int) -> list[tuple]:
