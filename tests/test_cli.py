@@ -93,3 +93,21 @@ def test_a_reader_that_stops_early_gets_no_error_line():
     finally:
         p.kill()
     assert err.decode() == "" and p.returncode == 141, (p.returncode, err[-300:])
+
+
+@pytest.mark.parametrize("outside", [None, "2"])
+def test_the_program_runs_numpy_on_one_openblas_thread_unless_told(outside):
+    """The room models' fit took twice as long with OpenBLAS's threads (bems/cli): the
+    program sets one before numpy loads; a value set outside is kept."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if outside:
+        env["OPENBLAS_NUM_THREADS"] = outside
+    code = ("import bems.cli, sys, os; assert 'numpy' in sys.modules; "
+            "print(os.environ['OPENBLAS_NUM_THREADS'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert out == (outside or "1")
