@@ -415,7 +415,8 @@ class Writer:
                                     readback=readback, device=point.device,
                                     object=point.object, ts=ts, previous=previous)
             if present is not None:
-                self.store.insert_readings([(point.id, ts, present, "good")])
+                # newer than a reading the poll just before may have stored in the same second
+                self.store.insert_readings([(point.id, ts, present, "good")], newer=True)
         if outcome in ("rejected", "failed"):
             log.warning("%s %s: %s (%s)", action, point.id, outcome, error)
         return WriteResult(point.id, outcome, value, priority, readback, error)

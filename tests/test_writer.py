@@ -190,6 +190,8 @@ def test_what_a_write_leaves_on_the_device_is_a_reading_at_once(site, bus, store
         got = store.latest(["f1.p1.sp", "f1.p1.light"], now=now[0])
         return r, {p: v for p, (ts, v, q) in got.items() if ts == now[0]}
 
+    # the poll just before, in the same second, read the old value: the write's is newer
+    store.insert_readings([("f1.p1.sp", T + dt.timedelta(seconds=30), 24.0, "good")])
     r, got = step(WriteIntent("f1.p1.sp", 26.0, "occupied"))
     assert r.outcome == "done" and got == {"f1.p1.sp": 26.0}
     bus.objects["f1.p1.sp"].slots[8] = 24.0  # an operator at the panel: the device shows 24

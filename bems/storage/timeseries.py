@@ -55,14 +55,16 @@ class TimeSeries:
 
     # --- writing readings -----------------------------------------------------------------
 
-    def insert_readings(self, rows: Iterable[Sequence]) -> int:
+    def insert_readings(self, rows: Iterable[Sequence], newer: bool = False) -> int:
         """Store a batch of (point_id, time, value[, quality]) in one transaction.
 
         Time is epoch seconds or an aware datetime; quality a name from QUALITY or its code.
         A reading already stored for the same point and second is kept and the new one
-        ignored. The batch's time span is queued for `refresh_rollups` in the same
-        transaction, so no committed reading is ever left out of the rollups.
-        Returns the number of new readings.
+        ignored (a backfill or a retry stores nothing twice), unless `newer`: the batch is
+        known to be later than what was stored in its second (what a write left on a device,
+        read back just after that second's poll) and replaces it. The batch's time span is
+        queued for `refresh_rollups` in the same transaction, so no committed reading is ever
+        left out of the rollups. Returns the number of readings stored.
         """
         rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
@@ -81,8 +83,8 @@ class TimeSeries:
         try:
             with self.db.atomic():
                 before = conn.total_changes
-                conn.executemany("INSERT OR IGNORE INTO readings (ts, point, value, quality) "
-                                 "VALUES (?, ?, ?, ?)", staged)
+                conn.executemany(f"INSERT OR {'REPLACE' if newer else 'IGNORE'} INTO readings "
+                                 "(ts, point, value, quality) VALUES (?, ?, ?, ?)", staged)
                 inserted = conn.total_changes - before
                 conn.execute("INSERT INTO rollup_pending (lo, hi) VALUES (?, ?)", [lo, hi])
         except sqlite3.Error as err:
