@@ -150,6 +150,9 @@ def test_write_readback_and_release_show_in_the_priority_array(centre, qsite, ga
     assert r.outcome == "done" and r.value == 100.0 and "clamped" in r.error
     held = {w.point for w in store.held_writes()}
     assert held == {"f3.p2.sp", "f3.p2.light", "f3.p2.dim"}
+    # what the priority arrays read back imply the devices now hold: readings at once
+    assert {p: v for p, (_t, v, _q) in store.latest(held).items()} == {
+        "f3.p2.sp": 26.5, "f3.p2.light": 0.0, "f3.p2.dim": 100.0}
     results = writer.release_all("test", "end of test")
     assert all(x.outcome == "released" for x in results)
     for pid in held:

@@ -150,8 +150,12 @@ def test_poll_write_release_and_refused_cov_against_the_other_stack(site, bus, t
         assert bus.priority_array(addr, "lighting-output,1") == {12: 55.0}
         (held_sp,) = [x for x in store.held_writes() if x.point == "gw.sp"]
         assert float(held_sp.previous) == 26.0  # the ledger says what it replaced
+        # what the other stack answered to the read-backs is a reading at once
+        assert {p: v for p, (_t, v, _q) in store.latest(["gw.sp", "gw.lights"]).items()} == {
+            "gw.sp": 27.5, "gw.lights": 55.0}
         out = {x.point: x for x in w.release_all("shutdown", "test over")}
         assert out["gw.sp"].outcome == "restored", out["gw.sp"]
+        assert store.latest(["gw.sp"])["gw.sp"][1] == 26.0
         assert bus.read(addr, "analog-value,1") == 26.0  # the value BEMS found
         assert bus.priority_array(addr, "lighting-output,1") == {}
         assert store.held_writes() == []
