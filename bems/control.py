@@ -173,18 +173,19 @@ class Writer:
         held = self.held.get(point_id)
         if not point.commandable or (held is not None and held[1] is None):
             return self._restore(point, intent)
+        prio = priority or (held[1] if held else self.priority_for(point, None))
+        # a slot BEMS itself holds (the ledger says so) may always be released; another is
+        # refused before anything is asked of the device
+        problem = "" if held and held[1] == prio else \
+            self._priority_problem(point, prio, above_own)
+        if problem:
+            return self._reject(intent, prio, problem)
         if held is None:  # not ours: is there a priority array to relinquish at all?
             try:
                 if not self._has_priority_array(point):
                     return self._restore(point, intent)
             except DeviceError:
                 pass  # the release below says what the device answers
-        prio = priority or (held[1] if held else self.priority_for(point, None))
-        # a slot BEMS itself holds (the ledger says so) may always be released
-        problem = "" if held and held[1] == prio else \
-            self._priority_problem(point, prio, above_own)
-        if problem:
-            return self._reject(intent, prio, problem)
         dev = self.site.device(point.device)
         try:
             self.bus.write(dev.address, point.object, None, prio, timeout=self.timeout_s)

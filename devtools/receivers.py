@@ -106,7 +106,9 @@ class HookReceiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # checks for shutdown every 50 ms (the default half second made every test's teardown wait)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
 
     def start(self) -> "HookReceiver":
         self.thread.start()

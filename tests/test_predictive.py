@@ -514,7 +514,7 @@ def test_the_forecast_provider_over_http_is_cached_else_persistence(site, store)
     from connectors.weather import fetch
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/v1/forecast?latitude=20.86"

@@ -230,7 +230,7 @@ def test_4_cli_release_above_own_priority_is_refused_before_the_network(runner, 
     r = runner.invoke(main, ["release", sp, "analog-value,2", "--priority", "8", "--site",
                              str(site_file), "--db", str(tmp_path / "l.sqlite"),
                              "--bacnet-port", "0"])
-    assert r.exit_code != 0
+    assert r.exit_code != 0 and "priority 8 is above" in r.output
 
 
 # --- 5. the policy floor; an acknowledgement belongs to an alarm that exists -----------------

@@ -102,6 +102,20 @@ def test_never_above_its_own_priority(writer, bus, store):
     assert bus.slots("f1.p1.sp") == {14: 26.0}
 
 
+def test_a_release_above_its_own_priority_is_refused_before_asking_the_device(writer, bus,
+                                                                            monkeypatch):
+    """`bems release … --priority 8` on a point BEMS never wrote: refused at once (it asked
+    the device about its priority array first, and waited out its timeout where none
+    answered)."""
+    asked = []
+    for name in ("read", "priority_array", "write"):
+        real = getattr(bus, name)
+        monkeypatch.setattr(bus, name, lambda *a, _r=real, _n=name, **k: (asked.append(_n),
+                                                                           _r(*a, **k))[1])
+    r = writer.release("f1.p1.sp", "cli", "release", priority=8)
+    assert r.outcome == "rejected" and "above" in r.error and asked == []
+
+
 def test_refuses_points_that_are_not_writable_or_unknown(writer, bus, store):
     r = writer.apply(WriteIntent("f1.p1.temp", 20.0, "a sensor"))
     assert r.outcome == "rejected" and "not writable" in r.error
