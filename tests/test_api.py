@@ -14,9 +14,8 @@ import pytest
 
 from bems import tokens
 from bems.storage import Store
-from bems.users import hash_password
 from devtools.clock import Clock
-from tests.synthetic import synthetic_db
+from tests.synthetic import quick_hash, synthetic_db
 from webui import create_app
 
 NOW = dt.datetime(2026, 7, 7, 2, 30, tzinfo=dt.timezone.utc)  # Tuesday 09:30 in Hải Phòng
@@ -27,7 +26,7 @@ def api_db(tmp_path_factory, site):
     db = synthetic_db(tmp_path_factory.mktemp("api") / "api.sqlite", site,
                       dt.datetime(2026, 7, 7, 9, 30), 8)
     with Store(db) as s:
-        s.add_user("viewer1", "viewer", hash_password("correct horse battery"), "en")
+        s.add_user("viewer1", "viewer", quick_hash("correct horse battery"), "en")
     return db
 
 
@@ -233,7 +232,7 @@ def test_an_admin_sees_and_revokes_tokens_on_the_users_screen(site, api_db, cloc
                      clock=clock)
     c = app.test_client()
     with Store(api_db) as s:
-        s.add_user("admin9", "admin", hash_password("correct horse battery"), "vi")
+        s.add_user("admin9", "admin", quick_hash("correct horse battery"), "vi")
     page = c.get("/login").data
     csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
     c.post("/login", data={"username": "admin9", "password": "correct horse battery",

@@ -19,8 +19,7 @@ from bems.schedules import from_dict, save, to_dict
 from bems.storage import Store
 from bems.strategies import params as strategy_params
 from bems.strategies.plan import Learned
-from bems.users import hash_password
-from tests.synthetic import synthetic_db
+from tests.synthetic import quick_hash, synthetic_db
 from bems import state
 
 AT_LOCAL = dt.datetime(2026, 7, 7, 9, 0)  # a Tuesday, offices occupied
@@ -47,7 +46,7 @@ def db(tmp_path_factory, site):
         # a warm morning: the zones need cooling (the planner's occupied mode)
         store.insert_readings([(z.temperature, at - dt.timedelta(minutes=5), 27.5)
                                for z in site.zones])
-        store.add_user("admin1", "admin", hash_password("correct horse battery"), "en")
+        store.add_user("admin1", "admin", quick_hash("correct horse battery"), "en")
     return path
 
 

@@ -23,8 +23,8 @@ from bems.schedules import ScheduleError, add_exception, delete_exception, effec
 from bems.site import canonical_address, canonical_object
 from bems.storage import Store
 from bems.strategies import params as strategy_params
-from bems.users import UserError, add_user, hash_password, set_disabled, set_role
-from tests.synthetic import synthetic_db
+from bems.users import UserError, add_user, set_disabled, set_role
+from tests.synthetic import quick_hash, synthetic_db
 from bems import state
 
 UTC = dt.timezone.utc
@@ -43,7 +43,7 @@ def db(tmp_path_factory, site):
     with Store(path) as store:
         for name, role in (("viewer1", "viewer"), ("op1", "operator"), ("admin1", "admin"),
                            ("admin2", "admin")):
-            store.add_user(name, role, hash_password(PASSWORD), "en")
+            store.add_user(name, role, quick_hash(PASSWORD), "en")
     return path
 
 

@@ -17,8 +17,8 @@ import pytest
 from bems.config import ConfigError, load_site
 from bems.sitefile import SettingsError, SiteFile, file_version
 from bems.storage import Store
-from bems.users import hash_password
 from connectors.memory import MemoryBus
+from tests.synthetic import quick_hash
 from webui import create_app
 
 NOW = dt.datetime(2026, 7, 7, 2, 30, tzinfo=dt.timezone.utc)
@@ -105,7 +105,7 @@ def test_a_concurrent_edit_is_refused_not_lost(site_copy):
 def _admin(site, tmp_path, role="admin"):
     db = tmp_path / "s.sqlite"
     with Store(db) as s:
-        s.add_user("u1", role, hash_password(PASSWORD), "en")
+        s.add_user("u1", role, quick_hash(PASSWORD), "en")
     app = create_app(site, db, test_config={"TESTING": True, "SESSION_COOKIE_SECURE": False},
                      clock=lambda: NOW)
     c = app.test_client()

@@ -10,8 +10,7 @@ import pytest
 
 from bems.storage import Store
 from webui import create_app
-from tests.synthetic import synthetic_db
-from bems.users import hash_password
+from tests.synthetic import quick_hash, synthetic_db
 from webui.auth import brake
 from bems import state
 
@@ -26,7 +25,7 @@ def web_db(tmp_path_factory, site):
                       dt.datetime(2026, 7, 7, 9, 30), 8)
     with Store(db) as store:
         for name, role in (("viewer1", "viewer"), ("op1", "operator"), ("admin1", "admin")):
-            store.add_user(name, role, hash_password(PASSWORD), "en")
+            store.add_user(name, role, quick_hash(PASSWORD), "en")
         # the fault rules over the week: the faults screens have something to show
         from bems.faults.engine import run as detect_faults
 

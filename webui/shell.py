@@ -14,6 +14,7 @@ from flask import Flask, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
+from jinja2 import BytecodeCache
 
 from bems.i18n import LOCALE_DIR
 from webui import i18n
@@ -23,6 +24,25 @@ csrf = CSRFProtect()
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
+
+
+class _CompiledTemplates(BytecodeCache):
+    """The templates compiled once per process, for every app made in it (a test makes
+    hundreds); keyed by Jinja on the template's name and its source's checksum."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _CompiledTemplates()
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -39,6 +59,7 @@ def create_shell(site: Any, db_path: Path, *, screens: tuple, nav: list[tuple[st
     users, sessions and audit; `extensions` is what its screens find in `ctx()`; `live`:
     the page script that refreshes live values."""
     app = Flask("webui")
+    app.jinja_options = {**app.jinja_options, "bytecode_cache": _TEMPLATES}
     app.session_interface = _SessionInterface()
     app.config.update(
         SECRET_KEY=secrets.token_hex(32),
