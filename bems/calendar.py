@@ -39,6 +39,7 @@ class SiteCalendar:
         self.site = site
         self.closures = dict(site.calendar.closures)
         self.workdays = dict(site.calendar.workdays)
+        self._periods: dict[tuple[int, dt.date], tuple[Schedule, tuple[Period, ...]]] = {}
 
     def day_kind(self, day: dt.date) -> tuple[str, str]:
         """('workday'|'makeup'|'weekend'|'holiday'|'closure', name)."""
@@ -59,9 +60,18 @@ class SiteCalendar:
 
     def periods(self, schedule: Schedule | str, day: dt.date) -> list[Period]:
         """The occupied periods of a schedule on a local date (none on holidays and closures;
-        a make-up working day follows the Monday periods)."""
+        a make-up working day follows the Monday periods). Kept per schedule and day for the
+        calendar's life (the strategies ask the same question for every zone and minute)."""
         if isinstance(schedule, str):
             schedule = self.site.schedule(schedule)
+        known = self._periods.get((id(schedule), day))
+        if known is not None and known[0] is schedule:
+            return list(known[1])
+        found = self._periods_of(schedule, day)
+        self._periods[(id(schedule), day)] = (schedule, tuple(found))
+        return found
+
+    def _periods_of(self, schedule: Schedule, day: dt.date) -> list[Period]:
         kind, _ = self.day_kind(day)
         if kind in ("holiday", "closure"):
             return []

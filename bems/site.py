@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -510,11 +511,12 @@ class Site:
     def floor_area_m2(self) -> float:
         return sum(b.floor_area_m2 for b in self.buildings)
 
+    @cached_property
+    def _points_by_id(self) -> dict[str, Point]:
+        return {p.id: p for p in self.points}  # ids are unique (checked when the file loads)
+
     def point(self, point_id: str) -> Point:
-        for p in self.points:
-            if p.id == point_id:
-                return p
-        raise KeyError(point_id)
+        return self._points_by_id[point_id]
 
     def device(self, device_id: str) -> Device:
         for d in self.devices:
