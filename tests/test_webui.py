@@ -501,6 +501,22 @@ def test_the_audit_ledger_reads_in_names_and_plain_words(site, web_db):
     assert name in row and ">strategies<" in row and ">done" in row
 
 
+def test_one_app_renders_each_page_in_the_language_of_whoever_asks(site, web_db):
+    """Jinja applies a plain filter to a constant when it compiles a template: the fault
+    page's status choices stayed in the language of the first person who opened it, for
+    everyone after (webui.i18n.at_render)."""
+    app = _app(site, web_db)
+    fid = Store(web_db).faults()[0]["id"]
+    seen = {}
+    for user, lang in (("op1", "en"), ("admin1", "vi"), ("op1", "en")):
+        c = app.test_client()
+        _login(c, user)
+        c.post(f"/lang/{lang}", data={"csrf_token": _token(c.get("/").data)})
+        page = c.get(f"/faults/{fid}").data.decode()
+        seen[lang] = re.findall(r'<option value="acknowledged">([^<]*)</option>', page)
+    assert seen == {"en": ["acknowledged"], "vi": ["đã ghi nhận"]}
+
+
 def test_fault_updates_are_checked_clipped_and_audited(site, web_db):
     viewer = _app(site, web_db, csrf=False).test_client()
     _login(viewer, "viewer1")

@@ -64,15 +64,28 @@ def datetime(value: dt.datetime, tz=None) -> str:
     return format_datetime(value, "dd/MM/yyyy HH:mm", locale=current_locale())
 
 
+def at_render(fn):
+    """A template filter run at every render. Jinja applies a plain filter to a constant
+    (`"open"|fault_status`) once, when it compiles the template: the text of the language of
+    that first render stayed for everyone after it."""
+    from jinja2 import pass_context
+
+    @pass_context  # (Jinja folds no filter that takes the render's context)
+    def run(_context, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return run
+
+
 def register_filters(app) -> None:
-    app.jinja_env.filters["num"] = number
-    app.jinja_env.filters["money"] = money
-    app.jinja_env.filters["field"] = field_number
-    app.jinja_env.filters["date"] = date
+    app.jinja_env.filters["num"] = at_render(number)
+    app.jinja_env.filters["money"] = at_render(money)
+    app.jinja_env.filters["field"] = at_render(field_number)
+    app.jinja_env.filters["date"] = at_render(date)
 
     def _dt(value):
         from webui import ctx
         return datetime(value, ctx()["site"].tz)
 
-    app.jinja_env.filters["dt"] = _dt
+    app.jinja_env.filters["dt"] = at_render(_dt)
 

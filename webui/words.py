@@ -13,7 +13,7 @@ import json
 
 from flask_babel import lazy_gettext as _l
 
-from webui.i18n import text_lang
+from webui.i18n import at_render, text_lang
 
 MODES = {
     "occupied": _l("working hours"), "idle": _l("working hours, no cooling needed"),
@@ -130,7 +130,7 @@ def register(app) -> None:
                      ("severity", lambda a: str(SEVERITY_NAMES.get(a, a))),
                      ("alarm_state", lambda a: str(ALARM_STATES.get(a, a))),
                      ("detail", detail)):
-        app.jinja_env.filters[name] = fn
+        app.jinja_env.filters[name] = at_render(fn)
 
     def _period_days(p) -> str:
         """A time-of-use period's days as the site file writes them: mon-fri, or sat,sun."""
@@ -146,4 +146,4 @@ def register(app) -> None:
         from webui import ctx
 
         return reason(text, {z.id: z.name for z in ctx()["site"].zones})
-    app.jinja_env.filters["reason"] = _reason
+    app.jinja_env.filters["reason"] = at_render(_reason)
