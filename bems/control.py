@@ -408,7 +408,7 @@ class Writer:
         (the winning slot of its priority array, or what it holds): kept as a reading, so
         screens show what a write did without waiting for the next poll."""
         ts = self.clock()
-        present = _float(present) if not isinstance(present, bool) else float(present)
+        present = _float(present)
         with self.store_lock:
             self.store.record_write(point=point.id, action=action, value=value,
                                     priority=priority, source=intent.source,

@@ -100,27 +100,18 @@ def runner():
 
 
 @pytest.fixture(scope="session")
-def synthetic_model(site, tmp_path_factory):
+def synthetic_model(site, _synthetic_stores_once):
     """The demo site's zones run by a known model for ten days (tests/test_predictive.py),
-    and the zone models BEMS fits from those readings: fitted once for the whole run (about
-    20 s), under xdist once for every worker (the first to need it fits, the others read it
-    from the run's own temporary folder)."""
+    and the zone models BEMS fits from those readings: fitted once for the whole run, under
+    xdist once for every worker (tests/synthetic.py `made_once`)."""
     import datetime as dt
-    import fcntl
     import json
 
     from bems.predictive.model import BuildingModel, fit
+    from tests.synthetic import made_once
     from tests.test_predictive import synthetic_history
 
     h = synthetic_history(site)
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return h, fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
-    shared = tmp_path_factory.getbasetemp().parent  # this run's, one for all its workers
-    with open(shared / "synthetic_model.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cache = shared / "synthetic_model.json"
-        if cache.exists():
-            return h, BuildingModel.from_json(json.loads(cache.read_text()))
-        model = fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc))
-        cache.write_text(json.dumps(model.to_json()))
-        return h, model
+    made = made_once("synthetic_model.json", lambda new: new.write_text(json.dumps(
+        fit(site, h, dt.datetime(2026, 7, 6, tzinfo=dt.timezone.utc)).to_json())))
+    return h, BuildingModel.from_json(json.loads(made.read_text()))

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from bems.site import Site
 from bems.storage import Store
@@ -30,15 +31,24 @@ def synthetic_db(path: Path, site: Site, end_local: dt.datetime, days: int,
     what = repr((end_local.isoformat(), days, step_s, site.timezone,
                  [(p.id, p.kind) for p in site.points],
                  [(m.id, m.measures, m.parent, m.power, m.energy) for m in site.meters]))
-    made = CACHE / f"synthetic-{hashlib.sha256(what.encode()).hexdigest()[:16]}.sqlite"
-    with open(made.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not made.exists():
-            _make(made.with_suffix(".new"), site, end_local, days, step_s)
-            os.replace(made.with_suffix(".new"), made)
+    made = made_once(f"synthetic-{hashlib.sha256(what.encode()).hexdigest()[:16]}.sqlite",
+                     lambda new: _make(new, site, end_local, days, step_s))
     shutil.copyfile(made, path)
     os.chmod(path, 0o600)  # as a new store is
     return path
+
+
+def made_once(name: str, make: Callable[[Path], object]) -> Path:
+    """`CACHE/name`, made by `make(path)` the first time any worker of this run asks (the
+    others wait for it, then read it)."""
+    assert CACHE is not None, "set by tests/conftest.py for the run"
+    made = CACHE / name
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            make(CACHE / f"{name}.new")
+            os.replace(CACHE / f"{name}.new", made)
+    return made
 
 
 def _make(path: Path, site: Site, end_local: dt.datetime, days: int, step_s: int) -> Path:
