@@ -17,7 +17,7 @@ import pytest
 from bems.calendar import SiteCalendar
 from bems.predictive import store as pstore
 from bems.predictive import strategy as predictive
-from bems.predictive import weather
+from bems.predictive import mpc, weather
 from bems.predictive.model import (STEP_S, BuildingModel, History, ZoneModel,
                                    electricity_terms, fit_electricity, fit_zone, local_days,
                                    sun)
@@ -183,6 +183,44 @@ def test_the_plan_keeps_the_floor_and_limits_and_trades_energy_for_comfort(learn
     assert plans[0].kwh < plans[100].kwh  # the slider changes something
     # the plan runs to the end of the last working period today
     assert plans[50].steps == (17 - 5) * 4
+
+
+def test_a_comfort_budget_is_spent_where_it_saves(learned_site):
+    """The "budget" mode: each zone's first kelvin-hours of the day (the slider's allowance, a
+    kelvin past half counting three times, in proportion to the working steps left) are
+    almost free, what lies beyond is priced as the slider prices it. On a day the plant can
+    hold, each zone spends its allowance, and the plan uses less energy than the price mode at
+    the same slider; a larger allowance, less again."""
+    site, h, model = learned_site
+    cal = SiteCalendar(site)
+    assert mpc.comfort_budget_kh(0) == 3.0 and mpc.comfort_budget_kh(100) == 0.0
+    assert mpc.comfort_budget_kh(50) == 0.75 and mpc.comfort_budget_kh(1e300) == 0.0
+    steps = mpc.day_occupied_steps(cal, list(site.zones), dt.date(2026, 7, 3))
+    assert steps.min() > 0 and list(mpc.day_occupied_steps(
+        cal, list(site.zones), dt.date(2026, 7, 5))) == [0] * len(site.zones)  # a Sunday
+    budget = dataclasses.replace(site, strategies=dataclasses.replace(
+        site.strategies, predictive_comfort="budget"))
+    assert site.strategies.predictive_comfort == "price"  # the default
+    high = site.strategies.comfort_high - site.strategies.predictive_margin_k
+    for local in (dt.datetime(2026, 7, 3, 5, 0), dt.datetime(2026, 7, 3, 13, 0)):
+        aware, mass, temps, _values, fc = _inputs(site, h, model, local)
+        # a milder day than the synthetic history's, which no plan can keep comfortable
+        fc = fc - 12
+        temps = {k: v - 4 for k, v in temps.items()}
+        mass = {k: v - 4 for k, v in mass.items()}
+        plans = {w: make_plan(budget, cal, model, list(site.zones), temps, mass, fc, local,
+                              aware, w) for w in (20, 50, 80)}
+        priced = make_plan(site, cal, model, list(site.zones), temps, mass, fc, local, aware, 50)
+        assert plans[20].kwh < plans[50].kwh < plans[80].kwh
+        assert plans[50].kwh < priced.kwh and plans[50].discomfort_kh > priced.discomfort_kh
+        gaps = []
+        for i, z in enumerate(site.zones):
+            zp = plans[50].zones[z.id]
+            op, occ = np.array(zp.operative[1:]), np.array(zp.occupied, float)
+            hot = np.maximum(occ * (op - high), 0)
+            spent = 0.25 * (hot + 2 * np.maximum(hot - 0.5, 0)).sum()
+            gaps.append(spent - 0.75 * occ.sum() / steps[i])
+        assert np.median(np.abs(gaps)) < 0.02, (local, gaps)  # the allowance, spent
 
 
 def test_a_peak_target_caps_the_planned_demand(learned_site):

@@ -35,6 +35,11 @@ GROUPS = (
             "(the plan may run units long at low load).")),
         ("min_on_min", _l("Predictive: shortest run"), _l("min"),
          _l("By half hour: a unit started runs at least this long.")),
+        ("predictive_comfort", _l("Predictive: comfort"), "",
+         _l("Priced: every kelvin-hour outside comfort costs what the slider says. Daily allowance: "
+            "each room may be a little outside comfort for the kelvin-hours the slider allows a day (3 K·h "
+            "at the left, 0.75 in the middle, none at the right), where that saves the most "
+            "energy; beyond it, the slider's price.")),
     )),
     (_l("Working hours"), (
         ("occupancy", _l("Follow the working-hours schedule"), "",
@@ -93,7 +98,8 @@ EDITABLE = tuple(k for _g, fields in GROUPS for k, *_rest in fields)
 CHOICE_LABELS = {"off": _l("AC off"), "setup": _l("raised setpoint"),
                  "rules": _l("rule set"), "predictive": _l("predictive"),
                  "commissioning": _l("commissioning"), "free": _l("free (the plan decides)"),
-                 "half_hour": _l("by half hour"), "continuous": _l("continuous")}
+                 "half_hour": _l("by half hour"), "continuous": _l("continuous"),
+                 "price": _l("priced"), "budget": _l("daily allowance")}
 MESSAGES = {
     "number_invalid": lambda: _("Enter a number."),
     "choice_invalid": lambda: _("Choose one of the options."),

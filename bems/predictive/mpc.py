@@ -44,6 +44,17 @@ def comfort_vnd_per_kh(weight: float) -> float:
     return 1000.0 * 10 ** (3 * w / 100)
 
 
+BUDGET_MAX_KH = 3.0  # the "budget" mode's allowance per zone and working day at slider 0
+
+
+def comfort_budget_kh(weight: float) -> float:
+    """The kelvin-hours of discomfort one zone may spend in a working day in the "budget" mode
+    (a kelvin past half a kelvin counts three times), from the energy ↔ comfort slider: 3 at
+    0, 0.75 at 50, 0 at 100."""
+    w = min(max(float(weight), 0.0), 100.0)
+    return BUDGET_MAX_KH * (1 - w / 100) ** 2
+
+
 @dataclass
 class ZonePlan:
     zone: str
@@ -123,6 +134,17 @@ def horizon(site: Site, calendar: SiteCalendar, zones: list[Zone], now: dt.datet
     return t0, int(math.ceil((end - t0).total_seconds() / STEP_S))
 
 
+def day_occupied_steps(calendar: SiteCalendar, zones: list[Zone], day: dt.date) -> np.ndarray:
+    """Each zone's occupied steps over the whole of `day` (its schedule and the calendar)."""
+    start = dt.datetime.combine(day, dt.time(0))
+    steps = [start + dt.timedelta(seconds=STEP_S * k) for k in range(int(86400 // STEP_S))]
+    by_schedule: dict[str, int] = {}
+    for z in zones:
+        if z.schedule and z.schedule not in by_schedule:
+            by_schedule[z.schedule] = sum(calendar.occupied(z.schedule, t) for t in steps)
+    return np.array([by_schedule.get(z.schedule, 0) if z.schedule else 0 for z in zones], float)
+
+
 def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
               zones: list[Zone], temps: dict[str, float], mass: dict[str, float],
               outdoor: np.ndarray, now: dt.datetime, now_utc: dt.datetime,
@@ -164,6 +186,13 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     # the lunch break as the policy says: free (the plan decides), or AC off, restarted at
     # most `break_restart_min` before work resumes (the state-agency rule)
     shut = lunch_off(site, calendar, zones, times) if p.predictive_break == "off" else None
+    # the "budget" mode: each zone's kelvin-hours for the rest of today, its day's allowance
+    # in proportion to the working steps left (discomfort within it priced as at slider 0,
+    # beyond it at the slider's price)
+    budget = None
+    if p.predictive_comfort == "budget":
+        budget = comfort_budget_kh(comfort_weight) * occ.sum(axis=1) / np.maximum(
+            day_occupied_steps(calendar, zones, now.date()), 1)
     col = lambda f: np.array([[f(m)] for m in models])  # noqa: E731  (Z, 1) coefficients
     a, b, c, e = col(lambda m: m.a), col(lambda m: m.b), col(lambda m: m.c), col(lambda m: m.e)
     al, be, gm = col(lambda m: m.alpha), col(lambda m: m.beta), col(lambda m: m.gm)
@@ -247,8 +276,16 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
                 np.array([[model.ahu_kw_m2 * area_u] for area_u, _ in units]), run), axis=0)
         # the operative temperature pays per kelvin-hour over its limit, three times past half
         # a kelvin: a small overshoot is shared between zones rather than one zone given up
-        objective = cp.sum(cp.multiply(vnd * STEP_H, kw)) + w_comfort * STEP_H * cp.sum(
-            hot + 2 * hot2 + cold) + FLOOR_PENALTY_VND * cp.sum(under) + WARM_PENALTY_VND * cp.sum(warm)
+        pain = hot + 2 * hot2 + cold
+        if budget is None:
+            comfort = w_comfort * STEP_H * cp.sum(pain)
+        else:
+            over_budget = cp.Variable(Z, nonneg=True)
+            cons.append(STEP_H * cp.sum(pain, axis=1) <= budget + over_budget)
+            comfort = comfort_vnd_per_kh(0) * STEP_H * cp.sum(pain) + \
+                w_comfort * cp.sum(over_budget)
+        objective = cp.sum(cp.multiply(vnd * STEP_H, kw)) + comfort + \
+            FLOOR_PENALTY_VND * cp.sum(under) + WARM_PENALTY_VND * cp.sum(warm)
         if p.peak_target_kw > 0 and model.other_kw:
             over = cp.Variable(H, nonneg=True)
             cons.append(kw + other <= p.peak_target_kw + over)
@@ -264,9 +301,12 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
                                 + model.k_cold * occ * (27.0 - air))).sum(axis=0) \
             + units_on(np.asarray(on_, float))
         hot_ = np.maximum(occ * (op_ - high), 0)
-        pain = (hot_ + 2 * np.maximum(hot_ - 0.5, 0)
-                + np.maximum(occ * (p.comfort_low - op_), 0)).sum()
-        out = float((vnd * STEP_H * kw_).sum() + w_comfort * STEP_H * pain
+        pain = STEP_H * (hot_ + 2 * np.maximum(hot_ - 0.5, 0)
+                         + np.maximum(occ * (p.comfort_low - op_), 0)).sum(axis=1)
+        comfort = w_comfort * pain.sum() if budget is None else \
+            comfort_vnd_per_kh(0) * pain.sum() + \
+            w_comfort * np.maximum(pain - budget, 0).sum()
+        out = float((vnd * STEP_H * kw_).sum() + comfort
                     + FLOOR_PENALTY_VND * np.maximum(floor - air, 0).sum()
                     + WARM_PENALTY_VND * np.maximum(occ * air - p.comfort_high, 0).sum())
         if p.peak_target_kw > 0 and model.other_kw:

@@ -27,6 +27,10 @@ class StrategyParams:
     # fans' cost counted for every step it is on: relax-and-round, two LP solves) or
     # "continuous" (one LP; the fans priced in proportion to the cooling planned)
     predictive_on_off: str = "half_hour"
+    # predictive, comfort: "price" (the slider prices each kelvin-hour of discomfort) or
+    # "budget" (each zone may spend, per day, the kelvin-hours the slider allows,
+    # `comfort_budget_kh`; the plan spends them where they save the most energy)
+    predictive_comfort: str = "price"
     min_on_min: float = 60.0  # half_hour: a unit started runs at least this long
     # occupied / unoccupied setpoints (the policy floor comes from [control])
     occupancy: bool = True
@@ -76,6 +80,7 @@ class StrategyParams:
 
 CHOICES = {"unoccupied": ("off", "setup"), "break_ac": ("off", "setup"),
            "predictive_break": ("free", "off"), "predictive_on_off": ("half_hour", "continuous"),
+           "predictive_comfort": ("price", "budget"),
            "mode": ("rules", "predictive")}
 # what a facility could sensibly want; outside is a typo or an attack, refused
 RANGES: dict[str, tuple[float, float]] = {
