@@ -20,6 +20,7 @@ from bems import reasons
 from bems.errors import DeviceError, DeviceRefused
 from bems.fieldbus import Bus, ControllerSchedule
 from bems.intents import WriteIntent
+from bems.plausible import valid_range
 from bems.site import Device, Point, Site
 from bems.storage import Store
 
@@ -409,6 +410,10 @@ class Writer:
         screens show what a write did without waiting for the next poll."""
         ts = self.clock()
         present = _float(present)
+        if present is not None:
+            lo, hi = valid_range(point)
+            if not lo <= present <= hi:  # another party's implausible slot: the poll
+                present = None           # stores it as a bad reading, with its raw value
         with self.store_lock:
             self.store.record_write(point=point.id, action=action, value=value,
                                     priority=priority, source=intent.source,

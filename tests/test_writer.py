@@ -194,7 +194,8 @@ def test_a_higher_priority_that_wins_is_noted(writer, bus, site):
 def test_what_a_write_leaves_on_the_device_is_a_reading_at_once(site, bus, store):
     """The zones screen shows what a write did without waiting for the next poll: the present
     value the read-back implies (the winning slot, or what a point without a priority array
-    holds) is kept as a reading; nothing when the device falls back to a default not read."""
+    holds) is kept as a reading; nothing when the device falls back to a default not read, or
+    when what it shows is implausible for the point (the poll stores that as a bad reading)."""
     now = [T]
     w = Writer(site, bus, store, clock=lambda: now[0])
 
@@ -211,6 +212,10 @@ def test_what_a_write_leaves_on_the_device_is_a_reading_at_once(site, bus, store
     bus.objects["f1.p1.sp"].slots[8] = 24.0  # an operator at the panel: the device shows 24
     r, got = step(WriteIntent("f1.p1.sp", 26.5, "occupied"))
     assert r.outcome == "done" and got == {"f1.p1.sp": 24.0}
+    bus.objects["f1.p1.sp"].slots[8] = 3.4e38  # a panel's "no value": not a reading
+    r, got = step(WriteIntent("f1.p1.sp", 27.0, "occupied"))
+    assert r.outcome == "done" and got == {}
+    bus.objects["f1.p1.sp"].slots[8] = 24.0
     r, got = step(release="f1.p1.sp")
     assert r.outcome == "released" and got == {"f1.p1.sp": 24.0}
     del bus.objects["f1.p1.sp"].slots[8]
