@@ -8,8 +8,10 @@ one per-zone set (south and west offices 25, east 25.5, north and cores 26); the
 strategy at three comfort settings (its energy–comfort slider: comfort_weight 20, 80, 95) and
 its default (50), the default with two seeds of the forecast's error, the default with
 the lunch break off (the state-agency rule: AC off, restarted at most 30 minutes before work
-resumes), and the default with its units' on/off continuous (one LP, the fans priced by the
-cooling) instead of by half hour. Every run has the same warm-up days before, unscored.
+resumes), the default with its units' on/off continuous (one LP, the fans priced by the
+cooling) instead of by half hour, and the default with a daily comfort allowance per zone
+instead of a price (`predictive_comfort = "budget"`). Every run has the same warm-up days
+before, unscored.
 
 Derived per window:
 - the rules' curve: HVAC energy (ratio to the baseline) against operative discomfort (K·h per
@@ -233,6 +235,8 @@ def main() -> None:
                                                         "predictive_break": "off"})
             jobs[(w, "continuous")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
                                                          "predictive_on_off": "continuous"})
+            jobs[(w, "budget")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
+                                                     "predictive_comfort": "budget"})
         for w, start in windows.items():
             sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
                                                **kw)
@@ -253,20 +257,25 @@ def main() -> None:
                     base)
         relaxed = row(f"predictive {DEFAULT_WEIGHT}, units continuous", runs[(w, "continuous")],
                       base)
+        allowance = row(f"predictive {DEFAULT_WEIGHT}, daily comfort allowance",
+                        runs[(w, "budget")], base)
         curve = [r for r in rules if r["setting"] != "rules per zone"]
         delta = (default["hvac_ratio"] - curve_at(
             curve, default["tdis_operative_kh_per_zone"])) * 100
         delta2 = (seed2["hvac_ratio"] - curve_at(curve, seed2["tdis_operative_kh_per_zone"])) * 100
         comfort_minded = [p for p, cw in zip(pred, WEIGHTS) if cw >= DEFAULT_WEIGHT] + \
-            [default, lunch, relaxed]
+            [default, lunch, relaxed, allowance]
         beaten = {p["setting"]: dominated(p, rules) for p in comfort_minded}
         cpu += [runs[(w, k)]["decision_cpu_p95_s"] for k in
-                ["default", "default seed 2", "lunch off", "continuous"]
+                ["default", "default seed 2", "lunch off", "continuous", "budget"]
                 + [f"predictive {cw}" for cw in WEIGHTS]]
-        result[w] = {"rules": rules, "predictive": pred + [seed2, lunch, relaxed],
+        delta_allowance = (allowance["hvac_ratio"] - curve_at(
+            curve, allowance["tdis_operative_kh_per_zone"])) * 100
+        result[w] = {"rules": rules, "predictive": pred + [seed2, lunch, relaxed, allowance],
                      "predictive_default": default,
                      "delta_e_at_d_points": round(delta, 2),
                      "delta_e_at_d_points_seed2": round(delta2, 2),
+                     "delta_e_at_d_points_allowance": round(delta_allowance, 2),
                      "dominated_by_rules": {k: v for k, v in beaten.items() if v},
                      "baseline": {"hvac_kwh": base["hvac_kwh"], "peak_kw": base["peak_kw"],
                                   "tdis_operative_kh_per_zone":
@@ -282,10 +291,11 @@ def main() -> None:
         print(f"\n{w}: {args.days} days from {start} (after {args.warmup} warm-up days); "
               f"baseline HVAC {base['hvac_kwh']:,.0f} kWh, peak {base['peak_kw']:.0f} kW")
         print(f"  {'setting':34}{'HVAC/base':>10}{'peak/base':>10}{'tdis op':>9}{'viol':>6}")
-        for r in rules + pred + [default, seed2, lunch, relaxed]:
+        for r in rules + pred + [default, seed2, lunch, relaxed, allowance]:
             print(f"  {r['setting']:34}{r['hvac_ratio']:>10.3f}{r['peak_ratio']:>10.3f}"
                   f"{r['tdis_operative_kh_per_zone']:>9.2f}{r['violations']:>6.1f}")
-        print(f"  ΔE@D {delta:+.2f} points (seed 2: {delta2:+.2f}); dominated by a rules point: "
+        print(f"  ΔE@D {delta:+.2f} points (seed 2: {delta2:+.2f}; daily comfort allowance: "
+              f"{delta_allowance:+.2f}); dominated by a rules point: "
               f"{result[w]['dominated_by_rules'] or 'none'}")
     cpu_p95 = max(cpu) if cpu else 0.0
     plan300 = None if args.no_300 else plan_300_zones()
