@@ -28,7 +28,8 @@ synthetic 300-zone site (the demo's 15 zones twenty times over, with their fitte
     python bench/control.py                  # about 1.5 h on 2 cores
     python bench/control.py --days 3 --warmup 4 --windows hot=2026-07-06   # a quick look
 
-Prints a table per window, writes bench/out/control.png (the curve), and last one JSON line:
+Prints a table per window, writes bench/out/control-WINDOWS.png (the curve; e.g.
+control-hot-mild-september-june.png), and last one JSON line:
 {"windows": {"hot": {"rules": [...], "predictive": [...], "predictive_default": {...},
 "delta_e_at_d_points": x}, ...}, "decision_cpu_p95_s": x, "plan_300_zones_s": x}
 """
@@ -203,7 +204,7 @@ def plot(result: dict) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = OUT / "control.png"
+    path = OUT / f"control-{'-'.join(result)}.png"  # one file per set of windows
     fig.savefig(path, dpi=110)
     return path
 
