@@ -117,16 +117,18 @@ def _predictive(site: Site, store: Store, now: dt.datetime, local: dt.datetime,
             out = predictive.follow(site, calendar, values, local, now, learned, level,
                                     overrides, cached, k, pstore.latest_note(store))
             return Decision(now, level, out.decisions, "predictive", out.note, cached)
-    mass, forecast, source = {}, None, ""
+    mass, forecast, source, spent = {}, None, "", None
     steps = predictive.steps_today(site, calendar, local)
     if model is not None and steps > 0:  # nights and weekends: nothing to gather
-        mass = predictive.mass_now(site, model, history_from_store(
-            site, store, now - dt.timedelta(days=2), now))
+        h = history_from_store(site, store, now - dt.timedelta(days=2), now)
+        mass = predictive.mass_now(site, model, h)
+        if site.strategies.predictive_comfort == "budget":
+            spent = predictive.spent_today(site, model, h, local.date())
         t_out = next((values.get(p.id) for p in site.points
                       if p.kind == "outdoor_temperature"), None)
         forecast, source = outdoor_forecast(site, store, now, steps, t_out)
     out = predictive.decide(site, calendar, values, local, now, learned, level, overrides,
-                            model, mass, forecast, source)
+                            model, mass, forecast, source, spent)
     return Decision(now, level, out.decisions, "predictive", out.note, out.plan,
                     fresh_plan=out.plan is not None)
 

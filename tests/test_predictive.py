@@ -221,6 +221,24 @@ def test_a_comfort_budget_is_spent_where_it_saves(learned_site):
             spent = 0.25 * (hot + 2 * np.maximum(hot - 0.5, 0)).sum()
             gaps.append(spent - 0.75 * occ.sum() / steps[i])
         assert np.median(np.abs(gaps)) < 0.02, (local, gaps)  # the allowance, spent
+    # what a zone spent earlier today comes off its allowance: nothing left, the price alone
+    ids = [z.id for z in site.zones]
+    none_left = make_plan(budget, cal, model, list(site.zones), temps, mass, fc, local, aware,
+                          50, spent={z: 0.75 for z in ids})
+    all_left = make_plan(budget, cal, model, list(site.zones), temps, mass, fc, local, aware,
+                         50, spent={z: 0.0 for z in ids})
+    assert all_left.kwh < plans[50].kwh < none_left.kwh
+    assert none_left.discomfort_kh <= priced.discomfort_kh + 0.05
+    # ... as measured: the zones' operative temperature in working hours today, from their
+    # readings (a Sunday spends nothing; the morning of a hot Friday, something)
+    for day, hour, some in ((dt.date(2026, 7, 5), 13, False), (dt.date(2026, 7, 3), 13, True)):
+        aware = dt.datetime.combine(day, dt.time(hour)).replace(tzinfo=site.tz)
+        k = int((aware.timestamp() - h.t0) // STEP_S)
+        sub = History(h.t0 + (k - 192) * STEP_S, 193,
+                      {p: v[k - 192:k + 1] for p, v in h.mean.items()})
+        got = predictive.spent_today(site, model, sub, day)
+        assert set(got) == set(ids) and all(math.isfinite(v) and v >= 0 for v in got.values())
+        assert all(v > 0 for v in got.values()) if some else not any(got.values())
 
 
 def test_a_peak_target_caps_the_planned_demand(learned_site):
@@ -625,7 +643,8 @@ def test_predictive_settings_and_the_weather_table_are_checked(tmp_path):
             load_site(bad)
 
 
-def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_site, tmp_path):
+def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_site, tmp_path,
+                                                                     monkeypatch):
     from bems.decision import commit, decide
     from bems.storage import Store
 
@@ -664,6 +683,19 @@ def test_the_decision_path_plans_every_15_minutes_and_keeps_the_plan(learned_sit
         assert first is not None and latest is not None
         # the rule set stays the default
         assert decide(site, st, now).strategy == "rules"
+        # the "budget" mode: the plan is told what each zone spent today, from the store
+        asked = []
+        real = predictive.spent_today
+        monkeypatch.setattr(predictive, "spent_today",
+                            lambda *a: asked.append(a[3]) or real(*a))
+        bsite = dataclasses.replace(psite, strategies=dataclasses.replace(
+            psite.strategies, predictive_comfort="budget"))
+        st.put(state.PREDICTIVE_MODEL, model.to_json())
+        st.insert_readings([(p, dt.datetime.fromtimestamp(h.t0 + i * STEP_S, UTC), float(v[i]),
+                             "good") for p, v in h.mean.items() for i in range(k + 3, k + 5)
+                            if math.isfinite(v[i])])
+        d = decide(bsite, st, later + dt.timedelta(minutes=20))
+        assert d.fresh_plan and asked == [dt.date(2026, 7, 3)]
 
 
 # --- closed loops ------------------------------------------------------------------------

@@ -150,12 +150,14 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
               outdoor: np.ndarray, now: dt.datetime, now_utc: dt.datetime,
               comfort_weight: float, weather_source: str = "",
               time_limit_s: float = 10.0, learned: Learned | None = None,
-              ac_on: dict[str, bool] | None = None) -> Plan:
+              ac_on: dict[str, bool] | None = None,
+              spent: dict[str, float] | None = None) -> Plan:
     """Solve the day's plan. `now`: naive local; `outdoor[k]`: the forecast at step k (°C);
     `temps` / `mass`: each zone's air and estimated surface temperature now. With `learned`
     (the rule set's learned rates) the rule set's own schedule of the day is simulated on the
     same models and priced the same way (`ac_on`: each zone's AC now); where it comes out
-    cheaper than the plan, the plan says the rules should decide (`Plan.follows`)."""
+    cheaper than the plan, the plan says the rules should decide (`Plan.follows`). `spent`:
+    each zone's discomfort so far today (`strategy.spent_today`), for the "budget" mode."""
     import cvxpy as cp
 
     cpu0 = time.process_time()
@@ -187,12 +189,16 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     # most `break_restart_min` before work resumes (the state-agency rule)
     shut = lunch_off(site, calendar, zones, times) if p.predictive_break == "off" else None
     # the "budget" mode: each zone's kelvin-hours for the rest of today, its day's allowance
-    # in proportion to the working steps left (discomfort within it priced as at slider 0,
-    # beyond it at the slider's price)
+    # less what it has spent so far (not known: the allowance in proportion to the working
+    # steps left); discomfort within it priced as at slider 0, beyond it at the slider's price
     budget = None
     if p.predictive_comfort == "budget":
-        budget = comfort_budget_kh(comfort_weight) * occ.sum(axis=1) / np.maximum(
+        daily = comfort_budget_kh(comfort_weight)
+        share = daily * occ.sum(axis=1) / np.maximum(
             day_occupied_steps(calendar, zones, now.date()), 1)
+        spent = spent or {}
+        budget = np.array([max(daily - spent[z.id], 0.0) if z.id in spent else share[i]
+                           for i, z in enumerate(zones)])
     col = lambda f: np.array([[f(m)] for m in models])  # noqa: E731  (Z, 1) coefficients
     a, b, c, e = col(lambda m: m.a), col(lambda m: m.b), col(lambda m: m.c), col(lambda m: m.e)
     al, be, gm = col(lambda m: m.alpha), col(lambda m: m.beta), col(lambda m: m.gm)

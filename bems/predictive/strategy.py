@@ -16,7 +16,8 @@ import numpy as np
 
 from bems.calendar import SiteCalendar
 from bems.intents import WriteIntent
-from bems.predictive.model import BuildingModel, History, occupancy_grid, outdoor
+from bems.predictive.model import (STEP_H, BuildingModel, History, local_days, occupancy_grid,
+                                   outdoor)
 from bems.predictive.mpc import (Plan, PlanError, ZonePlan, horizon, make_plan,
                                  setpoint_for)
 from bems.reasons import Reason, reason
@@ -34,13 +35,13 @@ class Outcome:
     note: str  # "" when every zone follows the plan; else the code and detail of why not
 
 
-def mass_now(site: Site, model: BuildingModel, h: History) -> dict[str, float]:
-    """Each zone's surface temperature now, from the recent history of its air temperature
-    (the model's filter; two days are plenty)."""
+def _surfaces(site: Site, model: BuildingModel, h: History):
+    """(zone, air, surface temperature) by step over a history, for each zone with a fitted
+    model and readings: the surfaces from the model's filter of the air (two days are
+    plenty)."""
     to = outdoor(site, h)
     harm = h.sun(site)
     calendar = SiteCalendar(site)
-    out = {}
     for z in site.zones:
         m = model.zones.get(z.id)
         if m is None or not m.fit or not z.temperature:
@@ -51,9 +52,31 @@ def mass_now(site: Site, model: BuildingModel, h: History) -> dict[str, float]:
         occ = h.get(z.occupancy) if z.occupancy else None
         if occ is None or not np.isfinite(occ).any():
             occ = occupancy_grid(site, calendar, z.schedule, h.t0, h.n)
-        tm = m.mass(ta, to, np.nan_to_num(occ), harm)
-        if np.isfinite(tm[-1]):
-            out[z.id] = float(tm[-1])
+        yield z, ta, m.mass(ta, to, np.nan_to_num(occ), harm)
+
+
+def mass_now(site: Site, model: BuildingModel, h: History) -> dict[str, float]:
+    """Each zone's surface temperature now, from the recent history of its air temperature."""
+    return {z.id: float(tm[-1]) for z, _ta, tm in _surfaces(site, model, h)
+            if np.isfinite(tm[-1])}
+
+
+def spent_today(site: Site, model: BuildingModel, h: History, day: dt.date
+                ) -> dict[str, float]:
+    """Each zone's discomfort so far on `day` (local) as the "budget" mode counts it: the
+    kelvin-hours its operative temperature (measured air, estimated surfaces) spent outside
+    the plan's band in working hours, a kelvin past half counting three times."""
+    p = site.strategies
+    high = p.comfort_high - p.predictive_margin_k
+    calendar = SiteCalendar(site)
+    today = local_days(site, h) == day.toordinal()
+    out = {}
+    for z, ta, tm in _surfaces(site, model, h):
+        occ = occupancy_grid(site, calendar, z.schedule, h.t0, h.n) * today
+        op = 0.5 * (ta + tm)
+        hot = np.nan_to_num(np.maximum(occ * (op - high), 0))
+        cold = np.nan_to_num(np.maximum(occ * (p.comfort_low - op), 0))
+        out[z.id] = float(STEP_H * (hot + 2 * np.maximum(hot - 0.5, 0) + cold).sum())
     return out
 
 
@@ -73,7 +96,7 @@ def decide(site: Site, calendar: SiteCalendar, values: dict[str, float | None],
            now: dt.datetime, now_aware: dt.datetime, learned: Learned, level: int,
            overrides: list[Override] | None, model: BuildingModel | None,
            mass: dict[str, float], forecast: np.ndarray | None,
-           weather_source: str = "") -> Outcome:
+           weather_source: str = "", spent: dict[str, float] | None = None) -> Outcome:
     rules = plan(site, calendar, values, now, learned, level, overrides, now_aware=now_aware)
     if steps_today(site, calendar, now) == 0:
         return Outcome(rules, None, "nobody_today")
@@ -93,7 +116,7 @@ def decide(site: Site, calendar: SiteCalendar, values: dict[str, float | None],
     try:
         p = make_plan(site, calendar, model, usable, temps, mass, forecast, now, now_aware,
                       site.strategies.comfort_weight, weather_source,
-                      site.strategies.predictive_time_limit_s, learned, ac_on)
+                      site.strategies.predictive_time_limit_s, learned, ac_on, spent)
     except PlanError as exc:
         return Outcome(rules, None, str(exc))
     if p.follows == "rules":
