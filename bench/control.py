@@ -5,8 +5,8 @@ the one Writer in lock step with the EnergyPlus centre), over the same days and 
 For each window (hot July, mild November, September, and June: a period nothing was tuned
 on): the time clock (baseline); the rule set at `occupied_setpoint` 26, 25.5 and 25 °C and at
 one per-zone set (south and west offices 25, east 25.5, north and cores 26); the predictive
-strategy at three comfort settings (its energy–comfort slider: comfort_weight 20, 80, 95) and
-its default (50), the default with two seeds of the forecast's error, the default with
+strategy at three comfort settings (its energy–comfort slider: comfort_weight 20, 50, 80) and
+its default (35), the default with two seeds of the forecast's error, the default with
 the lunch break off (the state-agency rule: AC off, restarted at most 30 minutes before work
 resumes), the default with its units' on/off continuous (one LP, the fans priced by the
 cooling) instead of by half hour, and the default with a daily comfort allowance per zone
@@ -53,8 +53,8 @@ WINDOWS = {"hot": "2026-07-06", "mild": "2026-11-09", "september": "2026-09-14",
            "june_untuned": "2026-06-01"}
 RULES = (("rules 26", {"occupied_setpoint": "26"}), ("rules 25.5", {"occupied_setpoint": "25.5"}),
          ("rules 25", {"occupied_setpoint": "25"}), ("rules per zone", "per_zone"))
-WEIGHTS = (20, 80, 95)  # the slider's other settings; the default is DEFAULT_WEIGHT
-DEFAULT_WEIGHT = 50
+WEIGHTS = (20, 50, 80)  # the slider's other settings; the default is DEFAULT_WEIGHT
+DEFAULT_WEIGHT = 35
 PER_ZONE = {"p1": 25.0, "p4": 25.0, "p2": 25.5, "p3": 26.0, "core": 26.0}  # S, W, E, N, core
 ROW = ("setting", "hvac_ratio", "peak_ratio", "tdis_operative_kh_per_zone", "violations")
 
