@@ -195,9 +195,9 @@ def test_a_comfort_budget_is_spent_where_it_saves(learned_site):
     cal = SiteCalendar(site)
     assert mpc.comfort_budget_kh(0) == 3.0 and mpc.comfort_budget_kh(100) == 0.0
     assert mpc.comfort_budget_kh(50) == 0.75 and mpc.comfort_budget_kh(1e300) == 0.0
-    steps = mpc.day_occupied_steps(cal, list(site.zones), dt.date(2026, 7, 3))
+    steps = mpc.day_occupied_steps(site, cal, list(site.zones), dt.date(2026, 7, 3))
     assert steps.min() > 0 and list(mpc.day_occupied_steps(
-        cal, list(site.zones), dt.date(2026, 7, 5))) == [0] * len(site.zones)  # a Sunday
+        site, cal, list(site.zones), dt.date(2026, 7, 5))) == [0] * len(site.zones)  # a Sunday
     budget = dataclasses.replace(site, strategies=dataclasses.replace(
         site.strategies, predictive_comfort="budget"))
     assert site.strategies.predictive_comfort == "price"  # the default

@@ -26,7 +26,7 @@ import numpy as np
 
 from bems.calendar import SiteCalendar
 from bems.predictive.model import (STEP_H, STEP_S, BuildingModel, ZoneModel, air_handler_areas,
-                                   sun)
+                                   occupancy_grid, sun)
 from bems.site import Site, Zone
 from bems.strategies.plan import BREAK_MAX_H, Learned, plan_zone
 from bems.tariff import band, price
@@ -134,15 +134,14 @@ def horizon(site: Site, calendar: SiteCalendar, zones: list[Zone], now: dt.datet
     return t0, int(math.ceil((end - t0).total_seconds() / STEP_S))
 
 
-def day_occupied_steps(calendar: SiteCalendar, zones: list[Zone], day: dt.date) -> np.ndarray:
+def day_occupied_steps(site: Site, calendar: SiteCalendar, zones: list[Zone], day: dt.date
+                       ) -> np.ndarray:
     """Each zone's occupied steps over the whole of `day` (its schedule and the calendar)."""
-    start = dt.datetime.combine(day, dt.time(0))
-    steps = [start + dt.timedelta(seconds=STEP_S * k) for k in range(int(86400 // STEP_S))]
-    by_schedule: dict[str, int] = {}
-    for z in zones:
-        if z.schedule and z.schedule not in by_schedule:
-            by_schedule[z.schedule] = sum(calendar.occupied(z.schedule, t) for t in steps)
-    return np.array([by_schedule.get(z.schedule, 0) if z.schedule else 0 for z in zones], float)
+    t0 = int(dt.datetime.combine(day, dt.time(0), site.tz).timestamp())
+    n = int(86400 // STEP_S)
+    by_schedule = {s: occupancy_grid(site, calendar, s, t0, n).sum()
+                   for s in {z.schedule for z in zones if z.schedule}}
+    return np.array([by_schedule.get(z.schedule, 0.0) for z in zones], float)
 
 
 def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
@@ -195,7 +194,7 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
     if p.predictive_comfort == "budget":
         daily = comfort_budget_kh(comfort_weight)
         share = daily * occ.sum(axis=1) / np.maximum(
-            day_occupied_steps(calendar, zones, now.date()), 1)
+            day_occupied_steps(site, calendar, zones, now.date()), 1)
         spent = spent or {}
         budget = np.array([max(daily - spent[z.id], 0.0) if z.id in spent else share[i]
                            for i, z in enumerate(zones)])

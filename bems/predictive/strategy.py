@@ -70,9 +70,12 @@ def spent_today(site: Site, model: BuildingModel, h: History, day: dt.date
     high = p.comfort_high - p.predictive_margin_k
     calendar = SiteCalendar(site)
     today = local_days(site, h) == day.toordinal()
+    grids: dict[str, np.ndarray] = {}  # zones share schedules
     out = {}
     for z, ta, tm in _surfaces(site, model, h):
-        occ = occupancy_grid(site, calendar, z.schedule, h.t0, h.n) * today
+        if z.schedule not in grids:
+            grids[z.schedule] = occupancy_grid(site, calendar, z.schedule, h.t0, h.n) * today
+        occ = grids[z.schedule]
         op = 0.5 * (ta + tm)
         hot = np.nan_to_num(np.maximum(occ * (op - high), 0))
         cold = np.nan_to_num(np.maximum(occ * (p.comfort_low - op), 0))
