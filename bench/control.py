@@ -25,8 +25,13 @@ Derived per window:
 And: each decision's CPU time (p95 over every predictive run), and one plan of the day for a
 synthetic 300-zone site (the demo's 15 zones twenty times over, with their fitted models).
 
-    python bench/control.py                  # about 1.5 h on 2 cores
+    python bench/control.py                  # about 3.5 h on 2 cores (52 runs)
     python bench/control.py --days 3 --warmup 4 --windows hot=2026-07-06   # a quick look
+
+Each finished run is kept in bench/out/runs/ under its arguments and the git trees of the code
+it ran (bems/, connectors/, models/; only from a clean checkout), so a run stopped part way
+goes on where it stopped with the same code; `--fresh` runs everything again. Each run's end is
+printed on stderr as it comes.
 
 Prints a table per window, writes bench/out/control-WINDOWS.png (the curve; e.g.
 control-hot-mild-september-june.png), and last one JSON line:
@@ -37,6 +42,7 @@ control-hot-mild-september-june.png), and last one JSON line:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import subprocess
@@ -76,18 +82,79 @@ def per_zone_site(folder: Path) -> Path:
     return path
 
 
+def code_version() -> str | None:
+    """What a run's result depends on: the git trees of the code `bems simulate` runs (its
+    site, weather and models included). None where that is not a clean git checkout: then
+    nothing is kept or reused."""
+    trees = ("bems", "connectors", "models")
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *trees], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        ids = subprocess.run(["git", "rev-parse", *(f"HEAD:{t}" for t in trees)], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return None if dirty else hashlib.sha256(" ".join(ids).encode()).hexdigest()[:16]
+
+
+class Runs:
+    """Each finished run kept as a JSON file named by its arguments and the code's version, so
+    a benchmark stopped part way (a session's end, a reboot) goes on where it stopped with the
+    same code, and a change to the code starts again."""
+
+    def __init__(self, folder: Path | None, version: str | None):
+        self.folder = folder if version else None
+        self.version = version
+        self.reused = 0
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, args: list[str], site_text: str | None) -> Path | None:
+        if self.folder is None:
+            return None
+        key = json.dumps([self.version, args, site_text])
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+    def run(self, args: list[str], site: Path | None) -> dict:
+        site_text = site.read_text(encoding="utf-8") if site is not None else None
+        kept = self.path(args, site_text)
+        if kept is not None and kept.exists():
+            try:
+                self.reused += 1
+                return json.loads(kept.read_text(encoding="utf-8"))["result"]
+            except (ValueError, KeyError):
+                self.reused -= 1
+        cmd = [sys.executable, "-m", "bems", "simulate", *args]
+        if site is not None:
+            cmd += ["--site", str(site)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)}: {out.stderr[-2000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if kept is not None:
+            tmp = kept.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"args": args, "code": self.version, "result": result}),
+                           encoding="utf-8")
+            tmp.replace(kept)
+        return result
+
+
+RUNS = Runs(None, None)
+
+
 def simulate(start: str, days: int, warmup: int, strategy: str, params: dict | None = None,
              site: Path | None = None, seed: int = 1) -> dict:
-    cmd = [sys.executable, "-m", "bems", "simulate", "--start", start, "--days", str(days),
-           "--strategy", strategy, "--warmup-days", str(warmup), "--seed", str(seed), "--json"]
+    args = ["--start", start, "--days", str(days), "--strategy", strategy, "--warmup-days",
+            str(warmup), "--seed", str(seed), "--json"]
     for k, v in (params or {}).items():
-        cmd += ["--param", f"{k}={v}"]
-    if site is not None:
-        cmd += ["--site", str(site)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[3:])}: {out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        args += ["--param", f"{k}={v}"]
+    t = time.time()
+    reused = RUNS.reused
+    result = RUNS.run(args, site)
+    how = "kept from an earlier run" if RUNS.reused > reused else f"{time.time() - t:.0f} s"
+    print(f"  done: {start} {strategy} {params or ''}{' per zone' if site else ''} seed {seed} "
+          f"({how})", file=sys.stderr, flush=True)
+    return result
 
 
 def row(name: str, k: dict, base: dict) -> dict:
@@ -217,14 +284,26 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=14)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-300", action="store_true", help="skip the 300-zone plan")
+    ap.add_argument("--runs", type=Path, default=OUT / "runs",
+                    help="where each finished run is kept, to go on after a stop with the same "
+                         "code (default bench/out/runs)")
+    ap.add_argument("--fresh", action="store_true", help="run everything again")
     args = ap.parse_args()
+    global RUNS
+    version = None if args.fresh else code_version()
+    RUNS = Runs(args.runs, version)
+    if version is None:
+        print("runs not kept (--fresh, or the code is not a clean git checkout)",
+              file=sys.stderr)
     windows = dict(w.split("=") for w in args.windows.split(","))
     folder = Path(tempfile.mkdtemp(prefix="bench-control-"))
     zoned = per_zone_site(folder)
     jobs = {}
     t0 = time.time()
     with ThreadPoolExecutor(args.workers) as pool:
-        for w, start in windows.items():  # the long runs first
+        # window by window, what the issue's aims need first (the default with both seeds, the
+        # slider's other settings, the rules' curve and the baseline); the options after
+        for w, start in windows.items():
             sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
                                                **kw)
             jobs[(w, "default")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT})
@@ -232,19 +311,19 @@ def main() -> None:
                                               {"comfort_weight": DEFAULT_WEIGHT}, seed=2)
             for cw in WEIGHTS:
                 jobs[(w, f"predictive {cw}")] = sim("predictive", {"comfort_weight": cw})
+            jobs[(w, "baseline")] = sim("baseline")
+            for name, params in RULES:
+                jobs[(w, name)] = sim("rules", site=zoned) if params == "per_zone" else \
+                    sim("rules", params)
+        for w, start in windows.items():
+            sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
+                                               **kw)
             jobs[(w, "lunch off")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
                                                         "predictive_break": "off"})
             jobs[(w, "continuous")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
                                                          "predictive_on_off": "continuous"})
             jobs[(w, "budget")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
                                                      "predictive_comfort": "budget"})
-        for w, start in windows.items():
-            sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
-                                               **kw)
-            jobs[(w, "baseline")] = sim("baseline")
-            for name, params in RULES:
-                jobs[(w, name)] = sim("rules", site=zoned) if params == "per_zone" else \
-                    sim("rules", params)
         runs = {k: f.result() for k, f in jobs.items()}
     result: dict = {}
     cpu = []
@@ -303,7 +382,8 @@ def main() -> None:
     png = plot(result)
     print(f"\ndecision CPU p95 {cpu_p95:.3f} s (aim < 2); 300-zone plan "
           f"{plan300 if plan300 is None else round(plan300, 2)} s (aim < 10); "
-          f"{time.time() - t0:.0f} s in all; curve: {png}")
+          f"{time.time() - t0:.0f} s in all ({RUNS.reused} runs kept from an earlier start with "
+          f"the same code); curve: {png}")
     print("aims, every window: ΔE@D <= -2 points (stretch -4), no setting at least as "
           "comfort-minded as the default dominated by a rules point, 0 violations; hot peak "
           "<= 0.80x")
