@@ -62,6 +62,10 @@ RULES = (("rules 26", {"occupied_setpoint": "26"}), ("rules 25.5", {"occupied_se
 WEIGHTS = (20, 50, 80)  # the slider's other settings; the default is DEFAULT_WEIGHT
 DEFAULT_WEIGHT = 35
 PER_ZONE = {"p1": 25.0, "p4": 25.0, "p2": 25.5, "p3": 26.0, "core": 26.0}  # S, W, E, N, core
+# the predictive default's options, run after what the aims need: (key, label, parameters)
+OPTIONS = (("lunch off", "lunch break off", {"predictive_break": "off"}),
+           ("continuous", "units continuous", {"predictive_on_off": "continuous"}),
+           ("budget", "daily comfort allowance", {"predictive_comfort": "budget"}))
 ROW = ("setting", "hvac_ratio", "peak_ratio", "tdis_operative_kh_per_zone", "violations")
 
 
@@ -288,6 +292,9 @@ def main() -> None:
                     help="where each finished run is kept, to go on after a stop with the same "
                          "code (default bench/out/runs)")
     ap.add_argument("--fresh", action="store_true", help="run everything again")
+    ap.add_argument("--no-options", action="store_true",
+                    help="only what the aims need: not the lunch break off, the continuous "
+                         "on/off nor the daily allowance")
     args = ap.parse_args()
     global RUNS
     version = None if args.fresh else code_version()
@@ -296,6 +303,7 @@ def main() -> None:
         print("runs not kept (--fresh, or the code is not a clean git checkout)",
               file=sys.stderr)
     windows = dict(w.split("=") for w in args.windows.split(","))
+    options = () if args.no_options else OPTIONS
     folder = Path(tempfile.mkdtemp(prefix="bench-control-"))
     zoned = per_zone_site(folder)
     jobs = {}
@@ -316,14 +324,10 @@ def main() -> None:
                 jobs[(w, name)] = sim("rules", site=zoned) if params == "per_zone" else \
                     sim("rules", params)
         for w, start in windows.items():
-            sim = lambda *a, **kw: pool.submit(simulate, start, args.days, args.warmup, *a,  # noqa: E731
-                                               **kw)
-            jobs[(w, "lunch off")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
-                                                        "predictive_break": "off"})
-            jobs[(w, "continuous")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
-                                                         "predictive_on_off": "continuous"})
-            jobs[(w, "budget")] = sim("predictive", {"comfort_weight": DEFAULT_WEIGHT,
-                                                     "predictive_comfort": "budget"})
+            for key, _, extra in options:
+                jobs[(w, key)] = pool.submit(simulate, start, args.days, args.warmup,
+                                             "predictive",
+                                             {"comfort_weight": DEFAULT_WEIGHT, **extra})
         runs = {k: f.result() for k, f in jobs.items()}
     result: dict = {}
     cpu = []
@@ -333,29 +337,26 @@ def main() -> None:
         pred = [row(f"predictive {cw}", runs[(w, f"predictive {cw}")], base) for cw in WEIGHTS]
         default = row(f"predictive {DEFAULT_WEIGHT} (default)", runs[(w, "default")], base)
         seed2 = row("default, forecast seed 2", runs[(w, "default seed 2")], base)
-        lunch = row(f"predictive {DEFAULT_WEIGHT}, lunch break off", runs[(w, "lunch off")],
-                    base)
-        relaxed = row(f"predictive {DEFAULT_WEIGHT}, units continuous", runs[(w, "continuous")],
-                      base)
-        allowance = row(f"predictive {DEFAULT_WEIGHT}, daily comfort allowance",
-                        runs[(w, "budget")], base)
+        opts = {key: row(f"predictive {DEFAULT_WEIGHT}, {label}", runs[(w, key)], base)
+                for key, label, _ in options}
         curve = [r for r in rules if r["setting"] != "rules per zone"]
         delta = (default["hvac_ratio"] - curve_at(
             curve, default["tdis_operative_kh_per_zone"])) * 100
         delta2 = (seed2["hvac_ratio"] - curve_at(curve, seed2["tdis_operative_kh_per_zone"])) * 100
         comfort_minded = [p for p, cw in zip(pred, WEIGHTS) if cw >= DEFAULT_WEIGHT] + \
-            [default, lunch, relaxed, allowance]
+            [default, *opts.values()]
         beaten = {p["setting"]: dominated(p, rules) for p in comfort_minded}
         cpu += [runs[(w, k)]["decision_cpu_p95_s"] for k in
-                ["default", "default seed 2", "lunch off", "continuous", "budget"]
-                + [f"predictive {cw}" for cw in WEIGHTS]]
-        delta_allowance = (allowance["hvac_ratio"] - curve_at(
-            curve, allowance["tdis_operative_kh_per_zone"])) * 100
-        result[w] = {"rules": rules, "predictive": pred + [seed2, lunch, relaxed, allowance],
+                ["default", "default seed 2", *opts] + [f"predictive {cw}" for cw in WEIGHTS]]
+        allowance = opts.get("budget")
+        delta_allowance = None if allowance is None else round(
+            (allowance["hvac_ratio"] - curve_at(curve, allowance["tdis_operative_kh_per_zone"]))
+            * 100, 2)
+        result[w] = {"rules": rules, "predictive": pred + [seed2, *opts.values()],
                      "predictive_default": default,
                      "delta_e_at_d_points": round(delta, 2),
                      "delta_e_at_d_points_seed2": round(delta2, 2),
-                     "delta_e_at_d_points_allowance": round(delta_allowance, 2),
+                     "delta_e_at_d_points_allowance": delta_allowance,
                      "dominated_by_rules": {k: v for k, v in beaten.items() if v},
                      "baseline": {"hvac_kwh": base["hvac_kwh"], "peak_kw": base["peak_kw"],
                                   "tdis_operative_kh_per_zone":
@@ -371,11 +372,12 @@ def main() -> None:
         print(f"\n{w}: {args.days} days from {start} (after {args.warmup} warm-up days); "
               f"baseline HVAC {base['hvac_kwh']:,.0f} kWh, peak {base['peak_kw']:.0f} kW")
         print(f"  {'setting':34}{'HVAC/base':>10}{'peak/base':>10}{'tdis op':>9}{'viol':>6}")
-        for r in rules + pred + [default, seed2, lunch, relaxed, allowance]:
+        for r in rules + pred + [default, seed2, *opts.values()]:
             print(f"  {r['setting']:34}{r['hvac_ratio']:>10.3f}{r['peak_ratio']:>10.3f}"
                   f"{r['tdis_operative_kh_per_zone']:>9.2f}{r['violations']:>6.1f}")
-        print(f"  ΔE@D {delta:+.2f} points (seed 2: {delta2:+.2f}; daily comfort allowance: "
-              f"{delta_allowance:+.2f}); dominated by a rules point: "
+        print(f"  ΔE@D {delta:+.2f} points (seed 2: {delta2:+.2f}"
+              + (f"; daily comfort allowance: {delta_allowance:+.2f}" if allowance else "")
+              + "); dominated by a rules point: "
               f"{result[w]['dominated_by_rules'] or 'none'}")
     cpu_p95 = max(cpu) if cpu else 0.0
     plan300 = None if args.no_300 else plan_300_zones()

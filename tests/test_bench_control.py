@@ -69,3 +69,65 @@ def test_the_code_version_follows_the_code_trees(control, tmp_path, monkeypatch)
     assert v is not None and len(v) == 16 and v == control.code_version()
     monkeypatch.setattr(control, "ROOT", tmp_path)  # not a git checkout
     assert control.code_version() is None
+
+
+# what a 14-day run gives, per setting: (HVAC kWh, peak kW, operative discomfort K·h/zone)
+FAKE = {("baseline", None): (100.0, 200.0, 1.3), ("rules", "26"): (78.8, 168.0, 35.72),
+        ("rules", "25.5"): (80.3, 176.0, 16.26), ("rules", "25"): (82.9, 170.0, 6.27),
+        ("rules", "zoned"): (80.3, 170.0, 19.47), ("predictive", "35"): (80.4, 159.0, 7.02),
+        ("predictive", "35 seed 2"): (80.3, 160.0, 7.34), ("predictive", "20"): (82.9, 180.0, 13.5),
+        ("predictive", "50"): (82.2, 158.0, 6.0), ("predictive", "80"): (83.0, 150.0, 4.8)}
+
+
+def _fake_simulate(cmd, capture_output, text):
+    strategy = cmd[cmd.index("--strategy") + 1]
+    params = dict(cmd[i + 1].split("=") for i, c in enumerate(cmd) if c == "--param")
+    setting = "zoned" if "--site" in cmd else params.get(
+        "comfort_weight", params.get("occupied_setpoint"))
+    if cmd[cmd.index("--seed") + 1] == "2":
+        setting += " seed 2"
+    hvac, peak, tdis = FAKE[(strategy, setting)]
+    kpis = {"hvac_kwh": hvac, "peak_kw": peak, "tdis_operative_kh_per_zone": tdis,
+            "policy_violations": 0, "decision_cpu_p95_s": 0.1 + hvac / 1000,
+            **{k: 1.0 for k in ("ener_tot", "tdis_tot", "tdis_air_tot", "tdis_person_tot",
+                                "pele_tot", "cost_tot", "cost_tou_tot", "time_rat")}}
+    return subprocess.CompletedProcess(cmd, 0, json.dumps(kpis), "")
+
+
+def test_the_benchmark_scores_the_default_against_the_rules_curve(control, tmp_path,
+                                                                  monkeypatch, capsys):
+    monkeypatch.setattr(control.subprocess, "run", _fake_simulate)
+    monkeypatch.setattr(control, "code_version", lambda: "test")
+    monkeypatch.setattr(control, "OUT", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["control.py", "--windows", "hot=2026-07-06", "--no-300",
+                                      "--no-options", "--runs", str(tmp_path / "runs")])
+    control.main()
+    out = capsys.readouterr().out
+    hot = json.loads(out.strip().splitlines()[-1])["windows"]["hot"]
+    # 0.804 against the rules between 25 °C (6.27, 0.829) and 25.5 °C (16.26, 0.803) at 7.02
+    assert hot["delta_e_at_d_points"] == round((0.804 - (0.829 - 0.026 * 0.75 / 9.99)) * 100, 2)
+    assert hot["delta_e_at_d_points"] == -2.3 and hot["delta_e_at_d_points_seed2"] == -2.32
+    assert [r["setting"] for r in hot["rules"]] == ["rules 26", "rules 25.5", "rules 25",
+                                                     "rules per zone"]
+    assert hot["predictive_default"]["peak_ratio"] == 0.795
+    # slider 50 (6.0 K·h/zone at 0.822) is more comfortable than rules 25 °C and uses less, so
+    # not dominated; slider 80 is the most comfortable; slider 20 (under 35) is not checked
+    assert hot["dominated_by_rules"] == {}
+    assert hot["delta_e_at_d_points_allowance"] is None
+    assert "predictive 35 (default)" in out and "-2.30 points" in out
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 10
+    assert (tmp_path / "control-hot.png").stat().st_size > 10_000
+    monkeypatch.setattr(control, "plot", lambda result: None)  # once is enough
+    # again: every run kept
+    control.main()
+    assert "(10 runs kept from an earlier start" in capsys.readouterr().out
+    # a dominated setting is named (--fresh: run again, keep nothing)
+    FAKE[("predictive", "80")] = (83.0, 150.0, 40.0)
+    sys.argv.append("--fresh")
+    try:
+        control.main()
+    finally:
+        FAKE[("predictive", "80")] = (83.0, 150.0, 4.8)
+    hot = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["windows"]["hot"]
+    assert hot["dominated_by_rules"] == {"predictive 80": ["rules 26", "rules 25.5", "rules 25",
+                                                           "rules per zone"]}
