@@ -304,8 +304,8 @@ def main() -> None:
               file=sys.stderr)
     windows = dict(w.split("=") for w in args.windows.split(","))
     options = () if args.no_options else OPTIONS
-    folder = Path(tempfile.mkdtemp(prefix="bench-control-"))
-    zoned = per_zone_site(folder)
+    folder = tempfile.TemporaryDirectory(prefix="bench-control-")  # the per-zone site file
+    zoned = per_zone_site(Path(folder.name))
     jobs = {}
     t0 = time.time()
     with ThreadPoolExecutor(args.workers) as pool:
@@ -329,6 +329,7 @@ def main() -> None:
                                              "predictive",
                                              {"comfort_weight": DEFAULT_WEIGHT, **extra})
         runs = {k: f.result() for k, f in jobs.items()}
+    folder.cleanup()
     result: dict = {}
     cpu = []
     for w, start in windows.items():
