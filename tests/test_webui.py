@@ -654,6 +654,12 @@ def test_open_faults_are_grouped_by_kind(site, web_db, tmp_path):
         s.db.execute("DELETE FROM faults")
         for z in ("f1.p1", "f1.p2", "f2.p1"):
             s.record_fault(finding("setpoint_below_floor", z, 5_000.0), NOW)
+        # an earlier occurrence of the same fault in the same place (closed, then found again)
+        # is the same place: its cost a day counts once, the newest
+        t = NOW - dt.timedelta(days=5, hours=20)
+        older = s.record_fault(finding("setpoint_below_floor", "f1.p1", 4_000.0), NOW)
+        t = NOW - dt.timedelta(hours=20)
+        s.db.execute("UPDATE faults SET status = 'acknowledged' WHERE id = ?", [older])
         s.record_fault(finding("ac_after_hours", "f1.p3", 1_000.0), NOW)
         gone = s.record_fault(finding("ac_after_hours", "f2.p2", 9_000.0), NOW)
         s.update_fault(gone, "op1", NOW, status="closed", note="đã sửa")

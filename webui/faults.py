@@ -46,14 +46,16 @@ def by_kind(rows: list[dict]) -> list[dict]:
         k = kinds.get(f["rule"])
         if k is None:
             title = fault_text(f["rule"], f["evidence"], f["target"], lang)["title"]
-            k = kinds[f["rule"]] = {"rule": f["rule"], "title": title, "places": set(),
-                                    "vnd_per_day": 0.0}
-        k["places"].add(f["target"])
-        k["vnd_per_day"] += f["vnd_per_day"] or 0.0
-    out = sorted(kinds.values(), key=lambda k: (-k["vnd_per_day"], -len(k["places"]), k["rule"]))
-    for k in out:
+            k = kinds[f["rule"]] = {"rule": f["rule"], "title": title, "places": {}}
+        # a place's cost a day once, from its newest occurrence (two occurrences of the same
+        # fault in the window are one place, not twice its cost)
+        seen = k["places"].get(f["target"])
+        if seen is None or f["last"] > seen["last"]:
+            k["places"][f["target"]] = f
+    for k in kinds.values():
+        k["vnd_per_day"] = sum(f["vnd_per_day"] or 0.0 for f in k["places"].values())
         k["places"] = len(k["places"])
-    return out
+    return sorted(kinds.values(), key=lambda k: (-k["vnd_per_day"], -k["places"], k["rule"]))
 
 
 def open_by_kind(days: int = 7) -> list[dict]:
