@@ -675,7 +675,10 @@ def test_open_faults_are_grouped_by_kind(site, web_db, tmp_path):
     assert len(items) == 2  # the closed one is not open
     page = c.get("/faults/").data.decode()
     assert 'href="/faults/?rule=setpoint_below_floor"' in page
+    intro = page[page.index("<h1>"):page.index("</p>", page.index("<h1>"))]
+    assert "16.000 ₫" in intro, intro  # each place once: not the older occurrence's 4,000
     only = c.get("/faults/?rule=ac_after_hours").data.decode()
+    assert "1.000 ₫ mỗi ngày" in only[:only.index("</p>", only.index("<h1>"))]
     listed = only[only.index("<tbody>"):]
     assert "f1.p3" in listed or next(z.name for z in site.zones if z.id == "f1.p3") in listed
     assert "25 °C" not in listed  # only that kind

@@ -79,7 +79,8 @@ def index():
     kinds = by_kind(rows)
     if rule:
         rows = [f for f in rows if f["rule"] == rule]
-    total = sum(f["vnd_per_day"] for f in rows if f["status"] != "closed")
+    # the open faults' cost a day, each place once per kind (as the kinds count it)
+    total = sum(k["vnd_per_day"] for k in kinds if not rule or k["rule"] == rule)
     return render_template("faults.html", faults=rows, show_all=show_all, total_vnd=total,
                            days=WINDOW_DAYS, kinds=kinds, rule=rule,
                            rule_title=rows[0]["title"] if rule and rows else "")
