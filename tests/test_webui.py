@@ -258,6 +258,11 @@ def test_admin_switches_strategies_and_adds_users(client, web_db, site):
     client.post("/logout", data={"csrf_token": _token(page)})
     _login(client, "admin1")
     page = client.get("/strategies/").data
+    # a setting without a unit ends its help with the figure, not a space before the full stop
+    slider = page.decode()[page.decode().index('id="setting-comfort_weight"'):]
+    slider = slider[:slider.index("</div>\n</div>")]
+    assert "0.0–100.0." in slider and re.search(r"Default: \d+\.\d\.", slider), slider
+    assert " ." not in slider and "°C." in page.decode()
     form = {"csrf_token": _token(page), "occupancy": "on", "lighting": "on",
             "optimal_start": "on", "occupied_setpoint": "24", "break_ac": "off"}
     r = client.post("/strategies/", data=form)  # below the 25 °C floor: refused
