@@ -453,4 +453,11 @@ def test_an_admin_opens_the_alarm_log_and_previews_a_setting(demo, browser, site
     assert site_file.read_bytes() == before  # a preview writes nothing
     r = page.request.get(base + "/api/v1/points")  # the session is not an API token
     assert r.status == 401
+    # the energy ↔ comfort slider shows its value, and the value follows it as it moves
+    page.goto(base + "/strategies/")
+    shown = page.inner_text("#o-comfort_weight")
+    assert shown == page.input_value("#f-comfort_weight")
+    page.fill("#f-comfort_weight", "70")
+    page.wait_for_function("document.getElementById('o-comfort_weight').textContent === '70'")
+    assert page.get_attribute("#f-comfort_weight", "aria-valuetext") == "70 / 100"
     page.close()
