@@ -194,19 +194,26 @@ def _finding(rule="ac_after_hours", target="f1.p1", first="2026-07-07T12:00", ho
             "evidence": {"points": ["f1.p1.ac"], "hours": hours}}
 
 
-def test_a_fault_seen_again_within_a_day_is_one_occurrence(store):
+def test_a_fault_seen_again_within_four_days_is_one_occurrence(store):
     now = dt.datetime(2026, 7, 8, tzinfo=dt.timezone.utc)
     a = store.record_fault(_finding(), now)
     b = store.record_fault(_finding(first="2026-07-07T20:00"), now)
     assert a == b
     f = store.fault(a)
     assert f["first"].hour == 12 and f["last"].hour == 22
-    c = store.record_fault(_finding(first="2026-07-10T12:00"), now)  # three days later: new
+    # a fault of every working day: Friday's and Monday's (and after a four-day holiday) are
+    # one line, not one a week
+    fri = store.record_fault(_finding(target="f2.p1", first="2026-07-10T10:00", hours=1), now)
+    mon = store.record_fault(_finding(target="f2.p1", first="2026-07-13T10:00", hours=1), now)
+    tue = store.record_fault(_finding(target="f2.p1", first="2026-07-17T10:00", hours=1), now)
+    assert fri == mon == tue and store.fault(fri)["last"].day == 17
+    assert store.record_fault(_finding(target="f2.p1", first="2026-07-21T11:01"), now) != fri
+    c = store.record_fault(_finding(first="2026-07-12T12:00"), now)  # five days later: new
     assert c != a
     assert store.update_fault(a, "op1", now, status="closed", note="panel reset")
     d = store.record_fault(_finding(first="2026-07-07T23:00"), now)  # closed: a new one
     assert d not in (a, c)
-    assert {x["id"] for x in store.faults(status="active")} == {c, d}
+    assert {x["id"] for x in store.faults(status="active", target="f1.p1")} == {c, d}
     audit = store.audit_rows(action="fault.update")
     assert audit and json.loads(audit[0]["detail"])["note"] == "panel reset"
 

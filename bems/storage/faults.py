@@ -9,7 +9,9 @@ from typing import Any
 from bems.storage.common import from_epoch, to_epoch
 
 STATUSES = ("open", "acknowledged", "closed")
-MERGE_S = 24 * 3600  # the same fault found again within a day is the same occurrence
+# the same fault found again within four days is the same occurrence: a fault that recurs every
+# working day stays one line over a weekend or a public holiday (Tết, longer, starts a new one)
+MERGE_S = 4 * 24 * 3600
 
 
 class Faults:
@@ -17,7 +19,7 @@ class Faults:
 
     def record_fault(self, f: dict, now: dt.datetime | int) -> int:
         """Record a finding: extend the occurrence of the same rule on the same target that
-        it overlaps or comes within a day of (unless that one was closed), or start a new
+        it overlaps or comes within four days of (unless that one was closed), or start a new
         one. `f` has rule, target, target_kind, first, last, detected (datetimes), kwh_per_day,
         vnd_per_day, discomfort_kh, evidence (dict). Returns the fault's id."""
         first, last = to_epoch(f["first"]), to_epoch(f["last"])
