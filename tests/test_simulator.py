@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -326,3 +328,33 @@ def test_simulator_command_serves_and_stops_cleanly(site, site_file, tmp_path):
             proc.wait()
         proc.stdout.close()
         proc.stdin.close()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_simulate_ends_and_removes_what_it_made(tmp_path, sig, code):
+    # EnergyPlus's callbacks swallow exceptions, so before, neither signal unwound the run:
+    # SIGTERM left its EnergyPlus folder and store behind, Ctrl-C did not stop it
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "bems", "simulate", "--start", "2026-07-06",
+                             "--days", "3", "--warmup-days", "2", "--strategy", "rules",
+                             "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # EnergyPlus has begun when its output folder exists
+        while not list(tmp.glob("bems-sim-*/out/*")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        assert list(tmp.glob("bems-loop-*")), "the run's store folder"
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert out == "" and "stopped" in err and "Traceback" not in err
+    assert list(tmp.iterdir()) == []

@@ -443,7 +443,7 @@ def schedule_show(site_file: Path | None, device: str | None, bacnet_port: int |
                    "its zone models from them (under the rule set).")
 @click.option("--comfort-weight", type=Number(0, 100), default=None,
               help="Predictive: the energy (0) to comfort (100) slider (default: the site "
-                   "file's, else 50).")
+                   "file's, else the strategy's default).")
 @click.option("--seed", type=Number(0, 2**31, integer=True), default=1, show_default=True,
               help="Predictive: the seed of the forecast's error.")
 @click.option("--exact-forecast", is_flag=True,
@@ -475,7 +475,7 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
     """
     import json as _json
 
-    from connectors.simulator.closedloop import simulate as run_sim
+    from connectors.simulator.closedloop import Stopped, simulate as run_sim
 
     site = load_site(site_file)
     first = _date(start, "--start")
@@ -487,9 +487,13 @@ def simulate(site_file: Path | None, start: str, days: int, strategy: str, warmu
                                  param_hint="--commissioning-days")
     if comfort_weight is not None:
         overrides["comfort_weight"] = comfort_weight
-    k = run_sim(site, first, days, strategy, warmup_days=warmup_days, forecast_seed=seed,
-                forecast_error=not exact_forecast, params=overrides,
-                commissioning_days=commissioning_days or 0).as_dict()
+    try:
+        k = run_sim(site, first, days, strategy, warmup_days=warmup_days, forecast_seed=seed,
+                    forecast_error=not exact_forecast, params=overrides,
+                    commissioning_days=commissioning_days or 0).as_dict()
+    except Stopped as exc:
+        click.echo("stopped: nothing scored; the run's files are removed", err=True)
+        raise SystemExit(128 + exc.signum) from None
     if as_json:
         click.echo(_json.dumps({key: v for key, v in k.items() if key != "peak_at"}))
         return

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,14 @@ class _Clock:
 
     def __call__(self) -> dt.datetime:
         return self.t
+
+
+class Stopped(Exception):
+    """The run was stopped by a signal (its number), after cleaning up."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
 
 
 def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
@@ -332,14 +342,29 @@ def simulate(site: Site, start: dt.date, days: int, strategy: str = "rules",
     run_start = begin_sim.date()
     while run_start.weekday() >= 5:  # warm up on a working day (VirtualCentre.serve)
         run_start -= dt.timedelta(days=1)
+    # SIGTERM or Ctrl-C ends the run at the next step, and what it made is removed (EnergyPlus's
+    # callbacks swallow an exception raised in them, so the signal only asks the model to stop)
+    stopped: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        stopped.append(signum)
+        model.stop()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    before = {sig: signal.signal(sig, on_signal) for sig in handled} \
+        if threading.current_thread() is threading.main_thread() else {}
     try:
         model.run(run_start, run_days + (begin_sim.date() - run_start).days, controller,
                   observer)
     finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
         if rt is not None:
             rt.stop(others_s=5)  # releases what BEMS holds, closes the store
         if folder is not None:
             folder.cleanup()
+    if stopped:
+        raise Stopped(stopped[0])
     kpi.cost_vnd = cost(site, kpi.energy_by_step).total_vnd
     kpi.cost_tou_vnd = cost(dataclasses.replace(site, tariffs=(BUSINESS_TOU,)),
                             kpi.energy_by_step).total_vnd
