@@ -218,6 +218,26 @@ def test_a_fault_seen_again_within_four_days_is_one_occurrence(store):
     assert audit and json.loads(audit[0]["detail"])["note"] == "panel reset"
 
 
+
+def test_the_demo_counts_faults_as_the_faults_screen_lists_them(store, monkeypatch):
+    """`bems demo` says how many faults its history has: the lines of the faults screen, not
+    the rules' findings (one fault found on three days is one)."""
+    from bems import demo
+    from bems.faults import engine
+
+    class Finding:
+        def __init__(self, d):
+            self.d = d
+
+        def as_dict(self):
+            return self.d
+
+    found = [Finding(_finding(first=f"2026-07-0{d}T10:00")) for d in (6, 7, 8)] + \
+        [Finding(_finding(target="f1.p2"))]
+    monkeypatch.setattr(engine, "detect", lambda *a: found)
+    now = dt.datetime(2026, 7, 9, tzinfo=dt.timezone.utc)
+    assert demo._find_faults(None, store, now, 14) == 2 == len(store.faults())
+
 def test_faults_are_listed_most_costly_first_and_statuses_are_checked(store):
     now = dt.datetime(2026, 7, 8, tzinfo=dt.timezone.utc)
     cheap = store.record_fault(_finding(target="f1.p2", vnd=10.0), now)
