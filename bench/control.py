@@ -48,6 +48,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,6 +111,7 @@ class Runs:
         self.folder = folder if version else None
         self.version = version
         self.reused = 0
+        self._lock = threading.Lock()  # runs finish on the pool's threads
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -122,12 +124,18 @@ class Runs:
     def run(self, args: list[str], site: Path | None) -> dict:
         site_text = site.read_text(encoding="utf-8") if site is not None else None
         kept = self.path(args, site_text)
+        what = " ".join(a for a in args if a != "--json") + (" --site per-zone" if site else "")
         if kept is not None and kept.exists():
             try:
-                self.reused += 1
-                return json.loads(kept.read_text(encoding="utf-8"))["result"]
+                result = json.loads(kept.read_text(encoding="utf-8"))["result"]
             except (ValueError, KeyError):
-                self.reused -= 1
+                pass  # a damaged file: run again
+            else:
+                with self._lock:
+                    self.reused += 1
+                print(f"  done: {what} (kept from an earlier run)", file=sys.stderr, flush=True)
+                return result
+        t = time.time()
         cmd = [sys.executable, "-m", "bems", "simulate", *args]
         if site is not None:
             cmd += ["--site", str(site)]
@@ -140,6 +148,7 @@ class Runs:
             tmp.write_text(json.dumps({"args": args, "code": self.version, "result": result}),
                            encoding="utf-8")
             tmp.replace(kept)
+        print(f"  done: {what} ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
         return result
 
 
@@ -152,13 +161,7 @@ def simulate(start: str, days: int, warmup: int, strategy: str, params: dict | N
             str(warmup), "--seed", str(seed), "--json"]
     for k, v in (params or {}).items():
         args += ["--param", f"{k}={v}"]
-    t = time.time()
-    reused = RUNS.reused
-    result = RUNS.run(args, site)
-    how = "kept from an earlier run" if RUNS.reused > reused else f"{time.time() - t:.0f} s"
-    print(f"  done: {start} {strategy} {params or ''}{' per zone' if site else ''} seed {seed} "
-          f"({how})", file=sys.stderr, flush=True)
-    return result
+    return RUNS.run(args, site)
 
 
 def row(name: str, k: dict, base: dict) -> dict:
@@ -182,6 +185,11 @@ def curve_at(points: list[dict], tdis: float) -> float:
         if d0 <= tdis <= d1:
             return e0 + (e1 - e0) * (tdis - d0) / (d1 - d0) if d1 > d0 else min(e0, e1)
     return pts[-1][1]
+
+
+def delta_e_at_d(p: dict, curve: list[dict]) -> float:
+    """A point's HVAC ratio less the rules' curve at its discomfort, in points of baseline."""
+    return round((p["hvac_ratio"] - curve_at(curve, p["tdis_operative_kh_per_zone"])) * 100, 2)
 
 
 def dominated(p: dict, rules: list[dict]) -> list[str]:
@@ -341,22 +349,18 @@ def main() -> None:
         opts = {key: row(f"predictive {DEFAULT_WEIGHT}, {label}", runs[(w, key)], base)
                 for key, label, _ in options}
         curve = [r for r in rules if r["setting"] != "rules per zone"]
-        delta = (default["hvac_ratio"] - curve_at(
-            curve, default["tdis_operative_kh_per_zone"])) * 100
-        delta2 = (seed2["hvac_ratio"] - curve_at(curve, seed2["tdis_operative_kh_per_zone"])) * 100
+        delta, delta2 = delta_e_at_d(default, curve), delta_e_at_d(seed2, curve)
         comfort_minded = [p for p, cw in zip(pred, WEIGHTS) if cw >= DEFAULT_WEIGHT] + \
             [default, *opts.values()]
         beaten = {p["setting"]: dominated(p, rules) for p in comfort_minded}
         cpu += [runs[(w, k)]["decision_cpu_p95_s"] for k in
                 ["default", "default seed 2", *opts] + [f"predictive {cw}" for cw in WEIGHTS]]
         allowance = opts.get("budget")
-        delta_allowance = None if allowance is None else round(
-            (allowance["hvac_ratio"] - curve_at(curve, allowance["tdis_operative_kh_per_zone"]))
-            * 100, 2)
+        delta_allowance = None if allowance is None else delta_e_at_d(allowance, curve)
         result[w] = {"rules": rules, "predictive": pred + [seed2, *opts.values()],
                      "predictive_default": default,
-                     "delta_e_at_d_points": round(delta, 2),
-                     "delta_e_at_d_points_seed2": round(delta2, 2),
+                     "delta_e_at_d_points": delta,
+                     "delta_e_at_d_points_seed2": delta2,
                      "delta_e_at_d_points_allowance": delta_allowance,
                      "dominated_by_rules": {k: v for k, v in beaten.items() if v},
                      "baseline": {"hvac_kwh": base["hvac_kwh"], "peak_kw": base["peak_kw"],
