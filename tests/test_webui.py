@@ -7,6 +7,7 @@ import datetime as dt
 import re
 
 import pytest
+from markupsafe import escape
 
 from bems.storage import Store
 from webui import create_app
@@ -333,6 +334,18 @@ def test_strategy_preview_shows_what_would_change_and_saves_nothing(site, web_db
     assert bad.status_code == 400 and "policy floor" in bad.data.decode()
 
 
+def test_a_name_too_long_for_its_box_is_wrapped_then_ends_in_an_ellipsis():
+    from webui.floorplan import name_lines
+    size, lines = name_lines("Phòng làm việc hướng Đông tầng 1", 60)  # a west or east room
+    assert size == 9 and " ".join(lines) == "Phòng làm việc hướng Đông tầng 1" and len(lines) > 1
+    assert name_lines("Phòng làm việc hướng Nam tầng 1", 420)[1] == [
+        "Phòng làm việc hướng Nam tầng 1"]
+    size, lines = name_lines("Phòng " * 300, 60)  # never more than four lines
+    assert len(lines) == 4 and lines[-1].endswith("…") and all(len(x) <= 12 for x in lines)
+    assert name_lines("x" * 500, 300)[1][0].endswith("…")
+    assert name_lines("", 60) == (9, [""])
+
+
 def test_floor_plans_and_a_page_per_zone(client, site):
     _login(client, "op1")
     client.post("/lang/en", data={"csrf_token": _token(client.get("/").data)})
@@ -343,6 +356,11 @@ def test_floor_plans_and_a_page_per_zone(client, site):
         m = re.search(rf'<a href="/zones/{re.escape(z.id)}" id="plan-{re.escape(z.id)}" '
                       r'class="zone band-(\w+)">', page)
         assert m and m.group(1) in ("cold", "ok", "warm", "hot", "none"), z.id
+        # its whole name, wrapped at words in a narrow box, not cut after a few letters
+        drawn = re.search(rf'id="plan-{re.escape(z.id)}".*?<text [^>]*class="name">(.*?)</text>',
+                          page).group(1)
+        assert " ".join(re.findall(r"<tspan [^>]*>(.*?)</tspan>", drawn)) == str(escape(
+            " ".join(z.name.split()))), z.id
     zp = client.get("/zones/f2.p1")
     assert zp.status_code == 200
     body = zp.data.decode()

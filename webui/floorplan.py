@@ -8,6 +8,8 @@ the zones' live values (static/live.js)."""
 
 from __future__ import annotations
 
+import textwrap
+
 from markupsafe import Markup, escape
 
 W, H, DEPTH = 420, 260, 60
@@ -23,6 +25,18 @@ def band(temp: float | None, low: float, high: float) -> str:
     if temp <= high:
         return "ok"
     return "warm" if temp <= high + 1.0 else "hot"
+
+
+def name_lines(name: str, width: float) -> tuple[int, list[str]]:
+    """A zone's name as it fits a box `width` wide: its font size and its lines (wrapped at
+    words; a narrow box takes up to four lines, a wide one one; "…" when it does not fit)."""
+    size, most = (11, 1) if width >= 200 else (11, 2) if width >= 100 else (9, 4)
+    chars = max(4, int((width - 6) / (size * 0.5)))
+    lines = textwrap.wrap(" ".join(name.split()), chars) or [""]
+    if len(lines) > most:
+        lines = lines[:most]
+        lines[-1] = lines[-1][:chars - 1].rstrip() + "…"
+    return size, lines
 
 
 def _rects(zones: list) -> dict[str, tuple[float, float, float, float]]:
@@ -52,14 +66,16 @@ def floor_svg(zones: list, rows: dict, low: float, high: float, href, labels: di
         t = f"{fmt(temp)} °C" if temp is not None else labels["none"]
         state = " · ".join(s for s, on in ((labels["ac"], r.get("ac")),
                                            (labels["light"], r.get("light"))) if on)
+        size, lines = name_lines(z.name, w)
+        top = y + h / 2 - 8 - (len(lines) - 1) * (size + 1)
+        name = "".join(f'<tspan x="{x + w / 2:.0f}" y="{top + i * (size + 1):.0f}">'
+                       f'{escape(line)}</tspan>' for i, line in enumerate(lines))
         out.append(
             f'<a href="{escape(href(zid))}" id="plan-{escape(zid)}" class="zone band-{b}">'
             f'<title>{escape(z.name)}: {escape(t)}</title>'
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{h:.0f}" '
             f'fill="{COLOURS[b]}" stroke="#333" stroke-width="1.5"/>'
-            f'<text x="{x + w / 2:.0f}" y="{y + h / 2 - 8:.0f}" text-anchor="middle" '
-            f'font-size="{11 if w >= 100 else 9}">{escape(z.name[:28 if w >= 100 else 12])}'
-            f'</text>'
+            f'<text text-anchor="middle" font-size="{size}" class="name">{name}</text>'
             f'<text x="{x + w / 2:.0f}" y="{y + h / 2 + 8:.0f}" text-anchor="middle" '
             f'font-size="13" font-weight="bold" data-live="zone:{escape(zid)}:temp" '
             f'data-unit="°C">{escape(t)}</text>'
