@@ -423,6 +423,29 @@ def test_the_fit_tells_an_air_handlers_cost_from_its_zones_own_when_floors_start
     assert got.elec_r2 > 0.95 and got.elec_heldout_cv_pct < 10
 
 
+def test_what_the_models_say_cannot_be_kept_is_told_apart_from_what_a_plan_costs(
+        learned_site):
+    """On a cool day the rooms fall under the policy floor with their units off: neither the
+    plan nor the rule set's schedule can help it, and its penalty (1e7 VND per kelvin and
+    step) would make the prices the strategies screen shows absurd. The plan keeps it apart
+    (penalty_vnd, rules_penalty_vnd); the totals still decide."""
+    site, h, model = learned_site
+    local = dt.datetime(2026, 7, 3, 5, 0)
+    aware, mass, temps, values, fc = _inputs(site, h, model, local)
+    cal = SiteCalendar(site)
+    warm = predictive.decide(site, cal, values, local, aware, Learned(), 0, [], model, mass, fc)
+    cool = {**values, **{z.temperature: 22.0 for z in site.zones}, "outdoor.temp": 12.0}
+    cold = predictive.decide(site, cal, cool, local, aware, Learned(), 0, [], model,
+                             {k: v - 6.0 for k, v in mass.items()}, fc - 15.0)
+    for p in (warm.plan, cold.plan):
+        assert p is not None and p.rules_objective_vnd is not None
+        assert 0 <= p.penalty_vnd <= p.objective_vnd and 0 <= p.rules_penalty_vnd
+        # what is left is the electricity at the tariff and the priced discomfort
+        assert p.cost_vnd - 1 <= p.objective_vnd - p.penalty_vnd < 1e8
+        assert (p.follows == "rules") == (p.rules_objective_vnd < p.objective_vnd)
+    assert cold.plan.penalty_vnd > 1e8 and cold.plan.rules_penalty_vnd > 1e8
+
+
 def test_the_rules_decide_when_their_schedule_is_cheaper_on_the_same_models(learned_site):
     """The rule set's own schedule of the day, simulated on the zones' models and priced as
     the plan is: where it beats the plan (here a model whose fans the plan's relaxation

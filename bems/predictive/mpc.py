@@ -96,6 +96,10 @@ class Plan:
     objective_vnd: float | None = None
     relaxed_objective_vnd: float | None = None  # the relaxed schedule's, priced the same way
     rules_objective_vnd: float | None = None  # None when the rules' schedule was not simulated
+    # of which penalties: the slacks of what the models say cannot be kept (a room under the
+    # floor with its unit off on a cool day, over the comfort limit at full cooling)
+    penalty_vnd: float | None = None
+    rules_penalty_vnd: float | None = None
     follows: str = "plan"  # "rules": the rules' schedule came out cheaper, the rules decide
     on_off: str = ""  # the schedule kept: "half_hour" (rounded) or "continuous" (relaxed)
 
@@ -297,9 +301,11 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
             objective = objective + PEAK_PENALTY_VND * cp.sum(over)
         return cp.Problem(cp.Minimize(objective), cons), Ta, Tm, Q, kw
 
-    def priced(ta_, tm_, q_, on_) -> tuple[float, np.ndarray]:
-        """(objective VND, kW by step) of a schedule: the LP's terms, with the fans counted
-        for every step a unit is on (what the electricity model was fitted with)."""
+    def priced(ta_, tm_, q_, on_) -> tuple[float, np.ndarray, float]:
+        """(objective VND, kW by step, the objective's penalties VND) of a schedule: the LP's
+        terms, with the fans counted for every step a unit is on (what the electricity model
+        was fitted with). The penalties are the slacks of what the models say cannot be kept
+        (air under the floor, over the comfort limit while occupied, over the peak target)."""
         air = ta_[:, 1:]
         op_ = air + 0.5 * (tm_[:, 1:] - air)
         kw_ = (area[:, None] * (k_elec[None, :] * q_ + model.fan_kw_m2 * on_
@@ -311,12 +317,12 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
         comfort = w_comfort * pain.sum() if budget is None else \
             comfort_vnd_per_kh(0) * pain.sum() + \
             w_comfort * np.maximum(pain - budget, 0).sum()
-        out = float((vnd * STEP_H * kw_).sum() + comfort
-                    + FLOOR_PENALTY_VND * np.maximum(floor - air, 0).sum()
-                    + WARM_PENALTY_VND * np.maximum(occ * air - p.comfort_high, 0).sum())
+        penalty = float(FLOOR_PENALTY_VND * np.maximum(floor - air, 0).sum()
+                        + WARM_PENALTY_VND * np.maximum(occ * air - p.comfort_high, 0).sum())
         if p.peak_target_kw > 0 and model.other_kw:
-            out += PEAK_PENALTY_VND * float(np.maximum(kw_ + other - p.peak_target_kw, 0).sum())
-        return out, kw_
+            penalty += PEAK_PENALTY_VND * float(
+                np.maximum(kw_ + other - p.peak_target_kw, 0).sum())
+        return float((vnd * STEP_H * kw_).sum() + comfort) + penalty, kw_, penalty
 
     # the relaxation (fans priced in proportion to the cooling); "half_hour": rounded to
     # whole half hours per unit and solved again with the on/off given, and that is the plan
@@ -337,24 +343,25 @@ def make_plan(site: Site, calendar: SiteCalendar, model: BuildingModel,
             raise PlanError("solver_failed", status or "no solver")
         ta_s, tm_s, q_s = result[0], result[1], np.clip(result[2], 0, None)
         on_s = U > 0.5 if U is not None else q_s > ON_FRACTION * qmax
-        cost, kw_s = priced(ta_s, tm_s, q_s, on_s)
+        cost, kw_s, penalty = priced(ta_s, tm_s, q_s, on_s)
         if U is None:
             relaxed_cost = cost
         if best is None or U is not None:
             best = (cost, (ta_s, tm_s, q_s, on_s, kw_s), solver, status,
-                    "continuous" if U is None else "half_hour")
-    cost, (ta, tm, q, on_all, kw_v), solver, status, kept = best
+                    "continuous" if U is None else "half_hour", penalty)
+    cost, (ta, tm, q, on_all, kw_v), solver, status, kept, penalty = best
     cpu = time.process_time() - cpu0
     if cpu > time_limit_s:
         raise PlanError("too_slow", f"{cpu:.1f} s > {time_limit_s:g} s")
     plan = Plan(now_utc.isoformat(), t0.isoformat(), H, solver=solver, status=status,
                 weather=weather_source, comfort_weight=float(comfort_weight),
                 objective_vnd=round(cost), relaxed_objective_vnd=round(relaxed_cost),
-                on_off=kept)
+                on_off=kept, penalty_vnd=round(penalty))
     if learned is not None:
         r_ta, r_tm, r_q, r_on = rules_schedule(site, calendar, zones, models, learned, ta0,
                                                tm0, to, occ, harm, times, ac_on or {})
-        plan.rules_objective_vnd = round(priced(r_ta, r_tm, r_q, r_on)[0])
+        r_cost, _, r_penalty = priced(r_ta, r_tm, r_q, r_on)
+        plan.rules_objective_vnd, plan.rules_penalty_vnd = round(r_cost), round(r_penalty)
         if plan.rules_objective_vnd < plan.objective_vnd:
             plan.follows = "rules"
     plan.kwh = round(float(kw_v.sum() * STEP_H), 1)
