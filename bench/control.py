@@ -2,8 +2,8 @@
 curve, on the product's own path (`bems simulate`: BEMS's runtime, the one decision path and
 the one Writer in lock step with the EnergyPlus centre), over the same days and warm-up.
 
-For each window (hot July, mild November, September, and June: a period nothing was tuned
-on): the time clock (baseline); the rule set at `occupied_setpoint` 26, 25.5 and 25 °C and at
+For each window (hot July, mild November, September, and two periods nothing was tuned on:
+June, and December, the coolest weeks in which the centre still cools): the time clock (baseline); the rule set at `occupied_setpoint` 26, 25.5 and 25 °C and at
 one per-zone set (south and west offices 25, east 25.5, north and cores 26); the predictive
 strategy at three comfort settings (its energy–comfort slider: comfort_weight 20, 50, 80) and
 its default (35), the default with two seeds of the forecast's error, the default with
@@ -25,7 +25,7 @@ Derived per window:
 And: each decision's CPU time (p95 over every predictive run), and one plan of the day for a
 synthetic 300-zone site (the demo's 15 zones twenty times over, with their fitted models).
 
-    python bench/control.py                  # about 3.5 h on 2 cores (52 runs)
+    python bench/control.py                  # about 4.3 h on 2 cores (65 runs)
     python bench/control.py --days 3 --warmup 4 --windows hot=2026-07-06   # a quick look
 
 Each finished run is kept in bench/out/runs/ under its arguments and the git trees of the code
@@ -34,7 +34,7 @@ goes on where it stopped with the same code; `--fresh` runs everything again. Ea
 printed on stderr as it comes.
 
 Prints a table per window, writes bench/out/control-WINDOWS.png (the curve; e.g.
-control-hot-mild-september-june.png), and last one JSON line:
+control-hot-mild-september-june_untuned-december_untuned.png), and last one JSON line:
 {"windows": {"hot": {"rules": [...], "predictive": [...], "predictive_default": {...},
 "delta_e_at_d_points": x}, ...}, "decision_cpu_p95_s": x, "plan_300_zones_s": x}
 """
@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
 WINDOWS = {"hot": "2026-07-06", "mild": "2026-11-09", "september": "2026-09-14",
-           "june_untuned": "2026-06-01"}
+           "june_untuned": "2026-06-01", "december_untuned": "2026-12-07"}
 RULES = (("rules 26", {"occupied_setpoint": "26"}), ("rules 25.5", {"occupied_setpoint": "25.5"}),
          ("rules 25", {"occupied_setpoint": "25"}), ("rules per zone", "per_zone"))
 WEIGHTS = (20, 50, 80)  # the slider's other settings; the default is DEFAULT_WEIGHT
