@@ -3,15 +3,15 @@ curve, on the product's own path (`bems simulate`: BEMS's runtime, the one decis
 the one Writer in lock step with the EnergyPlus centre), over the same days and warm-up.
 
 For each window (hot July, mild November, September, and two periods nothing was tuned on:
-June, and December, the coolest weeks in which the centre still cools): the time clock (baseline); the rule set at `occupied_setpoint` 26, 25.5 and 25 °C and at
-one per-zone set (south and west offices 25, east 25.5, north and cores 26); the predictive
-strategy at three comfort settings (its energy–comfort slider: comfort_weight 20, 50, 80) and
-its default (35), the default with two seeds of the forecast's error, the default with
-the lunch break off (the state-agency rule: AC off, restarted at most 30 minutes before work
-resumes), the default with its units' on/off continuous (one LP, the fans priced by the
-cooling) instead of by half hour, and the default with a daily comfort allowance per zone
-instead of a price (`predictive_comfort = "budget"`). Every run has the same warm-up days
-before, unscored.
+June, and December, the coolest weeks in which the centre still cools): the time clock
+(baseline); the rule set at `occupied_setpoint` 26, 25.5 and 25 °C and at one per-zone set
+(south and west offices 25, east 25.5, north and cores 26); the predictive strategy at three
+comfort settings (its energy–comfort slider: comfort_weight 20, 50, 80) and its default (35),
+the default with two seeds of the forecast's error, the default with the lunch break off (the
+state-agency rule: AC off, restarted at most 30 minutes before work resumes), the default with
+its units' on/off continuous (one LP, the fans priced by the cooling) instead of by half hour,
+and the default with a daily comfort allowance per zone instead of a price (`predictive_comfort
+= "budget"`). Every run has the same warm-up days before, unscored.
 
 Derived per window:
 - the rules' curve: HVAC energy (ratio to the baseline) against operative discomfort (K·h per

@@ -28,8 +28,9 @@ def band(temp: float | None, low: float, high: float) -> str:
 
 
 def name_lines(name: str, width: float) -> tuple[int, list[str]]:
-    """A zone's name as it fits a box `width` wide: its font size and its lines (wrapped at
-    words; a narrow box takes up to four lines, a wide one one; "…" when it does not fit)."""
+    """A zone's name as it fits a box `width` wide: its font size and its lines, wrapped at
+    words (up to four lines in a box under 100 wide, two under 200, one in a wider one), and
+    "…" where that does not hold it."""
     size, most = (11, 1) if width >= 200 else (11, 2) if width >= 100 else (9, 4)
     chars = max(4, int((width - 6) / (size * 0.5)))
     lines = textwrap.wrap(" ".join(name.split()), chars) or [""]
